@@ -1,0 +1,39 @@
+/**
+ * What a command may touch of the outside world. Commands receive an Io
+ * instead of using process.* so that tests can run them in-process and the
+ * top-level handler stays the only place that exits.
+ */
+export interface Io {
+  stdout(text: string): void;
+  stderr(text: string): void;
+  readonly isTTY: boolean;
+  readonly env: NodeJS.ProcessEnv;
+  readonly cwd: string;
+}
+
+export type OutputFormat = 'text' | 'json';
+
+export function processIo(): Io {
+  return {
+    stdout: (t) => void process.stdout.write(t.endsWith('\n') ? t : `${t}\n`),
+    stderr: (t) => void process.stderr.write(t.endsWith('\n') ? t : `${t}\n`),
+    isTTY: Boolean(process.stdout.isTTY),
+    env: process.env,
+    cwd: process.cwd(),
+  };
+}
+
+/** An Io that records output, for tests and for commands run from code. */
+export function bufferIo(env: NodeJS.ProcessEnv = {}, cwd = process.cwd()): Io & { out: string[]; err: string[] } {
+  const out: string[] = [];
+  const err: string[] = [];
+  return {
+    out,
+    err,
+    stdout: (t) => void out.push(t),
+    stderr: (t) => void err.push(t),
+    isTTY: false,
+    env,
+    cwd,
+  };
+}

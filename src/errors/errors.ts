@@ -1,0 +1,61 @@
+/**
+ * The few error kinds fleetx distinguishes. Adapters convert library errors
+ * into these once, at the edge; the CLI's single handler maps them to exit
+ * codes (see exitCodeOf). Nothing else inspects error messages.
+ */
+export type ErrorKind =
+  | 'usage' // bad flags or arguments
+  | 'invalid' // bad input content: unit file, template value, name
+  | 'not-found' // a unit, template, machine or rollout that does not exist
+  | 'conflict' // state disagrees: already exists with another body, lock held
+  | 'unavailable' // etcd (or a host) cannot be reached in time
+  | 'failed' // an operation ran and did not succeed (unit failed, rollout failed)
+  | 'internal'; // a bug
+
+export class FleetxError extends Error {
+  readonly kind: ErrorKind;
+  /** True when retrying the same call later may succeed. */
+  readonly retryable: boolean;
+  /** Optional human hint printed under the message. */
+  readonly hint?: string;
+
+  constructor(kind: ErrorKind, message: string, opts: { cause?: unknown; hint?: string; retryable?: boolean } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'FleetxError';
+    this.kind = kind;
+    this.hint = opts.hint;
+    this.retryable = opts.retryable ?? kind === 'unavailable';
+  }
+}
+
+export const usageError = (msg: string, hint?: string) => new FleetxError('usage', msg, { hint });
+export const invalidError = (msg: string, hint?: string) => new FleetxError('invalid', msg, { hint });
+export const notFoundError = (msg: string, hint?: string) => new FleetxError('not-found', msg, { hint });
+export const conflictError = (msg: string, hint?: string) => new FleetxError('conflict', msg, { hint });
+export const unavailableError = (msg: string, cause?: unknown) => new FleetxError('unavailable', msg, { cause });
+export const failedError = (msg: string, hint?: string) => new FleetxError('failed', msg, { hint });
+
+export function isFleetxError(e: unknown): e is FleetxError {
+  return e instanceof FleetxError;
+}
+
+/**
+ * Exit codes are part of the CLI's contract (documented in docs/CLI.md).
+ * 1 is kept for "the operation failed" so scripts written for fleetctl,
+ * which exited 1 on any error, keep working with `if ! fleetx ...`.
+ */
+export const EXIT = {
+  ok: 0,
+  failed: 1,
+  usage: 2,
+  invalid: 3,
+  'not-found': 4,
+  conflict: 5,
+  unavailable: 6,
+  internal: 70,
+} as const;
+
+export function exitCodeOf(e: unknown): number {
+  if (!isFleetxError(e)) return EXIT.internal;
+  return EXIT[e.kind];
+}
