@@ -1,0 +1,297 @@
+/**
+ * A test host: a real systemd booted by systemd-nspawn over an overlay of the
+ * machine's root, so Node and the repository are visible inside while every
+ * write stays in the host's upper layer. See src/sandbox/README.md.
+ *
+ * The machine itself never boots systemd (its boot-time cleanup would empty
+ * the shared /tmp); inside nspawn /tmp is a private tmpfs.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { FleetxError, conflictError, failedError, invalidError } from '../errors/errors.js';
+import { writeLayer } from './layer.js';
+import { enabledUnits, unitsToMask } from './masks.js';
+import { mountOverlay, mountsUnder, unmountAll } from './mounts.js';
+import { findProcs, isAlive, listProcs, signal, sleep, waitGone } from './proc.js';
+import { run, SYSTEM_PATH, type RunResult } from './run.js';
+
+export interface HostSpec {
+  /** Also the nspawn machine name and the hostname, [a-z0-9-]. */
+  name: string;
+  /** Where upper/work/merged and the logs live; created, and removed by stop(). */
+  stateDir: string;
+  /** Join this bridge with this address (the host's own CIDR); private network when absent. */
+  bridge?: { name: string; address: string };
+  /** 32 hex digits; generated when absent. */
+  machineId?: string;
+  /** Absolute path inside the host -> content, written before boot (a `#!` first line makes it executable). */
+  files?: Record<string, string>;
+  /** Extra units to mask, on top of what the machine enabled (see masks.ts). */
+  mask?: string[];
+  /** Units not to mask although the machine enabled them. */
+  keep?: string[];
+  /** Units to start at boot (linked into multi-user.target.wants). */
+  enable?: string[];
+  /** Keep an existing upper layer (a "reboot" after poweroff) instead of starting fresh. */
+  reuseState?: boolean;
+  /** Wait for systemd to finish booting before returning (default true). */
+  waitForSystemd?: boolean;
+  bootTimeoutMs?: number;
+}
+
+export interface ExecOptions {
+  timeoutMs?: number;
+  env?: Record<string, string>;
+  input?: string;
+}
+
+export interface Host {
+  readonly name: string;
+  readonly machineId: string;
+  /** The host's IPv4 address on the bridge, without prefix length. */
+  readonly address?: string;
+  /** pid (on the machine) of the host's systemd, for nsenter. */
+  readonly leaderPid: number;
+  readonly stateDir: string;
+  /**
+   * Runs argv inside the host (all its namespaces). A non-zero exit is a result.
+   * @throws FleetxError 'unavailable' on timeout, 'failed' when nsenter cannot run.
+   */
+  exec(argv: string[], opts?: ExecOptions): Promise<RunResult>;
+  /** @throws FleetxError 'unavailable' when systemd is not running/degraded in time, 'failed' when the host died. */
+  waitForSystemd(timeoutMs?: number): Promise<void>;
+  /** Hard stop: SIGKILL the host's processes. Mounts and state stay until stop(). */
+  poweroff(): Promise<void>;
+  /** Clean shutdown, then unmount and remove stateDir. Idempotent. */
+  stop(): Promise<void>;
+}
+
+interface HostRecord {
+  name: string;
+  machineId: string;
+  address?: string;
+  nspawnPid: number;
+  leaderPid: number;
+}
+
+const NAME = /^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$/;
+const MACHINE_ID = /^[0-9a-f]{32}$/;
+
+export const hostPaths = (stateDir: string) => ({
+  upper: join(stateDir, 'upper'),
+  work: join(stateDir, 'work'),
+  merged: join(stateDir, 'merged'),
+  log: join(stateDir, 'nspawn.log'),
+  record: join(stateDir, 'host.json'),
+});
+
+/** The nspawn processes serving this state dir (found by their -D argument). */
+function nspawnsOf(stateDir: string): number[] {
+  return findProcs(hostPaths(stateDir).merged, 'systemd-nspawn').map((p) => p.pid);
+}
+
+/** PID 1 of the container nspawn started: its child whose innermost pid is 1. */
+function leaderOf(nspawnPid: number): number | undefined {
+  for (const p of listProcs()) {
+    if (p.ppid !== nspawnPid) continue;
+    try {
+      const status = readFileSync(`/proc/${p.pid}/status`, 'utf8');
+      const nspid = /^NSpid:\s+(.*)$/m.exec(status)?.[1]?.trim().split(/\s+/);
+      const comm = readFileSync(`/proc/${p.pid}/comm`, 'utf8').trim();
+      if (nspid && nspid.length > 1 && nspid[nspid.length - 1] === '1' && comm === 'systemd') return p.pid;
+    } catch {
+      // Exited meanwhile.
+    }
+  }
+  return undefined;
+}
+
+function logTail(stateDir: string, lines = 15): string {
+  try {
+    return readFileSync(hostPaths(stateDir).log, 'utf8').split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no nspawn log)';
+  }
+}
+
+/**
+ * Stops whatever runs on `stateDir` and removes it: clean shutdown first
+ * (SIGTERM makes nspawn ask systemd to halt), SIGKILL after graceMs, then
+ * unmount and delete. Works without a Host object, after a crash too.
+ * @throws FleetxError 'failed' when the overlay cannot be unmounted.
+ */
+export async function destroyHostDir(stateDir: string, graceMs = 15_000): Promise<void> {
+  const nspawns = nspawnsOf(stateDir);
+  const leaders = nspawns.map(leaderOf).filter((p): p is number => p !== undefined);
+  for (const pid of nspawns) signal(pid, 'SIGTERM');
+  if (!(await waitGone(nspawns, graceMs))) {
+    for (const pid of [...leaders, ...nspawns]) signal(pid, 'SIGKILL');
+    await waitGone([...leaders, ...nspawns], 5_000);
+  }
+  await unmountAll(stateDir);
+  // Only remove the directory once nothing is mounted in it: through a live
+  // overlay a recursive delete would reach into the merged view.
+  if (mountsUnder(stateDir).length === 0) rmSync(stateDir, { recursive: true, force: true });
+}
+
+class NspawnHost implements Host {
+  readonly name: string;
+  readonly machineId: string;
+  readonly address?: string;
+  readonly leaderPid: number;
+  readonly stateDir: string;
+  private readonly nspawnPid: number;
+
+  constructor(stateDir: string, rec: HostRecord) {
+    this.stateDir = stateDir;
+    this.name = rec.name;
+    this.machineId = rec.machineId;
+    this.address = rec.address;
+    this.leaderPid = rec.leaderPid;
+    this.nspawnPid = rec.nspawnPid;
+  }
+
+  exec(argv: string[], opts: ExecOptions = {}): Promise<RunResult> {
+    if (argv.length === 0) throw invalidError('exec needs a command');
+    return run('nsenter', ['-t', String(this.leaderPid), '-a', '--', ...argv], {
+      timeoutMs: opts.timeoutMs,
+      input: opts.input,
+      env: { PATH: SYSTEM_PATH, LANG: 'C.UTF-8', ...opts.env },
+    });
+  }
+
+  async waitForSystemd(timeoutMs = 30_000): Promise<void> {
+    const until = Date.now() + timeoutMs;
+    let last = '';
+    for (;;) {
+      if (!isAlive(this.leaderPid)) {
+        throw failedError(`host ${this.name} is not running (its systemd exited)`, logTail(this.stateDir));
+      }
+      try {
+        const r = await this.exec(['systemctl', 'is-system-running'], { timeoutMs: 5_000 });
+        last = (r.stdout.trim() || r.stderr.trim()).split('\n')[0] ?? '';
+        if (last === 'running' || last === 'degraded') return;
+      } catch (e) {
+        if (!(e instanceof FleetxError)) throw e;
+        last = e.message;
+      }
+      if (Date.now() >= until) {
+        throw new FleetxError('unavailable', `host ${this.name}: systemd not up within ${timeoutMs} ms (last state: ${last})`, {
+          hint: logTail(this.stateDir),
+        });
+      }
+      await sleep(150);
+    }
+  }
+
+  async poweroff(): Promise<void> {
+    const pids = [this.leaderPid, ...nspawnsOf(this.stateDir)];
+    // SIGKILL of a PID namespace's init kills every process in it.
+    for (const pid of pids) signal(pid, 'SIGKILL');
+    await waitGone(pids, 5_000);
+  }
+
+  stop(): Promise<void> {
+    return destroyHostDir(this.stateDir);
+  }
+}
+
+/** Reattaches to a host booted earlier (e.g. by another process), or undefined when it is not running. */
+export function openHost(stateDir: string): Host | undefined {
+  const paths = hostPaths(stateDir);
+  if (!existsSync(paths.record)) return undefined;
+  const rec = JSON.parse(readFileSync(paths.record, 'utf8')) as HostRecord;
+  const nspawns = nspawnsOf(stateDir);
+  if (!nspawns.includes(rec.nspawnPid) || leaderOf(rec.nspawnPid) !== rec.leaderPid) return undefined;
+  return new NspawnHost(stateDir, rec);
+}
+
+/** The machine id a host dir was given, if it has one (kept when a host is repaired). */
+export function recordedMachineId(stateDir: string): string | undefined {
+  try {
+    return (JSON.parse(readFileSync(hostPaths(stateDir).record, 'utf8')) as HostRecord).machineId;
+  } catch {
+    return undefined;
+  }
+}
+
+function nspawnArgs(spec: HostSpec, merged: string): string[] {
+  const args = ['-D', merged, '--boot', '-M', spec.name, '--register=no', '--keep-unit', '--console=read-only'];
+  args.push(spec.bridge ? `--network-bridge=${spec.bridge.name}` : '--private-network');
+  return args;
+}
+
+async function waitForLeader(nspawnPid: number, spec: HostSpec, timeoutMs: number): Promise<number> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const leader = leaderOf(nspawnPid);
+    if (leader !== undefined) return leader;
+    if (!isAlive(nspawnPid)) throw failedError(`systemd-nspawn for host ${spec.name} exited during boot`, logTail(spec.stateDir));
+    if (Date.now() >= until) throw failedError(`host ${spec.name}: no systemd after ${timeoutMs} ms`, logTail(spec.stateDir));
+    await sleep(50);
+  }
+}
+
+/**
+ * Boots a host. Returns once its systemd is running (or degraded) unless
+ * spec.waitForSystemd is false.
+ * @throws FleetxError 'invalid' for a bad name/machine id/file path,
+ *         'conflict' when a host already runs on spec.stateDir,
+ *         'failed' when nspawn or the mount fails,
+ *         'unavailable' when systemd does not come up in time.
+ *         On any failure the half-made host is removed (the hint holds its log).
+ */
+export async function bootHost(spec: HostSpec): Promise<Host> {
+  if (!NAME.test(spec.name)) throw invalidError(`bad host name ${JSON.stringify(spec.name)}`, 'use [a-z0-9-], at most 64 characters');
+  const machineId = spec.machineId ?? randomBytes(16).toString('hex');
+  if (!MACHINE_ID.test(machineId)) throw invalidError(`bad machine id ${JSON.stringify(machineId)}`, '32 lowercase hex digits');
+  if (nspawnsOf(spec.stateDir).length > 0) throw conflictError(`a host already runs on ${spec.stateDir}`, 'stop it first');
+  const timeoutMs = spec.bootTimeoutMs ?? 30_000;
+  const paths = hostPaths(spec.stateDir);
+  await unmountAll(spec.stateDir);
+  if (!spec.reuseState) rmSync(spec.stateDir, { recursive: true, force: true });
+  for (const d of [paths.upper, paths.work, paths.merged]) mkdirSync(d, { recursive: true });
+
+  const address = spec.bridge?.address.split('/')[0];
+  writeLayer(paths.upper, {
+    name: spec.name,
+    machineId,
+    address: spec.bridge?.address,
+    files: spec.files ?? {},
+    masks: unitsToMask(enabledUnits('/'), spec.mask, spec.keep),
+    enable: spec.enable ?? [],
+  });
+
+  let nspawnPid: number | undefined;
+  try {
+    await mountOverlay(paths.upper, paths.work, paths.merged);
+    const log = openSync(paths.log, 'a');
+    try {
+      // Detached with its output in a file: the host outlives the process
+      // that booted it (the sandbox CLI) and its console stays out of test output.
+      const child = spawn('systemd-nspawn', nspawnArgs(spec, paths.merged), {
+        detached: true,
+        stdio: ['ignore', log, log],
+        env: { PATH: SYSTEM_PATH, LANG: 'C.UTF-8' },
+      });
+      child.on('error', () => undefined); // surfaces below as "exited during boot"
+      child.unref();
+      nspawnPid = child.pid;
+    } finally {
+      closeSync(log);
+    }
+    if (nspawnPid === undefined) throw failedError('cannot start systemd-nspawn', 'is systemd-container installed?');
+    const leaderPid = await waitForLeader(nspawnPid, spec, timeoutMs);
+    const rec: HostRecord = { name: spec.name, machineId, address, nspawnPid, leaderPid };
+    writeFileSync(paths.record, `${JSON.stringify(rec, null, 2)}\n`);
+    const host = new NspawnHost(spec.stateDir, rec);
+    if (spec.waitForSystemd ?? true) await host.waitForSystemd(timeoutMs);
+    return host;
+  } catch (e) {
+    // The caller gets no Host to stop: never leave a half-booted one behind.
+    await destroyHostDir(spec.stateDir, 5_000).catch(() => undefined);
+    throw e;
+  }
+}

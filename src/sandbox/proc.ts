@@ -1,0 +1,80 @@
+/**
+ * Finding and stopping the sandbox's own processes through /proc. The sandbox
+ * records pids, but after a crash or a reboot a pid may name someone else, so
+ * a process is only ever recognised by its command line (a path that is
+ * unique to the sandbox), never by pid alone.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+
+export interface ProcInfo {
+  pid: number;
+  ppid: number;
+  argv: string[];
+}
+
+/** argv of a live process, or undefined when it is gone (or a zombie). */
+export function procArgv(pid: number): string[] | undefined {
+  try {
+    const raw = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    if (raw === '') return undefined;
+    return raw.replace(/\0$/, '').split('\0');
+  } catch {
+    return undefined;
+  }
+}
+
+export function procPpid(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name sits in parentheses and may contain spaces: parse after it.
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(rest[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+export function listProcs(): ProcInfo[] {
+  const procs: ProcInfo[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const pid = Number(entry);
+    const argv = procArgv(pid);
+    const ppid = procPpid(pid);
+    if (argv && ppid !== undefined) procs.push({ pid, ppid, argv });
+  }
+  return procs;
+}
+
+/** Live processes whose argv contains `needle` as a whole argument (or as `--flag=needle`). */
+export function findProcs(needle: string, program?: string): ProcInfo[] {
+  return listProcs().filter(
+    (p) =>
+      (program === undefined || p.argv[0]?.endsWith(program)) &&
+      p.argv.some((a) => a === needle || a.endsWith(`=${needle}`)),
+  );
+}
+
+export function isAlive(pid: number): boolean {
+  return procArgv(pid) !== undefined;
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Polls until `pids` are all gone; true when they are. */
+export async function waitGone(pids: number[], timeoutMs: number): Promise<boolean> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    if (pids.every((p) => !isAlive(p))) return true;
+    if (Date.now() >= until) return false;
+    await sleep(50);
+  }
+}
+
+export function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // Already gone.
+  }
+}
