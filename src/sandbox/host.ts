@@ -8,7 +8,7 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FleetxError, conflictError, failedError, invalidError } from '../errors/errors.js';
 import { writeLayer } from './layer.js';
@@ -74,7 +74,11 @@ interface HostRecord {
   address?: string;
   nspawnPid: number;
   leaderPid: number;
+  /** nspawn's lock on the image dir; left behind when nspawn is killed. */
+  lockFile?: string;
 }
+
+const NSPAWN_RUN = '/run/systemd/nspawn';
 
 const NAME = /^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$/;
 const MACHINE_ID = /^[0-9a-f]{32}$/;
@@ -123,6 +127,7 @@ function logTail(stateDir: string, lines = 15): string {
  * @throws FleetxError 'failed' when the overlay cannot be unmounted.
  */
 export async function destroyHostDir(stateDir: string, graceMs = 15_000): Promise<void> {
+  const rec = readRecord(stateDir);
   const nspawns = nspawnsOf(stateDir);
   const leaders = nspawns.map(leaderOf).filter((p): p is number => p !== undefined);
   for (const pid of nspawns) signal(pid, 'SIGTERM');
@@ -131,9 +136,32 @@ export async function destroyHostDir(stateDir: string, graceMs = 15_000): Promis
     await waitGone([...leaders, ...nspawns], 5_000);
   }
   await unmountAll(stateDir);
+  if (rec) removeNspawnLeftovers(rec);
   // Only remove the directory once nothing is mounted in it: through a live
   // overlay a recursive delete would reach into the merged view.
   if (mountsUnder(stateDir).length === 0) rmSync(stateDir, { recursive: true, force: true });
+}
+
+function readRecord(stateDir: string): HostRecord | undefined {
+  try {
+    return JSON.parse(readFileSync(hostPaths(stateDir).record, 'utf8')) as HostRecord;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A killed nspawn leaves its image lock and its propagation dir under /run;
+ * remove them once no nspawn uses this machine name any more.
+ */
+function removeNspawnLeftovers(rec: HostRecord): void {
+  if (findProcs(rec.name, 'systemd-nspawn').length > 0) return;
+  if (rec.lockFile?.startsWith(`${NSPAWN_RUN}/locks/`)) rmSync(rec.lockFile, { force: true });
+  try {
+    rmdirSync(join(NSPAWN_RUN, 'propagate', rec.name));
+  } catch {
+    // Absent (the usual case) or not empty: not ours to force.
+  }
 }
 
 class NspawnHost implements Host {
@@ -200,9 +228,8 @@ class NspawnHost implements Host {
 
 /** Reattaches to a host booted earlier (e.g. by another process), or undefined when it is not running. */
 export function openHost(stateDir: string): Host | undefined {
-  const paths = hostPaths(stateDir);
-  if (!existsSync(paths.record)) return undefined;
-  const rec = JSON.parse(readFileSync(paths.record, 'utf8')) as HostRecord;
+  const rec = readRecord(stateDir);
+  if (!rec) return undefined;
   const nspawns = nspawnsOf(stateDir);
   if (!nspawns.includes(rec.nspawnPid) || leaderOf(rec.nspawnPid) !== rec.leaderPid) return undefined;
   return new NspawnHost(stateDir, rec);
@@ -210,11 +237,7 @@ export function openHost(stateDir: string): Host | undefined {
 
 /** The machine id a host dir was given, if it has one (kept when a host is repaired). */
 export function recordedMachineId(stateDir: string): string | undefined {
-  try {
-    return (JSON.parse(readFileSync(hostPaths(stateDir).record, 'utf8')) as HostRecord).machineId;
-  } catch {
-    return undefined;
-  }
+  return readRecord(stateDir)?.machineId;
 }
 
 function nspawnArgs(spec: HostSpec, merged: string): string[] {
@@ -267,6 +290,8 @@ export async function bootHost(spec: HostSpec): Promise<Host> {
   let nspawnPid: number | undefined;
   try {
     await mountOverlay(paths.upper, paths.work, paths.merged);
+    const st = statSync(paths.merged);
+    const lockFile = `${NSPAWN_RUN}/locks/inode-${st.dev}:${st.ino}`;
     const log = openSync(paths.log, 'a');
     try {
       // Detached with its output in a file: the host outlives the process
@@ -283,8 +308,10 @@ export async function bootHost(spec: HostSpec): Promise<Host> {
       closeSync(log);
     }
     if (nspawnPid === undefined) throw failedError('cannot start systemd-nspawn', 'is systemd-container installed?');
-    const leaderPid = await waitForLeader(nspawnPid, spec, timeoutMs);
-    const rec: HostRecord = { name: spec.name, machineId, address, nspawnPid, leaderPid };
+    // Recorded before the leader exists so that cleanup after a failed boot finds the lock.
+    const rec: HostRecord = { name: spec.name, machineId, address, nspawnPid, leaderPid: 0, lockFile };
+    writeFileSync(paths.record, `${JSON.stringify(rec, null, 2)}\n`);
+    rec.leaderPid = await waitForLeader(nspawnPid, spec, timeoutMs);
     writeFileSync(paths.record, `${JSON.stringify(rec, null, 2)}\n`);
     const host = new NspawnHost(spec.stateDir, rec);
     if (spec.waitForSystemd ?? true) await host.waitForSystemd(timeoutMs);
