@@ -1,0 +1,279 @@
+/**
+ * Leader election of the engine through one etcd key, {p}/engine/leader.
+ *
+ * A campaign is one transaction: "if the key does not exist, create it with
+ * my id under my lease, else read it". The winner's term is identified by the
+ * key's create revision (see fence.ts). Followers then watch the key and
+ * campaign again as soon as it is deleted (lease expired, leader resigned).
+ * The same loop re-confirms a leader: any change to the key, a lost lease, a
+ * fenced write that failed (recheck()) or a slow poll makes it look again.
+ *
+ * Never trust "the lease is not lost yet": etcd3 reports `lost` about 2 x TTL
+ * after the last keepalive while etcd expires the lease after 1 x TTL. So a
+ * leader whose lease was not renewed for a whole TTL deposes itself, and every
+ * write is fenced anyway.
+ */
+import { EventEmitter } from 'node:events';
+import { EtcdLeaseInvalidError, type Etcd3, type IKeyValue, type Lease, type Watcher } from 'etcd3';
+import { FleetxError, isFleetxError, unavailableError } from '../errors/errors.js';
+import type { Fence } from './fence.js';
+
+export type ElectionState = 'idle' | 'follower' | 'leader' | 'stopped';
+
+export interface ElectionEvents {
+  state: [state: ElectionState];
+  /** this process leads from now on; every write must use this fence */
+  elected: [fence: Fence];
+  /** the term of `fence` is over (or may be: the lease was not renewed in time) */
+  deposed: [fence: Fence, reason: string];
+  /** a campaign or resign failed; the election retries by itself */
+  warning: [error: FleetxError];
+}
+
+export interface ElectionOptions {
+  client: Etcd3;
+  /** the leader key, keyspace(prefix).leader() */
+  key: string;
+  /** this machine's id: the leader key's value */
+  id: string;
+  /** TTL of the election lease in seconds (default 10). etcd expires the key this long after a crash. */
+  ttlSeconds?: number;
+  /** safety-net re-check while nothing happens on the key, ms (default 30 000) */
+  pollMs?: number;
+  /** pause after a failed campaign, ms (default 1 000) */
+  retryMs?: number;
+  /** deadline of each etcd call, ms (default 5 000) */
+  callTimeoutMs?: number;
+}
+
+type Outcome = { kind: 'leader'; fence: Fence; revision: string } | { kind: 'follower'; leader: string; revision: string };
+
+export class Election extends EventEmitter<ElectionEvents> {
+  private readonly client: Etcd3;
+  private readonly key: string;
+  private readonly id: string;
+  private readonly ttlMs: number;
+  private readonly pollMs: number;
+  private readonly retryMs: number;
+  private readonly callTimeoutMs: number;
+
+  private current: ElectionState = 'idle';
+  private fence: Fence | undefined;
+  private lease: Lease | undefined;
+  private leaseLost = false;
+  private lastRenewal = 0;
+  private wake: ((why: string) => void) | undefined;
+  private loop: Promise<void> | undefined;
+
+  constructor(opts: ElectionOptions) {
+    super();
+    this.client = opts.client;
+    this.key = opts.key;
+    this.id = opts.id;
+    this.ttlMs = (opts.ttlSeconds ?? 10) * 1000;
+    this.pollMs = opts.pollMs ?? 30_000;
+    this.retryMs = opts.retryMs ?? 1000;
+    this.callTimeoutMs = opts.callTimeoutMs ?? 5000;
+  }
+
+  get state(): ElectionState {
+    return this.current;
+  }
+
+  /** The fence of the current term, while leader. */
+  get leaderFence(): Fence | undefined {
+    return this.fence;
+  }
+
+  start(): void {
+    if (this.loop !== undefined || this.current === 'stopped') return;
+    this.loop = this.run();
+  }
+
+  /** Makes the loop look at the leader key now (e.g. after a fenced write failed). */
+  recheck(): void {
+    this.wake?.('recheck requested');
+  }
+
+  /** Ends the loop, resigns if leader (so a follower takes over at once) and revokes the lease. */
+  async stop(): Promise<void> {
+    if (this.current === 'stopped') return this.loop;
+    const fence = this.fence;
+    this.setState('stopped');
+    this.wake?.('stopped');
+    await this.loop;
+    if (fence !== undefined) {
+      this.fence = undefined;
+      this.emit('deposed', fence, 'stopped');
+      await this.resign(fence).catch((e) => this.warn(e, 'resign'));
+    }
+    await this.lease?.revoke({ deadline: this.deadline() }).catch((e) => this.warn(e, 'revoke lease'));
+    this.lease = undefined;
+  }
+
+  private async run(): Promise<void> {
+    while (!this.isStopped()) {
+      let revision: string | undefined;
+      try {
+        const leaseId = await this.ensureLease();
+        if (this.isStopped()) break;
+        const outcome = await this.campaign(leaseId);
+        if (this.isStopped()) break;
+        this.apply(outcome);
+        revision = outcome.revision;
+      } catch (e) {
+        if (e instanceof EtcdLeaseInvalidError) this.dropLease('lease expired or was revoked');
+        else this.warn(e, 'campaign');
+        if (this.fence !== undefined && this.renewalOverdue()) this.depose('lease not renewed within its TTL');
+      }
+      if (this.isStopped()) break;
+      if (revision === undefined) await this.pause(this.retryMs);
+      else await this.watchKey(revision);
+    }
+  }
+
+  /** One transaction: create the key if absent, else read it. */
+  private async campaign(leaseId: string): Promise<Outcome> {
+    const res = await this.client
+      .if(this.key, 'Create', '==', 0)
+      .then(this.client.put(this.key).value(this.id).lease(leaseId))
+      .else(this.client.get(this.key))
+      .options({ deadline: this.deadline() })
+      .commit();
+    const revision = res.header.revision;
+    if (res.succeeded) return { kind: 'leader', fence: { key: this.key, id: this.id, createRevision: revision }, revision };
+    const kv: IKeyValue | undefined = res.responses[0]?.response_range.kvs[0];
+    if (kv === undefined) return { kind: 'follower', leader: '', revision }; // deleted in between: watch sees it
+    const value = kv.value.toString();
+    // Our own key under our live lease: the term continues (or resumes after a self-deposition).
+    if (value === this.id && kv.lease === leaseId) {
+      return { kind: 'leader', fence: { key: this.key, id: this.id, createRevision: kv.create_revision }, revision };
+    }
+    return { kind: 'follower', leader: value, revision };
+  }
+
+  private apply(outcome: Outcome): void {
+    if (outcome.kind === 'follower') {
+      if (this.fence !== undefined) this.depose(`leader key now held by ${outcome.leader || 'nobody'}`);
+      this.setState('follower');
+      return;
+    }
+    const next = outcome.fence;
+    if (this.fence !== undefined && this.fence.createRevision === next.createRevision) return;
+    if (this.fence !== undefined) this.depose('a new term started');
+    this.fence = next;
+    this.setState('leader');
+    this.emit('elected', next);
+  }
+
+  private depose(reason: string): void {
+    const fence = this.fence;
+    if (fence === undefined) return;
+    this.fence = undefined;
+    if (this.current === 'leader') this.setState('follower');
+    this.emit('deposed', fence, reason);
+  }
+
+  /**
+   * Waits until the leader key changes after `revision`, the lease is lost,
+   * someone calls recheck()/stop(), or the poll interval passes. A leader
+   * also checks every TTL/3 that its lease is being renewed.
+   */
+  private async watchKey(revision: string): Promise<void> {
+    const watcher: Watcher = this.client
+      .watch()
+      .key(this.key)
+      .startRevision(String(BigInt(revision) + 1n))
+      .watcher();
+    const woken = this.pause(this.pollMs);
+    watcher.on('put', () => this.wake?.('leader key changed'));
+    watcher.on('delete', () => this.wake?.('leader key deleted'));
+    // compaction or a broken stream: the next campaign re-reads the key
+    watcher.on('error', () => this.wake?.('watch failed'));
+    const guard = setInterval(() => {
+      if (this.fence !== undefined && this.renewalOverdue()) {
+        this.depose('lease not renewed within its TTL');
+        this.wake?.('lease overdue');
+      }
+    }, Math.max(100, this.ttlMs / 3));
+    try {
+      await woken;
+    } finally {
+      clearInterval(guard);
+      // cancel() waits for etcd's answer; do not hold the loop on it
+      watcher.cancel().catch(() => undefined);
+    }
+  }
+
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => done(), ms);
+      const done = () => {
+        clearTimeout(timer);
+        this.wake = undefined;
+        resolve();
+      };
+      this.wake = done;
+    });
+  }
+
+  private async ensureLease(): Promise<string> {
+    if (this.lease === undefined || this.leaseLost) {
+      if (this.lease !== undefined) this.dropLease('lease lost');
+      const lease = this.client.lease(this.ttlMs / 1000, { deadline: this.deadline() });
+      this.lease = lease;
+      this.leaseLost = false;
+      this.lastRenewal = Date.now();
+      lease.on('keepaliveSucceeded', () => {
+        if (this.lease === lease) this.lastRenewal = Date.now();
+      });
+      lease.on('lost', () => {
+        if (this.lease !== lease) return;
+        this.leaseLost = true;
+        this.depose('lease lost');
+        this.wake?.('lease lost');
+      });
+    }
+    return this.lease.grant();
+  }
+
+  private dropLease(reason: string): void {
+    this.depose(reason);
+    this.lease?.release();
+    this.lease = undefined;
+    this.leaseLost = false;
+  }
+
+  private renewalOverdue(): boolean {
+    return Date.now() - this.lastRenewal > this.ttlMs;
+  }
+
+  private async resign(fence: Fence): Promise<void> {
+    await this.client
+      .if(fence.key, 'Value', '==', fence.id)
+      .and(fence.key, 'Create', '==', fence.createRevision)
+      .then(this.client.delete().key(fence.key))
+      .options({ deadline: this.deadline() })
+      .commit();
+  }
+
+  private deadline(): number {
+    return Date.now() + this.callTimeoutMs;
+  }
+
+  /** a method, not a field read, so the compiler does not narrow it across awaits */
+  private isStopped(): boolean {
+    return this.current === 'stopped';
+  }
+
+  private setState(state: ElectionState): void {
+    if (this.current === state) return;
+    this.current = state;
+    this.emit('state', state);
+  }
+
+  private warn(e: unknown, what: string): void {
+    const err = isFleetxError(e) ? e : unavailableError(`engine election: ${what} failed: ${(e as Error)?.message ?? String(e)}`, e);
+    this.emit('warning', err);
+  }
+}

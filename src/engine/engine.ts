@@ -1,0 +1,256 @@
+/**
+ * The engine: runs in every agent process; the elected one turns desired
+ * state (units) and live machines into per-machine schedule keys.
+ *
+ *   election  ──elected(fence)──►  leader session: watches + resync timer
+ *                                        │ coalesced triggers
+ *                                        ▼
+ *             pass = readView ─► bodies ─► planPass (pure) ─► apply (fenced)
+ *
+ * Everything a pass writes or reads is fenced on the leader key's term, so
+ * a deposed leader whose pass is still in flight is refused by etcd; when
+ * that happens the pass asks the election to re-check and the session ends.
+ */
+import { EventEmitter } from 'node:events';
+import type { Etcd3 } from 'etcd3';
+import { FleetxError, isFleetxError } from '../errors/errors.js';
+import { keyspace, type Keyspace } from '../registry/keys.js';
+import { schedule as defaultSchedule } from '../scheduler/schedule.js';
+import { parseXFleet } from '../unit/xfleet.js';
+import { XFleetCache, type XFleetParser } from './bodies.js';
+import { Election, type ElectionState } from './election.js';
+import { isFencedOut, type Fence } from './fence.js';
+import { planPass, type EngineOp, type ScheduleFn } from './plan.js';
+import { PassRunner, type PassOutcome } from './runner.js';
+import { EngineStore } from './store.js';
+import { decodeView } from './view.js';
+import { PrefixWatches } from './watches.js';
+
+export type EngineState = ElectionState;
+
+/** What one leader pass did and cost. */
+export interface PassReport {
+  /** etcd revision the pass read at */
+  revision: string;
+  /** what triggered it (coalesced watch events, resync, retry ...) */
+  triggers: string[];
+  ops: EngineOp[];
+  /** etcd requests the pass made: 1 read + body reads + write transactions */
+  requests: number;
+  bodiesFetched: number;
+  transactions: number;
+  durationMs: number;
+  /** records that could not be decoded and were skipped */
+  problems: string[];
+}
+
+export interface EngineEvents {
+  state: [state: EngineState];
+  elected: [fence: Fence];
+  deposed: [fence: Fence, reason: string];
+  pass: [report: PassReport];
+  /** something failed and will be retried; never fatal */
+  warning: [error: FleetxError];
+}
+
+export interface EngineOptions {
+  client: Etcd3;
+  /** this machine's id (the leader key's value when it leads) */
+  machineId: string;
+  keys?: Keyspace;
+  /** TTL of the election lease, s (default 10) */
+  leaseTtlSeconds?: number;
+  /** coalescing window for watch events, ms (default 50) */
+  debounceMs?: number;
+  /** full pass even without events, ms (default 30 000): safety net */
+  resyncMs?: number;
+  /** pause before retrying a failed pass or campaign, ms (default 1 000) */
+  retryMs?: number;
+  /** safety-net re-check of the leader key by followers, ms (default 30 000) */
+  electionPollMs?: number;
+  callTimeoutMs?: number;
+  schedule?: ScheduleFn;
+  parseXFleet?: XFleetParser;
+  now?: () => Date;
+}
+
+export class Engine extends EventEmitter<EngineEvents> {
+  private readonly keys: Keyspace;
+  private readonly election: Election;
+  private readonly store: EngineStore;
+  private readonly cache: XFleetCache;
+  private session: LeaderSession | undefined;
+  /** elected/deposed handling, serialized so sessions never overlap */
+  private transitions: Promise<void> = Promise.resolve();
+  private stopping = false;
+
+  constructor(private readonly opts: EngineOptions) {
+    super();
+    this.keys = opts.keys ?? keyspace();
+    this.store = new EngineStore(opts.client, this.keys, opts.callTimeoutMs);
+    this.cache = new XFleetCache(opts.parseXFleet ?? parseXFleet);
+    this.election = new Election({
+      client: opts.client,
+      key: this.keys.leader(),
+      id: opts.machineId,
+      ttlSeconds: opts.leaseTtlSeconds,
+      pollMs: opts.electionPollMs,
+      retryMs: opts.retryMs,
+      callTimeoutMs: opts.callTimeoutMs,
+    });
+    this.election.on('state', (s) => this.emit('state', s));
+    this.election.on('warning', (e) => this.emit('warning', e));
+    this.election.on('elected', (fence) => {
+      this.transition(async () => {
+        await this.endSession();
+        if (this.stopping || this.election.leaderFence !== fence) return;
+        this.session = new LeaderSession(this, fence);
+        this.session.start();
+        this.emit('elected', fence);
+      });
+    });
+    this.election.on('deposed', (fence, reason) => {
+      this.transition(async () => {
+        if (this.session?.fence === fence) await this.endSession();
+        this.emit('deposed', fence, reason);
+      });
+    });
+  }
+
+  get state(): EngineState {
+    return this.election.state;
+  }
+
+  get machineId(): string {
+    return this.opts.machineId;
+  }
+
+  /** The current term while leader. */
+  get fence(): Fence | undefined {
+    return this.session?.fence;
+  }
+
+  /** etcd requests this engine has made for passes (the election's own are not counted). */
+  get requests(): number {
+    return this.store.requests;
+  }
+
+  start(): void {
+    this.election.start();
+  }
+
+  /** Stops passes (waiting for a running one), resigns leadership and revokes the lease. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await this.transitions;
+    await this.endSession();
+    await this.election.stop();
+    await this.transitions;
+  }
+
+  /** Runs one pass with `fence` now and reports it. Exposed for tests and tools; throws FencedOutError or 'unavailable'. */
+  async passOnce(fence: Fence, triggers: string[] = ['manual']): Promise<PassReport> {
+    const t0 = Date.now();
+    const before = this.store.requests;
+    const raw = await this.store.readView(fence);
+    const { view, problems } = decodeView(this.keys, raw);
+    const active = view.units.filter((u) => u.targetState !== 'inactive');
+    const missing = this.cache.missing(active);
+    let bodiesFetched = 0;
+    if (missing.length > 0) {
+      const bodies = await this.store.readBodies(fence, missing);
+      for (const [hash, text] of bodies) this.cache.addBody(hash, text);
+      bodiesFetched = bodies.size;
+    }
+    const now = (this.opts.now ?? (() => new Date()))().toISOString();
+    const ops = planPass({ view, xfleet: this.cache.lookup(active), now }, this.opts.schedule ?? defaultSchedule);
+    const transactions = ops.length > 0 ? await this.store.apply(fence, ops) : 0;
+    this.cache.prune(view.units);
+    return {
+      revision: raw.revision,
+      triggers,
+      ops,
+      requests: this.store.requests - before,
+      bodiesFetched,
+      transactions,
+      durationMs: Date.now() - t0,
+      problems,
+    };
+  }
+
+  /** @internal used by LeaderSession */
+  runPass(fence: Fence, triggers: string[]): Promise<PassOutcome> {
+    return this.passOnce(fence, triggers).then(
+      (report) => {
+        this.emit('pass', report);
+        return 'ok' as const;
+      },
+      (e: unknown) => {
+        if (isFencedOut(e)) {
+          this.emit('warning', e);
+          this.election.recheck();
+          return 'stop' as const;
+        }
+        this.emit('warning', isFleetxError(e) ? e : new FleetxError('internal', `engine pass failed: ${String(e)}`, { cause: e }));
+        return 'retry' as const;
+      },
+    );
+  }
+
+  /** @internal */
+  get settings() {
+    return {
+      client: this.opts.client,
+      prefixes: [this.keys.units(), this.keys.machines(), this.keys.machineMetas()],
+      debounceMs: this.opts.debounceMs ?? 50,
+      resyncMs: this.opts.resyncMs ?? 30_000,
+      retryMs: this.opts.retryMs ?? 1000,
+    };
+  }
+
+  private transition(step: () => Promise<void>): void {
+    this.transitions = this.transitions.then(step).catch((e: unknown) => {
+      this.emit('warning', new FleetxError('internal', `engine transition failed: ${String(e)}`, { cause: e }));
+    });
+  }
+
+  private async endSession(): Promise<void> {
+    const s = this.session;
+    this.session = undefined;
+    await s?.stop();
+  }
+}
+
+/** One leadership term: watches, the resync timer and the pass runner. */
+class LeaderSession {
+  private readonly runner: PassRunner;
+  private readonly watches: PrefixWatches;
+  private resync: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly engine: Engine,
+    readonly fence: Fence,
+  ) {
+    const s = engine.settings;
+    this.runner = new PassRunner((reasons) => engine.runPass(fence, reasons), s.debounceMs, s.retryMs);
+    this.watches = new PrefixWatches(
+      s.client,
+      s.prefixes,
+      (why) => this.runner.kick(why),
+      (why, e) => engine.emit('warning', new FleetxError('unavailable', `engine: ${why}`, { cause: e })),
+      s.retryMs,
+    );
+  }
+
+  start(): void {
+    // watch first, then list: a change between the two still triggers a pass
+    void this.watches.start().then(() => this.runner.kick('elected', 0));
+    this.resync = setInterval(() => this.runner.kick('periodic resync'), this.engine.settings.resyncMs);
+  }
+
+  async stop(): Promise<void> {
+    if (this.resync !== undefined) clearInterval(this.resync);
+    await this.watches.stop();
+    await this.runner.stop();
+  }
+}

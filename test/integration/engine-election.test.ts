@@ -1,0 +1,176 @@
+/**
+ * Engine leadership against a real etcd: one leader among several engines,
+ * fail-over when the leader's lease dies, and the fence refusing a deposed
+ * leader's reads and writes.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Etcd3 } from 'etcd3';
+import { connect } from '../../src/registry/client.js';
+import { keyspace, type Keyspace } from '../../src/registry/keys.js';
+import type { UnitRecord } from '../../src/registry/records.js';
+import { Engine, type EngineOptions } from '../../src/engine/engine.js';
+import { isFencedOut, type Fence } from '../../src/engine/fence.js';
+import { EngineStore } from '../../src/engine/store.js';
+import { parseUnit } from '../../src/unit/parse.js';
+import { unitHash } from '../../src/unit/hash.js';
+import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
+
+let etcd: EtcdServer;
+let client: Etcd3;
+const running: Engine[] = [];
+let n = 0;
+
+beforeAll(async () => {
+  etcd = await startEtcd();
+  client = connect({ endpoints: etcd.endpoints, requestTimeoutMs: 3000, prefix: '/fleetx' });
+});
+
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((e) => e.stop()));
+});
+
+afterAll(async () => {
+  client?.close();
+  await etcd?.stop();
+});
+
+/** Each test gets its own keyspace, so tests share one etcd without seeing each other. */
+function freshKeys(): Keyspace {
+  return keyspace(`/t${++n}`);
+}
+
+function engine(keys: Keyspace, machineId: string, extra: Partial<EngineOptions> = {}): Engine {
+  const e = new Engine({ client, keys, machineId, leaseTtlSeconds: 2, retryMs: 200, electionPollMs: 2000, ...extra });
+  running.push(e);
+  e.start();
+  return e;
+}
+
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 10_000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function submit(keys: Keyspace, name: string, text: string, targetState: UnitRecord['targetState'] = 'launched'): Promise<void> {
+  const hash = unitHash(parseUnit(text));
+  await client.put(keys.body(hash)).value(text).exec();
+  const rec: UnitRecord = { name, hash, targetState };
+  await client.put(keys.unit(name)).value(JSON.stringify(rec)).exec();
+}
+
+async function addMachine(keys: Keyspace, id: string): Promise<void> {
+  const lease = client.lease(30);
+  await lease.put(keys.machine(id)).value(JSON.stringify({ id, ip: '127.0.0.1', metadata: {}, version: 'test', startedAt: '' })).exec();
+}
+
+async function scheduleKeys(keys: Keyspace): Promise<string[]> {
+  return (await client.getAll().prefix(keys.schedules()).keys()).map((k) => k.slice(keys.schedules().length)).sort();
+}
+
+const leaders = (es: Engine[]) => es.filter((e) => e.state === 'leader');
+
+const SIMPLE = '[Service]\nExecStart=/bin/true\n';
+
+describe('engine election', () => {
+  it('elects exactly one of several engines and writes its id to the leader key', async () => {
+    const keys = freshKeys();
+    const es = [engine(keys, 'm1'), engine(keys, 'm2'), engine(keys, 'm3')];
+    const leader = await waitFor('a leader', () => leaders(es)[0]);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(leaders(es)).toEqual([leader]);
+    expect(es.filter((e) => e.state === 'follower')).toHaveLength(2);
+    expect(await client.get(keys.leader()).string()).toBe(leader.machineId);
+  });
+
+  it('hands leadership over when the leader lease is revoked, and the new leader schedules', async () => {
+    const keys = freshKeys();
+    await addMachine(keys, 'm1');
+    const es = [engine(keys, 'm1'), engine(keys, 'm2')];
+    const first = await waitFor('a leader', () => leaders(es)[0]);
+    const deposed = new Promise<string>((resolve) => first.once('deposed', (_f, reason) => resolve(reason)));
+
+    const kv = await client.get(keys.leader()).exec();
+    const leaseId = kv.kvs[0]!.lease;
+    const t0 = Date.now();
+    await client.leaseClient.leaseRevoke({ ID: leaseId });
+
+    const second = await waitFor('the other engine to lead', () => es.find((e) => e !== first && e.state === 'leader'), 5000);
+    const handover = Date.now() - t0;
+    expect(await deposed).toBeTruthy();
+    expect(handover).toBeLessThan(2000);
+    expect(leaders(es)).toEqual([second]);
+
+    await submit(keys, 'after.service', SIMPLE);
+    await waitFor('after.service scheduled', async () => (await scheduleKeys(keys)).includes('m1/after.service'));
+  });
+
+  it('a resigning leader (stop) lets a follower take over at once', async () => {
+    const keys = freshKeys();
+    const a = engine(keys, 'a');
+    await waitFor('a leads', () => a.state === 'leader');
+    const b = engine(keys, 'b');
+    await waitFor('b follows', () => b.state === 'follower');
+    const t0 = Date.now();
+    await a.stop();
+    await waitFor('b leads', () => b.state === 'leader', 3000);
+    expect(Date.now() - t0).toBeLessThan(1500);
+    expect(a.state).toBe('stopped');
+  });
+
+  it('refuses reads and writes of a deposed leader after another machine recreated the key', async () => {
+    const keys = freshKeys();
+    await addMachine(keys, 'm1');
+    const victim = engine(keys, 'victim');
+    const fence: Fence = await waitFor('victim leads', () => victim.fence);
+    const deposed = new Promise<void>((resolve) => victim.once('deposed', () => resolve()));
+
+    // steal the key: delete it and create it again without a lease
+    await client.delete().key(keys.leader()).exec();
+    await client.put(keys.leader()).value('intruder').exec();
+    await deposed;
+    await waitFor('victim follows', () => victim.state === 'follower');
+
+    // the old term's pass, were it still in flight, reads and writes nothing
+    await submit(keys, 'late.service', SIMPLE);
+    await expect(victim.passOnce(fence)).rejects.toSatisfy(isFencedOut);
+    await expect(new EngineStore(client, keys).apply(fence, [putOp('m1', 'late.service')])).rejects.toSatisfy(isFencedOut);
+    expect(await scheduleKeys(keys)).toEqual([]);
+
+    // it does not campaign its way back while the key exists
+    await new Promise((r) => setTimeout(r, 500));
+    expect(victim.state).toBe('follower');
+    // once the stolen key goes away it leads again, in a new term, and schedules
+    await client.delete().key(keys.leader()).exec();
+    const next = await waitFor('victim leads again', () => victim.fence);
+    expect(next.createRevision).not.toBe(fence.createRevision);
+    await waitFor('late.service scheduled', async () => (await scheduleKeys(keys)).includes('m1/late.service'));
+  });
+
+  it('refuses the old term of a leader re-elected under a new lease (same id, same value)', async () => {
+    const keys = freshKeys();
+    await addMachine(keys, 'm1');
+    const e = engine(keys, 'solo');
+    const first: Fence = await waitFor('first term', () => e.fence);
+    const kv = await client.get(keys.leader()).exec();
+    await client.leaseClient.leaseRevoke({ ID: kv.kvs[0]!.lease });
+    const second = await waitFor('second term', () => (e.fence && e.fence.createRevision !== first.createRevision ? e.fence : undefined));
+    expect(second.id).toBe(first.id);
+    expect(await client.get(keys.leader()).string()).toBe('solo');
+
+    const store = new EngineStore(client, keys);
+    await expect(store.apply(first, [putOp('m1', 'stale.service')])).rejects.toSatisfy(isFencedOut);
+    await expect(store.readView(first)).rejects.toSatisfy(isFencedOut);
+    expect(await scheduleKeys(keys)).toEqual([]);
+    await store.apply(second, [putOp('m1', 'fresh.service')]);
+    expect(await scheduleKeys(keys)).toEqual(['m1/fresh.service']);
+  });
+});
+
+function putOp(machine: string, name: string) {
+  return { type: 'put-schedule' as const, machine, record: { name, hash: 'h', targetState: 'launched' as const }, reason: 'test' };
+}
