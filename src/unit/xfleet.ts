@@ -43,8 +43,8 @@ const EXCLUSIVE: ReadonlyArray<readonly [Key, Key]> = [
   ['Conflicts', 'Replaces'],
 ];
 
-/** Split a value on blanks; double quotes group and are removed. */
-export function splitMultivalue(value: string): string[] {
+/** Split a value on blanks; double quotes group and are removed. `where` prefixes errors. */
+export function splitMultivalue(value: string, where?: string): string[] {
   const out: string[] = [];
   let cur = '';
   let inQuotes = false;
@@ -62,7 +62,7 @@ export function splitMultivalue(value: string): string[] {
       started = true;
     }
   }
-  if (inQuotes) throw invalidError(`unterminated double quote in ${JSON.stringify(value)}`);
+  if (inQuotes) throw invalidError(`${where === undefined ? '' : where + ': '}unterminated double quote in ${JSON.stringify(value)}`);
   if (started) out.push(cur);
   return out;
 }
@@ -89,7 +89,7 @@ export function parseXFleet(u: UnitFile, name: string): XFleetOptions {
       throw invalidError(`${name}: unknown option ${o.name} in [X-Fleet]`, `known options: ${Object.keys(XFLEET_KEYS).join(', ')}`);
     }
     const where = `${name}: ${o.name}=${o.value}`;
-    const tokens = splitMultivalue(o.value).map((t) => expand(t, unit, where));
+    const tokens = splitMultivalue(o.value, where).map((t) => expand(t, unit, where));
     if (key === 'MachineID') {
       if (tokens.length > 1) throw invalidError(`${where}: MachineID takes one machine id`);
       const id = tokens[0];
