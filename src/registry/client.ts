@@ -1,0 +1,51 @@
+/**
+ * Builds the etcd3 client from ConnectionOptions.
+ *
+ * Why the fault-handling override: etcd3's default global policy retries
+ * every "recoverable" error 3 times, and each retry gets a fresh deadline,
+ * so an etcd that does not answer at all would take 3 × the request timeout
+ * to report. We retry only UNAVAILABLE (a refused connection fails fast) and
+ * only as many times as there are other endpoints to try; DEADLINE_EXCEEDED
+ * is returned at once. Long-running callers (agent, engine) have their own
+ * retry loops. etcd3's per-host circuit breaker stays as is.
+ */
+import { readFileSync } from 'node:fs';
+import { handleType, noop, retry } from 'cockatiel';
+import { Etcd3, GRPCUnavailableError, type IOptions } from 'etcd3';
+import { usageError } from '../errors/errors.js';
+import type { ConnectionOptions } from './connection.js';
+
+/**
+ * Creates a client (connections are opened lazily, on the first call).
+ * Callers must close() it so the process can exit.
+ * @throws FleetxError 'usage' when a TLS file cannot be read.
+ */
+export function connect(opts: ConnectionOptions): Etcd3 {
+  const options: IOptions = {
+    hosts: opts.endpoints,
+    // Unary calls get a deadline; streams (watch, lease keepalive) must not.
+    defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + opts.requestTimeoutMs }),
+    faultHandling: {
+      global: opts.endpoints.length > 1 ? retry(handleType(GRPCUnavailableError), { maxAttempts: opts.endpoints.length - 1 }) : noop,
+    },
+  };
+  if (opts.caFile) {
+    options.credentials = {
+      rootCertificate: readTlsFile('CA file', opts.caFile),
+      privateKey: opts.keyFile ? readTlsFile('client key', opts.keyFile) : undefined,
+      certChain: opts.certFile ? readTlsFile('client certificate', opts.certFile) : undefined,
+    };
+  }
+  if (opts.username !== undefined && opts.password !== undefined) {
+    options.auth = { username: opts.username, password: opts.password };
+  }
+  return new Etcd3(options);
+}
+
+function readTlsFile(what: string, file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (e) {
+    throw usageError(`${what} ${file} cannot be read (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+}
