@@ -1,0 +1,291 @@
+/**
+ * The host agent: fleet's reconcile loop around the pure planner.
+ *
+ *   pass = desired() → current() → planTasks() → runTasks()
+ *
+ * A pass runs when something may have changed: a schedule key, a managed
+ * unit's state, the etcd watch or the D-Bus connection coming back, a failed
+ * pass's retry, and a slow resync timer (safety net). Passes never overlap
+ * and are at least minPassIntervalMs apart, so bursts collapse into one.
+ *
+ * Safety rules:
+ *  - no pass while the schedule watch is not live (etcd unreachable or not
+ *    listed yet): the last known desired state may be stale, and acting on
+ *    it could stop workloads. Units keep running; systemd keeps them alive.
+ *  - current() reads what the host has, so a restarted agent whose files and
+ *    states already match plans nothing and disturbs nothing.
+ */
+import { EventEmitter } from 'node:events';
+import type { Etcd3 } from 'etcd3';
+import type { Keyspace } from '../registry/keys.js';
+import type { Systemd, UnitStatus } from '../systemd/types.js';
+import { readCurrent, RUNTIME_DIR } from './current.js';
+import type { Identity } from './identity.js';
+import { planTasks } from './plan.js';
+import { Registration } from './registration.js';
+import { StateReporter } from './reporter.js';
+import { runTasks, type RunOutcome } from './run.js';
+import { BodyCache, desiredFrom, ScheduleSource } from './schedule.js';
+import { isRunning, type CurrentUnit, type DesiredUnit, type Task } from './types.js';
+import { backoff, sleep, StopSignal } from './util.js';
+
+export type AgentState = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
+
+export interface PassReport {
+  /** why the pass did nothing, when it did nothing on purpose */
+  skipped?: 'etcd-unavailable';
+  tasks: Task[];
+  outcome?: RunOutcome;
+}
+
+export interface AgentEvents {
+  state: [AgentState];
+  pass: [PassReport];
+  task: [Task];
+  registered: [leaseId: string];
+  leaseLost: [err: unknown];
+  etcd: [live: boolean];
+  problem: [msg: string, err: unknown];
+}
+
+export interface AgentOptions {
+  client: Etcd3;
+  systemd: Systemd;
+  keys: Keyspace;
+  identity: Identity;
+  version: string;
+  /** lease TTL in seconds (default 10) */
+  ttlSec?: number;
+  /** slow safety-net resync (default 60 s) */
+  resyncMs?: number;
+  /** minimum time between passes (default 500 ms) */
+  minPassIntervalMs?: number;
+  /** where runtime enablement links live (default /run/systemd/system) */
+  runtimeDir?: string;
+  now?: () => Date;
+}
+
+export class Agent extends EventEmitter<AgentEvents> {
+  private agentState: AgentState = 'new';
+  private readonly stopSignal = new StopSignal();
+  private readonly schedule: ScheduleSource;
+  private readonly bodies: BodyCache;
+  private readonly registration: Registration;
+  private readonly reporter: StateReporter;
+  private readonly loops: Promise<void>[] = [];
+  private readonly unsubscribe: Array<() => void> = [];
+  private desiredNow = new Map<string, DesiredUnit>();
+  private kicked = false;
+  private wake?: () => void;
+  private failures = 0;
+
+  constructor(private readonly o: AgentOptions) {
+    super();
+    const now = o.now ?? (() => new Date());
+    const problem = (msg: string, err?: unknown) => this.emit('problem', msg, err);
+    this.bodies = new BodyCache(o.client, o.keys);
+    this.schedule = new ScheduleSource(o.client, o.keys, o.identity.id, {
+      changed: () => this.kick(),
+      connection: (live) => {
+        this.emit('etcd', live);
+        if (live) this.kick();
+      },
+      problem,
+    });
+    this.registration = new Registration(o.client, o.keys, o.identity, { ttlSec: o.ttlSec ?? 10, version: o.version, startedAt: now().toISOString() }, {
+      registered: (id) => {
+        this.reporter.rewriteAll();
+        this.emit('registered', id);
+      },
+      lost: (err) => this.emit('leaseLost', err),
+      problem,
+    });
+    this.reporter = new StateReporter({
+      machineId: o.identity.id,
+      keys: o.keys,
+      sink: this.registration,
+      now,
+      onError: problem,
+    });
+  }
+
+  get state(): AgentState {
+    return this.agentState;
+  }
+
+  /** Starts the loops and returns at once; progress is reported through events. */
+  start(): void {
+    if (this.agentState !== 'new') throw new Error(`agent already ${this.agentState}`);
+    this.setState('starting');
+    const stop = this.stopSignal;
+    this.unsubscribe.push(
+      this.o.systemd.onUnitChange((s) => this.onUnitChange(s)),
+      this.o.systemd.onReconnect(() => this.kick()),
+    );
+    this.loops.push(
+      this.registration.run(stop),
+      this.registration.watchMeta(stop),
+      this.schedule.run(stop),
+      this.reconcileLoop(),
+      this.resyncLoop(),
+    );
+    this.setState('running');
+  }
+
+  /**
+   * Stops every loop and waits for them. Default: units keep running and the
+   * lease is left to expire (a restarting agent takes over before the TTL).
+   * purge: stop and remove every fleetx unit on this host, then revoke the
+   * lease so the machine and its states disappear at once (fleet's way).
+   */
+  async stop(opts: { purge?: boolean } = {}): Promise<void> {
+    if (this.agentState === 'stopped' || this.agentState === 'stopping') return;
+    this.setState('stopping');
+    this.stopSignal.stop();
+    this.wake?.();
+    for (const off of this.unsubscribe) off();
+    await Promise.allSettled(this.loops);
+    if (opts.purge) {
+      await this.purge();
+      await this.registration.revoke().catch((e) => this.emit('problem', 'revoking the lease failed', e));
+    } else {
+      await this.reporter.flush();
+      this.registration.release();
+    }
+    this.reporter.close();
+    this.setState('stopped');
+  }
+
+  /** Asks for a pass soon (coalesced with any pending one). */
+  kick(): void {
+    this.kicked = true;
+    this.wake?.();
+  }
+
+  private setState(s: AgentState): void {
+    this.agentState = s;
+    this.emit('state', s);
+  }
+
+  private onUnitChange(s: UnitStatus): void {
+    if (!this.reporter.isManaged(s.name)) return;
+    this.reporter.observe(s);
+    // Re-plan only when the unit left the state the schedule wants, so a
+    // unit systemd restarts by itself (Restart=) does not cause passes.
+    const want = this.desiredNow.get(s.name);
+    if (!want) return;
+    const running = isRunning(s.activeState);
+    if ((want.targetState === 'launched' && !running && s.activeState !== 'deactivating') || (want.targetState === 'loaded' && running)) {
+      this.kick();
+    }
+  }
+
+  private async reconcileLoop(): Promise<void> {
+    const stop = this.stopSignal;
+    const minGap = this.o.minPassIntervalMs ?? 500;
+    let lastEnd = 0;
+    while (!stop.stopped) {
+      if (!this.kicked) {
+        await new Promise<void>((resolve) => (this.wake = resolve));
+        this.wake = undefined;
+        continue;
+      }
+      const gap = minGap - (performance.now() - lastEnd);
+      if (gap > 0) await sleep(gap, stop);
+      if (stop.stopped) break;
+      this.kicked = false;
+      const ok = await this.pass();
+      lastEnd = performance.now();
+      if (ok) {
+        this.failures = 0;
+      } else {
+        // retry later, backing off: a persistent failure must not spin
+        const delay = backoff(++this.failures);
+        void sleep(delay, stop).then(() => !stop.stopped && this.kick());
+      }
+    }
+  }
+
+  private async resyncLoop(): Promise<void> {
+    const stop = this.stopSignal;
+    while (!stop.stopped) {
+      await sleep(this.o.resyncMs ?? 60_000, stop);
+      if (stop.stopped) break;
+      this.schedule.resync();
+      this.kick();
+    }
+  }
+
+  /** One reconcile pass. Returns false when it failed (and should be retried). */
+  private async pass(): Promise<boolean> {
+    if (!this.schedule.isLive) {
+      this.emit('pass', { skipped: 'etcd-unavailable', tasks: [] });
+      return true; // the watch reconnecting kicks the next pass
+    }
+    let tasks: Task[] = [];
+    try {
+      const records = this.schedule.snapshot();
+      await this.bodies.fetch(records.filter((r) => r.targetState !== 'inactive').map((r) => r.hash));
+      const desired = desiredFrom(records, this.bodies);
+      const scheduled = [...desired.values()].filter((d) => d.targetState !== 'inactive').map((d) => d.name);
+      const { current, foreign } = await readCurrent(this.o.systemd, scheduled, (t) => this.bodies.hashOfText(t), this.o.runtimeDir ?? RUNTIME_DIR);
+      for (const name of foreign) {
+        this.emit('problem', `${name} is scheduled here but a unit file not written by fleetx is in the way; leaving it alone`, undefined);
+        desired.set(name, { ...desired.get(name)!, available: false });
+      }
+      this.desiredNow = desired;
+      this.reporter.setManaged(managedHashes(current));
+      for (const c of current.values()) if (c.fileHash !== undefined) this.reporter.observe(statusOf(c));
+
+      tasks = planTasks(desired, current);
+      const outcome = await runTasks(tasks, { systemd: this.o.systemd, bodyOf: (h) => this.bodies.get(h)?.text }, (t) => {
+        if (t.type === 'write-file') this.reporter.manage(t.unit, t.hash);
+        if (t.type === 'remove-file') this.reporter.unmanage(t.unit);
+        this.emit('task', t);
+      });
+      await this.refreshStatuses(tasks);
+      this.bodies.retainOnly([...desired.values()].map((d) => d.hash));
+      this.emit('pass', { tasks, outcome });
+      return outcome.failed === undefined;
+    } catch (e) {
+      this.emit('problem', 'reconcile pass failed', e);
+      this.emit('pass', { tasks });
+      return false;
+    }
+  }
+
+  /** Signals may race with our own jobs; read the touched units once more. */
+  private async refreshStatuses(tasks: Task[]): Promise<void> {
+    const names = [...new Set(tasks.flatMap((t) => ('unit' in t ? [t.unit] : [])))].filter((n) => this.reporter.isManaged(n));
+    if (names.length === 0) return;
+    for (const s of await this.o.systemd.listUnits(names)) this.reporter.observe(s);
+  }
+
+  /** fleet's --purge behaviour: stop and remove everything fleetx put on this host. */
+  private async purge(): Promise<void> {
+    try {
+      const { current } = await readCurrent(this.o.systemd, [], (t) => this.bodies.hashOfText(t), this.o.runtimeDir ?? RUNTIME_DIR);
+      const tasks = planTasks(new Map(), current);
+      const outcome = await runTasks(tasks, { systemd: this.o.systemd, bodyOf: () => undefined }, (t) => {
+        if (t.type === 'remove-file') this.reporter.unmanage(t.unit);
+        this.emit('task', t);
+      });
+      this.emit('pass', { tasks, outcome });
+    } catch (e) {
+      this.emit('problem', 'purging units failed', e);
+    }
+    await this.reporter.flush();
+  }
+}
+
+function managedHashes(current: ReadonlyMap<string, CurrentUnit>): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const c of current.values()) if (c.fileHash !== undefined) out.set(c.name, c.fileHash);
+  return out;
+}
+
+function statusOf(c: CurrentUnit): UnitStatus {
+  const s: UnitStatus = { name: c.name, loadState: c.loadState, activeState: c.activeState, subState: c.subState };
+  if (c.mainPid !== undefined) s.mainPid = c.mainPid;
+  return s;
+}

@@ -1,0 +1,164 @@
+/**
+ * Current-state reporting: {p}/state/{id}/{name} for every unit fleetx
+ * manages on this host, under the machine's lease. Driven by systemd's
+ * change signals (onUnitChange), never by polling. Bursts are coalesced: a
+ * change marks the unit dirty and one flush shortly after writes every dirty
+ * unit once. Unchanged records are not rewritten. A failed write stays dirty
+ * and is retried; a new lease (`rewriteAll`) marks everything dirty again.
+ */
+import type { Keyspace } from '../registry/keys.js';
+import type { UnitStateRecord } from '../registry/records.js';
+import type { UnitStatus } from '../systemd/types.js';
+
+export interface StateSink {
+  put(key: string, value: string): Promise<void>;
+  delete(key: string): Promise<void>;
+}
+
+export interface ReporterOptions {
+  machineId: string;
+  keys: Keyspace;
+  sink: StateSink;
+  now: () => Date;
+  /** how long to gather a burst of changes before writing (default 50 ms) */
+  coalesceMs?: number;
+  /** after a failed write (default 1 s) */
+  retryMs?: number;
+  onError?: (msg: string, err: unknown) => void;
+}
+
+type Entry = { hash: string; status?: UnitStatus };
+
+export class StateReporter {
+  private readonly units = new Map<string, Entry>();
+  /** names whose record must be written (or deleted when no longer in units) */
+  private readonly dirty = new Set<string>();
+  /** last written record per name, without updatedAt, to skip no-op writes */
+  private readonly written = new Map<string, string>();
+  private timer?: NodeJS.Timeout;
+  private flushing?: Promise<void>;
+  private closed = false;
+
+  constructor(private readonly o: ReporterOptions) {}
+
+  /** The units fleetx manages here and the hash of each file. Units that left are deleted from etcd. */
+  setManaged(hashes: ReadonlyMap<string, string>): void {
+    for (const name of this.units.keys()) {
+      if (!hashes.has(name)) {
+        this.units.delete(name);
+        this.markDirty(name);
+      }
+    }
+    for (const [name, hash] of hashes) {
+      const e = this.units.get(name);
+      if (!e) this.units.set(name, { hash });
+      else if (e.hash !== hash) e.hash = hash;
+      else continue;
+      this.markDirty(name);
+    }
+  }
+
+  /** One unit became managed (its file was written) with this hash. */
+  manage(name: string, hash: string): void {
+    const e = this.units.get(name);
+    if (e?.hash === hash) return;
+    if (e) e.hash = hash;
+    else this.units.set(name, { hash });
+    this.markDirty(name);
+  }
+
+  /** One unit's file was removed: its record is deleted. */
+  unmanage(name: string): void {
+    if (!this.units.delete(name)) return;
+    this.markDirty(name);
+  }
+
+  isManaged(name: string): boolean {
+    return this.units.has(name);
+  }
+
+  /** A systemd status for any unit; ignored unless fleetx manages it. */
+  observe(s: UnitStatus): void {
+    const e = this.units.get(s.name);
+    if (!e) return;
+    e.status = s;
+    this.markDirty(s.name);
+  }
+
+  /** After a new lease: every record must be written again. */
+  rewriteAll(): void {
+    this.written.clear();
+    for (const name of this.units.keys()) this.markDirty(name);
+  }
+
+  /** Writes pending records now; resolves when done (errors are reported, not thrown). */
+  async flush(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    while (this.flushing) await this.flushing;
+    if (this.dirty.size === 0) return;
+    this.flushing = this.writeDirty().finally(() => (this.flushing = undefined));
+    await this.flushing;
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+  }
+
+  private markDirty(name: string): void {
+    this.dirty.add(name);
+    this.schedule(this.o.coalesceMs ?? 50);
+  }
+
+  private schedule(ms: number): void {
+    if (this.closed || this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.flush();
+    }, ms);
+  }
+
+  private async writeDirty(): Promise<void> {
+    const names = [...this.dirty].sort();
+    this.dirty.clear();
+    let failed = false;
+    for (const name of names) {
+      const key = this.o.keys.state(this.o.machineId, name);
+      const e = this.units.get(name);
+      try {
+        if (!e) {
+          await this.o.sink.delete(key);
+          this.written.delete(name);
+          continue;
+        }
+        if (!e.status) continue; // no status yet: written when systemd reports one
+        const rec = this.record(name, e.hash, e.status);
+        const { updatedAt: _omit, ...stable } = rec;
+        const sig = JSON.stringify(stable);
+        if (this.written.get(name) === sig) continue;
+        await this.o.sink.put(key, JSON.stringify(rec));
+        this.written.set(name, sig);
+      } catch (err) {
+        failed = true;
+        this.dirty.add(name);
+        this.o.onError?.(`reporting state of ${name} failed`, err);
+      }
+    }
+    if (failed) this.schedule(this.o.retryMs ?? 1000);
+  }
+
+  private record(name: string, hash: string, s: UnitStatus): UnitStateRecord {
+    const rec: UnitStateRecord = {
+      name,
+      machine: this.o.machineId,
+      hash,
+      loadState: s.loadState,
+      activeState: s.activeState,
+      subState: s.subState,
+      updatedAt: this.o.now().toISOString(),
+    };
+    if (s.mainPid !== undefined && s.mainPid > 0) rec.mainPid = s.mainPid;
+    return rec;
+  }
+}

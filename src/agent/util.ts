@@ -1,0 +1,47 @@
+/** Small helpers for the agent's loops: a stop signal, interruptible sleep, backoff. */
+
+export interface Stopper {
+  readonly stopped: boolean;
+  /** Calls fn once when stop() is called (at once if already stopped). Returns an unsubscribe. */
+  onStop(fn: () => void): () => void;
+}
+
+export class StopSignal implements Stopper {
+  private fns = new Set<() => void>();
+  stopped = false;
+
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (const fn of [...this.fns]) fn();
+    this.fns.clear();
+  }
+
+  onStop(fn: () => void): () => void {
+    if (this.stopped) {
+      fn();
+      return () => undefined;
+    }
+    this.fns.add(fn);
+    return () => void this.fns.delete(fn);
+  }
+}
+
+/** Sleeps ms, or less when the stopper stops first. */
+export function sleep(ms: number, stop?: Stopper): Promise<void> {
+  if (stop?.stopped) return Promise.resolve();
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    const off = stop?.onStop(done);
+    function done() {
+      clearTimeout(t);
+      off?.();
+      resolve();
+    }
+  });
+}
+
+/** Capped exponential backoff: 250 ms, 500 ms, 1 s … up to 5 s. */
+export function backoff(attempt: number): number {
+  return Math.min(5000, 250 * 2 ** Math.min(attempt, 5));
+}
