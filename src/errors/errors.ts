@@ -18,13 +18,16 @@ export class FleetxError extends Error {
   readonly retryable: boolean;
   /** Optional human hint printed under the message. */
   readonly hint?: string;
+  /** Overrides the kind's exit code, e.g. to pass on a remote command's status. */
+  readonly exitCode?: number;
 
-  constructor(kind: ErrorKind, message: string, opts: { cause?: unknown; hint?: string; retryable?: boolean } = {}) {
+  constructor(kind: ErrorKind, message: string, opts: { cause?: unknown; hint?: string; retryable?: boolean; exitCode?: number } = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'FleetxError';
     this.kind = kind;
     this.hint = opts.hint;
     this.retryable = opts.retryable ?? kind === 'unavailable';
+    this.exitCode = opts.exitCode;
   }
 }
 
@@ -57,5 +60,5 @@ export const EXIT = {
 
 export function exitCodeOf(e: unknown): number {
   if (!isFleetxError(e)) return EXIT.internal;
-  return EXIT[e.kind];
+  return e.exitCode ?? EXIT[e.kind];
 }

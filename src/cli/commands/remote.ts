@@ -1,0 +1,88 @@
+/**
+ * status, journal and ssh: run systemctl / journalctl / a command on the
+ * machine that runs a unit, over SSH (see remote/ssh.ts).
+ */
+import { FleetxError, notFoundError, usageError } from '../../errors/errors.js';
+import type { MachineRecord } from '../../registry/records.js';
+import { parseUnitName } from '../../unit/name.js';
+import { runRemote, type SshOptions } from '../../remote/ssh.js';
+import type { CommandContext } from '../context.js';
+
+export interface RemoteFlags {
+  tunnel?: string;
+  knownHostsFile?: string;
+  strictHostKeyChecking: boolean;
+  sshUsername?: string;
+  sshPort?: string;
+  identityFile?: string;
+}
+
+export function sshOptions(flags: RemoteFlags, env: NodeJS.ProcessEnv): SshOptions {
+  const pick = (flag: string | undefined, name: string) => flag ?? env[`FLEETX_${name}`] ?? env[`FLEETCTL_${name}`];
+  const port = pick(flags.sshPort, 'SSH_PORT');
+  if (port !== undefined && !/^\d{1,5}$/.test(port)) throw usageError(`--ssh-port must be a port number, got "${port}"`);
+  const strictEnv = pick(undefined, 'STRICT_HOST_KEY_CHECKING');
+  return {
+    user: pick(flags.sshUsername, 'SSH_USERNAME') ?? 'root',
+    port: port === undefined ? undefined : Number(port),
+    tunnel: pick(flags.tunnel, 'TUNNEL'),
+    knownHostsFile: pick(flags.knownHostsFile, 'KNOWN_HOSTS_FILE'),
+    strictHostKeyChecking: flags.strictHostKeyChecking && strictEnv !== 'false',
+    identityFile: pick(flags.identityFile, 'SSH_IDENTITY_FILE'),
+  };
+}
+
+/** The machines a unit runs on (or is scheduled to), by what agents report first. */
+async function machinesOfUnit(ctx: CommandContext, unit: string): Promise<MachineRecord[]> {
+  const name = parseUnitName(unit).full;
+  const [states, schedules, machines] = await Promise.all([
+    ctx.registry.listStates(), ctx.registry.listSchedules(), ctx.registry.listMachines(),
+  ]);
+  const ids = new Set([...states.filter((s) => s.name === name).map((s) => s.machine), ...schedules.filter((s) => s.name === name).map((s) => s.machine)]);
+  const found = machines.filter((m) => ids.has(m.id));
+  if (found.length === 0) throw notFoundError(`unit ${name} does not run on any machine`, `see: fleetx list-unit-files; fleetx why ${name}`);
+  return found;
+}
+
+async function machineByIdOrUnit(ctx: CommandContext, target: string): Promise<MachineRecord> {
+  if (/\.[a-z]+$/.test(target) && target.includes('.')) {
+    const ms = await machinesOfUnit(ctx, target);
+    return ms[0]!;
+  }
+  const hits = (await ctx.registry.listMachines()).filter((m) => m.id.startsWith(target));
+  if (hits.length === 0) throw notFoundError(`no live machine has an ID starting with "${target}"`, 'see: fleetx list-machines --full');
+  if (hits.length > 1) throw usageError(`"${target}" matches ${hits.length} machines; give more of the ID`);
+  return hits[0]!;
+}
+
+function remoteFailed(code: number): FleetxError {
+  return new FleetxError('failed', `remote command exited with status ${code}`, { exitCode: code });
+}
+
+export async function statusCommand(opts: { units: string[]; flags: RemoteFlags }, ctx: CommandContext): Promise<void> {
+  const ssh = sshOptions(opts.flags, ctx.io.env);
+  let worst = 0;
+  for (const unit of opts.units) {
+    for (const m of await machinesOfUnit(ctx, unit)) {
+      const code = await runRemote(m.ip, ['systemctl', 'status', '--no-pager', '-l', parseUnitName(unit).full], ssh, false);
+      worst = Math.max(worst, code);
+    }
+  }
+  if (worst !== 0) throw remoteFailed(worst);
+}
+
+export async function journalCommand(opts: { unit: string; lines: number; follow: boolean; flags: RemoteFlags }, ctx: CommandContext): Promise<void> {
+  const ssh = sshOptions(opts.flags, ctx.io.env);
+  const [m] = await machinesOfUnit(ctx, opts.unit);
+  const argv = ['journalctl', '--no-pager', '--unit', parseUnitName(opts.unit).full, '--lines', String(opts.lines)];
+  if (opts.follow) argv.push('--follow');
+  const code = await runRemote(m!.ip, argv, ssh, false);
+  if (code !== 0) throw remoteFailed(code);
+}
+
+export async function sshCommand(opts: { target: string; command: string[]; forwardAgent: boolean; flags: RemoteFlags }, ctx: CommandContext): Promise<void> {
+  const ssh = { ...sshOptions(opts.flags, ctx.io.env), forwardAgent: opts.forwardAgent };
+  const m = await machineByIdOrUnit(ctx, opts.target);
+  const code = await runRemote(m.ip, opts.command, ssh, opts.command.length === 0 && ctx.io.isTTY);
+  if (code !== 0) throw remoteFailed(code);
+}

@@ -1,0 +1,54 @@
+/**
+ * Opens the registry for one command from the global flags and environment,
+ * and always closes the etcd client afterwards.
+ */
+import { readFile } from 'node:fs/promises';
+import { usageError } from '../errors/errors.js';
+import { checkConnectionFiles, resolveConnection, type ConnectionOptions } from '../registry/connection.js';
+import { openRegistry } from '../registry/open.js';
+import type { Registry } from '../registry/registry.js';
+import type { Io } from './io.js';
+import type { GlobalFlags } from './program/flags.js';
+
+export interface CommandContext {
+  registry: Registry;
+  connection: ConnectionOptions;
+  io: Io;
+  output: GlobalFlags['output'];
+}
+
+export async function connectionFrom(flags: GlobalFlags, io: Io): Promise<ConnectionOptions> {
+  let password: string | undefined;
+  if (flags.etcdPasswordFile) {
+    try {
+      password = (await readFile(flags.etcdPasswordFile, 'utf8')).replace(/\r?\n$/, '');
+    } catch {
+      throw usageError(`cannot read --etcd-password-file ${flags.etcdPasswordFile}`);
+    }
+  }
+  const connection = resolveConnection(
+    {
+      endpoint: flags.endpoint,
+      caFile: flags.caFile,
+      certFile: flags.certFile,
+      keyFile: flags.keyFile,
+      etcdUsername: flags.etcdUsername,
+      etcdPassword: password,
+      etcdKeyPrefix: flags.etcdKeyPrefix,
+      requestTimeout: flags.requestTimeout,
+    },
+    io.env,
+  );
+  await checkConnectionFiles(connection);
+  return connection;
+}
+
+export async function withRegistry<T>(flags: GlobalFlags, io: Io, fn: (ctx: CommandContext) => Promise<T>): Promise<T> {
+  const connection = await connectionFrom(flags, io);
+  const { registry, close } = openRegistry(connection);
+  try {
+    return await fn({ registry, connection, io, output: flags.output });
+  } finally {
+    close();
+  }
+}

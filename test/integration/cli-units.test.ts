@@ -1,0 +1,153 @@
+/**
+ * The fleetctl-compatible unit commands against a real etcd: the app unit
+ * fleet users submitted verifies, submits, starts (desired state) and
+ * lists; bad input gets a clear error and leaves etcd unchanged.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Etcd3 } from 'etcd3';
+import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
+import { fleetx, fleetxProcess, REPO } from '../helpers/cli.js';
+import { EXIT } from '../../src/errors/errors.js';
+
+const FIXTURES = `${REPO}test/fixtures/cli`;
+let etcd: EtcdServer;
+let client: Etcd3;
+let n = 0;
+
+beforeAll(async () => {
+  etcd = await startEtcd();
+  client = new Etcd3({ hosts: etcd.endpoints });
+});
+afterAll(async () => {
+  client?.close();
+  await etcd?.stop();
+});
+
+/** A fresh key prefix per test keeps tests independent on one etcd. */
+function env(): NodeJS.ProcessEnv {
+  return { FLEETX_ENDPOINT: etcd.endpoints.join(','), FLEETX_ETCD_KEY_PREFIX: `/t${++n}`, FLEETX_USER: 'tester' };
+}
+
+async function snapshot(prefix: string): Promise<Record<string, string>> {
+  return client.getAll().prefix(`${prefix}/`).strings();
+}
+
+describe('fleetctl unit commands', () => {
+  it('verifies, submits, starts and lists the app unit of MISSION.md', async () => {
+    const e = env();
+    expect((await fleetx(['verify', '--no-systemd-analyze', 'app@.service'], e, FIXTURES)).code).toBe(0);
+    const submit = await fleetx(['submit', 'app@.service'], e, FIXTURES);
+    expect(submit.code, submit.stderr).toBe(0);
+    const start = await fleetx(['start', '--no-block', 'app@1.service', 'app@2.service'], e, FIXTURES);
+    expect(start.code, start.stderr).toBe(0);
+
+    const files = await fleetx(['list-unit-files', '--no-legend', '--fields', 'unit,dstate'], e, FIXTURES);
+    expect(files.stdout.split('\n').map((l) => l.split(/\s+/))).toEqual([
+      ['app@.service', 'inactive'],
+      ['app@1.service', 'launched'],
+      ['app@2.service', 'launched'],
+    ]);
+    const json = JSON.parse((await fleetx(['--output', 'json', 'list-unit-files'], e, FIXTURES)).stdout);
+    expect(json.map((u: { name: string; template?: string }) => [u.name, u.template])).toEqual([
+      ['app@.service', undefined],
+      ['app@1.service', 'app@.service'],
+      ['app@2.service', 'app@.service'],
+    ]);
+    // instances share the template's body, stored once
+    expect(new Set(json.map((u: { hash: string }) => u.hash)).size).toBe(1);
+    const bodies = Object.keys(await snapshot(e.FLEETX_ETCD_KEY_PREFIX!)).filter((k) => k.includes('/body/'));
+    expect(bodies).toHaveLength(1);
+
+    const cat = await fleetx(['cat', 'app@1.service'], e, FIXTURES);
+    expect(cat.stdout).toContain('Conflicts=app@*.service');
+    expect(cat.stdout).toContain('ExecStart=/usr/bin/docker run --name app-%i busybox:latest httpd -f -p 8080');
+  });
+
+  it('moves target states like fleetctl: load, stop, unload, destroy', async () => {
+    const e = env();
+    const states = async () =>
+      JSON.parse((await fleetx(['-o', 'json', 'list-unit-files'], e, FIXTURES)).stdout).map((u: { name: string; targetState: string }) => `${u.name}:${u.targetState}`);
+    expect((await fleetx(['load', '--no-block', 'hello.service'], e, FIXTURES)).code).toBe(0);
+    expect(await states()).toEqual(['hello.service:loaded']);
+    expect((await fleetx(['start', '--no-block', 'hello.service'], e, FIXTURES)).code).toBe(0);
+    expect(await states()).toEqual(['hello.service:launched']);
+    expect((await fleetx(['stop', '--no-block', 'hello.service'], e, FIXTURES)).code).toBe(0);
+    expect(await states()).toEqual(['hello.service:loaded']);
+    expect((await fleetx(['unload', '--no-block', 'hello.service'], e, FIXTURES)).code).toBe(0);
+    expect(await states()).toEqual(['hello.service:inactive']);
+    expect((await fleetx(['destroy', 'hello.service'], e, FIXTURES)).code).toBe(0);
+    expect(await states()).toEqual([]);
+    expect(await snapshot(e.FLEETX_ETCD_KEY_PREFIX!)).toEqual({});
+  });
+
+  it('blocking start says that no machine has acted yet when no agent is registered', async () => {
+    const e = env();
+    const r = await fleetx(['start', '--block-attempts', '2', 'hello.service'], e, FIXTURES);
+    expect(r.code).toBe(EXIT.failed);
+    expect(r.stderr).toMatch(/no machine has acted yet/);
+    // the target state is recorded all the same
+    const u = JSON.parse((await fleetx(['-o', 'json', 'cat', 'hello.service'], e, FIXTURES)).stdout);
+    expect(u.targetState).toBe('launched');
+  });
+
+  it('refuses a changed body without --replace, and replaces with it', async () => {
+    const e = env();
+    const dir = await import('node:fs/promises').then((fs) => fs.mkdtemp(`${REPO}test/fixtures/cli/.tmp-`));
+    const fs = await import('node:fs/promises');
+    try {
+      await fs.writeFile(`${dir}/x.service`, '[Service]\nExecStart=/bin/sleep 1\n');
+      expect((await fleetx(['submit', 'x.service'], e, dir)).code).toBe(0);
+      expect((await fleetx(['submit', 'x.service'], e, dir)).code).toBe(0); // identical: no-op
+      await fs.writeFile(`${dir}/x.service`, '[Service]\nExecStart=/bin/sleep 2\n');
+      const before = await snapshot(e.FLEETX_ETCD_KEY_PREFIX!);
+      const r = await fleetx(['submit', 'x.service'], e, dir);
+      expect(r.code).toBe(EXIT.conflict);
+      expect(r.stderr).toMatch(/already exists .* different contents/);
+      expect(r.stderr).toMatch(/--replace/);
+      expect(await snapshot(e.FLEETX_ETCD_KEY_PREFIX!)).toEqual(before);
+      expect((await fleetx(['submit', '--replace', 'x.service'], e, dir)).code).toBe(0);
+      expect((await fleetx(['cat', 'x.service'], e, dir)).stdout).toContain('sleep 2');
+      const bodies = Object.keys(await snapshot(e.FLEETX_ETCD_KEY_PREFIX!)).filter((k) => k.includes('/body/'));
+      expect(bodies).toHaveLength(1); // the old body was cleaned up
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it.each([
+    ['a file with a syntax error', ['submit', 'hello.service', 'bad-syntax.service'], EXIT.invalid, /bad-syntax\.service:3: line has no "="/],
+    ['MachineID combined with Conflicts', ['start', '--no-block', 'bad-combo.service'], EXIT.invalid, /MachineID.*Conflicts|Conflicts.*MachineID/],
+    ['an invalid unit name', ['start', '--no-block', 'bad name!.service'], EXIT.invalid, /bad name!\.service/],
+    ['an unknown unit type', ['submit', 'app.bogus'], EXIT.invalid, /app\.bogus/],
+    ['an instance without a template', ['start', '--no-block', 'nothing@1.service'], EXIT.invalid, /nothing@1\.service/],
+    ['a unit that does not exist', ['stop', 'ghost.service'], EXIT['not-found'], /ghost\.service/],
+    ['an unknown --fields column', ['list-units', '--fields', 'unit,bogus'], EXIT.usage, /bogus/],
+    ['a malformed --block-attempts', ['start', '--block-attempts', 'x', 'hello.service'], EXIT.usage, /block-attempts/],
+  ])('rejects %s with a clear error and changes nothing', async (_what, argv, code, message) => {
+    const e = env();
+    expect((await fleetx(['submit', 'app@.service'], e, FIXTURES)).code).toBe(0);
+    const before = await snapshot(e.FLEETX_ETCD_KEY_PREFIX!);
+    const r = await fleetx(argv, e, FIXTURES);
+    expect(r.code).toBe(code);
+    expect(r.stderr).toMatch(message);
+    expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+    expect(await snapshot(e.FLEETX_ETCD_KEY_PREFIX!)).toEqual(before);
+  });
+});
+
+describe('connection failures', () => {
+  it('an unreachable etcd gives a one-line error naming the endpoint, within the request timeout', async () => {
+    const r = await fleetxProcess(['list-units'], { FLEETX_ENDPOINT: 'http://127.0.0.1:9', FLEETX_REQUEST_TIMEOUT: '2' });
+    expect(r.code).toBe(EXIT.unavailable);
+    expect(r.stderr).toMatch(/127\.0\.0\.1:9/);
+    expect(r.stderr.trim().split('\n').length).toBeLessThanOrEqual(2);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    expect(r.ms).toBeLessThan(2000 + 4000); // the timeout plus process start-up
+  });
+
+  it('FLEETCTL_ENDPOINT works as a fallback for FLEETX_ENDPOINT', async () => {
+    const r = await fleetx(['list-machines'], { FLEETCTL_ENDPOINT: etcd.endpoints[0], FLEETX_ETCD_KEY_PREFIX: '/fallback' });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^MACHINE\s+IP\s+METADATA$/);
+  });
+});
