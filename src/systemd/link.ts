@@ -58,8 +58,8 @@ export class BusLink {
   private closed = false;
   private retryMs = RETRY_MIN_MS;
   private retryTimer?: NodeJS.Timeout;
-  /** Rejecters of calls in flight on the current connection, failed at once when it dies. */
-  private pending = new Set<(e: Error) => void>();
+  /** Rejecters of calls in flight, per connection, failed at once when it dies. */
+  private readonly pending = new Map<MessageBus, Set<(e: Error) => void>>();
 
   constructor(private readonly opts: LinkOptions) {}
 
@@ -77,12 +77,14 @@ export class BusLink {
   /** Connects if needed; throws 'usage' after close(). */
   connected(): Promise<MessageBus> {
     if (this.closed) return Promise.reject(new FleetxError('usage', 'systemd adapter used after close()'));
-    this.ready ??= this.open().catch((e: unknown) => {
-      this.ready = undefined;
+    if (this.ready) return this.ready;
+    const ready = this.open().catch((e: unknown) => {
+      if (this.ready === ready) this.ready = undefined;
       this.scheduleRetry();
       throw toFleetxError(e, `connecting to ${this.opts.busAddress}`);
     });
-    return this.ready;
+    this.ready = ready;
+    return ready;
   }
 
   async close(): Promise<void> {
@@ -95,6 +97,7 @@ export class BusLink {
   private async open(): Promise<MessageBus> {
     const bus = sessionBus({ busAddress: this.opts.busAddress });
     this.bus = bus;
+    this.pending.set(bus, new Set());
     const conn = internals(bus)._connection;
     const lost = (e: unknown) => void this.lose(bus, e);
     bus.on('error', lost);
@@ -105,7 +108,7 @@ export class BusLink {
     try {
       await this.setUp(bus);
     } catch (e) {
-      if (this.bus === bus) await this.drop(bus, toFleetxError(e, 'setting up the D-Bus connection'));
+      await this.drop(bus, toFleetxError(e, 'setting up the D-Bus connection'));
       throw e;
     }
     this.retryMs = RETRY_MIN_MS;
@@ -163,20 +166,22 @@ export class BusLink {
       body: spec.body ?? [],
     });
     return new Promise<unknown[]>((resolve, reject) => {
+      const pending = this.pending.get(bus);
+      if (!pending) return reject(new FleetxError('unavailable', `${spec.member}: the D-Bus connection is closed`));
       const fail = (e: Error) => {
         clearTimeout(timer);
-        this.pending.delete(fail);
+        pending.delete(fail);
         reject(e);
       };
       const timer = setTimeout(() => {
         if (msg.serial !== null) delete internals(bus)._methodReturnHandlers[msg.serial];
         fail(new FleetxError('unavailable', `${spec.member}: no reply from systemd within ${timeoutMs} ms`));
       }, timeoutMs);
-      this.pending.add(fail);
+      pending.add(fail);
       bus.call(msg).then(
         (reply) => {
           clearTimeout(timer);
-          this.pending.delete(fail);
+          pending.delete(fail);
           resolve(reply?.body ?? []);
         },
         (e: Error) => fail(e),
@@ -194,15 +199,19 @@ export class BusLink {
 
   /** The connection died: fail its calls, forget it, and reconnect in the background. */
   private async lose(bus: MessageBus, e: unknown): Promise<void> {
-    if (bus !== this.bus) return;
+    const current = bus === this.bus;
     await this.drop(bus, toFleetxError(e, 'systemd D-Bus connection'));
-    this.scheduleRetry();
+    if (current) this.scheduleRetry();
   }
 
+  /** Closes a connection (current or a stale one) and fails its calls. */
   private async drop(bus: MessageBus, reason: Error): Promise<void> {
-    this.bus = undefined;
-    this.ready = undefined;
-    for (const fail of [...this.pending]) fail(reason);
+    if (this.bus === bus) {
+      this.bus = undefined;
+      this.ready = undefined;
+    }
+    for (const fail of [...(this.pending.get(bus) ?? [])]) fail(reason);
+    this.pending.delete(bus);
     const stream = internals(bus)._connection.stream;
     if (stream.destroyed) return;
     const closed = new Promise<void>((resolve) => stream.once('close', () => resolve()));
