@@ -91,6 +91,8 @@ export function parseXFleet(u: UnitFile, name: string): XFleetOptions {
     const where = `${name}: ${o.name}=${o.value}`;
     const tokens = splitMultivalue(o.value, where).map((t) => expand(t, unit, where));
     if (key === 'MachineID') {
+      // Kept exactly as written; whether a unique prefix of a machine id may
+      // match (fleetctl resolved prefixes) is the scheduler's decision.
       if (tokens.length > 1) throw invalidError(`${where}: MachineID takes one machine id`);
       const id = tokens[0];
       if (id !== undefined && machineId !== undefined && id !== machineId) {
