@@ -1,0 +1,321 @@
+import { readFileSync } from 'node:fs';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { FleetxError } from '../../src/errors/errors.js';
+import { renderTemplate } from '../../src/template/render.js';
+import { parseXFleet } from '../../src/unit/xfleet.js';
+import type { UnitFile } from '../../src/unit/types.js';
+
+/** A model of how systemd splits an Exec line into argv (extract_first_word with UNQUOTE|CUNESCAPE, then %% and $$). */
+function execArgv(line: string): string[] {
+  const words: string[] = [];
+  let i = 0;
+  while (i < line.length) {
+    while (line[i] === ' ' || line[i] === '\t') i++;
+    if (i >= line.length) break;
+    let w = '';
+    let quote = '';
+    for (; i < line.length; i++) {
+      const c = line[i]!;
+      if (c === '\\') {
+        w += line[++i] ?? '';
+      } else if (quote) {
+        if (c === quote) quote = '';
+        else w += c;
+      } else if (c === '"' || c === "'") quote = c;
+      else if (c === ' ' || c === '\t') break;
+      else w += c;
+    }
+    if (quote) throw new Error(`unbalanced quoting in ${line}`);
+    words.push(w.replace(/%%/g, '%').replace(/\$\$/g, '$'));
+  }
+  return words;
+}
+
+const keys = (u: UnitFile) => u.options.map((o) => `[${o.section}] ${o.name}`);
+const value = (u: UnitFile, section: string, name: string) => u.options.find((o) => o.section === section && o.name === name)?.value;
+
+function renderError(fn: () => unknown): FleetxError {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof FleetxError) return e;
+    throw e;
+  }
+  throw new Error('expected an error');
+}
+
+describe('missing values name the template and line', () => {
+  it.each([
+    ['plain mustache', '[Unit]\nDescription={{missing}}\n', 2],
+    ['triple stash', '[Unit]\n\nDescription={{{missing}}}\n', 3],
+    ['#if on a missing value (strict mode misses it)', '[Unit]\n{{#if missing}}\nDescription=x\n{{/if}}\n', 2],
+    ['#each on a missing list', '[Unit]\nDescription=x\n[Service]\nExecStart=/bin/echo {{#each missing}}{{this}} {{/each}}\n', 4],
+    ['helper parameter', '[Service]\nExecStart=/bin/echo {{arg missing}}\n', 2],
+    ['nested path', '[Unit]\nDescription={{present.missing}}\n', 2],
+    ['inside #each (strict mode at render time)', '[Service]\nExecStart=/bin/echo \\\n{{#each items}}\n {{this.missing}} \\\n{{/each}}\n', 4],
+  ])('%s', (_name, source, line) => {
+    const e = renderError(() => renderTemplate(source, { present: {}, items: [{ a: 'b' }] }, { templateName: 'demo.service' }));
+    expect(e.kind).toBe('invalid');
+    expect(e.message).toContain('template demo.service');
+    expect(e.message).toContain(`line ${line}`);
+    expect(e.message).toMatch(/missing/);
+  });
+
+  it('a default declared by the template makes a value optional', () => {
+    const src = '{{!-- fleetx-defaults:\n  extra: ""\n--}}\n[Unit]\nDescription=x{{#if extra}} {{extra}}{{/if}}\n';
+    expect(renderTemplate(src, {}, { templateName: 'demo.service' }).text).toBe('[Unit]\nDescription=x\n');
+    expect(renderTemplate(src, { extra: 'y' }, { templateName: 'demo.service' }).text).toBe('[Unit]\nDescription=x y\n');
+  });
+});
+
+// One template with a value in each context: plain in [Unit], plain and quoted in an Exec line, Environment=, [X-Fleet].
+const PROBE = {
+  description: '[Unit]\nDescription=probe {{v}}\n[Service]\nExecStart=/bin/true\n',
+  execPlain: '[Service]\nExecStart=/bin/echo {{v}}\n',
+  execTriple: '[Service]\nExecStart=/bin/echo {{{v}}}\n',
+  execArg: '[Service]\nExecStart=/bin/echo {{arg v}} end\n',
+  environment: '[Service]\nEnvironment={{kv "K" v}}\nExecStart=/bin/true\n',
+  xfleet: '[Service]\nExecStart=/bin/true\n[X-Fleet]\nMachineMetadata=role={{v}}\n',
+} as const;
+type Probe = keyof typeof PROBE;
+
+const render = (probe: Probe, v: string) => renderTemplate(PROBE[probe], { v }, { templateName: 'probe.service' });
+const baseline = (probe: Probe) => keys(render(probe, 'x').unit);
+
+describe('injection attempts are refused or escaped', () => {
+  it.each<[string, Probe, string, RegExp]>([
+    ['newline + directive in Description', 'description', '\n[Service]\nExecStartPost=/bin/evil', /U\+000A/],
+    ['newline + directive in Exec', 'execPlain', 'x\nExecStartPost=/bin/evil', /U\+000A/],
+    ['newline via triple-stash', 'execTriple', 'x\nExecStartPost=/bin/evil', /U\+000A/],
+    ['newline inside a quoted arg', 'execArg', 'x\nExecStartPost=/bin/evil', /U\+000A/],
+    ['trailing backslash (line continuation)', 'description', 'evil\\', /backslash/],
+    ['trailing backslash in Exec', 'execPlain', 'evil\\', /backslash/],
+    ['NUL', 'description', 'a\u0000b', /U\+0000/],
+    ['CR', 'description', 'a\rExecStart=/bin/evil', /U\+000D/],
+    ['C1 next-line control', 'description', 'a\u0085b', /U\+0085/],
+    ['unpaired surrogate', 'description', 'a\uD800', /surrogate/],
+    ['space in a plain Exec word', 'execPlain', 'a --privileged', /whitespace/],
+    ['option at a word start', 'execPlain', '--privileged', /starts with "-"/],
+    ['quote in a plain Exec word', 'execPlain', 'a"b', /"\\""/],
+    ['backslash in a plain Exec word', 'execPlain', 'a\\nb', /"\\\\"/],
+    ['command separator', 'execPlain', ';', /";"/],
+    ['space in Environment plain', 'xfleet', 'a b', /whitespace/],
+    ['specifier in X-Fleet', 'xfleet', '%n', /specifier/],
+  ])('%s is refused', (_name, probe, v, why) => {
+    const e = renderError(() => render(probe, v));
+    expect(e.kind).toBe('invalid');
+    expect(e.message).toContain('template probe.service');
+    expect(e.message).toContain('value v');
+    expect(e.message).toMatch(why);
+  });
+
+  it.each<[string, Probe, string, string, string]>([
+    ['specifier in Description is doubled', 'description', '%n', 'Description', 'probe %%n'],
+    ['$ is not special in Description', 'description', '$HOME', 'Description', 'probe $HOME'],
+    ['a section header as a value is just text', 'description', '[Service]', 'Description', 'probe [Service]'],
+    ['$VAR in Exec is doubled', 'execPlain', '$HOME', 'ExecStart', '/bin/echo $$HOME'],
+    ['${VAR} and %i in Exec', 'execPlain', '${HOME}%i', 'ExecStart', '/bin/echo $${HOME}%%i'],
+    ['quotes in an arg', 'execArg', 'say "hi"', 'ExecStart', '/bin/echo "say \\"hi\\"" end'],
+    ['backslashes in an arg', 'execArg', 'C:\\dir\\', 'ExecStart', '/bin/echo "C:\\\\dir\\\\" end'],
+    ['semicolon in an arg', 'execArg', ';', 'ExecStart', '/bin/echo ";" end'],
+    ['Environment does not expand $', 'environment', 'a b $X %i', 'Environment', '"K=a b $X %%i"'],
+  ])('%s', (_name, probe, v, key, expected) => {
+    const { unit } = render(probe, v);
+    expect(keys(unit)).toEqual(baseline(probe));
+    expect(value(unit, 'Service', key) ?? value(unit, 'Unit', key)).toBe(expected);
+  });
+
+  it.each(['simple', 'a b', 'say "hi"', "it's", 'back\\slash', 'trail\\', '%n%%', '$HOME ${X} $$', ';', '-@:+!', '\u00e9\u{1F600}'])(
+    'arg %j round-trips through systemd quoting',
+    (v) => {
+      const { unit } = render('execArg', v);
+      expect(execArgv(value(unit, 'Service', 'ExecStart')!)).toEqual(['/bin/echo', v, 'end']);
+    },
+  );
+});
+
+describe('properties', () => {
+  // Any string: full unicode (with lone surrogates) or one built from the characters that matter to systemd.
+  const nasty = fc.oneof(
+    fc.string({ unit: 'binary', maxLength: 40 }),
+    fc.string({ unit: fc.constantFrom('\n', '\r', '\0', '\\', '%', '$', '"', "'", ' ', '\t', ';', '-', '=', '[', ']', '#', 'a', '\u0085', '\u2028'), maxLength: 30 }),
+  );
+
+  it('any value in any probe context: an error, or the same directives as with a benign value', () => {
+    fc.assert(
+      fc.property(fc.constantFrom(...(Object.keys(PROBE) as Probe[])), nasty, (probe, v) => {
+        let unit: UnitFile;
+        try {
+          unit = render(probe, v).unit;
+        } catch (e) {
+          expect(e).toBeInstanceOf(FleetxError);
+          expect((e as FleetxError).kind).toBe('invalid');
+          return;
+        }
+        expect(keys(unit)).toEqual(baseline(probe));
+      }),
+      { numRuns: 1500 },
+    );
+  });
+
+  it('{{arg}} accepts every single-line string and it round-trips as one argument', () => {
+    const line = fc.string({ unit: 'grapheme', maxLength: 40 }).filter((s) => !/[\u0000-\u001f\u007f-\u009f]/.test(s) && !/^[-@:+!|]/.test(s));
+    fc.assert(
+      fc.property(line, (v) => {
+        const { unit } = render('execArg', v);
+        expect(execArgv(value(unit, 'Service', 'ExecStart')!)).toEqual(['/bin/echo', v, 'end']);
+      }),
+      { numRuns: 500 },
+    );
+  });
+});
+
+describe('secrets never reach unit text', () => {
+  it.each([
+    ['api_key', { api_key: 'abc' }],
+    ['apiKey', { apiKey: 'abc' }],
+    ['env.DD_API_KEY', { env: { DD_API_KEY: 'abc' } }],
+    ['password in a list of maps', { users: [{ password: 'x' }] }],
+    ['token', { token: 't' }],
+  ])('%s is refused with an explanation', (_name, values) => {
+    const e = renderError(() => renderTemplate('[Unit]\nDescription=x\n', values, { templateName: 'dd-agent.service' }));
+    expect(e.kind).toBe('invalid');
+    expect(e.message).toMatch(/looks like a secret/);
+    expect(e.message).toContain('/etc/fleetx/secrets');
+  });
+});
+
+describe('template-level checks', () => {
+  it('a value may not form a key or a section header', () => {
+    expect(renderError(() => renderTemplate('[Unit]\n{{k}}=x\n', { k: 'Description' }, { templateName: 't' })).message).toMatch(/in a key/);
+    expect(renderError(() => renderTemplate('[{{s}}]\nA=b\n', { s: 'Unit' }, { templateName: 't' })).message).toMatch(/section header/);
+    expect(renderError(() => renderTemplate('[Unit]\n# {{c}}\n', { c: 'x' }, { templateName: 't' })).message).toMatch(/comment/);
+  });
+
+  it('{{arg}} outside Exec/Environment is refused', () => {
+    expect(renderError(() => renderTemplate('[Unit]\nDescription={{arg v}}\n', { v: 'x' }, { templateName: 't' })).message).toMatch(/only Exec/);
+  });
+
+  it('oneOf refuses values outside its list', () => {
+    const e = renderError(() => renderTemplate('[Service]\nExecStart=/usr/bin/{{oneOf rt "docker" "podman"}} ps\n', { rt: 'sh' }, { templateName: 't' }));
+    expect(e.message).toMatch(/line 2.*allowed: "docker", "podman"/);
+  });
+
+  it('map keys printed with @key must be plain names', () => {
+    const src = '[Service]\nExecStart=/bin/env {{#each env}}{{kv @key this}} {{/each}}\n';
+    expect(renderError(() => renderTemplate(src, { env: { 'A B': 'x' } }, { templateName: 't' })).message).toMatch(/not allowed/);
+    expect(renderTemplate(src, { env: { A: 'x y' } }, { templateName: 't' }).text).toContain('"A=x y"');
+  });
+
+  it('a template syntax error names the line', () => {
+    expect(renderError(() => renderTemplate('[Unit]\nDescription={{#if x}}\n', { x: 'a' }, { templateName: 't' })).message).toMatch(/template t: line/);
+  });
+
+  it('the rendered unit must parse', () => {
+    expect(renderError(() => renderTemplate('Description={{x}}\n', { x: 'a' }, { templateName: 't' })).message).toMatch(/before any \[Section\]/);
+  });
+});
+
+const shipped = (name: string) => readFileSync(new URL(`../../units/${name}.hbs`, import.meta.url), 'utf8');
+
+describe('shipped templates', () => {
+  it('app@.service: the mission unit, conflicts on its own prefix', () => {
+    const { text, unit } = renderTemplate(shipped('app@.service'), { image: 'registry/app', tag: '42', ports: ['8080:80'], env: { A: 'b c' }, args: ['--memory', '256m'] }, { templateName: 'app@.service' });
+    expect(text).toContain('ExecStartPre=-/usr/bin/docker kill %p-%i');
+    expect(text).toContain('ExecStartPre=-/usr/bin/docker rm %p-%i');
+    expect(text).toContain('ExecStartPre=/usr/bin/docker pull registry/app:42');
+    expect(value(unit, 'Service', 'ExecStop')).toBe('/usr/bin/docker stop %p-%i');
+    expect(execArgv(value(unit, 'Service', 'ExecStart')!)).toEqual(['/usr/bin/docker', 'run', '--name', '%p-%i', '-p', '8080:80', '-e', 'A=b c', '--memory', '256m', 'registry/app:42']);
+    expect(value(unit, 'Service', 'Restart')).toBe('always');
+    expect(value(unit, 'Service', 'TimeoutStartSec')).toBe('0');
+    expect(parseXFleet(unit, 'app@1.service').conflicts).toEqual(['app@*.service']);
+    expect(parseXFleet(unit, 'web@1.service').conflicts).toEqual(['web@*.service']);
+  });
+
+  it('app@.service with podman and a container name', () => {
+    const { unit } = renderTemplate(shipped('app@.service'), { image: 'app', runtime: 'podman', name: 'web' }, { templateName: 'app@.service' });
+    expect(execArgv(value(unit, 'Service', 'ExecStart')!)).toEqual(['/usr/bin/podman', 'run', '--name', 'web-%i', 'app:latest']);
+    expect(value(unit, 'Unit', 'Requires')).toBeUndefined();
+  });
+
+  it.each(['td-agent.service', 'dd-agent.service'])('%s is a global sidecar with a stable name', (name) => {
+    const { text, unit } = renderTemplate(shipped(name), {}, { templateName: name });
+    expect(parseXFleet(unit, name).global).toBe(true);
+    expect(execArgv(value(unit, 'Service', 'ExecStart')!).slice(0, 4)).toEqual(['/usr/bin/docker', 'run', '--name', name.replace('.service', '')]);
+    expect(text).not.toMatch(/API_KEY/);
+  });
+
+  it('dd-agent.service reads its key from the secrets env file and mounts what Datadog documents', () => {
+    const argv = execArgv(value(renderTemplate(shipped('dd-agent.service'), { site: 'datadoghq.eu' }, { templateName: 'dd-agent.service' }).unit, 'Service', 'ExecStart')!);
+    expect(argv.join(' ')).toContain('--env-file /etc/fleetx/secrets/dd-agent.env');
+    expect(argv.join(' ')).toContain('-v /var/run/docker.sock:/var/run/docker.sock:ro -v /proc/:/host/proc/:ro -v /sys/fs/cgroup/:/host/sys/fs/cgroup:ro');
+    expect(argv).toContain('DD_SITE=datadoghq.eu');
+  });
+
+  it('fleetx-agent.service passes every flag value as one argument', () => {
+    const { unit } = renderTemplate(
+      shipped('fleetx-agent.service'),
+      { endpoints: ['https://10.0.0.1:2379', 'https://10.0.0.2:2379'], metadata: { region: 'eu west' }, etcdCaFile: '/etc/ssl/ca dir/ca.pem' },
+      { templateName: 'fleetx-agent.service' },
+    );
+    expect(execArgv(value(unit, 'Service', 'ExecStart')!)).toEqual([
+      '/usr/bin/node', '/opt/fleetx/bin/fleetx.mjs', 'agent',
+      '--endpoint', 'https://10.0.0.1:2379', '--endpoint', 'https://10.0.0.2:2379',
+      '--metadata', 'region=eu west', '--etcd-cafile', '/etc/ssl/ca dir/ca.pem',
+    ]);
+    expect(value(unit, 'Service', 'Restart')).toBe('always');
+    expect(value(unit, 'Install', 'WantedBy')).toBe('multi-user.target');
+  });
+
+  // Every string slot of every shipped template, filled with any string.
+  const SLOTS: Record<string, { base: Record<string, unknown>; slots: string[] }> = {
+    'app@.service': {
+      base: { image: 'x', tag: 'x', ports: ['x'], env: { FOO: 'x' }, args: ['x'], runtime: 'docker', name: 'x', description: 'x' },
+      slots: ['image', 'tag', 'ports.0', 'env.FOO', 'args.0', 'runtime', 'name', 'description'],
+    },
+    'td-agent.service': {
+      base: { image: 'x', tag: 'x', runtime: 'docker', port: 'x', configDir: 'x', logDir: 'x', bufferDir: 'x', env: { FOO: 'x' }, args: ['x'] },
+      slots: ['image', 'tag', 'runtime', 'port', 'configDir', 'logDir', 'bufferDir', 'env.FOO', 'args.0'],
+    },
+    'dd-agent.service': {
+      base: { image: 'x', tag: 'x', site: 'x', dogstatsd: true, env: { FOO: 'x' }, args: ['x'] },
+      slots: ['image', 'tag', 'site', 'env.FOO', 'args.0'],
+    },
+    'fleetx-agent.service': {
+      base: { node: 'x', fleetxBin: 'x', endpoints: ['x'], metadata: { k: 'x' }, etcdCaFile: 'x', etcdCertFile: 'x', etcdKeyFile: 'x' },
+      slots: ['node', 'fleetxBin', 'endpoints.0', 'metadata.k', 'etcdCaFile', 'etcdCertFile', 'etcdKeyFile'],
+    },
+  };
+  const withSlot = (base: Record<string, unknown>, slot: string, v: string) => {
+    const copy = structuredClone(base) as Record<string, unknown>;
+    const parts = slot.split('.');
+    let cur = copy as Record<string, unknown>;
+    for (const p of parts.slice(0, -1)) cur = cur[p] as Record<string, unknown>;
+    cur[parts.at(-1)!] = v;
+    return copy;
+  };
+
+  it.each(Object.keys(SLOTS))('%s: any string in any slot gives an error or the baseline directives', (name) => {
+    const { base, slots } = SLOTS[name]!;
+    const src = shipped(name);
+    const want = keys(renderTemplate(src, base, { templateName: name }).unit);
+    const nasty = fc.oneof(
+      fc.string({ unit: 'binary', maxLength: 30 }),
+      fc.string({ unit: fc.constantFrom('\n', '\r', '\0', '\\', '%', '$', '"', "'", ' ', ';', '-', '=', '[', ']', 'a', '\u0085'), minLength: 1, maxLength: 20 }),
+    );
+    fc.assert(
+      fc.property(fc.constantFrom(...slots), nasty, (slot, v) => {
+        let unit: UnitFile;
+        try {
+          unit = renderTemplate(src, withSlot(base, slot, v), { templateName: name }).unit;
+        } catch (e) {
+          expect(e).toBeInstanceOf(FleetxError);
+          return;
+        }
+        expect(keys(unit)).toEqual(want);
+      }),
+      { numRuns: 400 },
+    );
+  });
+});
