@@ -4,18 +4,21 @@
  *
  * How: read all units and all body keys in ONE transaction, so both are
  * seen at the same revision R, and compute the bodies no unit references.
- * Delete them in a transaction guarded by
+ * Delete them in a transaction guarded by two compares:
+ *   - per body: its mod_revision <= R. Registry.createUnit puts the body in
+ *     the same transaction as the unit that references it, so a submit that
+ *     lands after the scan has re-put the body and the delete fails; a
+ *     submit after the delete re-creates the body it needs.
  *   - a RANGE compare over {p}/unit/: every unit key has mod_revision <= R,
- *     i.e. no unit was created or re-pointed since the scan (deleting units
- *     only removes references, and deleted keys do not appear in the range);
- *   - per body: its mod_revision <= R, i.e. nobody re-put it since the scan.
- * Every write that makes a unit reference a body (Registry.createUnit) puts
- * the body in the same transaction as the unit. So a concurrent submit
- * either commits first (its unit key has a revision > R, our compare fails,
- * we rescan) or after us (it re-creates the body it needs). A per-body
- * reference check is not possible in etcd (no compare on "some value
- * mentions this hash"), and a global "units changed" counter would need
- * every writer to bump it; the range compare needs nothing from writers.
+ *     i.e. no unit was created or re-pointed since the scan (deleted units
+ *     do not appear in the range and only remove references). This also
+ *     covers any writer that points a unit at an existing body without
+ *     re-putting it.
+ * On failure we rescan (a few rounds). A per-body "is it referenced" check
+ * is not expressible in etcd (no compare on "some value mentions this
+ * hash"), and a global "units changed" counter would need every writer to
+ * bump it; these compares need nothing from writers. The cost: gc retries
+ * while units change under it, which is fine for a background chore.
  */
 import type { Etcd3, IKeyValue } from 'etcd3';
 import type { UnitRecord } from './records.js';
@@ -27,15 +30,21 @@ import { decodeKv, nextRevision, prefixEnd } from './codec.js';
 const BATCH = 60;
 const ROUNDS = 5;
 
+/** Test seam: runs between the scan and the delete, to interleave a concurrent writer deterministically. */
+export interface GcHooks {
+  afterScan?: (round: number) => Promise<void>;
+}
+
 /**
  * Deletes unreferenced bodies (only `candidates` if given) and returns the
  * hashes deleted. Best effort: gives up quietly after a few rounds of
  * contention, the next gc will catch up. Throws etcd3 errors unconverted.
  */
-export async function collectBodies(client: Etcd3, keys: Keyspace, candidates?: readonly string[]): Promise<string[]> {
+export async function collectBodies(client: Etcd3, keys: Keyspace, candidates?: readonly string[], hooks: GcHooks = {}): Promise<string[]> {
   const deleted: string[] = [];
   for (let round = 0; round < ROUNDS; round++) {
     const scan = await scanAtOneRevision(client, keys);
+    await hooks.afterScan?.(round);
     let garbage = scan.bodies.filter((b) => !scan.referenced.has(b.hash));
     if (candidates) garbage = garbage.filter((b) => candidates.includes(b.hash));
     if (garbage.length === 0) return deleted;

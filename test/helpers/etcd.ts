@@ -31,6 +31,8 @@ export interface EtcdServer {
   keyFile?: string;
   username?: string;
   password?: string;
+  /** with auth: root's password, for tests that create restricted users */
+  rootPassword?: string;
   dataDir: string;
   /** Kills etcd and removes its data dir. Safe to call more than once. */
   stop(): Promise<void>;
@@ -190,11 +192,18 @@ async function launch(root: string, attempt: number, tls?: TlsFiles): Promise<{ 
   }
 }
 
-function ctlArgs(endpoint: string, tls?: TlsFiles, user?: string): string[] {
+function ctlArgs(endpoint: string, tls?: Pick<TlsFiles, 'caFile' | 'certFile' | 'keyFile'>, user?: string): string[] {
   const args = [`--endpoints=${endpoint}`, '--command-timeout=2s', '--dial-timeout=1s'];
   if (tls) args.push(`--cacert=${tls.caFile}`, `--cert=${tls.certFile}`, `--key=${tls.keyFile}`);
   if (user) args.push(`--user=${user}`);
   return args;
+}
+
+/** Runs etcdctl (API v3) against a test server, as root when it has auth. */
+export async function etcdctlOn(server: EtcdServer, args: string[]): Promise<string> {
+  const tls = server.caFile ? { caFile: server.caFile, certFile: server.certFile!, keyFile: server.keyFile! } : undefined;
+  const user = server.rootPassword ? `root:${server.rootPassword}` : undefined;
+  return etcdctl([...ctlArgs(server.endpoints[0]!, tls, user), ...args]);
 }
 
 async function etcdctl(args: string[]): Promise<string> {
@@ -215,7 +224,7 @@ async function healthy(endpoint: string, tls?: TlsFiles): Promise<boolean> {
  * Creates root (required by etcd before enabling auth) and a `fleetx` user
  * whose role may read and write every key, then turns auth on.
  */
-async function enableAuth(endpoint: string, tls?: TlsFiles): Promise<{ username: string; password: string }> {
+async function enableAuth(endpoint: string, tls?: TlsFiles): Promise<{ username: string; password: string; rootPassword: string }> {
   const rootPassword = `root-${randomToken()}`;
   const password = `fleetx-${randomToken()}`;
   const base = ctlArgs(endpoint, tls);
@@ -227,7 +236,7 @@ async function enableAuth(endpoint: string, tls?: TlsFiles): Promise<{ username:
   await etcdctl([...base, 'user', 'add', 'fleetx', `--new-user-password=${password}`]);
   await etcdctl([...base, 'user', 'grant-role', 'fleetx', 'fleetx']);
   await etcdctl([...base, 'auth', 'enable']);
-  return { username: 'fleetx', password };
+  return { username: 'fleetx', password, rootPassword };
 }
 
 /** A throw-away CA, a server cert for 127.0.0.1/localhost and a client cert, all EC P-256 (fast). */
