@@ -6,14 +6,15 @@
  * keys kept in order, comments and blank lines dropped.
  */
 import { invalidError } from '../errors/errors.js';
-import { endsInContinuation, isComment, KEY_RE, SECTION_RE, stripWs } from './syntax.js';
+import { endsInContinuation, isComment, KEY_RE, LONE_SURROGATE, SECTION_RE, stripWs } from './syntax.js';
 import type { UnitFile, UnitOption } from './types.js';
 
 /**
  * Parse unit file text. `source` (a file or unit name) prefixes error
  * messages. Throws FleetxError 'invalid' naming source and line for: an
  * option before any section, a line without `=`, a malformed section header,
- * an empty or invalid key, a NUL byte, a lone carriage return.
+ * an empty or invalid key, a NUL byte, a lone carriage return, a lone
+ * UTF-16 surrogate (no UTF-8 form).
  */
 export function parseUnit(text: string, source = 'unit file'): UnitFile {
   const sections = new Map<string, UnitOption[]>();
@@ -65,6 +66,7 @@ export function parseUnit(text: string, source = 'unit file'): UnitFile {
   for (let i = 0; i < lines.length; i++) {
     const raw = lines[i]!;
     if (raw.includes('\r')) fail(i + 1, 'contains a carriage return inside a line');
+    if (LONE_SURROGATE.test(raw)) fail(i + 1, 'is not valid Unicode text (lone surrogate)');
     // As in systemd, comment lines are skipped even inside a continuation.
     if (isComment(raw)) continue;
     const joined = pending === undefined ? raw : pending + raw;

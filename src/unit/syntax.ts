@@ -24,9 +24,13 @@ export function endsInContinuation(s: string): boolean {
   return n % 2 === 1;
 }
 
+/** A lone UTF-16 surrogate: text that has no UTF-8 form (systemd refuses invalid UTF-8). */
+export const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
 /** Why a value cannot be written as `Key=value` on one line, or undefined if it can. */
 export function unwritableValue(value: string): string | undefined {
   if (value.includes('\0')) return 'it contains a NUL byte';
+  if (LONE_SURROGATE.test(value)) return 'it is not valid Unicode text (lone surrogate)';
   if (/[\r\n]/.test(value)) return 'it contains a line break';
   if (stripWs(value) !== value) return 'it has leading or trailing whitespace, which systemd strips';
   if (endsInContinuation(value)) return 'it ends in a backslash, which systemd reads as a line continuation';

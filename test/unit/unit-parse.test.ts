@@ -66,6 +66,7 @@ describe('parseUnit', () => {
     ['CRLF line endings', '[A]\r\nK=v\r\nL=w\r\n', [o('A', 'K', 'v'), o('A', 'L', 'w')]],
     ['CRLF file without a final newline', '[A]\r\nK=v\r', [o('A', 'K', 'v')]],
     ['no final newline', '[A]\nK=v', [o('A', 'K', 'v')]],
+    ['non-ASCII text is kept', '[Unit]\nDescription=Café ☕ 😀\n', [o('Unit', 'Description', 'Café ☕ 😀')]],
     ['a UTF-8 BOM is skipped', '\uFEFF[A]\nK=v\n', [o('A', 'K', 'v')]],
     ['backslash continuation joins with a space', '[A]\nK=a\\\nb\n', [o('A', 'K', 'a b')]],
     ['continuation keeps the next line\'s indentation (systemd appends it as is)', '[A]\nK=a \\\n  b\n', [o('A', 'K', 'a    b')]],
@@ -94,6 +95,7 @@ describe('parseUnit', () => {
     ['key with a quote', '[A]\n"K"=v\n', /u\.service:2: invalid option name/],
     ['NUL byte', '[A]\nK=a\0b\n', /u\.service:2: contains a NUL byte/],
     ['lone carriage return', '[A]\nK=a\rb\n', /u\.service:2: contains a carriage return/],
+    ['lone UTF-16 surrogate', '[A]\nK=\uD800x\n', /u\.service:2: is not valid Unicode/],
     ['backslash followed by blanks (cannot round-trip)', '[A]\nK=a\\  \n', /u\.service:2: value of K ends in a backslash/],
     ['error in a continued line names its first line', '[A]\nK=a\\\nb\\\nc\nbad\n', /u\.service:5: line has no "="/],
     ['a continuation that makes an invalid key', '[A]\nExec\\\nStart=x\n', /u\.service:2: invalid option name "Exec Start"/],
@@ -132,6 +134,7 @@ describe('serializeUnit', () => {
     ['leading whitespace', o('A', 'K', ' a'), /whitespace/],
     ['trailing whitespace', o('A', 'K', 'a\t'), /whitespace/],
     ['a NUL byte', o('A', 'K', 'a\0'), /NUL/],
+    ['a lone surrogate', o('A', 'K', '\uDC00'), /not valid Unicode/],
     ['an invalid key', o('A', 'K K', 'v'), /option name/],
     ['an empty key', o('A', '', 'v'), /option name/],
     ['a key with =', o('A', 'K=', 'v'), /option name/],
@@ -179,7 +182,7 @@ describe('option readers', () => {
 
 // ---- properties ----
 
-const SAFE_CHARS = 'abcXYZ019 \t=#;%@*?[]"\'\\/.:-_$'.split('');
+const SAFE_CHARS = Array.from('abcXYZ019 \t=#;%@*?[]"\'\\/.:-_$é😀');
 const valueArb = fc
   .array(fc.constantFrom(...SAFE_CHARS), { maxLength: 20 })
   .map((cs) => cs.join('').replace(/^[ \t]+|[ \t]+$/g, ''))
@@ -202,6 +205,25 @@ describe('properties', () => {
         expect(parseUnit(serializeUnit(u))).toEqual(u);
       }),
       { numRuns: 500 },
+    );
+  });
+
+  it('serializeUnit either throws invalid or writes text that parses back to the same unit', () => {
+    const anyValue = fc.oneof(fc.string({ unit: 'binary', maxLength: 12 }), fc.array(fc.constantFrom('a', ' ', '\t', '\\', '\n', '\r', '\0', '\uD800', '#'), { maxLength: 8 }).map((c) => c.join('')));
+    fc.assert(
+      fc.property(fc.array(fc.tuple(sectionArb, keyArb, anyValue), { maxLength: 4 }), (opts) => {
+        const options = opts.map(([s, k, v]) => o(s, k, v));
+        const grouped = { options: [...new Set(options.map((x) => x.section))].flatMap((s) => options.filter((x) => x.section === s)) };
+        let text: string;
+        try {
+          text = serializeUnit(grouped);
+        } catch (e) {
+          expect((e as FleetxError).kind).toBe('invalid');
+          return;
+        }
+        expect(parseUnit(text)).toEqual(grouped);
+      }),
+      { numRuns: 1000 },
     );
   });
 
