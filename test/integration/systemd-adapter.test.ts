@@ -200,40 +200,61 @@ describe('connection faults', () => {
       const t0 = Date.now();
       let err: FleetxError;
       try {
-        err = await errorOf(quick.status('sleeper.service'));
+        err = await errorOf(quick.status('dbus.service'));
       } finally {
         process.kill(h.host.leaderPid, 'SIGCONT');
       }
       expect(err.kind).toBe('unavailable');
       expect(err.retryable).toBe(true);
       expect(Date.now() - t0).toBeLessThan(2_000);
-      expect((await quick.status('sleeper.service')).loadState).toBe('loaded');
+      expect((await quick.status('dbus.service')).loadState).toBe('loaded');
     } finally {
       await quick.close();
     }
   });
 
   it('reconnects after the bus restarts; change signals keep flowing', async () => {
+    await sd.writeUnitFile('reconn.service', service('/bin/sleep infinity'));
+    await sd.reload();
     let reconnected = 0;
     const off = sd.onReconnect(() => reconnected++);
     await h.sh(['systemctl', 'restart', 'dbus.service']);
     // Calls during the restart may fail 'unavailable' (retryable); one soon succeeds.
-    const st = await retryWhileUnavailable(() => sd.status('sleeper.service'), 15_000);
+    const st = await retryWhileUnavailable(() => sd.status('reconn.service'), 15_000);
     expect(st.loadState).toBe('loaded');
     expect(reconnected).toBeGreaterThanOrEqual(1);
     off();
 
     const mark = changes.length;
-    expect(await sd.start('sleeper.service')).toBe('done');
-    await waitFor('active change after reconnect', changeOf('sleeper.service', 'active', mark));
-    expect(await sd.stop('sleeper.service')).toBe('done');
+    expect(await sd.start('reconn.service')).toBe('done');
+    await waitFor('active change after reconnect', changeOf('reconn.service', 'active', mark));
+    expect(await sd.stop('reconn.service')).toBe('done');
+  });
+
+  it('a job in progress while the bus restarts still gets its result', async () => {
+    await sd.writeUnitFile('slowstart.service', service('/bin/sleep infinity', 'ExecStartPre=/bin/sleep 1\n'));
+    await sd.reload();
+    const mark = changes.length;
+    const result = sd.start('slowstart.service');
+    await waitFor('activating', changeOf('slowstart.service', 'activating', mark), 2_000);
+    // The bus is down while the job ends, so its JobRemoved signal is lost for sure.
+    await h.sh(['systemctl', 'stop', 'dbus.socket', 'dbus.service']);
+    const until = Date.now() + 5_000;
+    while ((await h.sh(['systemctl', 'is-active', 'slowstart.service']).catch((e: Error) => e.message)).trim() !== 'active') {
+      if (Date.now() > until) throw new Error('slowstart.service did not become active');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await h.sh(['systemctl', 'start', 'dbus.socket', 'dbus.service']);
+    expect(await result).toBe('done');
+    expect((await retryWhileUnavailable(() => sd.status('slowstart.service'), 15_000)).activeState).toBe('active');
+    expect(await sd.stop('slowstart.service')).toBe('done');
   });
 
   it('close() ends cleanly and later calls throw usage', async () => {
     const other = await connectSystemd({ busAddress: h.busAddress, unitDir: h.unitDir });
-    expect((await other.status('sleeper.service')).loadState).toBe('loaded');
+    expect((await other.status('dbus.service')).loadState).toBe('loaded');
     await other.close();
-    expect((await errorOf(other.status('sleeper.service'))).kind).toBe('usage');
+    expect((await errorOf(other.status('dbus.service'))).kind).toBe('usage');
     await other.close(); // idempotent
   });
 
