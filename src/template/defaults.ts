@@ -46,3 +46,22 @@ export function mergeValues(base: Record<string, unknown>, over: Record<string, 
   }
   return out;
 }
+
+/**
+ * A default also fixes a value's shape: where the template expects a list or
+ * a map, `{{#each}}` would silently skip a string (`--set ports=80:80`).
+ */
+export function checkShapes(defaults: Record<string, unknown>, values: Record<string, unknown>, templateName: string, path = ''): void {
+  for (const [k, d] of Object.entries(defaults)) {
+    const v = values[k];
+    if (v === undefined || v === null) continue;
+    const p = path ? `${path}.${k}` : k;
+    if (Array.isArray(d) && !Array.isArray(v)) {
+      throw invalidError(`template ${templateName}: value ${p} must be a list`, `e.g. --set ${p}[0]=... or a YAML list`);
+    }
+    if (isPlainObject(d)) {
+      if (!isPlainObject(v)) throw invalidError(`template ${templateName}: value ${p} must be a mapping`, `e.g. --set ${p}.NAME=... or a YAML mapping`);
+      checkShapes(d, v, templateName, p);
+    }
+  }
+}

@@ -17,7 +17,7 @@ import { parseUnit } from '../unit/parse.js';
 import { isValidUnitName } from '../unit/name.js';
 import { parseXFleet } from '../unit/xfleet.js';
 import type { UnitFile } from '../unit/types.js';
-import { mergeValues, templateDefaults } from './defaults.js';
+import { checkShapes, mergeValues, templateDefaults } from './defaults.js';
 import { HELPER_NAMES, HelperProblem, registerHelpers } from './helpers.js';
 import { findMissing } from './references.js';
 import { substitute } from './substitute.js';
@@ -51,7 +51,9 @@ export function renderTemplate(source: string, values: Record<string, unknown>, 
   } catch (e) {
     return fail(`line ${(e as Handlebars.Exception).lineNumber ?? '?'}: ${firstLine(e)}`);
   }
-  const merged = mergeValues(templateDefaults(ast, name), values);
+  const defaults = templateDefaults(ast, name);
+  checkShapes(defaults, values, name);
+  const merged = mergeValues(defaults, values);
   validateValues(merged, name);
 
   const missing = findMissing(ast, merged, KNOWN_HELPERS);

@@ -208,6 +208,12 @@ describe('template-level checks', () => {
     expect(renderTemplate(src, { env: { A: 'x y' } }, { templateName: 't' }).text).toContain('"A=x y"');
   });
 
+  it('a value must have the shape its default declares', () => {
+    const src = '{{!-- fleetx-defaults:\n  ports: []\n  env: {}\n--}}\n[Service]\nExecStart=/bin/echo {{#each ports}}{{this}} {{/each}}\n';
+    expect(renderError(() => renderTemplate(src, { ports: '80:80' }, { templateName: 't' })).message).toMatch(/ports must be a list/);
+    expect(renderError(() => renderTemplate(src, { env: 'A=b' }, { templateName: 't' })).message).toMatch(/env must be a mapping/);
+  });
+
   it('a template syntax error names the line', () => {
     expect(renderError(() => renderTemplate('[Unit]\nDescription={{#if x}}\n', { x: 'a' }, { templateName: 't' })).message).toMatch(/template t: line/);
   });
