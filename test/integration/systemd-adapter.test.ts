@@ -110,6 +110,15 @@ describe('unit lifecycle', () => {
     const [row] = await sd.listUnits(['nope.service']);
     expect(row).toMatchObject({ name: 'nope.service', loadState: 'not-found' });
     expect((await errorOf(sd.start('nope.service'))).kind).toBe('not-found');
+    expect((await errorOf(sd.status('bad name'))).kind).toBe('invalid');
+  });
+
+  it('listUnits() without names lists every loaded unit, with main PIDs of running services', async () => {
+    const all = await sd.listUnits();
+    const dbus = all.find((u) => u.name === 'dbus.service');
+    expect(dbus).toMatchObject({ loadState: 'loaded', activeState: 'active', subState: 'running' });
+    expect(dbus?.mainPid).toBeGreaterThan(1);
+    expect(all.find((u) => u.name === 'multi-user.target')?.mainPid).toBeUndefined();
   });
 
   it('jobs that end before StartUnit() returns are not lost (20 concurrent quick oneshots)', async () => {
@@ -189,6 +198,14 @@ describe('enablement', () => {
     await sd.disable(['wanted.service']);
     await expect(lstat(link)).rejects.toThrow(/ENOENT/);
     expect(await sd.listUnitFiles()).toContain('wanted.service'); // the unit file itself stays
+  });
+
+  it('leaves units without an [Install] section alone', async () => {
+    await sd.writeUnitFile('plain.service', service('/bin/sleep infinity'));
+    await sd.reload();
+    await sd.enable(['plain.service']);
+    expect(await h.sh(['find', '/run/systemd/system', '-type', 'l', '-name', 'plain.service'])).toBe('');
+    expect((await h.sh(['systemctl', 'is-enabled', 'plain.service']).catch((e: Error) => e.message))).toMatch(/static/);
   });
 });
 
