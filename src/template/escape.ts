@@ -19,9 +19,12 @@ export interface Position {
   inQuotes: boolean;
 }
 
+/** Keys whose value is a command line (services and sockets). */
+const EXEC_KEYS = new Set(['ExecStart', 'ExecStartPre', 'ExecStartPost', 'ExecCondition', 'ExecReload', 'ExecStop', 'ExecStopPre', 'ExecStopPost']);
+
 export function contextOf(section: string, key: string): ValueContext {
   if (section === 'X-Fleet') return 'xfleet';
-  if (/^Exec[A-Z]/.test(key)) return 'exec';
+  if (EXEC_KEYS.has(key)) return 'exec';
   if (key === 'Environment') return 'environment';
   return 'other';
 }

@@ -34,7 +34,7 @@ export interface Rendered {
   unit: UnitFile;
 }
 
-const BUILTIN_HELPERS = ['if', 'unless', 'each', 'with', 'lookup', 'log', 'blockHelperMissing', 'helperMissing'];
+const BUILTIN_HELPERS = ['if', 'unless', 'each', 'with', 'lookup', 'blockHelperMissing', 'helperMissing'];
 const KNOWN_HELPERS = new Set<string>([...BUILTIN_HELPERS, ...HELPER_NAMES]);
 
 /** Throws FleetxError 'invalid' for template syntax errors, missing or unusable values, and units that fail to parse. */
@@ -66,6 +66,7 @@ export function renderTemplate(source: string, values: Record<string, unknown>, 
 
   const table = new TokenTable();
   const hb = Handlebars.create();
+  hb.unregisterHelper('log'); // would write to the console
   registerHelpers(hb, table);
   let tokenized: string;
   try {
