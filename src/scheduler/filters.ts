@@ -98,28 +98,51 @@ export function evictable({ unit, machine, board, active, order, mode }: FilterC
 /** Never share a machine with a unit it replaces, or with one that replaces it. */
 export function replacesFilter(ctx: FilterContext, evicts: readonly string[]): Rejection | undefined {
   const { unit, machine, board, active } = ctx;
-  for (const other of board.unitsOn(machine.id).sort()) {
-    if (other === unit.name || evicts.includes(other)) continue;
+  return firstNeighbour(board.neighbours(machine.id), unit.name, evicts, (other) => {
     if (unit.xfleet.replaces.includes(other)) return reject('Replaces', `replaces ${other}, which stays on this machine`);
     if (active.get(other)?.xfleet.replaces.includes(unit.name)) return reject('Replaces', `replaced by ${other}`);
-  }
-  return undefined;
+    return undefined;
+  });
 }
 
 /** Conflicts in both directions, against every unit on the machine that will stay there. */
 export function conflictsFilter(ctx: FilterContext, evicts: readonly string[]): Rejection | undefined {
   const { unit, machine, board, active } = ctx;
-  for (const other of board.unitsOn(machine.id).sort()) {
-    if (other === unit.name || evicts.includes(other)) continue;
+  return firstNeighbour(board.neighbours(machine.id), unit.name, evicts, (other) => {
     const o = active.get(other);
-    if (o !== undefined && unitsConflict(unit, o)) return reject('Conflicts', `conflicts with ${other}`);
+    return o !== undefined && unitsConflict(unit, o) ? reject('Conflicts', `conflicts with ${other}`) : undefined;
+  });
+}
+
+/**
+ * The rejection caused by the smallest-named neighbour, so the reason does
+ * not depend on the order units arrived on the machine. Scans instead of
+ * sorting: this runs for every (unit, machine) pair.
+ */
+function firstNeighbour(
+  neighbours: Iterable<string>,
+  self: string,
+  skip: readonly string[],
+  check: (other: string) => Rejection | undefined,
+): Rejection | undefined {
+  let best: string | undefined;
+  let found: Rejection | undefined;
+  for (const other of neighbours) {
+    if (other === self || (best !== undefined && other > best) || skip.includes(other)) continue;
+    const r = check(other);
+    if (r !== undefined) {
+      best = other;
+      found = r;
+    }
   }
-  return undefined;
+  return found;
 }
 
 /** Run the chain: MachineID, MachineMetadata, MachineOf, Replaces, Conflicts. */
+const MACHINE_FILTERS = [machineIdFilter, metadataFilter, machineOfFilter];
+
 export function checkMachine(ctx: FilterContext): Verdict {
-  for (const f of [machineIdFilter, metadataFilter, machineOfFilter]) {
+  for (const f of MACHINE_FILTERS) {
     const r = f(ctx);
     if (r !== undefined) return { ok: false, rejection: r };
   }
