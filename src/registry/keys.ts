@@ -11,6 +11,16 @@
  *   {p}/state/{machine}/{name}       UnitStateRecord, under the machine's lease
  *   {p}/engine/leader                leader election of the engine
  *
+ * Services and rollouts (see docs/ROLLOUT.md):
+ *   {p}/service/{svc}                ServiceRecord: template, values, health, presence, policy
+ *   {p}/revision/{svc}/{n}           RevisionRecord: one rendered version of a service (n zero-padded)
+ *   {p}/rollout/{svc}                RolloutRecord of the running rollout; its existence is the deploy lock
+ *   {p}/rollout-control/{svc}        pause / resume / abort requested by a user
+ *   {p}/rollout-history/{svc}/{id}   finished rollouts
+ *   {p}/health/{machine}/{unit}      HealthRecord, under the machine's lease (agent writes)
+ *   {p}/presence-hold/{svc}/{unit}   an instance held out of the load balancer by a rollout
+ *   {p}/presence-status/{svc}/{unit} what the load balancer does with an instance (presence syncer writes)
+ *
  * Each agent watches only {p}/schedule/{its id}/ and reads the bodies it
  * needs, so load on etcd grows with the work of a machine, not with the size
  * of the cluster (fleet's agents re-read everything on every change).
@@ -34,7 +44,27 @@ export interface Keyspace {
   machineStates(machine: string): string;
   states(): string;
   leader(): string;
+  service(svc: string): string;
+  services(): string;
+  revision(svc: string, n: number): string;
+  revisions(svc: string): string;
+  allRevisions(): string;
+  rollout(svc: string): string;
+  rollouts(): string;
+  rolloutControl(svc: string): string;
+  rolloutHistory(svc: string, id: string): string;
+  rolloutHistories(svc: string): string;
+  health(machine: string, unit: string): string;
+  machineHealth(machine: string): string;
+  healths(): string;
+  presenceHold(svc: string, unit: string): string;
+  presenceHolds(svc: string): string;
+  presenceStatus(svc: string, unit: string): string;
+  presenceStatuses(svc: string): string;
 }
+
+/** Revisions sort as strings, so their numbers are zero-padded. */
+export const revisionId = (n: number): string => String(n).padStart(8, '0');
 
 export function keyspace(prefix = '/fleetx'): Keyspace {
   const p = prefix.replace(/\/+$/, '');
@@ -57,6 +87,23 @@ export function keyspace(prefix = '/fleetx'): Keyspace {
     machineStates: (m) => `${p}/state/${m}/`,
     states: () => `${p}/state/`,
     leader: () => `${p}/engine/leader`,
+    service: (s) => `${p}/service/${s}`,
+    services: () => `${p}/service/`,
+    revision: (s, n) => `${p}/revision/${s}/${revisionId(n)}`,
+    revisions: (s) => `${p}/revision/${s}/`,
+    allRevisions: () => `${p}/revision/`,
+    rollout: (s) => `${p}/rollout/${s}`,
+    rollouts: () => `${p}/rollout/`,
+    rolloutControl: (s) => `${p}/rollout-control/${s}`,
+    rolloutHistory: (s, id) => `${p}/rollout-history/${s}/${id}`,
+    rolloutHistories: (s) => `${p}/rollout-history/${s}/`,
+    health: (m, u) => `${p}/health/${m}/${u}`,
+    machineHealth: (m) => `${p}/health/${m}/`,
+    healths: () => `${p}/health/`,
+    presenceHold: (s, u) => `${p}/presence-hold/${s}/${u}`,
+    presenceHolds: (s) => `${p}/presence-hold/${s}/`,
+    presenceStatus: (s, u) => `${p}/presence-status/${s}/${u}`,
+    presenceStatuses: (s) => `${p}/presence-status/${s}/`,
   };
 }
 

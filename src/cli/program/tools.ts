@@ -1,7 +1,7 @@
 /** Commands that work on files and the local machine: render, verify, sandbox, agent. */
 import type { Command } from 'commander';
 import type { Io } from '../io.js';
-import { collect, globalFlags } from './flags.js';
+import { collect, globalFlags, intOption } from './flags.js';
 
 export function registerToolCommands(program: Command, io: Io): void {
   program
@@ -26,4 +26,43 @@ export function registerToolCommands(program: Command, io: Io): void {
       const { verifyCommand } = await import('../commands/verify.js');
       await verifyCommand({ files, systemdAnalyze: o.systemdAnalyze, output: globalFlags(cmd).output }, io);
     });
+
+  program
+    .command('agent')
+    .description('run the host agent: registers this machine and makes systemd match its schedule (run by systemd)')
+    .option('--machine-id <id>', 'machine ID (default: /etc/machine-id)')
+    .option('--ip <address>', 'address other machines and load balancers reach this one at (default: first non-loopback IPv4)')
+    .option('--metadata <k=v,...>', 'machine metadata (repeatable)', collect, [])
+    .option('--config <file>', 'YAML file with ip and metadata')
+    .option('--ttl <seconds>', 'lease TTL of this machine\'s presence', intOption('--ttl'), 10)
+    .option('--unit-dir <dir>', 'where unit files are written', '/run/systemd/system')
+    .option('--purge-on-exit', 'on SIGTERM stop and remove this machine\'s units so they move elsewhere (fleet\'s behaviour)', false)
+    .option('--no-engine', 'do not take part in the engine leader election')
+    .option('--log-level <level>', 'pino log level', 'info')
+    .action(async (o, c: Command) => {
+      const { agentCommand } = await import('../commands/agent.js');
+      const g = globalFlags(c);
+      await agentCommand({ ...g, ...o, engine: o.engine }, io);
+    });
+
+  const sandbox = program.command('sandbox').description('a local cluster of test hosts with real systemd on this machine (root)');
+  sandbox
+    .command('up')
+    .description('create or repair the sandbox (idempotent)')
+    .option('--hosts <n>', 'number of hosts', intOption('--hosts'), 3)
+    .option('--state-dir <dir>', 'state directory (default /var/lib/fleetx/sandbox, or FLEETX_SANDBOX_DIR)')
+    .action(async (o, c: Command) => {
+      const { sandboxCommand } = await import('../commands/sandbox.js');
+      await sandboxCommand({ action: 'up', hosts: o.hosts, stateDir: o.stateDir, output: globalFlags(c).output }, io);
+    });
+  for (const action of ['down', 'status'] as const) {
+    sandbox
+      .command(action)
+      .description(action === 'down' ? 'remove everything the sandbox made' : 'show hosts, addresses and endpoints')
+      .option('--state-dir <dir>', 'state directory (default /var/lib/fleetx/sandbox, or FLEETX_SANDBOX_DIR)')
+      .action(async (o, c: Command) => {
+        const { sandboxCommand } = await import('../commands/sandbox.js');
+        await sandboxCommand({ action, stateDir: o.stateDir, output: globalFlags(c).output }, io);
+      });
+  }
 }

@@ -1,0 +1,16 @@
+/** What an agent's health checks say about an instance on its machine. */
+export type HealthStatus = 'healthy' | 'unhealthy' | 'unknown';
+
+export interface HealthRecord {
+  unit: string;
+  machine: string;
+  /** the unit body hash the instance ran when checked */
+  hash: string;
+  status: HealthStatus;
+  /** when status last changed (ISO); minimum healthy time counts from here */
+  since: string;
+  checkedAt: string;
+  /** consecutive results equal to the current status */
+  consecutive: number;
+  message?: string;
+}

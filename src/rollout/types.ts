@@ -1,0 +1,97 @@
+/**
+ * Rollouts: a service's instances restarted a batch at a time, onto one
+ * revision. The record lives in etcd ({p}/rollout/{svc}); the engine leader
+ * moves it forward with nextSteps(), a pure function (see README.md).
+ */
+import type { HealthRecord } from '../health/types.js';
+import type { PresenceStatusRecord } from '../presence/types.js';
+import type { UnitRecord, UnitStateRecord } from '../registry/records.js';
+import type { RolloutPolicy } from '../service/types.js';
+
+export type RolloutKind = 'deploy' | 'restart' | 'undo';
+export type RolloutState = 'running' | 'paused' | 'reverting' | 'succeeded' | 'failed' | 'aborted';
+
+/**
+ * An instance's way through a rollout:
+ * pending -> leaving (held out of the LB) -> draining (sessions end) ->
+ * stopping -> starting -> checking (healthy for minHealthyMs) ->
+ * joining (back in the LB) -> done. 'failed' ends the rollout.
+ */
+export type InstancePhase =
+  | 'pending' | 'leaving' | 'draining' | 'stopping' | 'starting' | 'checking' | 'joining' | 'done' | 'failed';
+
+export interface InstanceProgress {
+  unit: string;
+  phase: InstancePhase;
+  /** when the instance entered this phase (ISO) */
+  since: string;
+  /** body hash this instance must end on */
+  targetHash: string;
+  error?: string;
+}
+
+export interface RolloutHolder {
+  user: string;
+  host: string;
+  /** CI build tag (Jenkins BUILD_TAG), when there is one */
+  build?: string;
+}
+
+export interface RolloutRecord {
+  id: string;
+  service: string;
+  /** template unit, e.g. app@.service; instances are its submitted instances */
+  template: string;
+  kind: RolloutKind;
+  state: RolloutState;
+  /** revision and body the rollout brings instances to */
+  toRevision?: number;
+  toHash: string;
+  /** revision to go back to when auto-revert triggers */
+  revertTo?: { revision: number; hash: string };
+  autoRevert: boolean;
+  /** whether instances go in and out of a load balancer */
+  presence: boolean;
+  policy: RolloutPolicy;
+  holder: RolloutHolder;
+  createdAt: string;
+  updatedAt: string;
+  finishedAt?: string;
+  instances: Record<string, InstanceProgress>;
+  message?: string;
+}
+
+export type RolloutControl = { command: 'pause' | 'resume' | 'abort'; by: string; at: string };
+
+/** Everything nextSteps needs to know about one instance, as reported. */
+export interface InstanceView {
+  unit: string;
+  record?: UnitRecord;
+  /** states reported by machines (one per machine the unit is on) */
+  states: UnitStateRecord[];
+  health?: HealthRecord;
+  presence?: PresenceStatusRecord;
+  held: boolean;
+}
+
+export interface RolloutView {
+  rollout: RolloutRecord;
+  instances: InstanceView[];
+  control?: RolloutControl;
+  /** milliseconds since the epoch; planners never read a clock */
+  now: number;
+}
+
+/** What the controller must do; plain data, applied in order, each with a reason. */
+export type RolloutAction =
+  | { type: 'hold'; unit: string; reason: string }
+  | { type: 'release'; unit: string; reason: string }
+  | { type: 'set-unit'; unit: string; targetState: 'loaded' | 'launched'; hash: string; reason: string }
+  | { type: 'mark-healthy'; revision: number; reason: string }
+  | { type: 'finish'; state: 'succeeded' | 'failed' | 'aborted'; reason: string };
+
+export interface RolloutStep {
+  /** the record as it must be stored after the actions */
+  rollout: RolloutRecord;
+  actions: RolloutAction[];
+}
