@@ -14,6 +14,7 @@
 import { EventEmitter } from 'node:events';
 import type { Etcd3 } from 'etcd3';
 import { FleetxError, isFleetxError } from '../errors/errors.js';
+import { toFleetxError, type ErrorContext } from '../registry/errors.js';
 import { keyspace, type Keyspace } from '../registry/keys.js';
 import { schedule as defaultSchedule } from '../scheduler/schedule.js';
 import { parseXFleet } from '../unit/xfleet.js';
@@ -68,7 +69,10 @@ export interface EngineOptions {
   retryMs?: number;
   /** safety-net re-check of the leader key by followers, ms (default 30 000) */
   electionPollMs?: number;
+  /** deadline of each etcd call, ms (default 5 000) */
   callTimeoutMs?: number;
+  /** the connection, so etcd errors read like the CLI's (endpoints, auth hints) */
+  connection?: ErrorContext;
   schedule?: ScheduleFn;
   parseXFleet?: XFleetParser;
   now?: () => Date;
@@ -87,7 +91,8 @@ export class Engine extends EventEmitter<EngineEvents> {
   constructor(private readonly opts: EngineOptions) {
     super();
     this.keys = opts.keys ?? keyspace();
-    this.store = new EngineStore(opts.client, this.keys, opts.callTimeoutMs);
+    const ctx = opts.connection;
+    this.store = new EngineStore(opts.client, this.keys, opts.callTimeoutMs, ctx && ((e) => toFleetxError(e, ctx)));
     this.cache = new XFleetCache(opts.parseXFleet ?? parseXFleet);
     this.election = new Election({
       client: opts.client,

@@ -6,11 +6,12 @@
  *   apply       1 request per 100 operations
  * It counts its requests so a pass can report what it cost etcd.
  *
- * Errors: FencedOutError when the fence no longer holds; FleetxError
- * 'unavailable' (retryable) for anything etcd or the network did.
+ * Errors: FencedOutError when the fence no longer holds; otherwise what
+ * `convert` makes of etcd3's error (the engine passes the registry's
+ * toFleetxError), by default FleetxError 'unavailable' (retryable).
  */
 import type { Etcd3, IKeyValue, IRequestOp, ITxnResponse } from 'etcd3';
-import { isFleetxError, unavailableError } from '../errors/errors.js';
+import { isFleetxError, unavailableError, type FleetxError } from '../errors/errors.js';
 import type { Keyspace } from '../registry/keys.js';
 import { FencedOutError, fenced, type Fence } from './fence.js';
 import type { EngineOp } from './plan.js';
@@ -27,6 +28,8 @@ export class EngineStore {
     private readonly client: Etcd3,
     private readonly keys: Keyspace,
     private readonly callTimeoutMs = 5000,
+    /** converts library errors (e.g. the registry's toFleetxError); FleetxErrors pass through untouched */
+    private readonly convert?: (e: unknown) => FleetxError,
   ) {}
 
   async readView(fence: Fence): Promise<RawView> {
@@ -95,6 +98,7 @@ export class EngineStore {
         .commit();
     } catch (e) {
       if (isFleetxError(e)) throw e;
+      if (this.convert !== undefined) throw this.convert(e);
       throw unavailableError(`engine: cannot ${what} in etcd: ${(e as Error)?.message ?? String(e)}`, e);
     }
     if (!res.succeeded) throw new FencedOutError(fence);

@@ -166,8 +166,10 @@ describe('engine election', () => {
     await expect(store.apply(first, [putOp('m1', 'stale.service')])).rejects.toSatisfy(isFencedOut);
     await expect(store.readView(first)).rejects.toSatisfy(isFencedOut);
     expect(await scheduleKeys(keys)).toEqual([]);
-    await store.apply(second, [putOp('m1', 'fresh.service')]);
-    expect(await scheduleKeys(keys)).toEqual(['m1/fresh.service']);
+    // the new term reads and writes as usual
+    await expect(store.readView(second)).resolves.toBeTruthy();
+    await submit(keys, 'fresh.service', SIMPLE);
+    await waitFor('fresh.service scheduled', async () => (await scheduleKeys(keys)).includes('m1/fresh.service'));
   });
 });
 

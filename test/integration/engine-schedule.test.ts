@@ -1,0 +1,258 @@
+/**
+ * The leader's scheduling against a real etcd. Machines are simulated the
+ * way agents announce themselves: a {p}/machine/{id} record under a lease of
+ * their own, so revoking that lease is a machine dying.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Etcd3, Lease } from 'etcd3';
+import { connect } from '../../src/registry/client.js';
+import { keyspace, type Keyspace } from '../../src/registry/keys.js';
+import type { ScheduleRecord, UnitRecord, UnschedulableRecord } from '../../src/registry/records.js';
+import { Engine, type PassReport } from '../../src/engine/engine.js';
+import { parseUnit } from '../../src/unit/parse.js';
+import { unitHash } from '../../src/unit/hash.js';
+import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
+
+let etcd: EtcdServer;
+let client: Etcd3;
+const running: Engine[] = [];
+const leases: Lease[] = [];
+let n = 0;
+
+beforeAll(async () => {
+  etcd = await startEtcd();
+  client = connect({ endpoints: etcd.endpoints, requestTimeoutMs: 3000, prefix: '/fleetx' });
+});
+
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((e) => e.stop()));
+  await Promise.all(leases.splice(0).map((l) => l.revoke().catch(() => undefined)));
+});
+
+afterAll(async () => {
+  client?.close();
+  await etcd?.stop();
+});
+
+interface Cluster {
+  keys: Keyspace;
+  engine: Engine;
+  passes: PassReport[];
+}
+
+async function cluster(): Promise<Cluster> {
+  const keys = keyspace(`/s${++n}`);
+  const engine = new Engine({ client, keys, machineId: 'engine-1', leaseTtlSeconds: 2, retryMs: 200 });
+  const passes: PassReport[] = [];
+  engine.on('pass', (p) => passes.push(p));
+  running.push(engine);
+  engine.start();
+  await waitFor('leadership', () => engine.state === 'leader');
+  return { keys, engine, passes };
+}
+
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 10_000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+async function submit(keys: Keyspace, name: string, text: string, targetState: UnitRecord['targetState'] = 'launched'): Promise<string> {
+  const hash = unitHash(parseUnit(text));
+  await client.put(keys.body(hash)).value(text).exec();
+  const rec: UnitRecord = { name, hash, targetState };
+  await client.put(keys.unit(name)).value(JSON.stringify(rec)).exec();
+  return hash;
+}
+
+/** An agent's presence: its record under its own lease. Revoke the lease to kill the machine. */
+async function machine(keys: Keyspace, id: string, metadata: Record<string, string> = {}, ttl = 30): Promise<Lease> {
+  const lease = client.lease(ttl);
+  leases.push(lease);
+  await lease.put(keys.machine(id)).value(JSON.stringify({ id, ip: '127.0.0.1', metadata, version: 'test', startedAt: '' })).exec();
+  return lease;
+}
+
+/** machine -> sorted unit names */
+async function placements(keys: Keyspace): Promise<Record<string, string[]>> {
+  const all = await client.getAll().prefix(keys.schedules()).keys();
+  const out: Record<string, string[]> = {};
+  for (const k of all.sort()) {
+    const [m, name] = k.slice(keys.schedules().length).split('/') as [string, string];
+    (out[m] ??= []).push(name);
+  }
+  return out;
+}
+
+async function record(keys: Keyspace, machineId: string, name: string): Promise<ScheduleRecord | undefined> {
+  const v = await client.get(keys.schedule(machineId, name)).string();
+  return v === null ? undefined : (JSON.parse(v) as ScheduleRecord);
+}
+
+const flat = (p: Record<string, string[]>) => Object.entries(p).flatMap(([m, ns]) => ns.map((x) => `${m}/${x}`)).sort();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const WEB = '[Unit]\nDescription=web %i\n\n[Service]\nExecStart=/bin/sleep 1000\n\n[X-Fleet]\nConflicts=web@*.service\n';
+const PLAIN = '[Service]\nExecStart=/bin/true\n';
+const GLOBAL = '[Service]\nExecStart=/bin/true\n\n[X-Fleet]\nGlobal=true\n';
+
+describe('engine scheduling', () => {
+  it('spreads conflicting instances over machines and records why the 4th fits nowhere', async () => {
+    const { keys } = await cluster();
+    for (const m of ['m1', 'm2', 'm3']) await machine(keys, m);
+    for (const i of [1, 2, 3, 4]) await submit(keys, `web@${i}.service`, WEB);
+
+    const unsched = await waitFor('an unschedulable record', async () => {
+      const v = await client.get(keys.unschedulable('web@4.service')).string();
+      return v === null ? undefined : (JSON.parse(v) as UnschedulableRecord);
+    });
+    const p = await placements(keys);
+    expect(Object.keys(p).sort()).toEqual(['m1', 'm2', 'm3']);
+    expect(Object.values(p).map((ns) => ns.length)).toEqual([1, 1, 1]);
+    expect(flat(p).some((k) => k.endsWith('/web@4.service'))).toBe(false);
+    expect(Object.keys(unsched.machines).sort()).toEqual(['m1', 'm2', 'm3']);
+    for (const why of Object.values(unsched.machines)) expect(why).toMatch(/Conflicts/);
+    expect(unsched.reason).not.toBe('');
+
+    // a 4th machine: the 4th instance is placed there and its record goes away
+    await machine(keys, 'm4');
+    await waitFor('web@4 on m4', async () => (await placements(keys)).m4?.includes('web@4.service'));
+    await waitFor('unschedulable record removed', async () => (await client.get(keys.unschedulable('web@4.service')).string()) === null);
+    const rec = await record(keys, 'm4', 'web@4.service');
+    expect(rec).toEqual({ name: 'web@4.service', hash: unitHash(parseUnit(WEB)), targetState: 'launched' });
+  });
+
+  it('moves the units of a machine whose lease lapsed and deletes its schedule keys, within seconds', async () => {
+    const { keys } = await cluster();
+    const dying = await machine(keys, 'm1');
+    await machine(keys, 'm2');
+    await machine(keys, 'm3');
+    for (const i of [1, 2]) await submit(keys, `web@${i}.service`, WEB);
+    for (const x of ['a', 'b', 'c']) await submit(keys, `${x}.service`, PLAIN);
+    await waitFor('5 placements', async () => flat(await placements(keys)).length === 5);
+    const before = await placements(keys);
+    const onDying = before.m1 ?? [];
+    expect(onDying.length).toBeGreaterThan(0);
+
+    const t0 = Date.now();
+    await dying.revoke();
+    const after = await waitFor('rescheduled', async () => {
+      const p = await placements(keys);
+      return p.m1 === undefined && flat(p).length === 5 ? p : undefined;
+    }, 5000);
+    const elapsed = Date.now() - t0;
+    for (const name of onDying) expect([...(after.m2 ?? []), ...(after.m3 ?? [])]).toContain(name);
+    // units that were not on the dead machine did not move
+    for (const m of ['m2', 'm3']) for (const name of before[m] ?? []) expect(after[m]).toContain(name);
+    // conflicts still hold
+    for (const ns of Object.values(after)) expect(ns.filter((x) => x.startsWith('web@')).length).toBeLessThanOrEqual(1);
+    expect(elapsed).toBeLessThan(2000);
+    console.info(`[engine] dead machine's ${onDying.length} units rescheduled ${elapsed} ms after its lease was revoked`);
+  });
+
+  it('reschedules within TTL + 2 s when a machine stops renewing its lease (a real lapse, not a revoke)', async () => {
+    const { keys } = await cluster();
+    const ttl = 2;
+    const silent = await machine(keys, 'm1', {}, ttl);
+    await machine(keys, 'm2');
+    await submit(keys, 'only.service', '[Service]\nExecStart=/bin/true\n\n[X-Fleet]\nMachineID=m1\n');
+    await submit(keys, 'free.service', PLAIN);
+    await submit(keys, 'other.service', PLAIN);
+    await waitFor('3 placements', async () => flat(await placements(keys)).length === 3);
+    const onM1 = (await placements(keys)).m1 ?? [];
+    expect(onM1).toContain('only.service');
+
+    const t0 = Date.now();
+    silent.release(); // stop keepalives: etcd expires the lease after its TTL
+    await waitFor('m1 emptied', async () => (await placements(keys)).m1 === undefined, (ttl + 2) * 1000);
+    const elapsed = Date.now() - t0;
+    const p = await placements(keys);
+    for (const name of onM1.filter((x) => x !== 'only.service')) expect(p.m2).toContain(name);
+    // pinned to the dead machine: nowhere to go, and the record says why
+    const why = await waitFor('only.service unschedulable', () => client.get(keys.unschedulable('only.service')).string().then((v) => v ?? undefined));
+    expect(why).toMatch(/MachineID/);
+    console.info(`[engine] lease of TTL ${ttl}s lapsed: m1 rescheduled ${elapsed} ms after its last keepalive stopped`);
+  });
+
+  it('puts a global unit on a machine that registers later, and takes it off when the machine dies', async () => {
+    const { keys } = await cluster();
+    await machine(keys, 'm1');
+    await submit(keys, 'agent.service', GLOBAL);
+    await waitFor('global on m1', async () => (await placements(keys)).m1?.includes('agent.service'));
+    const late = await machine(keys, 'm2');
+    await waitFor('global on m2', async () => (await placements(keys)).m2?.includes('agent.service'));
+    await late.revoke();
+    await waitFor('gone from m2', async () => (await placements(keys)).m2 === undefined);
+    expect((await placements(keys)).m1).toEqual(['agent.service']);
+  });
+
+  it('follows target state and body changes of placed units, and removes destroyed units', async () => {
+    const { keys } = await cluster();
+    await machine(keys, 'm1');
+    const h1 = await submit(keys, 'app.service', PLAIN);
+    await waitFor('app placed', async () => (await record(keys, 'm1', 'app.service'))?.targetState === 'launched');
+
+    await submit(keys, 'app.service', PLAIN, 'loaded');
+    await waitFor('loaded', async () => (await record(keys, 'm1', 'app.service'))?.targetState === 'loaded');
+
+    const h2 = await submit(keys, 'app.service', PLAIN + 'Restart=always\n', 'loaded');
+    expect(h2).not.toBe(h1);
+    await waitFor('new hash', async () => (await record(keys, 'm1', 'app.service'))?.hash === h2);
+
+    await submit(keys, 'app.service', PLAIN, 'inactive');
+    await waitFor('inactive: unscheduled', async () => (await record(keys, 'm1', 'app.service')) === undefined);
+
+    await submit(keys, 'app.service', PLAIN, 'launched');
+    await waitFor('placed again', async () => (await record(keys, 'm1', 'app.service')) !== undefined);
+    await client.delete().key(keys.unit('app.service')).exec();
+    await waitFor('destroyed: unscheduled', async () => flat(await placements(keys)).length === 0);
+  });
+
+  it('honours machine metadata, including metadata set later with set-metadata', async () => {
+    const { keys } = await cluster();
+    await machine(keys, 'm1', { role: 'web' });
+    await machine(keys, 'm2', { role: 'db' });
+    await submit(keys, 'db.service', '[Service]\nExecStart=/bin/true\n\n[X-Fleet]\nMachineMetadata=role=db\n');
+    await submit(keys, 'cache.service', '[Service]\nExecStart=/bin/true\n\n[X-Fleet]\nMachineMetadata=role=cache\n');
+    await waitFor('db on m2', async () => (await placements(keys)).m2?.includes('db.service'));
+    await waitFor('cache unschedulable', async () => (await client.get(keys.unschedulable('cache.service')).string()) !== null);
+    await client.put(keys.machineMeta('m1')).value(JSON.stringify({ role: 'cache' })).exec();
+    await waitFor('cache on m1', async () => (await placements(keys)).m1?.includes('cache.service'));
+  });
+
+  it('costs one etcd request for a pass that changes nothing, and few for a big one', async () => {
+    const { keys, engine, passes } = await cluster();
+    for (let m = 1; m <= 20; m++) await machine(keys, `m${String(m).padStart(2, '0')}`);
+    // 200 units written in a few transactions, as a bulk submit would
+    const texts = Array.from({ length: 200 }, (_, i) => `[Service]\nExecStart=/bin/echo ${i}\n`);
+    for (let i = 0; i < 200; i += 50) {
+      const ops = texts.slice(i, i + 50).flatMap((t, j) => {
+        const hash = unitHash(parseUnit(t));
+        const rec: UnitRecord = { name: `u${i + j}.service`, hash, targetState: 'launched' };
+        return [client.put(keys.body(hash)).value(t), client.put(keys.unit(rec.name)).value(JSON.stringify(rec))];
+      });
+      await client.if(keys.unit('none'), 'Version', '==', 0).then(...ops).commit(); // always true: a plain batch
+    }
+    await waitFor('200 placements', async () => flat(await placements(keys)).length === 200);
+    await sleep(300);
+    const busy = passes.filter((p) => p.ops.length > 0);
+    const totals = busy.reduce((a, p) => ({ ops: a.ops + p.ops.length, req: a.req + p.requests, ms: Math.max(a.ms, p.durationMs) }), { ops: 0, req: 0, ms: 0 });
+    expect(totals.ops).toBeGreaterThanOrEqual(200);
+    // per busy pass: 1 view read + at most 2 body reads (100 hashes each) + 1 write per 100 ops
+    for (const p of busy) expect(p.requests).toBeLessThanOrEqual(1 + Math.ceil(p.bodiesFetched / 100) + Math.ceil(p.ops.length / 100));
+
+    const quietBefore = engine.requests;
+    const quiet = await engine.passOnce(engine.fence!, ['test']);
+    expect(quiet.ops).toEqual([]);
+    expect(quiet.requests).toBe(1);
+    expect(engine.requests - quietBefore).toBe(1);
+    console.info(
+      `[engine] 200 units / 20 machines: ${busy.length} busy passes, ${totals.ops} ops in ${totals.req} requests, ` +
+        `slowest pass ${totals.ms} ms; quiet pass: ${quiet.requests} request in ${quiet.durationMs} ms`,
+    );
+  });
+});
