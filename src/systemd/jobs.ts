@@ -21,7 +21,7 @@ export function toJobResult(s: string): JobResult {
  * any enqueue is in flight and looked up when the path becomes known.
  */
 export class JobTracker {
-  private readonly waiters = new Map<string, { job: PendingJob; resolve: (r: JobResult) => void }>();
+  private readonly waiters = new Map<string, { job: PendingJob; resolve: (r: JobResult) => void; reject: (e: Error) => void }>();
   private readonly early = new Map<string, JobResult>();
   private enqueuing = 0;
 
@@ -42,13 +42,17 @@ export class JobTracker {
     this.early.delete(path);
     if (this.enqueuing === 0) this.early.clear(); // nobody can still be waiting for the rest
     if (known !== undefined) return known;
-    return new Promise<JobResult>((resolve) => {
+    return new Promise<JobResult>((resolve, reject) => {
       const timer = setTimeout(() => this.settle(path, 'timeout'), timeoutMs);
       this.waiters.set(path, {
         job: { path, unit, kind },
         resolve: (r) => {
           clearTimeout(timer);
           resolve(r);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
         },
       });
     });
@@ -63,6 +67,14 @@ export class JobTracker {
   /** Jobs still waited for, e.g. to re-check after signals may have been lost. */
   pending(): PendingJob[] {
     return [...this.waiters.values()].map((w) => w.job);
+  }
+
+  /** Stops waiting for every job (on close): their calls reject with `e`. */
+  abort(e: Error): void {
+    const all = [...this.waiters.values()];
+    this.waiters.clear();
+    this.early.clear();
+    for (const w of all) w.reject(e);
   }
 
   settle(path: string, result: JobResult): void {

@@ -1,5 +1,5 @@
 import type { Message } from 'dbus-next';
-import { isFleetxError } from '../errors/errors.js';
+import { FleetxError, isFleetxError } from '../errors/errors.js';
 import { coalesce } from './coalesce.js';
 import { JobTracker, type JobKind, type PendingJob } from './jobs.js';
 import { BusLink, MANAGER_IFACE, MANAGER_PATH, type CallSpec } from './link.js';
@@ -136,6 +136,7 @@ class DbusSystemd implements Systemd {
   async close(): Promise<void> {
     this.changeListeners.clear();
     this.restoreListeners.clear();
+    this.jobs.abort(new FleetxError('usage', 'systemd adapter closed while waiting for a job'));
     await this.link.close();
   }
 

@@ -76,7 +76,7 @@ export interface Systemd {
    * changes may have been missed, so listeners should resync from listUnits().
    */
   onReconnect(cb: () => void): () => void;
-  /** Ends the connection; later calls throw 'usage'. */
+  /** Ends the connection; later calls, and start/stop/restart still waiting, throw 'usage'. */
   close(): Promise<void>;
 }
 

@@ -270,7 +270,14 @@ describe('connection faults', () => {
   it('close() ends cleanly and later calls throw usage', async () => {
     const other = await connectSystemd({ busAddress: h.busAddress, unitDir: h.unitDir });
     expect((await other.status('dbus.service')).loadState).toBe('loaded');
+    await other.writeUnitFile('slowclose.service', service('/bin/sleep infinity', 'ExecStartPre=/bin/sleep 2\n'));
+    await other.reload();
+    const waiting = errorOf(other.start('slowclose.service'));
+    await new Promise((r) => setTimeout(r, 200)); // the job is queued and waited for
+    const t0 = Date.now();
     await other.close();
+    expect((await waiting).kind).toBe('usage'); // not left hanging until the job timeout
+    expect(Date.now() - t0).toBeLessThan(1_500);
     expect((await errorOf(other.status('dbus.service'))).kind).toBe('usage');
     await other.close(); // idempotent
   });
