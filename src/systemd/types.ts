@@ -30,8 +30,8 @@ export const JOB_RESULTS: readonly JobResult[] = ['done', 'canceled', 'timeout',
 export interface Systemd {
   /**
    * Writes a unit file into unitDir atomically (temp file + rename), marked
-   * as written by fleetx. Returns true when the content changed; call
-   * reload() afterwards.
+   * as written by fleetx (a first comment line; a missing final newline is
+   * added). Returns true when the content changed; call reload() afterwards.
    * Throws 'invalid' for a bad name or one that would leave unitDir,
    * 'conflict' when a file not written by fleetx (or a symlink, e.g. a mask)
    * is in the way, 'failed' on a filesystem error.
