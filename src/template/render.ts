@@ -80,7 +80,7 @@ export function renderTemplate(source: string, values: Record<string, unknown>, 
   }
 
   const sub = substitute(tokenized, table);
-  if (sub.problems.length > 0) fail(sub.problems.join('; '));
+  if (sub.problems.length > 0) fail(`${sub.problems.length === 1 ? '' : '\n  '}${sub.problems.join('\n  ')}`);
 
   const unit = parseUnit(sub.text, `${name} (rendered)`);
   const baseline = parseUnit(sub.benign, `${name} (rendered with placeholder values)`);

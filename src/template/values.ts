@@ -1,7 +1,8 @@
 /**
  * Template values from the command line: YAML files (`-f`, merged in order,
  * later files win, maps merge deeply) then `--set key=value` assignments
- * (`env.FOO=bar`, `ports[0]=8080:80`). A --set value is always a string.
+ * (`env.FOO=bar`, `ports[0]=8080:80`). A --set value is always a string;
+ * so is a YAML number, kept exactly as written. Booleans and null stay typed.
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -36,7 +37,8 @@ function readValuesFile(path: string, shown: string): Obj {
   } catch (e) {
     throw usageError(`cannot read values file ${shown}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
-  const doc = parseDocument(text, { uniqueKeys: true });
+  // Numbers stay as written (`tag: 1.10` is "1.10", not 1.1): unit text is text.
+  const doc = parseDocument(text, { uniqueKeys: true, customTags: (tags) => tags.filter((t) => typeof t === 'string' || !/:(int|float)$/.test(t.tag)) });
   const err = doc.errors[0];
   if (err) {
     const pos = err.linePos?.[0];

@@ -67,6 +67,16 @@ describe('loadValues', () => {
     expect(e.message).toMatch(why);
   });
 
+  it('YAML numbers stay as written; booleans stay booleans', () => {
+    const d = mkdtempSync(join(tmpdir(), 'fleetx-values-'));
+    try {
+      writeFileSync(join(d, 'v.yaml'), 'tag: 1.10\nport: 8080\ndogstatsd: true\n');
+      expect(loadValues({ files: ['v.yaml'], sets: [], cwd: d })).toEqual({ tag: '1.10', port: '8080', dogstatsd: true });
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+
   it('bad YAML is invalid, with file and line', () => {
     const e = errorOf(() => loadValues({ files: ['values-bad.yaml'], sets: [], cwd: FIXTURES }));
     expect(e.kind).toBe('invalid');
