@@ -1,9 +1,11 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { renderCommand } from '../../src/cli/commands/render.js';
-import { checkUnitText, classifyAnalyzeOutput, SYSTEMD_ANALYZE, verifyCommand } from '../../src/cli/commands/verify.js';
+import { analyzeUnit, checkUnitText, classifyAnalyzeOutput, SYSTEMD_ANALYZE, verifyCommand } from '../../src/cli/commands/verify.js';
+import { renderTemplate } from '../../src/template/render.js';
 import { bufferIo } from '../../src/cli/io.js';
 import { FleetxError } from '../../src/errors/errors.js';
 
@@ -111,5 +113,20 @@ describe('verifyCommand on rendered shipped templates', () => {
     writeFileSync(join(dir, 'values.yaml'), 'image: from-file\n');
     await renderCommand({ template: 'app', sets: [], files: ['values.yaml'], output: 'out.service' }, io);
     expect(readFileSync(join(dir, 'out.service'), 'utf8')).toContain('pull from-file:latest');
+  });
+});
+
+describe('systemd itself accepts what the escaping produces', () => {
+  it('any single-line string as {{arg}}, {{kv}} and a plain Description passes systemd-analyze verify', async () => {
+    const src = '[Unit]\nDescription=d {{v}}\n[Service]\nEnvironment={{kv "K" v}}\nExecStart=/bin/echo {{arg v}} {{kv "K" v}} end\n';
+    const value = fc.string({ unit: fc.constantFrom('a', ' ', '"', "'", '\\', '%', '$', '{', '}', ';', '-', '=', '#', 'x', '\u00e9', '\u{1F600}'), maxLength: 24 }).filter((v) => !v.endsWith('\\'));
+    await fc.assert(
+      fc.asyncProperty(value, async (v) => {
+        const { text } = renderTemplate(src, { v }, { templateName: 'probe.service' });
+        const r = await analyzeUnit('probe.service', text);
+        expect(r).toEqual({ errors: [], warnings: [] });
+      }),
+      { numRuns: 30 },
+    );
   });
 });
