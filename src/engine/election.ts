@@ -62,7 +62,11 @@ export class Election extends EventEmitter<ElectionEvents> {
   private lease: Lease | undefined;
   private leaseLost = false;
   private lastRenewal = 0;
-  private wake: ((why: string) => void) | undefined;
+  private wake: (() => void) | undefined;
+  /** a nudge that arrived while no pause was waiting: the next pause returns at once */
+  private pending = false;
+  private watcher: Watcher | undefined;
+  private guard: NodeJS.Timeout | undefined;
   private loop: Promise<void> | undefined;
 
   constructor(opts: ElectionOptions) {
@@ -92,7 +96,7 @@ export class Election extends EventEmitter<ElectionEvents> {
 
   /** Makes the loop look at the leader key now (e.g. after a fenced write failed). */
   recheck(): void {
-    this.wake?.('recheck requested');
+    this.nudge();
   }
 
   /** Ends the loop, resigns if leader (so a follower takes over at once) and revokes the lease. */
@@ -100,7 +104,7 @@ export class Election extends EventEmitter<ElectionEvents> {
     if (this.current === 'stopped') return this.loop;
     const fence = this.fence;
     this.setState('stopped');
-    this.wake?.('stopped');
+    this.nudge();
     await this.loop;
     if (fence !== undefined) {
       this.fence = undefined;
@@ -112,6 +116,30 @@ export class Election extends EventEmitter<ElectionEvents> {
   }
 
   private async run(): Promise<void> {
+    // One watcher on the key for the whole life of the election, opened
+    // before the first campaign: every change after a campaign's read is
+    // seen (an older event only causes one extra look). Creating a watcher
+    // per wait would churn etcd3's watch stream, whose cancellations count
+    // as failures in its circuit breaker.
+    await this.openWatch();
+    this.guard = setInterval(() => {
+      if (this.fence !== undefined && this.renewalOverdue()) {
+        this.depose('lease not renewed within its TTL');
+        this.nudge();
+      }
+    }, Math.max(100, this.ttlMs / 3));
+    try {
+      await this.campaignLoop();
+    } finally {
+      clearInterval(this.guard);
+      const w = this.watcher;
+      this.watcher = undefined;
+      // cancel() waits for etcd's answer; a dead connection must not block stop()
+      await Promise.race([w?.cancel().catch(() => undefined), new Promise((r) => setTimeout(r, this.retryMs))]);
+    }
+  }
+
+  private async campaignLoop(): Promise<void> {
     while (!this.isStopped()) {
       let revision: string | undefined;
       try {
@@ -127,8 +155,7 @@ export class Election extends EventEmitter<ElectionEvents> {
         if (this.fence !== undefined && this.renewalOverdue()) this.depose('lease not renewed within its TTL');
       }
       if (this.isStopped()) break;
-      if (revision === undefined) await this.pause(this.retryMs);
-      else await this.watchKey(revision);
+      await this.pause(revision === undefined ? this.retryMs : this.pollMs);
     }
   }
 
@@ -174,43 +201,48 @@ export class Election extends EventEmitter<ElectionEvents> {
     this.emit('deposed', fence, reason);
   }
 
-  /**
-   * Waits until the leader key changes after `revision`, the lease is lost,
-   * someone calls recheck()/stop(), or the poll interval passes. A leader
-   * also checks every TTL/3 that its lease is being renewed.
-   */
-  private async watchKey(revision: string): Promise<void> {
-    const watcher: Watcher = this.client
-      .watch()
-      .key(this.key)
-      .startRevision(String(BigInt(revision) + 1n))
-      .watcher();
-    const woken = this.pause(this.pollMs);
-    watcher.on('put', () => this.wake?.('leader key changed'));
-    watcher.on('delete', () => this.wake?.('leader key deleted'));
-    // compaction or a broken stream: the next campaign re-reads the key
-    watcher.on('error', () => this.wake?.('watch failed'));
-    const guard = setInterval(() => {
-      if (this.fence !== undefined && this.renewalOverdue()) {
-        this.depose('lease not renewed within its TTL');
-        this.wake?.('lease overdue');
-      }
-    }, Math.max(100, this.ttlMs / 3));
-    try {
-      await woken;
-    } finally {
-      clearInterval(guard);
-      // cancel() waits for etcd's answer; do not hold the loop on it
-      watcher.cancel().catch(() => undefined);
-    }
+  /** Opens the key watcher; resolves when etcd confirmed it, or after retryMs (it keeps trying). */
+  private openWatch(): Promise<void> {
+    if (this.isStopped()) return Promise.resolve();
+    const w: Watcher = this.client.watch().key(this.key).watcher();
+    this.watcher = w;
+    w.on('put', () => this.nudge());
+    w.on('delete', () => this.nudge());
+    w.on('error', () => {
+      // e.g. compaction while reconnecting: re-open from now and look again
+      if (this.watcher !== w) return;
+      w.cancel().catch(() => undefined);
+      setTimeout(() => {
+        if (this.watcher === w) void this.openWatch().then(() => this.nudge());
+      }, this.retryMs);
+    });
+    return new Promise((resolve) => {
+      const t = setTimeout(resolve, this.retryMs);
+      w.once('connected', () => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
   }
 
+  /** Makes the loop look at the key now, or as soon as it next waits. */
+  private nudge(): void {
+    if (this.wake !== undefined) this.wake();
+    else this.pending = true;
+  }
+
+  /** Waits for a nudge (key changed, lease lost, recheck, stop) or `ms`. */
   private pause(ms: number): Promise<void> {
+    if (this.pending || this.isStopped()) {
+      this.pending = false;
+      return Promise.resolve();
+    }
     return new Promise((resolve) => {
       const timer = setTimeout(() => done(), ms);
       const done = () => {
         clearTimeout(timer);
         this.wake = undefined;
+        this.pending = false;
         resolve();
       };
       this.wake = done;
@@ -231,7 +263,7 @@ export class Election extends EventEmitter<ElectionEvents> {
         if (this.lease !== lease) return;
         this.leaseLost = true;
         this.depose('lease lost');
-        this.wake?.('lease lost');
+        this.nudge();
       });
     }
     return this.lease.grant();
