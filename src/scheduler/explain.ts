@@ -31,10 +31,15 @@ export function explain(input: ScheduleInput, unitName: string): Explanation {
       return { machine: m.id, outcome: 'assigned', reason: p ? `placed: ${p.reason}` : 'kept: still passes its constraints' };
     }
     // Prefer the verdict from decision time; a unit kept where it was was never weighed elsewhere.
-    const r = decided?.has(m.id) ? { ok: decided.get(m.id) === undefined, rejection: decided.get(m.id) } : undefined;
-    const v = r ?? toSimple(checkMachine({ unit, machine: m, board, active, order, mode: 'place' }));
-    if (!v.ok && v.rejection) return { machine: m.id, outcome: 'rejected', filter: v.rejection.filter, reason: v.rejection.reason };
-    return { machine: m.id, outcome: 'eligible', reason: 'passes every filter' };
+    if (decided?.has(m.id)) {
+      const r = decided.get(m.id);
+      if (r !== undefined) return { machine: m.id, outcome: 'rejected', filter: r.filter, reason: r.reason };
+      return { machine: m.id, outcome: 'eligible', reason: 'passes every filter' };
+    }
+    const v = checkMachine({ unit, machine: m, board, active, order, mode: 'place' });
+    if (!v.ok) return { machine: m.id, outcome: 'rejected', filter: v.rejection.filter, reason: v.rejection.reason };
+    const displacing = v.evicts.length > 0 ? `, displacing ${v.evicts.join(', ')}` : '';
+    return { machine: m.id, outcome: 'eligible', reason: `passes every filter${displacing}` };
   });
 
   let status: UnitStatus;
@@ -53,8 +58,4 @@ export function explain(input: ScheduleInput, unitName: string): Explanation {
     summary = kept.length === 1 ? `kept on ${kept[0]!.machine}` : `kept on ${kept.length} machines`;
   }
   return { unit: unitName, status, summary, machines: verdicts };
-}
-
-function toSimple(v: ReturnType<typeof checkMachine>) {
-  return v.ok ? { ok: true, rejection: undefined } : { ok: false, rejection: v.rejection };
 }

@@ -52,14 +52,15 @@ export function metadataFilter({ unit, machine }: FilterContext): Rejection | un
  * after the unit (only in a MachineOf/Replaces cycle) never counts, so the
  * verdict cannot depend on how far the pass has got.
  */
-export function machineOfFilter({ unit, machine, board, active, order }: FilterContext): Rejection | undefined {
+export function machineOfFilter({ unit, machine, board, active, order, mode }: FilterContext): Rejection | undefined {
   const self = order.index.get(unit.name)!;
   for (const target of [...new Set(unit.xfleet.machineOf)].sort()) {
     if (target === unit.name) continue;
     if (!active.has(target)) return reject('MachineOf', `${target} is not placed`);
     if (order.index.get(target)! > self) return reject('MachineOf', `${target} is in a MachineOf/Replaces cycle with it`);
     const at = board.machinesOf(target);
-    if (at.length === 0) return reject('MachineOf', `${target} is not placed`);
+    // While keeping, a target not kept yet may still be placed later in the pass.
+    if (at.length === 0) return reject('MachineOf', mode === 'keep' ? `${target} does not stay on this machine` : `${target} is not placed`);
     if (!at.includes(machine.id)) return reject('MachineOf', `must run with ${target}, which is on ${listMachines(at)}`);
   }
   return undefined;

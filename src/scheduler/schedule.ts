@@ -58,7 +58,7 @@ export function reconcile(input: ScheduleInput): Reconciliation {
   r.keep(wanted);
   r.place();
 
-  const result = finish(r.kept(), r.unschedule, r.placed, summarizeUnschedulable(r.board, active, r.trace));
+  const result = finish(r.kept(), r.unschedule, r.placed, summarizeUnschedulable(r.board, active, order, r.trace));
   return { result, board: r.board, trace: r.trace, order, active, machines };
 }
 

@@ -156,13 +156,35 @@ const scenarios: [string, ScheduleInput, Expected][] = [
     { place: ['app.service on m2', 'db.service on m2'], unschedule: ['app.service on m1', 'db.service on m1', 'x.service on m3'] },
   ],
   [
+    'MachineOf follows its target when the target no longer fits its machine',
+    {
+      units: [unit('app.service', { machineOf: ['db.service'] }), unit('db.service', { machineMetadata: { disk: ['ssd'] } })],
+      machines: [machine('m1', { disk: 'hdd' }), machine('m2', { disk: 'ssd' })],
+      current: [at('app.service on m1'), at('db.service on m1')],
+    },
+    {
+      unschedule: ['app.service on m1', 'db.service on m1'],
+      place: ['app.service on m2', 'db.service on m2'],
+      reasons: {
+        'app.service on m1': 'violates MachineOf: db.service does not stay on this machine',
+        'db.service on m1': 'violates MachineMetadata: requires disk in [ssd], machine has disk=hdd',
+        'app.service on m2': 'runs with db.service (MachineOf)',
+      },
+    },
+  ],
+  [
     'MachineOf cycle is unschedulable, not a loop',
     {
       units: [unit('a.service', { machineOf: ['b.service'] }), unit('b.service', { machineOf: ['a.service'] })],
       machines: machines('m1'),
       current: [at('a.service on m1'), at('b.service on m1')],
     },
-    { unschedulable: ['a.service', 'b.service'], unschedule: ['a.service on m1', 'b.service on m1'] },
+    {
+      unschedulable: ['a.service', 'b.service'],
+      unschedule: ['a.service on m1', 'b.service on m1'],
+      reasons: { 'a.service': 'MachineOf cycle with b.service', 'b.service': 'waits for a.service, which is not placed' },
+      rejected: { 'a.service': { m1: 'MachineOf: b.service is in a MachineOf/Replaces cycle with it' } },
+    },
   ],
   [
     'MachineID pins a unit; an unknown id makes it unschedulable',
