@@ -8,6 +8,7 @@
  *   wrong or missing credentials           -> usage
  *   permission denied                      -> usage
  *   lock held, STM conflict                -> conflict
+ *   request etcd calls malformed           -> internal (a bug in fleetx)
  *   other server-side errors               -> unavailable (etcd's own transient errors)
  *   anything else                          -> internal
  *
@@ -88,6 +89,10 @@ export function toFleetxError(e: unknown, opts: ErrorContext): FleetxError {
   }
   if (e instanceof ClientClosedError) {
     return new FleetxError('internal', `etcd client used after close: ${e.message}`, { cause: e });
+  }
+  if (e instanceof GRPCInvalidArgumentError) {
+    // we sent a request etcd refuses ("too many operations in txn request"): a bug here
+    return new FleetxError('internal', `${at} refused a malformed request: ${stripCode(e.message)}`, { cause: e });
   }
   if (e instanceof EtcdError || e instanceof GRPCGenericError) {
     // "etcdserver: request timed out", "leader changed", "too many requests", quota...

@@ -5,11 +5,12 @@
  *
  * Error contract: every method throws only FleetxError —
  *   'unavailable' (etcd unreachable in time), 'usage' (credentials,
- *   permissions, TLS files), 'not-found' / 'conflict' as documented per
- *   method, 'internal' (corrupt record, bug).
+ *   permissions, TLS files), 'invalid' (a name or hash containing "/"),
+ *   'not-found' / 'conflict' as documented per method, 'internal'
+ *   (corrupt record, bug).
  */
 import type { Etcd3 } from 'etcd3';
-import { conflictError, notFoundError } from '../errors/errors.js';
+import { conflictError, invalidError, notFoundError } from '../errors/errors.js';
 import type { Keyspace } from './keys.js';
 import { lastSegment } from './keys.js';
 import type { MachineRecord, ScheduleRecord, TargetState, UnitRecord, UnitStateRecord, UnschedulableRecord } from './records.js';
@@ -28,6 +29,8 @@ export type CreateOutcome = 'created' | 'replaced' | 'unchanged';
 
 /** How often a compare-and-swap is retried before reporting a conflict. */
 const CAS_ATTEMPTS = 50;
+/** Deletes per transaction, below etcd's default --max-txn-ops of 128. */
+const TXN_BATCH = 100;
 
 export class Registry {
   constructor(
@@ -39,6 +42,7 @@ export class Registry {
   /** Stores a unit body under its hash unless it is already there. */
   putBody(hash: string, text: string): Promise<void> {
     return this.run(async () => {
+      assertSegment('body hash', hash);
       const key = this.keys.body(hash);
       await this.client.if(key, 'Create', '==', 0).then(this.client.put(key).value(text)).commit();
     });
@@ -70,6 +74,8 @@ export class Registry {
    */
   createUnit(rec: UnitRecord, text: string, opts: { replace: boolean }): Promise<{ outcome: CreateOutcome; unit: UnitRecord }> {
     return this.run(async () => {
+      assertSegment('unit name', rec.name);
+      assertSegment('body hash', rec.hash);
       const key = this.keys.unit(rec.name);
       const bodyKey = this.keys.body(rec.hash);
       for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
@@ -134,16 +140,24 @@ export class Registry {
         const current = await this.readUnit(name);
         if (!current) throw notFoundError(`unit ${name} does not exist`);
         const scheduled = (await this.client.getAll().prefix(this.keys.schedules()).keys()).filter((k) => lastSegment(k) === name);
+        // etcd caps a transaction at 128 operations (--max-txn-ops): entries
+        // beyond the first batch go in follow-up batches; they are harmless
+        // meanwhile, as a schedule entry of a missing unit is stopped anyway.
+        const [first, rest] = [scheduled.slice(0, TXN_BATCH), scheduled.slice(TXN_BATCH)];
         const key = this.keys.unit(name);
         const res = await this.client
           .if(key, 'Mod', '==', current.modRevision)
           .then(
             this.client.delete().key(key),
             this.client.delete().key(this.keys.unschedulable(name)),
-            ...scheduled.map((k) => this.client.delete().key(k)),
+            ...first.map((k) => this.client.delete().key(k)),
           )
           .commit();
         if (!res.succeeded) continue;
+        for (let i = 0; i < rest.length; i += TXN_BATCH) {
+          const batch = rest.slice(i, i + TXN_BATCH);
+          await this.client.if(key, 'Create', '==', 0).then(...batch.map((k) => this.client.delete().key(k))).commit();
+        }
         await collectBodies(this.client, this.keys, [current.record.hash]);
         return;
       }
@@ -172,6 +186,7 @@ export class Registry {
   /** Replaces a machine's metadata overrides; an empty object removes them. */
   setMachineMetadata(id: string, metadata: Record<string, string>): Promise<void> {
     return this.run(async () => {
+      assertSegment('machine id', id);
       const key = this.keys.machineMeta(id);
       if (Object.keys(metadata).length === 0) await this.client.delete().key(key).exec();
       else await this.client.put(key).value(encode(metadata)).exec();
@@ -239,6 +254,11 @@ export class Registry {
       throw toFleetxError(e, this.options.connection);
     }
   }
+}
+
+/** Names become key segments: a "/" would silently move a record elsewhere in the keyspace. */
+function assertSegment(what: string, value: string): void {
+  if (value === '' || value.includes('/')) throw invalidError(`${what} "${value}" must be non-empty and contain no "/"`);
 }
 
 const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);

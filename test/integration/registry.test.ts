@@ -103,6 +103,17 @@ describe('createUnit', () => {
     expect(await r.getBody('shared')).toBe('S');
   });
 
+  it.each([
+    ['a/b.service', 'h'],
+    ['', 'h'],
+    ['a.service', '../x'],
+  ])('rejects name %j / hash %j that would escape its key, writing nothing', async (name, hash) => {
+    const r = fresh();
+    const e = await rejection(r.createUnit(unit(name, hash), 'X', { replace: false }));
+    expect(e.kind).toBe('invalid');
+    expect(await r.snapshot()).toEqual({});
+  });
+
   it('listUnits returns all units sorted by name', async () => {
     const r = fresh();
     for (const n of ['c.service', 'a.service', 'b@2.service']) await r.createUnit(unit(n, `h-${n}`), n, { replace: false });
@@ -170,6 +181,16 @@ describe('destroyUnit', () => {
     await r.destroyUnit('a.service');
 
     expect(Object.keys(await r.snapshot())).toEqual([k.body('bbb'), k.schedule('m1', 'b.service'), k.unit('b.service')]);
+  });
+
+  it('removes more schedule entries than fit in one etcd transaction', async () => {
+    const r = fresh();
+    await r.createUnit(unit('global.service', 'ggg'), 'G', { replace: false });
+    for (let i = 0; i < 230; i++) {
+      await client.put(r.keys.schedule(`m${i}`, 'global.service')).value(JSON.stringify({ name: 'global.service', hash: 'ggg', targetState: 'launched' }));
+    }
+    await r.destroyUnit('global.service');
+    expect(await r.snapshot()).toEqual({});
   });
 
   it('keeps a body another unit still uses', async () => {
