@@ -127,7 +127,7 @@ export class Election extends EventEmitter<ElectionEvents> {
         this.depose('lease not renewed within its TTL');
         this.nudge();
       }
-    }, Math.max(100, this.ttlMs / 3));
+    }, Math.min(1000, Math.max(100, this.ttlMs / 10)));
     try {
       await this.campaignLoop();
     } finally {
@@ -256,8 +256,15 @@ export class Election extends EventEmitter<ElectionEvents> {
       this.lease = lease;
       this.leaseLost = false;
       this.lastRenewal = Date.now();
+      // A renewal counts from when its keepalive was SENT: etcd's expiry is at
+      // least that plus the TTL, so this bound errs on the safe side.
+      let sentAt: number | undefined;
+      lease.on('keepaliveFired', () => {
+        sentAt ??= Date.now();
+      });
       lease.on('keepaliveSucceeded', () => {
-        if (this.lease === lease) this.lastRenewal = Date.now();
+        if (this.lease === lease && sentAt !== undefined) this.lastRenewal = sentAt;
+        sentAt = undefined;
       });
       lease.on('lost', () => {
         if (this.lease !== lease) return;
