@@ -179,6 +179,36 @@ describe('schedule: properties', () => {
   });
 });
 
+/** A cluster that has settled: the current assignment is the applied result of the last run. */
+const settledArb = inputArb.map((input) => ({ ...input, current: apply(input.current, schedule(input)) }));
+
+describe('schedule: stability', () => {
+  it('a new machine only receives units: nothing running is unscheduled', () => {
+    fc.assert(
+      fc.property(settledArb, metadataArb, (input, metadata) => {
+        const r = schedule({ ...input, machines: [...input.machines, { id: 'm0-new', metadata }] });
+        expect(r.unschedule).toEqual([]);
+      }),
+      RUNS,
+    );
+  });
+
+  it('a machine going away moves only its own units, and what they displace', () => {
+    fc.assert(
+      fc.property(settledArb, fc.nat(), (input, pick) => {
+        fc.pre(input.machines.length > 0);
+        const gone = input.machines[pick % input.machines.length]!.id;
+        const r = schedule({ ...input, machines: input.machines.filter((m) => m.id !== gone) });
+        for (const d of r.unschedule) {
+          if (d.machine === gone) expect(d.reason).toBe(`machine ${gone} is gone`);
+          else expect(d.reason).toMatch(/^(replaced by|must run with) /);
+        }
+      }),
+      RUNS,
+    );
+  });
+});
+
 /**
  * Displacement is rare in random clusters, so this one is built for it: a
  * settled set of old units, then new ones that replace them (and each other),
