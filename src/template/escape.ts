@@ -13,8 +13,8 @@ export type ValueContext = 'exec' | 'environment' | 'xfleet' | 'other';
 export interface Position {
   /** The token begins a word (after whitespace or at the value's start). */
   wordStart: boolean;
-  /** The token is inside the command line's first word (the executable). */
-  firstWord: boolean;
+  /** Everything before the token in the command's first word is Exec prefixes (`-`, `@`...) or nothing. */
+  prefixPosition: boolean;
   /** The token sits inside quotes written by the template. */
   inQuotes: boolean;
 }
@@ -71,11 +71,12 @@ export function writePlain(raw: string, ctx: ValueContext, pos: Position): strin
     if (raw.includes('%')) throw new ValueProblem('contains "%", which fleet would expand as a specifier in [X-Fleet]');
     return raw;
   }
-  if (ctx === 'exec' && !pos.inQuotes) {
-    if (pos.wordStart && pos.firstWord && EXEC_PREFIX_RE.test(raw)) {
+  if (ctx === 'exec') {
+    // systemd unquotes the first word before reading prefixes, so quotes do not help here.
+    if (pos.prefixPosition && EXEC_PREFIX_RE.test(raw)) {
       throw new ValueProblem(`starts with "${raw[0]}", which systemd would read as an Exec prefix`);
     }
-    if (pos.wordStart && raw.startsWith('-')) {
+    if (pos.wordStart && !pos.inQuotes && raw.startsWith('-')) {
       throw new ValueProblem('starts with "-" at the start of a word, so the command would read it as an option; use {{arg x}} in the template if an option is meant');
     }
   }
@@ -90,7 +91,7 @@ export function writeArg(raw: string, ctx: ValueContext, pos: Position): string 
   }
   if (pos.inQuotes) throw new ValueProblem('is a quoted argument placed inside quotes written by the template');
   checkCommon(raw, true);
-  if (ctx === 'exec' && pos.firstWord && EXEC_PREFIX_RE.test(raw)) {
+  if (ctx === 'exec' && pos.prefixPosition && EXEC_PREFIX_RE.test(raw)) {
     throw new ValueProblem(`starts with "${raw[0]}", which systemd would read as an Exec prefix even when quoted`);
   }
   let body = escapePercent(raw.replaceAll('\\', '\\\\').replaceAll('"', '\\"'));

@@ -29,10 +29,18 @@ interface LineState {
   escaped: boolean;
   inWord: boolean;
   wordIndex: number;
+  word: string; // the current word so far, with values shown as x
 }
 
 function preview(raw: string): string {
   return JSON.stringify(raw.length > 60 ? `${raw.slice(0, 57)}...` : raw);
+}
+
+/** Whitespace ends a word; a lone unquoted `;` starts a new command (its first word is the executable again). */
+function endWord(st: LineState): void {
+  if (st.inWord) st.wordIndex = st.word === ';' ? 0 : st.wordIndex + 1;
+  st.inWord = false;
+  st.word = '';
 }
 
 export function substitute(tokenized: string, table: TokenTable): Substituted {
@@ -62,7 +70,13 @@ export function substitute(tokenized: string, table: TokenTable): Substituted {
       const m = seg[i] === TOKEN_OPEN ? TOKEN_AT.exec(seg) : null;
       if (m) {
         const e = table.entries[Number(m[2])]!;
-        const pos = { wordStart: !st.inWord, firstWord: st.wordIndex === 0, inQuotes: st.quote !== '' };
+        const pos = {
+          wordStart: !st.inWord,
+          // Only Exec prefix characters (or quotes, which systemd removes first) so far in the
+          // command's first word: systemd would read a value's leading - @ : + ! | as more prefixes.
+          prefixPosition: st.wordIndex === 0 && /^[-@:+!|"']*$/.test(st.word),
+          inQuotes: st.quote !== '',
+        };
         try {
           out += e.kind === 'plain' ? writePlain(e.raw, st.ctx, pos) : writeArg(e.raw, st.ctx, pos);
         } catch (err) {
@@ -71,6 +85,7 @@ export function substitute(tokenized: string, table: TokenTable): Substituted {
         }
         ben += e.kind === 'plain' ? 'x' : '"x"';
         st.inWord = true;
+        st.word += 'x';
         st.escaped = false;
         i += m[0].length;
         continue;
@@ -82,14 +97,14 @@ export function substitute(tokenized: string, table: TokenTable): Substituted {
         if (c === st.quote) st.quote = '';
       } else if (c === '"' || c === "'") st.quote = c;
       else if (c === ' ' || c === '\t') {
-        if (st.inWord) st.wordIndex++;
-        st.inWord = false;
+        endWord(st);
         out += c;
         ben += c;
         i++;
         continue;
       }
       st.inWord = true;
+      st.word += c;
       out += c;
       ben += c;
       i++;
@@ -112,8 +127,7 @@ export function substitute(tokenized: string, table: TokenTable): Substituted {
     }
     if (value) {
       // Continuation of the previous line: systemd joins it with a space.
-      if (value.inWord) value.wordIndex++;
-      value.inWord = false;
+      endWord(value);
       [out, ben] = writeValue(line, value, lineNo);
     } else if (trimmed === '') {
       out = ben = line;
@@ -128,7 +142,7 @@ export function substitute(tokenized: string, table: TokenTable): Substituted {
       } else {
         const keyPart = refuseTokens(line.slice(0, eq + 1), lineNo, 'in a key');
         const key = keyPart.slice(0, -1).trim();
-        value = { section, key, ctx: contextOf(section, key), quote: '', escaped: false, inWord: false, wordIndex: 0 };
+        value = { section, key, ctx: contextOf(section, key), quote: '', escaped: false, inWord: false, wordIndex: 0, word: '' };
         const [o, b] = writeValue(line.slice(eq + 1), value, lineNo);
         out = keyPart + o;
         ben = keyPart + b;

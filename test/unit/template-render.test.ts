@@ -193,6 +193,20 @@ describe('template-level checks', () => {
     expect(renderError(() => renderTemplate('[Unit]\n# {{c}}\n', { c: 'x' }, { templateName: 't' })).message).toMatch(/comment/);
   });
 
+  it.each([
+    ['after a template prefix', 'ExecStart=-{{v}} run\n', '@/bin/evil'],
+    ['inside template quotes', 'ExecStart="{{v}}" run\n', '-/bin/evil'],
+    ['quoted arg as the executable', 'ExecStart={{arg v}} run\n', '!/bin/evil'],
+    ['after a template prefix, quoted', 'ExecStart=-{{arg v}} run\n', '+/bin/evil'],
+    ['executable of a second command', 'ExecStart=/bin/true ; {{v}} run\n', '@/bin/evil'],
+  ])('a value cannot add Exec prefixes: %s', (_name, line, v) => {
+    expect(renderError(() => renderTemplate(`[Service]\n${line}`, { v }, { templateName: 't' })).message).toMatch(/Exec prefix|starts with "-"/);
+  });
+
+  it('prefix characters are fine past the executable', () => {
+    expect(renderTemplate('[Service]\nExecStart=/bin/echo {{arg v}} x{{v}}\n', { v: '@+!' }, { templateName: 't' }).text).toContain('/bin/echo "@+!" x@+!');
+  });
+
   it('{{arg}} outside Exec/Environment is refused', () => {
     expect(renderError(() => renderTemplate('[Unit]\nDescription={{arg v}}\n', { v: 'x' }, { templateName: 't' })).message).toMatch(/only Exec/);
   });
