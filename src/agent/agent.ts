@@ -62,6 +62,8 @@ export interface AgentOptions {
   minPassIntervalMs?: number;
   /** where runtime enablement links live (default /run/systemd/system) */
   runtimeDir?: string;
+  /** how long stop() may spend writing the last state records (default 2 s) */
+  flushOnStopMs?: number;
   now?: () => Date;
 }
 
@@ -149,7 +151,8 @@ export class Agent extends EventEmitter<AgentEvents> {
       await this.purge();
       await this.registration.revoke().catch((e) => this.emit('problem', 'revoking the lease failed', e));
     } else {
-      await this.reporter.flush();
+      // last states out if etcd is there; never hold up an exit for it
+      await Promise.race([this.reporter.flush(), sleep(this.o.flushOnStopMs ?? 2000)]);
       this.registration.release();
     }
     this.reporter.close();

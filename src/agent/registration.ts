@@ -16,7 +16,7 @@ import { unavailableError } from '../errors/errors.js';
 import type { Keyspace } from '../registry/keys.js';
 import type { MachineRecord } from '../registry/records.js';
 import { mergeMetadata, type Identity } from './identity.js';
-import { backoff, sleep, type Stopper } from './util.js';
+import { abortable, backoff, sleep, type Stopper } from './util.js';
 
 export interface RegistrationEvents {
   /** a new lease is live and the machine record written: rewrite state records */
@@ -77,10 +77,10 @@ export class Registration {
       const lease = this.client.lease(this.opts.ttlSec, { autoKeepAlive: true });
       const lost = new Promise<unknown>((resolve) => lease.on('lost', resolve));
       try {
-        const id = await lease.grant();
+        const id = await abortable(lease.grant(), stop);
         this.lease = lease;
-        this.etcdMeta = await this.readMeta();
-        await lease.put(this.keys.machine(this.identity.id)).value(JSON.stringify(this.machineRecord())).exec();
+        this.etcdMeta = await abortable(this.readMeta(), stop);
+        await abortable(lease.put(this.keys.machine(this.identity.id)).value(JSON.stringify(this.machineRecord())).exec(), stop);
         this.live = true;
         attempt = 0;
         this.events.registered(id);
@@ -90,6 +90,7 @@ export class Registration {
         this.events.lost(why);
       } catch (e) {
         this.live = false;
+        if (stop.stopped) return; // keep the lease as it is: see release()/revoke()
         lease.release();
         this.events.problem('registering the machine failed; retrying', e);
         await sleep(backoff(attempt++), stop);

@@ -17,7 +17,7 @@ import { optionValues } from '../unit/options.js';
 import { parseUnit } from '../unit/parse.js';
 import { normalizeBody } from './body.js';
 import type { DesiredUnit } from './types.js';
-import { backoff, sleep, type Stopper } from './util.js';
+import { abortable, backoff, sleep, type Stopper } from './util.js';
 
 const scheduleSchema = z.object({
   name: z.string().min(1),
@@ -72,7 +72,7 @@ export class ScheduleSource {
     let attempt = 0;
     while (!stop.stopped) {
       try {
-        const res = await this.client.getAll().prefix(prefix).exec();
+        const res = await abortable(this.client.getAll().prefix(prefix).exec(), stop);
         const next = new Map<string, ScheduleRecord>();
         for (const kv of res.kvs) this.apply(next, kv, 'put');
         this.records = next;
@@ -82,6 +82,7 @@ export class ScheduleSource {
         await this.watchFrom(prefix, (BigInt(res.header.revision) + 1n).toString(), stop);
         await sleep(100, stop); // a watch that errors at once must not spin
       } catch (e) {
+        if (stop.stopped) return;
         this.events.problem('listing or watching the schedule failed', e);
         await sleep(backoff(attempt++), stop);
       }

@@ -45,3 +45,30 @@ export function sleep(ms: number, stop?: Stopper): Promise<void> {
 export function backoff(attempt: number): number {
   return Math.min(5000, 250 * 2 ** Math.min(attempt, 5));
 }
+
+/** Thrown by abortable() when the stopper stops first. */
+export class StoppedError extends Error {
+  constructor() {
+    super('stopped');
+    this.name = 'StoppedError';
+  }
+}
+
+/**
+ * Resolves like p, or rejects with StoppedError as soon as the stopper stops,
+ * so that stop() never waits for an etcd call to time out. (The call itself
+ * goes on and its result is dropped.)
+ */
+export function abortable<T>(p: Promise<T>, stop: Stopper): Promise<T> {
+  if (stop.stopped) {
+    p.catch(() => undefined);
+    return Promise.reject(new StoppedError());
+  }
+  return new Promise<T>((resolve, reject) => {
+    const off = stop.onStop(() => reject(new StoppedError()));
+    p.then(
+      (v) => { off(); resolve(v); },
+      (e) => { off(); reject(e); },
+    );
+  });
+}

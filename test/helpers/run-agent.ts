@@ -48,3 +48,5 @@ try {
   io.stderr(`fleetx agent: ${(e as Error).message}`);
   process.exitCode = exitCodeOf(e);
 }
+// like the CLI's runCli: exit now, whatever handles the libraries keep open
+process.exit();

@@ -1,0 +1,215 @@
+/**
+ * The agent against the real things: one nspawn host (real systemd as PID 1)
+ * on a test bridge runs `fleetx agent` as a systemd service; etcd runs on the
+ * machine, listening only on the bridge address. The test plays the engine:
+ * it writes schedule keys and bodies straight into etcd.
+ */
+import type { Etcd3 } from 'etcd3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connect } from '../../src/registry/client.js';
+import { keyspace } from '../../src/registry/keys.js';
+import type { MachineRecord, ScheduleRecord, TargetState, UnitStateRecord } from '../../src/registry/records.js';
+import { startEtcd, stopEtcd } from '../../src/sandbox/etcd.js';
+import { bootHost, type Host } from '../../src/sandbox/host.js';
+import { createBridge, deleteBridge } from '../../src/sandbox/network.js';
+import { unitHash } from '../../src/unit/hash.js';
+import { parseUnit } from '../../src/unit/parse.js';
+import { leftovers, testNet, testStateDir } from '../helpers/hosts.js';
+
+const net = testNet();
+const base = testStateDir('agent');
+const etcdUrl = `http://${net.prefix}.1:2379`;
+const etcdSpec = { dataDir: `${base}/etcd`, logFile: `${base}/etcd.log`, clientUrl: etcdUrl, peerUrl: `http://${net.prefix}.1:2380` };
+const keys = keyspace('/fleetx');
+const repo = process.cwd();
+const TTL = 3;
+
+const agentUnit = [
+  '[Unit]',
+  'Description=fleetx agent (test)',
+  '[Service]',
+  `ExecStart=/usr/bin/node ${repo}/node_modules/tsx/dist/cli.mjs ${repo}/test/helpers/run-agent.ts` +
+    ` --endpoint ${etcdUrl} --ip ${net.prefix}.11 --ttl ${TTL} --no-engine --resync 30 --metadata role=test`,
+  'Restart=always',
+  'RestartSec=1',
+  '',
+].join('\n');
+
+let host: Host;
+let etcd: Etcd3;
+
+const sleepUnit = (tag: string, install = false) =>
+  [
+    '[Unit]',
+    `Description=agent test ${tag}`,
+    '[Service]',
+    'ExecStart=/bin/sleep infinity',
+    ...(install ? ['[Install]', 'WantedBy=multi-user.target'] : []),
+    '',
+  ].join('\n');
+
+async function submit(name: string, body: string, targetState: TargetState): Promise<string> {
+  const hash = unitHash(parseUnit(body, name));
+  await etcd.put(keys.body(hash)).value(body);
+  const rec: ScheduleRecord = { name, hash, targetState };
+  await etcd.put(keys.schedule(host.machineId, name)).value(JSON.stringify(rec));
+  return hash;
+}
+
+async function show(unit: string): Promise<Record<string, string>> {
+  const r = await host.exec(['systemctl', 'show', '-p', 'ActiveState,SubState,MainPID,LoadState,UnitFileState,FragmentPath', unit]);
+  return Object.fromEntries(r.stdout.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+}
+
+async function stateRecord(unit: string): Promise<UnitStateRecord | null> {
+  return (await etcd.get(keys.state(host.machineId, unit)).json()) as UnitStateRecord | null;
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 10_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn().catch(() => undefined);
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > end) {
+      throw new Error(`${what}: not reached in ${timeoutMs} ms\n--- agent journal ---\n${await journal()}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function journal(): Promise<string> {
+  return (await host.exec(['journalctl', '-u', 'fleetx-agent', '-n', '60', '--no-pager', '-o', 'cat'])).stdout;
+}
+
+async function agentPid(): Promise<number> {
+  return Number((await host.exec(['systemctl', 'show', '-p', 'MainPID', '--value', 'fleetx-agent'])).stdout.trim());
+}
+
+describe('fleetx agent on a real systemd host', () => {
+  beforeAll(async () => {
+    await createBridge(net.bridge, `${net.prefix}.1/24`);
+    await startEtcd(etcdSpec);
+    etcd = connect({ endpoints: [etcdUrl], requestTimeoutMs: 3000, prefix: '/fleetx' });
+    host = await bootHost({
+      name: 'fxt-agent',
+      stateDir: `${base}/host`,
+      bridge: { name: net.bridge, address: `${net.prefix}.11/24` },
+      files: { '/etc/systemd/system/fleetx-agent.service': agentUnit },
+    });
+    const started = await host.exec(['systemctl', 'start', 'fleetx-agent']);
+    expect(started.code, started.stderr).toBe(0);
+  });
+
+  afterAll(async () => {
+    etcd?.close();
+    await host?.stop().catch(() => undefined);
+    await stopEtcd(etcdSpec.dataDir);
+    await deleteBridge(net.bridge).catch(() => undefined);
+    const { rm } = await import('node:fs/promises');
+    await rm(base, { recursive: true, force: true });
+    expect(await leftovers(base, net.bridge, ['fxt-agent'])).toEqual([]);
+  });
+
+  it('registers the machine under a lease with its IP and metadata', async () => {
+    const m = await until('machine record', async () => (await etcd.get(keys.machine(host.machineId)).json()) as MachineRecord | null ?? undefined, 20_000);
+    expect(m).toMatchObject({ id: host.machineId, ip: `${net.prefix}.11`, hostname: 'fxt-agent', metadata: { role: 'test' } });
+    const lease = (await etcd.get(keys.machine(host.machineId)).exec()).kvs[0]!.lease;
+    expect(lease).not.toBe('0');
+  }, 30_000);
+
+  it('launched: the unit becomes active quickly and its state is reported', async () => {
+    const t0 = Date.now();
+    const hash = await submit('web.service', sleepUnit('web'), 'launched');
+    await until('web active', async () => (await show('web.service')).ActiveState === 'active');
+    const elapsed = Date.now() - t0;
+    expect(elapsed).toBeLessThan(1500);
+    const s = await show('web.service');
+    expect(s.FragmentPath).toBe('/run/systemd/system/web.service');
+    const rec = await until('state record', async () => {
+      const r = await stateRecord('web.service');
+      return r?.activeState === 'active' && r.mainPid ? r : undefined;
+    });
+    expect(rec).toMatchObject({ name: 'web.service', machine: host.machineId, hash, loadState: 'loaded', subState: 'running', mainPid: Number(s.MainPID) });
+  });
+
+  it('loaded: the unit is stopped but its file stays', async () => {
+    await submit('web.service', sleepUnit('web'), 'loaded');
+    await until('web inactive', async () => (await show('web.service')).ActiveState === 'inactive');
+    expect((await host.exec(['test', '-f', '/run/systemd/system/web.service'])).code).toBe(0);
+    await until('state record inactive', async () => (await stateRecord('web.service'))?.activeState === 'inactive');
+  });
+
+  it('enables (at runtime) a unit that has an [Install] section', async () => {
+    await submit('side.service', sleepUnit('side', true), 'launched');
+    await until('side active', async () => (await show('side.service')).ActiveState === 'active');
+    expect((await show('side.service')).UnitFileState).toBe('enabled-runtime');
+  });
+
+  it('never disturbs running units when the agent is SIGKILLed and restarted', async () => {
+    await submit('web.service', sleepUnit('web'), 'launched');
+    await until('web active', async () => (await show('web.service')).ActiveState === 'active');
+    const before = { web: (await show('web.service')).MainPID, side: (await show('side.service')).MainPID };
+    const oldAgent = await agentPid();
+    // SIGKILL every process of the agent (tsx runs it in a child process). `systemctl kill -s KILL`
+    // does the same but reports EIO inside nspawn for the cgroup-wide kill.
+    const killed = await host.exec(['sh', '-c', 'p=$(systemctl show -p MainPID --value fleetx-agent); pkill -9 -P "$p"; kill -9 "$p"']);
+    expect(killed.code, `${killed.stderr}\n${await journal()}`).toBe(0);
+    const newAgent = await until('agent restarted', async () => {
+      const pid = await agentPid();
+      return pid !== 0 && pid !== oldAgent ? pid : undefined;
+    }, 15_000);
+    expect(newAgent).not.toBe(oldAgent);
+    // the new agent is up once it acts on a new schedule key
+    await submit('probe.service', sleepUnit('probe'), 'launched');
+    await until('probe active', async () => (await show('probe.service')).ActiveState === 'active', 20_000);
+    expect((await show('web.service')).MainPID).toBe(before.web);
+    expect((await show('side.service')).MainPID).toBe(before.side);
+    expect((await stateRecord('web.service'))?.mainPid).toBe(Number(before.web));
+  }, 45_000);
+
+  it('a new hash rewrites the file and restarts a launched unit', async () => {
+    const oldPid = (await show('web.service')).MainPID;
+    const body = sleepUnit('web v2');
+    const hash = await submit('web.service', body, 'launched');
+    await until('web restarted', async () => {
+      const s = await show('web.service');
+      return s.ActiveState === 'active' && s.MainPID !== oldPid && s.MainPID !== '0';
+    });
+    expect((await host.exec(['cat', '/run/systemd/system/web.service'])).stdout).toContain('Description=agent test web v2');
+    await until('state hash', async () => (await stateRecord('web.service'))?.hash === hash);
+  });
+
+  it('keeps units running while etcd is down and reconciles when it returns', async () => {
+    const pid = (await show('web.service')).MainPID;
+    await stopEtcd(etcdSpec.dataDir);
+    await new Promise((r) => setTimeout(r, (3 * TTL + 1) * 1000)); // long enough for the lease to be lost
+    expect(await show('web.service')).toMatchObject({ ActiveState: 'active', MainPID: pid });
+    expect((await show('probe.service')).ActiveState).toBe('active');
+
+    await startEtcd(etcdSpec);
+    // re-registered (new lease) and states rewritten
+    await until('machine back', async () => (await etcd.get(keys.machine(host.machineId)).string()) ?? undefined, 20_000);
+    await until('state back', async () => (await stateRecord('web.service'))?.mainPid === Number(pid), 20_000);
+    // and the schedule is acted on again
+    await etcd.delete().key(keys.schedule(host.machineId, 'probe.service'));
+    await until('probe removed', async () => (await host.exec(['test', '-e', '/run/systemd/system/probe.service'])).code !== 0, 20_000);
+    expect(await show('web.service')).toMatchObject({ ActiveState: 'active', MainPID: pid });
+  }, 60_000);
+
+  it('removed: the unit is stopped, its file and state record are gone', async () => {
+    await etcd.delete().key(keys.schedule(host.machineId, 'side.service'));
+    await until('side file gone', async () => (await host.exec(['test', '-e', '/run/systemd/system/side.service'])).code !== 0);
+    expect((await show('side.service')).ActiveState).toBe('inactive');
+    expect((await host.exec(['test', '-e', '/run/systemd/system/multi-user.target.wants/side.service'])).code).not.toBe(0);
+    await until('side state deleted', async () => (await stateRecord('side.service')) === null);
+  });
+
+  it('SIGTERM leaves units running by default', async () => {
+    const pid = (await show('web.service')).MainPID;
+    const t0 = Date.now();
+    expect((await host.exec(['systemctl', 'stop', 'fleetx-agent'])).code).toBe(0);
+    expect(Date.now() - t0, await journal()).toBeLessThan(5000);
+    expect(await show('web.service')).toMatchObject({ ActiveState: 'active', MainPID: pid });
+    expect((await host.exec(['test', '-f', '/run/systemd/system/web.service'])).code).toBe(0);
+  });
+});
