@@ -97,7 +97,7 @@ export class Registry {
           .then(this.client.put(bodyKey).value(text), this.client.put(key).value(encode(unit)))
           .commit();
         if (!res.succeeded) continue;
-        if (current) await collectBodies(this.client, this.keys, [current.record.hash]);
+        if (current) await this.tidyBody(current.record.hash);
         return { outcome: current ? 'replaced' : 'created', unit };
       }
       throw this.contended(rec.name);
@@ -158,7 +158,7 @@ export class Registry {
           const batch = rest.slice(i, i + TXN_BATCH);
           await this.client.if(key, 'Create', '==', 0).then(...batch.map((k) => this.client.delete().key(k))).commit();
         }
-        await collectBodies(this.client, this.keys, [current.record.hash]);
+        await this.tidyBody(current.record.hash);
         return;
       }
       throw this.contended(name);
@@ -236,6 +236,15 @@ export class Registry {
   private async listJson<T>(prefix: string): Promise<T[]> {
     const raw = await this.client.getAll().prefix(prefix).strings();
     return Object.entries(raw).map(([k, v]) => decode<T>(k, v));
+  }
+
+  /**
+   * Removes a body the last write may have orphaned. Best effort on purpose:
+   * the write itself succeeded, and reporting it as failed would make callers
+   * retry it; a leftover body is collected by the next gcBodies().
+   */
+  private async tidyBody(hash: string): Promise<void> {
+    await collectBodies(this.client, this.keys, [hash]).catch(() => undefined);
   }
 
   private stamp(): string {
