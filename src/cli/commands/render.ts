@@ -1,6 +1,6 @@
 /** render: template + values -> unit text, on stdout or into a file. */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { relative, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { usageError } from '../../errors/errors.js';
 import { findTemplate } from '../../template/find.js';
 import { renderTemplate } from '../../template/render.js';
@@ -19,8 +19,8 @@ export interface RenderCommandOptions {
 export async function renderCommand(opts: RenderCommandOptions, io: Io): Promise<void> {
   const found = findTemplate(opts.template, io.cwd);
   const values = loadValues({ files: opts.files, sets: opts.sets, cwd: io.cwd });
-  const shown = relative(io.cwd, found.path) || found.path;
-  const { text } = renderTemplate(readFileSync(found.path, 'utf8'), values, { templateName: found.unitName.includes('@') || found.unitName.includes('.') ? found.unitName : shown });
+  // The unit name doubles as the template name: messages name it, and [X-Fleet] is checked against it.
+  const { text } = renderTemplate(readFileSync(found.path, 'utf8'), values, { templateName: found.unitName });
   const body = text.endsWith('\n') ? text : `${text}\n`;
   if (opts.output === undefined) {
     io.stdout(body);
