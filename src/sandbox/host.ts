@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FleetxError, conflictError, failedError, invalidError } from '../errors/errors.js';
+import { cgroupKey, cgroupPids, createHostCgroups, removeHostCgroups } from './cgroups.js';
 import { writeLayer } from './layer.js';
 import { enabledUnits, unitsToMask } from './masks.js';
 import { mountOverlay, mountsUnder, unmountAll } from './mounts.js';
@@ -121,12 +122,13 @@ function logTail(stateDir: string, lines = 15): string {
 }
 
 /**
- * Stops whatever runs on `stateDir` and removes it: clean shutdown first
- * (SIGTERM makes nspawn ask systemd to halt), SIGKILL after graceMs, then
- * unmount and delete. Works without a Host object, after a crash too.
+ * Stops whatever runs on `stateDir` and unmounts its overlay, keeping the
+ * upper layer (a later bootHost with reuseState "reboots" it): clean shutdown
+ * first (SIGTERM makes nspawn ask systemd to halt), SIGKILL after graceMs.
+ * Works without a Host object, after a crash too.
  * @throws FleetxError 'failed' when the overlay cannot be unmounted.
  */
-export async function destroyHostDir(stateDir: string, graceMs = 15_000): Promise<void> {
+export async function haltHostDir(stateDir: string, graceMs = 15_000): Promise<void> {
   const rec = readRecord(stateDir);
   const nspawns = nspawnsOf(stateDir);
   const leaders = nspawns.map(leaderOf).filter((p): p is number => p !== undefined);
@@ -135,8 +137,21 @@ export async function destroyHostDir(stateDir: string, graceMs = 15_000): Promis
     for (const pid of [...leaders, ...nspawns]) signal(pid, 'SIGKILL');
     await waitGone([...leaders, ...nspawns], 5_000);
   }
+  if (rec) {
+    // Whatever nspawn left in the host's cgroup goes too.
+    const key = cgroupKey(rec.name, stateDir);
+    const rest = cgroupPids(key);
+    for (const pid of rest) signal(pid, 'SIGKILL');
+    await waitGone(rest, 5_000);
+    removeHostCgroups(key);
+  }
   await unmountAll(stateDir);
   if (rec) removeNspawnLeftovers(rec);
+}
+
+/** haltHostDir, then remove stateDir. Idempotent. */
+export async function destroyHostDir(stateDir: string, graceMs = 15_000): Promise<void> {
+  await haltHostDir(stateDir, graceMs);
   // Only remove the directory once nothing is mounted in it: through a live
   // overlay a recursive delete would reach into the merged view.
   if (mountsUnder(stateDir).length === 0) rmSync(stateDir, { recursive: true, force: true });
@@ -246,6 +261,20 @@ function nspawnArgs(spec: HostSpec, merged: string): string[] {
   return args;
 }
 
+/**
+ * The net unit may have failed and be waiting for its retry (see netUnit):
+ * make sure host0 has its address before handing the host out.
+ * @throws FleetxError 'failed' when `ip` inside the host fails.
+ */
+async function ensureAddress(host: Host, cidr: string): Promise<void> {
+  const shown = await host.exec(['ip', '-4', '-o', 'addr', 'show', 'dev', 'host0']);
+  if (shown.stdout.includes(` ${cidr} `)) return;
+  for (const argv of [['ip', 'link', 'set', 'host0', 'up'], ['ip', 'addr', 'replace', cidr, 'dev', 'host0']]) {
+    const r = await host.exec(argv);
+    if (r.code !== 0) throw failedError(`host ${host.name}: ${argv.join(' ')} failed: ${r.stderr.trim()}`);
+  }
+}
+
 async function waitForLeader(nspawnPid: number, spec: HostSpec, timeoutMs: number): Promise<number> {
   const until = Date.now() + timeoutMs;
   for (;;) {
@@ -264,7 +293,8 @@ async function waitForLeader(nspawnPid: number, spec: HostSpec, timeoutMs: numbe
  *         'conflict' when a host already runs on spec.stateDir,
  *         'failed' when nspawn or the mount fails,
  *         'unavailable' when systemd does not come up in time.
- *         On any failure the half-made host is removed (the hint holds its log).
+ *         On any failure the half-made host is stopped and, unless reuseState, removed
+ *         (the error's hint holds the tail of its log).
  */
 export async function bootHost(spec: HostSpec): Promise<Host> {
   if (!NAME.test(spec.name)) throw invalidError(`bad host name ${JSON.stringify(spec.name)}`, 'use [a-z0-9-], at most 64 characters');
@@ -296,7 +326,12 @@ export async function bootHost(spec: HostSpec): Promise<Host> {
     try {
       // Detached with its output in a file: the host outlives the process
       // that booted it (the sandbox CLI) and its console stays out of test output.
-      const child = spawn('systemd-nspawn', nspawnArgs(spec, paths.merged), {
+      // A tiny sh joins the host's own cgroups, then execs nspawn (same pid);
+      // values only ever travel as "$@", never inside the script.
+      const cgroups = createHostCgroups(cgroupKey(spec.name, spec.stateDir));
+      const joinThenExec = 'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1/cgroup.procs" || exit 97; shift; n=$((n-1)); done; exec "$@"';
+      const argv = ['-c', joinThenExec, 'sh', String(cgroups.length), ...cgroups, 'systemd-nspawn', ...nspawnArgs(spec, paths.merged)];
+      const child = spawn('/bin/sh', argv, {
         detached: true,
         stdio: ['ignore', log, log],
         env: { PATH: SYSTEM_PATH, LANG: 'C.UTF-8' },
@@ -314,11 +349,14 @@ export async function bootHost(spec: HostSpec): Promise<Host> {
     rec.leaderPid = await waitForLeader(nspawnPid, spec, timeoutMs);
     writeFileSync(paths.record, `${JSON.stringify(rec, null, 2)}\n`);
     const host = new NspawnHost(spec.stateDir, rec);
-    if (spec.waitForSystemd ?? true) await host.waitForSystemd(timeoutMs);
+    if (spec.waitForSystemd ?? true) {
+      await host.waitForSystemd(timeoutMs);
+      if (spec.bridge) await ensureAddress(host, spec.bridge.address);
+    }
     return host;
   } catch (e) {
     // The caller gets no Host to stop: never leave a half-booted one behind.
-    await destroyHostDir(spec.stateDir, 5_000).catch(() => undefined);
+    await (spec.reuseState ? haltHostDir : destroyHostDir)(spec.stateDir, 5_000).catch(() => undefined);
     throw e;
   }
 }

@@ -25,18 +25,23 @@ export interface LayerSpec {
  * Configuring host0 with `ip` from a oneshot unit is the least moving part:
  * nspawn moves host0 into the container before systemd starts, so no udev
  * device dependency is needed, and networkd is not enabled on the machine.
+ * Restart=on-failure: under cgroup v1 systemd here now and then fails to
+ * spawn an early unit ("Failed at step CGROUP ... No such file or
+ * directory"); a retry succeeds. bootHost also checks the address afterwards.
  */
 export function netUnit(address: string): string {
   return [
     '[Unit]',
     'Description=fleetx sandbox: address on host0',
-    'DefaultDependencies=no',
     'Before=network.target network-online.target',
     'Wants=network.target',
+    'StartLimitIntervalSec=0',
     '',
     '[Service]',
     'Type=oneshot',
     'RemainAfterExit=yes',
+    'Restart=on-failure',
+    'RestartSec=200ms',
     'ExecStart=/usr/sbin/ip link set host0 up',
     `ExecStart=/usr/sbin/ip addr replace ${address} dev host0`,
     '',

@@ -1,4 +1,4 @@
-import { rmdirSync } from 'node:fs';
+import { readFileSync, rmdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bootHost, type Host } from '../../src/sandbox/host.js';
 import { createBridge, deleteBridge, linkExists } from '../../src/sandbox/network.js';
@@ -47,6 +47,16 @@ describe('sandbox host: real systemd in nspawn over an overlay', () => {
       expect((await h.exec(['cat', '/proc/1/comm'])).stdout.trim()).toBe('systemd');
     }
     expect(a.machineId).not.toBe(b.machineId);
+  });
+
+  it('boots without failed units, each host in a cgroup of its own', async () => {
+    for (const h of [a, b]) {
+      expect((await h.exec(['systemctl', 'list-units', '--failed', '--plain', '--no-legend'])).stdout).toBe('');
+    }
+    // Sharing one cgroup made the two systemds prune each other's unit cgroups.
+    const cg = (h: Host) => readFileSync(`/proc/${h.leaderPid}/cgroup`, 'utf8').match(/name=systemd:(.*)/)?.[1];
+    expect(cg(a)).toMatch(/^\/fleetx-sandbox\/fxt-a-[0-9a-f]+\/payload/);
+    expect(cg(b)).toMatch(/^\/fleetx-sandbox\/fxt-b-[0-9a-f]+\/payload/);
     expect(a.address).toBe(`${net.prefix}.11`);
   });
 

@@ -1,0 +1,250 @@
+/**
+ * A local fleetx cluster on this machine: N hosts booting real systemd
+ * (host.ts) on a bridge (network.ts), one etcd on the bridge address
+ * (etcd.ts), a fleetx agent unit in every host. Everything it makes is named
+ * in stateDir/state.json first, so `down` can remove it even after a crash,
+ * and `up` repairs what is missing instead of starting over.
+ */
+import { mkdirSync, readdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
+import { conflictError, usageError } from '../errors/errors.js';
+import { AGENT_UNIT, agentUnit } from './agent-unit.js';
+import { etcdHealthy, isOurEtcd, startEtcd, stopEtcd } from './etcd.js';
+import { bootHost, destroyHostDir, haltHostDir, openHost, recordedMachineId, type Host } from './host.js';
+import { mountsUnder, unmountAll } from './mounts.js';
+import { createBridge, deleteBridge, linkExists } from './network.js';
+import { envFileText, OWN_ENTRIES, readState, sandboxPaths, writeState, type SandboxHostEntry, type SandboxState } from './state.js';
+
+export interface SandboxOptions {
+  hosts: number;
+  stateDir: string;
+  /** Repository root (holds bin/fleetx.mjs); hosts see it read-only through the overlay. */
+  repoRoot: string;
+  /** Bridge name, at most 15 characters (default fleetx0). */
+  bridge?: string;
+  /** First three octets of the sandbox /24 (default 10.213.0): bridge .1, hosts .11, .12, ... */
+  subnet?: string;
+  /** etcd client port on the bridge address (default 2379; peer port is +1). */
+  etcdPort?: number;
+  /** Host names are PREFIX-1..PREFIX-N (default "sandbox"). */
+  hostPrefix?: string;
+  /** Install and enable the fleetx agent unit in each host (default true). */
+  agent?: boolean;
+}
+
+export interface SandboxHostStatus {
+  name: string;
+  machineId: string;
+  address: string;
+  running: boolean;
+  /** `systemctl is-system-running` inside the host, when it runs. */
+  systemState?: string;
+}
+
+export interface SandboxStatus {
+  stateDir: string;
+  /** Whether a sandbox (its state file) exists at stateDir. */
+  exists: boolean;
+  /** Bridge up, etcd healthy, every host running with systemd running/degraded. */
+  healthy: boolean;
+  bridge?: { name: string; address: string; present: boolean };
+  etcd?: { endpoints: string[]; pid?: number; running: boolean; logFile: string };
+  hosts: SandboxHostStatus[];
+  /** `. ENVFILE` sets FLEETX_ENDPOINT for fleetx on this machine. */
+  envFile?: string;
+}
+
+const DEFAULTS = { bridge: 'fleetx0', subnet: '10.213.0', etcdPort: 2379, hostPrefix: 'sandbox' };
+const MAX_HOSTS = 200;
+
+function planState(o: SandboxOptions, prev: SandboxState | undefined): SandboxState {
+  const subnet = o.subnet ?? (prev ? prev.bridge.cidr.replace(/\.\d+\/24$/, '') : DEFAULTS.subnet);
+  const bridge = o.bridge ?? prev?.bridge.name ?? DEFAULTS.bridge;
+  const port = o.etcdPort ?? (prev ? Number(new URL(prev.etcd.endpoints[0]!).port) : DEFAULTS.etcdPort);
+  const cidr = `${subnet}.1/24`;
+  if (prev && (prev.bridge.name !== bridge || prev.bridge.cidr !== cidr)) {
+    throw conflictError(
+      `the sandbox at ${o.stateDir} uses bridge ${prev.bridge.name} ${prev.bridge.cidr}, not ${bridge} ${cidr}`,
+      'run `fleetx sandbox down` first to change its network',
+    );
+  }
+  const prefix = o.hostPrefix ?? DEFAULTS.hostPrefix;
+  const hosts: SandboxHostEntry[] = [];
+  for (let i = 1; i <= o.hosts; i++) {
+    const name = `${prefix}-${i}`;
+    const dir = join(sandboxPaths(o.stateDir).hosts, name);
+    const old = prev?.hosts.find((h) => h.name === name);
+    // A repaired host keeps its identity.
+    const machineId = old?.machineId ?? recordedMachineId(dir) ?? '';
+    hosts.push({ name, machineId, address: `${subnet}.${10 + i}`, dir });
+  }
+  const paths = sandboxPaths(o.stateDir);
+  return {
+    version: 1,
+    stateDir: o.stateDir,
+    repoRoot: o.repoRoot,
+    bridge: { name: bridge, cidr },
+    etcd: {
+      pid: prev?.etcd.pid,
+      endpoints: [`http://${subnet}.1:${port}`],
+      peerUrl: `http://${subnet}.1:${port + 1}`,
+      dataDir: paths.etcdData,
+      logFile: paths.etcdLog,
+    },
+    hosts,
+  };
+}
+
+function validate(o: SandboxOptions): void {
+  if (!Number.isInteger(o.hosts) || o.hosts < 1 || o.hosts > MAX_HOSTS) throw usageError(`--hosts must be 1..${MAX_HOSTS}, got ${o.hosts}`);
+  if (!isAbsolute(o.stateDir)) throw usageError(`the sandbox state dir must be an absolute path: ${o.stateDir}`);
+  if (o.subnet !== undefined && !/^\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(o.subnet)) throw usageError(`subnet must be three octets like 10.213.0, got ${o.subnet}`);
+}
+
+async function ensureEtcd(state: SandboxState): Promise<void> {
+  const e = state.etcd;
+  if (isOurEtcd(e.pid, e.dataDir) && (await etcdHealthy(e.endpoints[0]!))) return;
+  await stopEtcd(e.dataDir); // a hung or orphaned one
+  e.pid = await startEtcd({ dataDir: e.dataDir, logFile: e.logFile, clientUrl: e.endpoints[0]!, peerUrl: e.peerUrl });
+}
+
+/** Keeps a healthy host; otherwise "reboots" it on its existing upper layer. */
+async function ensureHost(state: SandboxState, entry: SandboxHostEntry, agent: boolean): Promise<Host> {
+  const running = openHost(entry.dir);
+  if (running) {
+    try {
+      await running.waitForSystemd(5_000);
+      return running;
+    } catch {
+      // Fall through: repair.
+    }
+  }
+  await haltHostDir(entry.dir);
+  const endpoint = state.etcd.endpoints[0]!;
+  const files: Record<string, string> = {};
+  if (agent) files[`/etc/systemd/system/${AGENT_UNIT}`] = agentUnit({ repoRoot: state.repoRoot, endpoint, ip: entry.address });
+  return bootHost({
+    name: entry.name,
+    stateDir: entry.dir,
+    bridge: { name: state.bridge.name, address: `${entry.address}/24` },
+    machineId: entry.machineId || undefined,
+    files,
+    enable: agent ? [AGENT_UNIT] : [],
+    reuseState: true,
+  });
+}
+
+/**
+ * Brings the sandbox to `hosts` running hosts, a bridge and a healthy etcd.
+ * Idempotent: a healthy sandbox is only reported, a half-made one repaired,
+ * hosts beyond the count removed.
+ * @throws FleetxError 'usage' for bad options, 'conflict' when the existing
+ *         sandbox uses another network or the subnet overlaps a real one,
+ *         'failed'/'unavailable' when etcd or a host does not come up.
+ */
+export async function sandboxUp(o: SandboxOptions): Promise<SandboxStatus> {
+  validate(o);
+  const prev = readState(o.stateDir);
+  const state = planState(o, prev);
+  mkdirSync(sandboxPaths(o.stateDir).hosts, { recursive: true });
+  // Name everything before creating it: `down` after a crash relies on it.
+  writeState({ ...state, hosts: mergeHosts(prev?.hosts ?? [], state.hosts) });
+  await createBridge(state.bridge.name, state.bridge.cidr);
+  await ensureEtcd(state);
+  writeState({ ...state, hosts: mergeHosts(prev?.hosts ?? [], state.hosts) });
+
+  const wanted = new Set(state.hosts.map((h) => h.dir));
+  for (const d of hostDirs(o.stateDir)) if (!wanted.has(d)) await destroyHostDir(d);
+  const booted = await Promise.all(state.hosts.map((h) => ensureHost(state, h, o.agent ?? true)));
+  state.hosts.forEach((h, i) => (h.machineId = booted[i]!.machineId));
+  writeState(state);
+  writeFileSync(sandboxPaths(o.stateDir).env, envFileText(state.etcd.endpoints, o.stateDir));
+  return sandboxStatus(o.stateDir);
+}
+
+/** Old entries first so that hosts about to be removed are still named. */
+function mergeHosts(old: SandboxHostEntry[], now: SandboxHostEntry[]): SandboxHostEntry[] {
+  const names = new Set(now.map((h) => h.name));
+  return [...old.filter((h) => !names.has(h.name)), ...now];
+}
+
+function hostDirs(stateDir: string): string[] {
+  const dir = sandboxPaths(stateDir).hosts;
+  try {
+    return readdirSync(dir).map((n) => join(dir, n));
+  } catch {
+    return [];
+  }
+}
+
+/** What is there, checked live (processes, bridge, etcd /health, systemd in each host). Never throws for a missing sandbox. */
+export async function sandboxStatus(stateDir: string): Promise<SandboxStatus> {
+  const state = readState(stateDir);
+  if (!state) return { stateDir, exists: false, healthy: false, hosts: [] };
+  const present = await linkExists(state.bridge.name);
+  const e = state.etcd;
+  const etcdUp = isOurEtcd(e.pid, e.dataDir) && (await etcdHealthy(e.endpoints[0]!));
+  const hosts = await Promise.all(
+    state.hosts.map(async (h): Promise<SandboxHostStatus> => {
+      const host = openHost(h.dir);
+      if (!host) return { name: h.name, machineId: h.machineId, address: h.address, running: false };
+      const r = await host.exec(['systemctl', 'is-system-running'], { timeoutMs: 5_000 }).catch(() => undefined);
+      const systemState = r?.stdout.trim() || 'unknown';
+      return { name: h.name, machineId: host.machineId, address: h.address, running: true, systemState };
+    }),
+  );
+  const healthy = present && etcdUp && hosts.every((h) => h.running && /^(running|degraded)$/.test(h.systemState ?? ''));
+  return {
+    stateDir,
+    exists: true,
+    healthy,
+    bridge: { name: state.bridge.name, address: state.bridge.cidr, present },
+    etcd: { endpoints: e.endpoints, pid: etcdUp ? e.pid : undefined, running: etcdUp, logFile: e.logFile },
+    hosts,
+    envFile: sandboxPaths(stateDir).env,
+  };
+}
+
+export interface SandboxDownResult {
+  stateDir: string;
+  /** What was found and removed, e.g. "host sandbox-1", "etcd", "bridge fleetx0". */
+  removed: string[];
+}
+
+/**
+ * Removes everything the sandbox made: hosts (processes, mounts, layers),
+ * etcd, the bridge, its files. Safe twice and after a crash: it works from
+ * what it finds (host dirs, etcd by data dir) as well as from state.json.
+ * Only the sandbox's own entries in stateDir are deleted, then the dir if empty.
+ * @throws FleetxError 'failed' when an overlay cannot be unmounted.
+ */
+export async function sandboxDown(stateDir: string): Promise<SandboxDownResult> {
+  if (!isAbsolute(stateDir)) throw usageError(`the sandbox state dir must be an absolute path: ${stateDir}`);
+  const state = readState(stateDir);
+  const paths = sandboxPaths(stateDir);
+  const removed: string[] = [];
+  const dirs = new Set([...hostDirs(stateDir), ...(state?.hosts.map((h) => h.dir) ?? [])]);
+  await Promise.all(
+    [...dirs].map(async (d) => {
+      await destroyHostDir(d);
+      removed.push(`host ${d.slice(d.lastIndexOf('/') + 1)}`);
+    }),
+  );
+  const etcdRan = isOurEtcd(state?.etcd.pid, paths.etcdData);
+  await stopEtcd(paths.etcdData);
+  if (etcdRan) removed.push('etcd');
+  if (state && (await linkExists(state.bridge.name))) {
+    await deleteBridge(state.bridge.name);
+    removed.push(`bridge ${state.bridge.name}`);
+  }
+  await unmountAll(stateDir);
+  if (mountsUnder(stateDir).length === 0) {
+    for (const entry of OWN_ENTRIES) rmSync(join(stateDir, entry), { recursive: true, force: true });
+    try {
+      rmdirSync(stateDir);
+    } catch {
+      // Holds files that are not ours, or already gone: leave it.
+    }
+  }
+  return { stateDir, removed: removed.sort() };
+}

@@ -1,0 +1,78 @@
+/**
+ * The sandbox's state file, stateDir/state.json: what `up` made, so that
+ * `status` and `down` (possibly from another process, after a crash) know
+ * what to look at. It is written before each thing is created, so it always
+ * names at least what exists. Also meant for a later `resolveConnection`
+ * fallback (etcd.endpoints).
+ */
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+
+export const DEFAULT_SANDBOX_DIR = '/var/lib/fleetx/sandbox';
+
+const HostEntry = z.object({
+  name: z.string(),
+  machineId: z.string(),
+  address: z.string(),
+  dir: z.string(),
+});
+
+const State = z.object({
+  version: z.literal(1),
+  stateDir: z.string(),
+  repoRoot: z.string(),
+  bridge: z.object({ name: z.string(), cidr: z.string() }),
+  etcd: z.object({
+    pid: z.number().int().optional(),
+    endpoints: z.array(z.string()),
+    peerUrl: z.string(),
+    dataDir: z.string(),
+    logFile: z.string(),
+  }),
+  hosts: z.array(HostEntry),
+});
+
+export type SandboxState = z.infer<typeof State>;
+export type SandboxHostEntry = z.infer<typeof HostEntry>;
+
+export const sandboxPaths = (stateDir: string) => ({
+  state: join(stateDir, 'state.json'),
+  env: join(stateDir, 'env'),
+  etcdData: join(stateDir, 'etcd'),
+  etcdLog: join(stateDir, 'etcd.log'),
+  hosts: join(stateDir, 'hosts'),
+});
+
+/** Names `down` may delete inside stateDir; anything else there is left alone. */
+export const OWN_ENTRIES = ['state.json', 'state.json.tmp', 'env', 'etcd', 'etcd.log', 'hosts'];
+
+/** The state, or undefined when there is none or it is unreadable (then `down` falls back to scanning). */
+export function readState(stateDir: string): SandboxState | undefined {
+  const file = sandboxPaths(stateDir).state;
+  if (!existsSync(file)) return undefined;
+  try {
+    const parsed = State.safeParse(JSON.parse(readFileSync(file, 'utf8')));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Atomic replace, so a crash never leaves half a file. */
+export function writeState(state: SandboxState): void {
+  const file = sandboxPaths(state.stateDir).state;
+  writeFileSync(`${file}.tmp`, `${JSON.stringify(state, null, 2)}\n`);
+  renameSync(`${file}.tmp`, file);
+}
+
+/** Pure: the shell snippet behind `eval "$(cat stateDir/env)"` / `. stateDir/env`. */
+export function envFileText(endpoints: string[], stateDir: string): string {
+  const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+  return [
+    '# fleetx sandbox: `. THIS_FILE` points fleetx on this machine at the sandbox etcd.',
+    `export FLEETX_ENDPOINT=${q(endpoints.join(','))}`,
+    `export FLEETX_SANDBOX_DIR=${q(stateDir)}`,
+    '',
+  ].join('\n');
+}

@@ -1,0 +1,126 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { afterAll, describe, expect, it } from 'vitest';
+import { bufferIo } from '../../src/cli/io.js';
+import { sandboxCommand } from '../../src/cli/commands/sandbox.js';
+import { openHost } from '../../src/sandbox/host.js';
+import { sandboxDown, sandboxStatus, sandboxUp, type SandboxStatus } from '../../src/sandbox/sandbox.js';
+import { leftovers, testNet, testStateDir } from '../helpers/hosts.js';
+
+const net = testNet();
+const stateDir = testStateDir('updown');
+const repoRoot = process.cwd();
+const names = ['fxu-1', 'fxu-2'];
+const opts = { hosts: 2, stateDir, repoRoot, bridge: net.bridge, subnet: net.prefix, hostPrefix: 'fxu' };
+
+/** Local addresses etcd (by pid) listens on, from `ss`. */
+function listenAddrs(pid: number): string[] {
+  const out = execFileSync('ss', ['-Hltnp'], { encoding: 'utf8' });
+  return out
+    .split('\n')
+    .filter((l) => l.includes(`pid=${pid},`))
+    .map((l) => l.trim().split(/\s+/)[3]!);
+}
+
+describe('sandbox up / status / down', () => {
+  let first: SandboxStatus;
+
+  afterAll(async () => {
+    await sandboxDown(stateDir);
+  });
+
+  it('up from a separate process that exits: hosts and etcd outlive it', async () => {
+    // The way the CLI runs: a process that starts everything and exits.
+    const script = `
+      import { sandboxUp } from './src/sandbox/sandbox.ts';
+      const s = await sandboxUp(${JSON.stringify(opts)});
+      process.stdout.write(JSON.stringify(s));`;
+    const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', cwd: repoRoot });
+    const reported = JSON.parse(out) as SandboxStatus;
+    expect(reported.healthy).toBe(true);
+
+    first = await sandboxStatus(stateDir);
+    expect(first).toMatchObject({ exists: true, healthy: true, bridge: { name: net.bridge, address: `${net.prefix}.1/24`, present: true } });
+    expect(first.hosts.map((h) => [h.name, h.address, h.running])).toEqual([
+      ['fxu-1', `${net.prefix}.11`, true],
+      ['fxu-2', `${net.prefix}.12`, true],
+    ]);
+    expect(first.hosts[0]!.machineId).toMatch(/^[0-9a-f]{32}$/);
+    expect(first.hosts[0]!.machineId).not.toBe(first.hosts[1]!.machineId);
+  });
+
+  it('etcd listens only on the bridge address, and the env file points there', async () => {
+    const endpoint = `http://${net.prefix}.1:2379`;
+    expect(first.etcd?.endpoints).toEqual([endpoint]);
+    expect(listenAddrs(first.etcd!.pid!).sort()).toEqual([`${net.prefix}.1:2379`, `${net.prefix}.1:2380`]);
+    const health = (await (await fetch(`${endpoint}/health`)).json()) as { health: string };
+    expect(health.health).toBe('true');
+    const env = execFileSync('sh', ['-c', '. "$1" && printf %s "$FLEETX_ENDPOINT"', 'sh', first.envFile!], { encoding: 'utf8' });
+    expect(env).toBe(endpoint);
+    const state = JSON.parse(readFileSync(`${stateDir}/state.json`, 'utf8')) as { etcd: { endpoints: string[] } };
+    expect(state.etcd.endpoints).toEqual([endpoint]);
+  });
+
+  it('installs an enabled fleetx agent unit in every host, pointed at the sandbox etcd', async () => {
+    for (const [i, name] of names.entries()) {
+      const host = openHost(`${stateDir}/hosts/${name}`)!;
+      const unit = await host.exec(['systemctl', 'cat', 'fleetx-agent.service']);
+      expect(unit.stdout).toContain(
+        `ExecStart=/usr/bin/node ${repoRoot}/bin/fleetx.mjs agent --endpoint http://${net.prefix}.1:2379 --ip ${net.prefix}.${11 + i}`,
+      );
+      expect((await host.exec(['systemctl', 'is-enabled', 'fleetx-agent.service'])).stdout.trim()).toBe('enabled');
+      // The host reaches etcd over the bridge.
+      const r = await host.exec(['/usr/bin/node', '-e', `fetch('http://${net.prefix}.1:2379/health').then((r) => r.text()).then((t) => process.stdout.write(t))`]);
+      expect(r.stdout, r.stderr).toContain('"health":"true"');
+    }
+  });
+
+  it('status --output json through the command', async () => {
+    const io = bufferIo({}, repoRoot);
+    await sandboxCommand({ action: 'status', output: 'json', stateDir }, io);
+    const s = JSON.parse(io.out.join('')) as SandboxStatus;
+    expect(s.healthy).toBe(true);
+    expect(s.hosts.map((h) => h.machineId)).toEqual(first.hosts.map((h) => h.machineId));
+    const text = bufferIo({}, repoRoot);
+    await sandboxCommand({ action: 'status', output: 'text', stateDir }, text);
+    expect(text.out.join('')).toMatch(/healthy[\s\S]*fxu-1[\s\S]*fxu-2/);
+  });
+
+  it('up again is a no-op on a healthy sandbox', async () => {
+    const leaders = names.map((n) => openHost(`${stateDir}/hosts/${n}`)!.leaderPid);
+    const again = await sandboxUp(opts);
+    expect(again.etcd?.pid).toBe(first.etcd?.pid);
+    expect(again.hosts).toEqual(first.hosts);
+    expect(names.map((n) => openHost(`${stateDir}/hosts/${n}`)!.leaderPid)).toEqual(leaders);
+  });
+
+  it('up repairs a half-made sandbox: a dead host comes back with its identity, a dead etcd restarts', async () => {
+    const host = openHost(`${stateDir}/hosts/fxu-2`)!;
+    await host.exec(['sh', '-c', 'echo kept > /var/lib/fxu-marker']);
+    await host.poweroff();
+    process.kill(first.etcd!.pid!, 'SIGKILL');
+    const broken = await sandboxStatus(stateDir);
+    expect(broken.healthy).toBe(false);
+    expect(broken.hosts[1]!.running).toBe(false);
+
+    const repaired = await sandboxUp(opts);
+    expect(repaired.healthy).toBe(true);
+    expect(repaired.hosts.map((h) => h.machineId)).toEqual(first.hosts.map((h) => h.machineId));
+    expect(repaired.etcd?.pid).not.toBe(first.etcd?.pid);
+    const back = openHost(`${stateDir}/hosts/fxu-2`)!;
+    expect((await back.exec(['cat', '/var/lib/fxu-marker'])).stdout).toBe('kept\n');
+  });
+
+  it('down removes everything, and is safe to run twice', async () => {
+    const io = bufferIo({}, repoRoot);
+    await sandboxCommand({ action: 'down', output: 'json', stateDir }, io);
+    expect(JSON.parse(io.out.join(''))).toEqual({
+      stateDir,
+      removed: [`bridge ${net.bridge}`, 'etcd', 'host fxu-1', 'host fxu-2'],
+    });
+    expect(await leftovers(stateDir, net.bridge, names)).toEqual([]);
+    expect(existsSync(stateDir)).toBe(false);
+    expect(await sandboxDown(stateDir)).toEqual({ stateDir, removed: [] });
+    expect((await sandboxStatus(stateDir)).exists).toBe(false);
+  });
+});
