@@ -14,6 +14,9 @@
  *     do not appear in the range and only remove references). This also
  *     covers any writer that points a unit at an existing body without
  *     re-putting it.
+ * Revisions ({p}/revision/, see docs/ROLLOUT.md) reference bodies too and
+ * get the same treatment: scanned with the units, a range compare over
+ * their prefix, and written in the same transaction as their body.
  * On failure we rescan (a few rounds). A per-body "is it referenced" check
  * is not expressible in etcd (no compare on "some value mentions this
  * hash"), and a global "units changed" counter would need every writer to
@@ -21,7 +24,6 @@
  * while units change under it, which is fine for a background chore.
  */
 import type { Etcd3, IKeyValue } from 'etcd3';
-import type { UnitRecord } from './records.js';
 import type { Keyspace } from './keys.js';
 import { lastSegment } from './keys.js';
 import { decodeKv, nextRevision, prefixEnd } from './codec.js';
@@ -54,9 +56,11 @@ export async function collectBodies(client: Etcd3, keys: Keyspace, candidates?: 
       const batch = garbage.slice(i, i + BATCH);
       const bound = nextRevision(scan.revision);
       const units = Buffer.from(keys.units());
+      const revisions = Buffer.from(keys.allRevisions());
       const res = await client.kv.txn({
         compare: [
           { key: units, range_end: prefixEnd(keys.units()), target: 'Mod', result: 'Less', mod_revision: bound },
+          { key: revisions, range_end: prefixEnd(keys.allRevisions()), target: 'Mod', result: 'Less', mod_revision: bound },
           ...batch.map((b) => ({ key: b.key, target: 'Mod' as const, result: 'Less' as const, mod_revision: bound })),
         ],
         success: batch.map((b) => ({ request_delete_range: { key: b.key } })),
@@ -82,13 +86,13 @@ async function scanAtOneRevision(client: Etcd3, keys: Keyspace): Promise<Scan> {
   });
   const res = await client.kv.txn({
     compare: [],
-    success: [range(keys.units(), false), range(keys.bodies(), true)],
+    success: [range(keys.units(), false), range(keys.bodies(), true), range(keys.allRevisions(), false)],
     failure: [],
   });
-  const [units, bodies] = res.responses.map((r) => r.response_range.kvs);
+  const [units, bodies, revisions] = res.responses.map((r) => r.response_range.kvs);
   const referenced = new Set<string>();
-  for (const kv of units ?? []) {
-    const rec = decodeKv<UnitRecord>(kv);
+  for (const kv of [...(units ?? []), ...(revisions ?? [])]) {
+    const rec = decodeKv<{ hash: string }>(kv);
     referenced.add(rec.hash);
   }
   return {

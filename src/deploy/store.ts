@@ -1,0 +1,214 @@
+/**
+ * The etcd store of services, revisions, rollout records (the deploy lock),
+ * rollout control and history. Every method throws only FleetxError
+ * (etcd3 errors are converted here, once).
+ *
+ * A deploy is ONE transaction (commitDeploy): body, revision, service,
+ * template unit, new instances and the rollout record, guarded by "no
+ * rollout exists" and "nothing I read changed". So a refused or raced
+ * deploy writes nothing, and a body is always put in the same transaction
+ * as the records that reference it (what gc.ts relies on).
+ */
+import type { Etcd3 } from 'etcd3';
+import { conflictError, FleetxError, notFoundError } from '../errors/errors.js';
+import { decode, decodeKv, encode } from '../registry/codec.js';
+import { toFleetxError, type ErrorContext } from '../registry/errors.js';
+import type { Keyspace } from '../registry/keys.js';
+import type { UnitRecord } from '../registry/records.js';
+import type { RolloutControl, RolloutRecord } from '../rollout/types.js';
+import type { RevisionRecord, ServiceRecord } from '../service/types.js';
+
+/** What one deploy (or restart / undo) writes, all or nothing. */
+export interface DeployWrite {
+  service?: string;
+  /** body to (re-)put with the records that reference it */
+  body?: { hash: string; text: string };
+  /** a new revision; its number must be free */
+  revision?: RevisionRecord;
+  serviceRecord?: ServiceRecord;
+  /** units to put, each with the mod revision it was read at ('0' = must not exist) */
+  units: Array<{ record: UnitRecord; readAt: string }>;
+  rollout?: RolloutRecord;
+}
+
+export interface Versioned<T> {
+  value: T;
+  modRevision: string;
+}
+
+export class DeployStore {
+  constructor(
+    private readonly client: Etcd3,
+    readonly keys: Keyspace,
+    private readonly connection: ErrorContext,
+  ) {}
+
+  getService(name: string): Promise<ServiceRecord | undefined> {
+    return this.run(() => this.getJson<ServiceRecord>(this.keys.service(name)));
+  }
+
+  listServices(): Promise<ServiceRecord[]> {
+    return this.run(async () => sortBy(await this.listJson<ServiceRecord>(this.keys.services()), (s) => s.name));
+  }
+
+  putService(rec: ServiceRecord): Promise<void> {
+    return this.run(async () => void (await this.client.put(this.keys.service(rec.name)).value(encode(rec)).exec()));
+  }
+
+  /** Oldest first (keys are zero-padded numbers). */
+  listRevisions(svc: string): Promise<RevisionRecord[]> {
+    return this.run(async () => sortBy(await this.listJson<RevisionRecord>(this.keys.revisions(svc)), (r) => r.revision));
+  }
+
+  getRevision(svc: string, n: number): Promise<RevisionRecord | undefined> {
+    return this.run(() => this.getJson<RevisionRecord>(this.keys.revision(svc, n)));
+  }
+
+  /**
+   * Stores a revision under the next free number, with its body, in one
+   * create-if-absent transaction; concurrent callers get distinct numbers.
+   */
+  putRevision(rec: Omit<RevisionRecord, 'revision'>, text: string): Promise<RevisionRecord> {
+    return this.run(async () => {
+      for (let attempt = 0; attempt < 50; attempt++) {
+        const revs = await this.listJson<RevisionRecord>(this.keys.revisions(rec.service));
+        const n = revs.reduce((m, r) => Math.max(m, r.revision), 0) + 1;
+        const full: RevisionRecord = { ...rec, revision: n };
+        const key = this.keys.revision(rec.service, n);
+        const res = await this.client
+          .if(key, 'Create', '==', 0)
+          .then(this.client.put(this.keys.body(rec.hash)).value(text), this.client.put(key).value(encode(full)))
+          .commit();
+        if (res.succeeded) return full;
+      }
+      throw conflictError(`revisions of ${rec.service} are being created by others too often; try again`);
+    });
+  }
+
+  /** Sets `healthy` on a revision (the controller does this; exposed for tools and tests). */
+  markHealthy(svc: string, n: number): Promise<void> {
+    return this.run(async () => {
+      const rev = await this.getJson<RevisionRecord>(this.keys.revision(svc, n));
+      if (!rev) throw notFoundError(`revision ${n} of ${svc} does not exist`);
+      await this.client.put(this.keys.revision(svc, n)).value(encode({ ...rev, healthy: true })).exec();
+    });
+  }
+
+  getRollout(svc: string): Promise<RolloutRecord | undefined> {
+    return this.run(() => this.getJson<RolloutRecord>(this.keys.rollout(svc)));
+  }
+
+  /** The rollout record with its mod revision, and the store revision it was read at (to watch from). */
+  readRollout(svc: string): Promise<{ rollout?: RolloutRecord; revision: string }> {
+    return this.run(async () => {
+      const res = await this.client.get(this.keys.rollout(svc)).exec();
+      const kv = res.kvs[0];
+      return { rollout: kv ? decodeKv<RolloutRecord>(kv) : undefined, revision: res.header.revision };
+    });
+  }
+
+  listRollouts(): Promise<RolloutRecord[]> {
+    return this.run(async () => sortBy(await this.listJson<RolloutRecord>(this.keys.rollouts()), (r) => r.service));
+  }
+
+  /** Creates the rollout record unless one exists (the deploy lock). @throws 'conflict' naming the holder. */
+  createRollout(rec: RolloutRecord): Promise<void> {
+    return this.commitDeploy({ service: rec.service, units: [], rollout: rec });
+  }
+
+  /**
+   * Writes everything of one deploy in a single transaction.
+   * @throws 'conflict' naming the holder when a rollout of the service runs,
+   *   or when a record read for the plan changed meanwhile (plan again).
+   */
+  commitDeploy(w: DeployWrite): Promise<void> {
+    return this.run(async () => {
+      const cmps: Array<[string, 'Create' | 'Mod', string | number]> = [];
+      const puts: Array<[string, string]> = [];
+      const svc = w.rollout?.service ?? w.service;
+      if (svc !== undefined && w.rollout) cmps.push([this.keys.rollout(svc), 'Create', 0]);
+      if (w.revision) cmps.push([this.keys.revision(w.revision.service, w.revision.revision), 'Create', 0]);
+      for (const u of w.units) cmps.push([this.keys.unit(u.record.name), 'Mod', u.readAt]);
+      if (w.body) puts.push([this.keys.body(w.body.hash), w.body.text]);
+      if (w.revision) puts.push([this.keys.revision(w.revision.service, w.revision.revision), encode(w.revision)]);
+      if (w.serviceRecord) puts.push([this.keys.service(w.serviceRecord.name), encode(w.serviceRecord)]);
+      for (const u of w.units) puts.push([this.keys.unit(u.record.name), encode(u.record)]);
+      if (w.rollout) puts.push([this.keys.rollout(w.rollout.service), encode(w.rollout)]);
+
+      let txn = this.client.if(cmps[0]![0], cmps[0]![1], '==', cmps[0]![2]);
+      for (const [k, t, v] of cmps.slice(1)) txn = txn.and(k, t, '==', v);
+      const res = await txn.then(...puts.map(([k, v]) => this.client.put(k).value(v))).commit();
+      if (res.succeeded) return;
+      if (svc !== undefined) {
+        const holder = await this.getJson<RolloutRecord>(this.keys.rollout(svc));
+        if (holder) throw lockError(holder);
+      }
+      throw conflictError(`${svc ?? 'the service'} changed while the deploy was being prepared; nothing was written`, 'run the command again');
+    });
+  }
+
+  /** Requests pause / resume / abort. @throws 'not-found' when no rollout of svc runs. */
+  writeControl(svc: string, control: RolloutControl): Promise<RolloutRecord> {
+    return this.run(async () => {
+      const current = await this.getJson<RolloutRecord>(this.keys.rollout(svc));
+      if (!current) throw notFoundError(`no rollout of ${svc} is running`, `see past ones with fleetx rollout history ${svc}`);
+      // Only while the lock exists: a control record must not outlive its rollout.
+      const res = await this.client
+        .if(this.keys.rollout(svc), 'Create', '>', 0)
+        .then(this.client.put(this.keys.rolloutControl(svc)).value(encode(control)))
+        .commit();
+      if (!res.succeeded) throw notFoundError(`the rollout of ${svc} ended just now`, `see it with fleetx rollout history ${svc}`);
+      return current;
+    });
+  }
+
+  getControl(svc: string): Promise<RolloutControl | undefined> {
+    return this.run(() => this.getJson<RolloutControl>(this.keys.rolloutControl(svc)));
+  }
+
+  /** Finished rollouts of a service, oldest first (ids sort by start time). */
+  listHistory(svc: string): Promise<RolloutRecord[]> {
+    return this.run(async () => {
+      const raw = await this.client.getAll().prefix(this.keys.rolloutHistories(svc)).strings();
+      return Object.keys(raw)
+        .sort()
+        .map((k) => decode<RolloutRecord>(k, raw[k]!));
+    });
+  }
+
+  getHistory(svc: string, id: string): Promise<RolloutRecord | undefined> {
+    return this.run(() => this.getJson<RolloutRecord>(this.keys.rolloutHistory(svc, id)));
+  }
+
+  private async getJson<T>(key: string): Promise<T | undefined> {
+    const text = await this.client.get(key).string();
+    return text === null ? undefined : decode<T>(key, text);
+  }
+
+  private async listJson<T>(prefix: string): Promise<T[]> {
+    const raw = await this.client.getAll().prefix(prefix).strings();
+    return Object.entries(raw).map(([k, v]) => decode<T>(k, v));
+  }
+
+  private async run<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      throw e instanceof FleetxError ? e : toFleetxError(e, this.connection);
+    }
+  }
+}
+
+/** "a rollout of app is already running: deploy to revision 4 by alice@ci-1 (jenkins-app-42) since …" */
+export function lockError(r: RolloutRecord): FleetxError {
+  const what = r.kind === 'restart' ? 'rolling restart' : `${r.kind} to revision ${r.toRevision ?? '?'}`;
+  const build = r.holder.build ? ` (${r.holder.build})` : '';
+  return conflictError(
+    `a rollout of ${r.service} is already running: ${what} by ${r.holder.user}@${r.holder.host}${build} since ${r.createdAt} (${r.state}); ` +
+      `follow it with fleetx rollout status ${r.service} --follow, or fleetx rollout abort ${r.service}`,
+  );
+}
+
+function sortBy<T>(xs: T[], key: (x: T) => string | number): T[] {
+  return xs.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
+}
