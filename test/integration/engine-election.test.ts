@@ -3,6 +3,7 @@
  * fail-over when the leader's lease dies, and the fence refusing a deposed
  * leader's reads and writes.
  */
+import { execFileSync } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Etcd3 } from 'etcd3';
 import { connect } from '../../src/registry/client.js';
@@ -171,7 +172,45 @@ describe('engine election', () => {
     await submit(keys, 'fresh.service', SIMPLE);
     await waitFor('fresh.service scheduled', async () => (await scheduleKeys(keys)).includes('m1/fresh.service'));
   });
+
+  it('deposes itself one TTL after its last renewal when etcd stops answering, before etcd3 reports the lease lost', async () => {
+    const keys = freshKeys();
+    const e = engine(keys, 'paused');
+    await waitFor('leads', () => e.fence);
+    let lost = false;
+    const deposed = new Promise<string>((resolve) => e.once('deposed', (_f, reason) => resolve(reason)));
+    const pid = etcdPid(etcd.dataDir);
+    const t0 = Date.now();
+    process.kill(pid, 'SIGSTOP'); // etcd freezes: no keepalive answers, no writes
+    try {
+      const reason = await Promise.race([deposed, sleep(6000).then(() => 'timeout')]);
+      const elapsed = Date.now() - t0;
+      lost = reason === 'lease lost';
+      expect(reason).toMatch(/not renewed within its TTL/);
+      // TTL is 2 s; etcd3's own 'lost' would come at ~4 s
+      expect(elapsed).toBeLessThan(3000);
+      expect(e.state).toBe('follower');
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    expect(lost).toBe(false);
+    // etcd is back: it leads again, in a new term if etcd expired the lease
+    // meanwhile (it does: the pause outlasted the TTL), else in the same one
+    const next = await waitFor('leads again', () => e.fence, 20_000);
+    expect(next.id).toBe('paused');
+    expect(await client.get(keys.leader()).string()).toBe('paused');
+  }, 40_000);
 });
+
+/** pid of the etcd this file started (found by its own data dir), to pause and resume it. */
+function etcdPid(dataDir: string): number {
+  const out = execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' });
+  const line = out.split('\n').find((l) => l.includes('/usr/bin/etcd') && l.includes(`--data-dir=${dataDir}/`));
+  if (line === undefined) throw new Error(`no etcd with data dir ${dataDir}`);
+  return Number(line.trim().split(/\s+/)[0]);
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function putOp(machine: string, name: string) {
   return { type: 'put-schedule' as const, machine, record: { name, hash: 'h', targetState: 'launched' as const }, reason: 'test' };
