@@ -28,6 +28,10 @@ export interface InstanceProgress {
   /** body hash this instance must end on */
   targetHash: string;
   error?: string;
+  /** when the instance last entered 'starting' (ISO): deadline and fresh health count from here */
+  startedAt?: string;
+  /** why the planner did something unusual with it (destroyed meanwhile, released on abort, …) */
+  note?: string;
 }
 
 export interface RolloutHolder {
@@ -59,6 +63,10 @@ export interface RolloutRecord {
   finishedAt?: string;
   instances: Record<string, InstanceProgress>;
   message?: string;
+  /** longest wait for open sessions after leaving the balancer (service presence drainTimeoutMs); 30 s if absent */
+  drainTimeoutMs?: number;
+  /** the last control command the planner applied; an abort stays in force once seen */
+  control?: RolloutControl;
 }
 
 export type RolloutControl = { command: 'pause' | 'resume' | 'abort'; by: string; at: string };
@@ -94,4 +102,6 @@ export interface RolloutStep {
   /** the record as it must be stored after the actions */
   rollout: RolloutRecord;
   actions: RolloutAction[];
+  /** false when the record is the same as the view's (the controller may skip writing it) */
+  changed?: boolean;
 }

@@ -1,0 +1,66 @@
+/**
+ * What the reports say about one instance: the conditions each phase waits
+ * for (docs/ROLLOUT.md, "An instance's way through a rollout"). Pure
+ * predicates over an InstanceView; times are milliseconds since the epoch.
+ */
+import type { InstanceView } from './types.js';
+
+export const DEFAULT_DRAIN_TIMEOUT_MS = 30_000;
+
+/** ISO time -> ms; an unreadable time counts as "long ago" so it never satisfies a freshness test. */
+export function ms(iso: string | undefined): number {
+  const t = iso === undefined ? NaN : Date.parse(iso);
+  return Number.isNaN(t) ? Number.NEGATIVE_INFINITY : t;
+}
+
+/** The load balancer sends it no new traffic (the syncer acted on the hold). */
+export function hasLeft(v: InstanceView): boolean {
+  return v.presence?.state === 'draining' || v.presence?.state === 'out';
+}
+
+/** No session left, or the drain timeout counted from entering 'draining' passed. */
+export function hasDrained(v: InstanceView, drainingSince: number, now: number, drainTimeoutMs: number): boolean {
+  return v.presence?.state === 'out' || v.presence?.sessions === 0 || now - drainingSince >= drainTimeoutMs;
+}
+
+/** Every machine reports it inactive or failed, or no machine reports it at all. */
+export function isStopped(v: InstanceView): boolean {
+  return v.states.every((s) => s.activeState === 'inactive' || s.activeState === 'failed');
+}
+
+/** Some machine reports it active on the target body. */
+export function isStarted(v: InstanceView, targetHash: string): boolean {
+  return v.states.some((s) => s.activeState === 'active' && s.hash === targetHash);
+}
+
+/**
+ * Healthy on the target body for minHealthyMs, counted from a status change
+ * that happened after the instance was (re)started: a healthy record from
+ * before the restart says nothing about the new process.
+ */
+export function isHealthyEnough(v: InstanceView, targetHash: string, startedAt: number, now: number, minHealthyMs: number): boolean {
+  const h = v.health;
+  if (h === undefined || h.status !== 'healthy' || h.hash !== targetHash) return false;
+  const since = ms(h.since);
+  return since >= startedAt && now - since >= minHealthyMs;
+}
+
+/** Back in the balancer. */
+export function hasJoined(v: InstanceView): boolean {
+  return v.presence?.state === 'in';
+}
+
+/**
+ * A machine reports the target body failed, in a report written after the
+ * start (an older 'failed' is what the restart is fixing).
+ */
+export function failedReport(v: InstanceView, targetHash: string, startedAt: number): string | undefined {
+  const s = v.states.find((st) => st.activeState === 'failed' && st.hash === targetHash && ms(st.updatedAt) >= startedAt);
+  return s === undefined ? undefined : `unit failed on machine ${s.machine} (${s.subState})`;
+}
+
+/** Down already: not healthy, or not active anywhere. Taking it costs no availability. */
+export function isUnhealthy(v: InstanceView | undefined): boolean {
+  if (v === undefined) return false;
+  return v.health?.status !== 'healthy' || !v.states.some((s) => s.activeState === 'active');
+}

@@ -1,0 +1,133 @@
+/**
+ * One instance's phase machine: advance() moves it as far as the reports
+ * allow (possibly several phases in one call), ensure() lists what must be
+ * true of the cluster in the phase it ended in. Actions are derived from the
+ * phase, not from the transition, so a repeated call with a view in which
+ * they were applied emits nothing, and a lost action is emitted again.
+ */
+import {
+  failedReport, hasDrained, hasJoined, hasLeft, isHealthyEnough, isStarted, isStopped, ms,
+} from './conditions.js';
+import type { InstancePhase, InstanceProgress, InstanceView, RolloutAction } from './types.js';
+import type { RolloutPolicy } from '../service/types.js';
+
+export interface PhaseContext {
+  now: number;
+  nowIso: string;
+  presence: boolean;
+  policy: RolloutPolicy;
+  drainTimeoutMs: number;
+}
+
+/** Phases in which the rollout has touched the instance and must bring it back. */
+export const IN_FLIGHT: ReadonlySet<InstancePhase> = new Set(['leaving', 'draining', 'stopping', 'starting', 'checking', 'joining']);
+
+/** Where an instance taken from 'pending' goes first. */
+export function firstPhase(presence: boolean): InstancePhase {
+  return presence ? 'leaving' : 'stopping';
+}
+
+export function enter(p: InstanceProgress, phase: InstancePhase, ctx: PhaseContext, extra: Partial<InstanceProgress> = {}): InstanceProgress {
+  const next: InstanceProgress = { ...p, phase, since: ctx.nowIso, ...extra };
+  if (phase === 'starting') next.startedAt = ctx.nowIso;
+  return next;
+}
+
+/** Advances while conditions already hold; stops at the first phase still waiting. */
+export function advance(p: InstanceProgress, v: InstanceView, ctx: PhaseContext): InstanceProgress {
+  let cur = p;
+  // Each phase is entered at most once per call: the chain is acyclic.
+  for (let i = 0; i < 8; i++) {
+    const next = step(cur, v, ctx);
+    if (next === cur) break;
+    cur = next;
+  }
+  return cur;
+}
+
+function step(p: InstanceProgress, v: InstanceView, ctx: PhaseContext): InstanceProgress {
+  switch (p.phase) {
+    case 'leaving':
+      if (!ctx.presence) return enter(p, 'stopping', ctx);
+      return hasLeft(v) ? enter(p, 'draining', ctx) : p;
+    case 'draining':
+      if (!ctx.presence || hasDrained(v, ms(p.since), ctx.now, ctx.drainTimeoutMs)) return enter(p, 'stopping', ctx);
+      return p;
+    case 'stopping':
+      return isStopped(v) ? enter(p, 'starting', ctx) : p;
+    case 'starting':
+      if (isStarted(v, p.targetHash)) return enter(p, 'checking', ctx);
+      return failIfDue(p, v, ctx);
+    case 'checking':
+      if (isHealthyEnough(v, p.targetHash, startedAt(p), ctx.now, ctx.policy.minHealthyMs)) {
+        return enter(p, ctx.presence ? 'joining' : 'done', ctx);
+      }
+      return failIfDue(p, v, ctx);
+    case 'joining':
+      return !ctx.presence || hasJoined(v) ? enter(p, 'done', ctx) : p;
+    default:
+      return p;
+  }
+}
+
+function startedAt(p: InstanceProgress): number {
+  return ms(p.startedAt ?? p.since);
+}
+
+function failIfDue(p: InstanceProgress, v: InstanceView, ctx: PhaseContext): InstanceProgress {
+  const started = startedAt(p);
+  const crashed = failedReport(v, p.targetHash, started);
+  if (crashed !== undefined) return enter(p, 'failed', ctx, { error: crashed });
+  if (ctx.now - started > ctx.policy.deadlineMs) {
+    const h = v.health;
+    const health = h === undefined ? 'no health record'
+      : `health ${h.status} on ${h.hash === p.targetHash ? 'the target body' : `body ${h.hash}`}${h.message ? `: ${h.message}` : ''}`;
+    const what = p.phase === 'starting' ? 'not active' : 'not healthy long enough';
+    return enter(p, 'failed', ctx, { error: `${what} ${ctx.policy.deadlineMs} ms after start (${health})` });
+  }
+  return p;
+}
+
+/** What must hold in the cluster for an instance in its (final) phase, given what the view shows. */
+export function ensure(p: InstanceProgress, v: InstanceView | undefined, ctx: PhaseContext): RolloutAction[] {
+  const unit = p.unit;
+  if (v === undefined) return [];
+  const out: RolloutAction[] = [];
+  const hold = (why: string) => {
+    if (ctx.presence && !v.held) out.push({ type: 'hold', unit, reason: `${p.phase}: ${why}` });
+  };
+  const release = (why: string) => {
+    if (v.held) out.push({ type: 'release', unit, reason: `${p.phase}: ${why}` });
+  };
+  const rec = v.record;
+  switch (p.phase) {
+    case 'pending':
+    case 'done':
+      release('not in flight, so the rollout holds it out of the balancer no longer');
+      break;
+    case 'leaving':
+    case 'draining':
+      hold('held out of the balancer before it is stopped');
+      break;
+    case 'stopping':
+      hold('kept out of the balancer while it restarts');
+      if (rec !== undefined && rec.targetState === 'launched') {
+        out.push({ type: 'set-unit', unit, targetState: 'loaded', hash: rec.hash, reason: 'stopping: stop it before starting the target body' });
+      }
+      break;
+    case 'starting':
+    case 'checking':
+      hold('kept out of the balancer until it is healthy');
+      if (rec !== undefined && (rec.targetState !== 'launched' || rec.hash !== p.targetHash)) {
+        out.push({ type: 'set-unit', unit, targetState: 'launched', hash: p.targetHash, reason: `${p.phase}: start it on the target body` });
+      }
+      break;
+    case 'joining':
+      release('healthy on the target body, back into the balancer');
+      break;
+    case 'failed':
+      // Stays held: it is unhealthy, the balancer must not send it traffic.
+      break;
+  }
+  return out;
+}

@@ -1,0 +1,167 @@
+/**
+ * nextSteps: the pure decide step of the rollout controller. Given the
+ * rollout record and what is reported about each instance, it returns the
+ * record as it must be stored and the actions to apply, in order. See
+ * README.md for the rules it follows.
+ */
+import { alreadyOnTarget, budget, cmp, pickToStart } from './batch.js';
+import { DEFAULT_DRAIN_TIMEOUT_MS, ms } from './conditions.js';
+import { advance, ensure, enter, firstPhase, IN_FLIGHT, type PhaseContext } from './phases.js';
+import { standDown, startRevert } from './revert.js';
+import type {
+  InstanceProgress, InstanceView, RolloutAction, RolloutControl, RolloutRecord, RolloutState, RolloutStep, RolloutView,
+} from './types.js';
+
+const TERMINAL: ReadonlySet<RolloutState> = new Set(['succeeded', 'failed', 'aborted']);
+
+export function nextSteps(view: RolloutView): RolloutStep {
+  const before = view.rollout;
+  if (TERMINAL.has(before.state)) return { rollout: before, actions: finishAgain(before), changed: false };
+
+  const ctx: PhaseContext = {
+    now: view.now,
+    nowIso: new Date(view.now).toISOString(),
+    presence: before.presence,
+    policy: before.policy,
+    drainTimeoutMs: before.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS,
+  };
+  const views = new Map(view.instances.map((v) => [v.unit, v]));
+  let r: RolloutRecord = applyControl({ ...before, instances: { ...before.instances } }, view.control);
+  const aborting = r.control?.command === 'abort';
+
+  r = mapInstances(r, (p) => {
+    const v = views.get(p.unit);
+    if (v?.record === undefined) return gone(p, ctx);
+    if (p.phase === 'pending' && alreadyOnTarget(r, v, p.targetHash)) {
+      return enter(p, 'done', ctx, { note: 'already running the target body, healthy' });
+    }
+    return IN_FLIGHT.has(p.phase) ? advance(p, v, ctx) : p;
+  });
+
+  if (hasFailed(r) && (r.state === 'running' || r.state === 'paused') && r.autoRevert && r.revertTo !== undefined && !aborting) {
+    r = startRevert(r, views, ctx);
+    r = mapInstances(r, (p) => {
+      const v = views.get(p.unit);
+      if (v === undefined) return p;
+      if (p.phase === 'pending' && alreadyOnTarget(r, v, p.targetHash)) return enter(p, 'done', ctx, { note: 'already on the revert target' });
+      return IN_FLIGHT.has(p.phase) ? advance(p, v, ctx) : p;
+    });
+  }
+
+  if (aborting) r = standDown(r, 'rollout aborted', ctx);
+  else if (hasFailed(r)) r = standDown(r, 'rollout failed', ctx);
+  else if (r.state === 'running' || r.state === 'reverting') {
+    for (const unit of pickToStart(r, views)) {
+      const p = r.instances[unit];
+      const v = views.get(unit);
+      if (p === undefined || v === undefined) continue;
+      r.instances[unit] = advance(enter(p, firstPhase(r.presence), ctx, { note: undefined }), v, ctx);
+    }
+  }
+
+  const actions: RolloutAction[] = [];
+  for (const p of sortedInstances(r)) actions.push(...ensure(p, views.get(p.unit), ctx));
+  r = finishIfSettled(r, aborting, views, ctx, actions);
+
+  const changed = canonical({ ...r, updatedAt: '' }) !== canonical({ ...before, updatedAt: '' });
+  return { rollout: changed ? { ...r, updatedAt: ctx.nowIso } : before, actions, changed };
+}
+
+/** pause/resume/abort from {p}/rollout-control; a command older than the rollout is a leftover and ignored. */
+function applyControl(r: RolloutRecord, c: RolloutControl | undefined): RolloutRecord {
+  if (c === undefined || ms(c.at) < ms(r.createdAt)) return r;
+  if (r.control?.command === 'abort') return r; // final: a later resume does not undo it
+  const next = { ...r, control: c };
+  if (c.command === 'pause' && r.state === 'running') next.state = 'paused';
+  if (c.command === 'resume' && r.state === 'paused') next.state = 'running';
+  return next;
+}
+
+/** An instance whose unit was destroyed meanwhile: nothing left to roll. */
+function gone(p: InstanceProgress, ctx: PhaseContext): InstanceProgress {
+  if (p.phase === 'done' || p.phase === 'failed') return p;
+  return enter(p, 'done', ctx, { note: `unit destroyed during the rollout (was ${p.phase})` });
+}
+
+function finishIfSettled(
+  r: RolloutRecord, aborting: boolean, views: ReadonlyMap<string, InstanceView>, ctx: PhaseContext, actions: RolloutAction[],
+): RolloutRecord {
+  const all = sortedInstances(r);
+  const inFlight = all.filter((p) => IN_FLIGHT.has(p.phase));
+  const failed = all.filter((p) => p.phase === 'failed');
+  const pending = all.filter((p) => p.phase === 'pending');
+  const done = all.filter((p) => p.phase === 'done');
+  if (inFlight.length > 0 || (pending.length > 0 && failed.length === 0 && !aborting)) {
+    return { ...r, message: progress(r, done.length, inFlight, pending.length, aborting, views) };
+  }
+  const finish = (state: 'succeeded' | 'failed' | 'aborted', message: string): RolloutRecord => {
+    actions.push({ type: 'finish', state, reason: message });
+    return { ...r, state, message, finishedAt: ctx.nowIso };
+  };
+  const errors = (ps: InstanceProgress[]) => ps.map((p) => `${p.unit}: ${p.error ?? 'failed'}`).join('; ');
+  if (failed.length > 0) {
+    const what = r.state === 'reverting' ? `revert to revision ${r.revertTo?.revision} failed` : 'rollout failed';
+    const why = !r.autoRevert ? ' (auto-revert is off)' : r.revertTo === undefined && r.state !== 'reverting' ? ' (no healthy revision to revert to)' : '';
+    return finish('failed', `${what}${why}: ${errors(failed)}; failed instances stay out of the balancer`);
+  }
+  if (pending.length > 0) return finish('aborted', `aborted by ${r.control?.by ?? 'a user'}: ${done.length} of ${all.length} done, ${pending.length} left as they were`);
+  if (r.state === 'reverting') {
+    const cause = errors(all.filter((p) => p.error !== undefined));
+    return finish('failed', `reverted to revision ${r.revertTo?.revision} after: ${cause || 'a failure'}`);
+  }
+  if (r.toRevision !== undefined) {
+    actions.push({ type: 'mark-healthy', revision: r.toRevision, reason: `every instance ran revision ${r.toRevision} healthy` });
+  }
+  return finish('succeeded', `${all.length} instance(s) on ${r.toRevision !== undefined ? `revision ${r.toRevision}` : r.toHash}`);
+}
+
+function progress(
+  r: RolloutRecord, done: number, inFlight: InstanceProgress[], pending: number, aborting: boolean, views: ReadonlyMap<string, InstanceView>,
+): string {
+  const total = Object.keys(r.instances).length;
+  const parts = [`${done}/${total} done`];
+  if (inFlight.length > 0) parts.push(`in flight: ${inFlight.map((p) => `${p.unit} ${p.phase}`).join(', ')}`);
+  if (pending > 0) parts.push(`${pending} pending`);
+  if (aborting) parts.push('aborting: waiting for instances in flight');
+  else if (r.state === 'paused') parts.push('paused');
+  else if (r.state === 'reverting') parts.push(`reverting to revision ${r.revertTo?.revision}`);
+  if (inFlight.length === 0 && pending > 0 && !aborting && r.state !== 'paused') {
+    const b = budget(r, views);
+    parts.push(`waiting: ${b.downIdle} instance(s) down outside the rollout use the maxUnavailable budget of ${b.maxUnavailable}`);
+  }
+  return parts.join('; ');
+}
+
+/** A repeat call for a finished record: archive it (again); the controller's move is idempotent. */
+function finishAgain(r: RolloutRecord): RolloutAction[] {
+  const state = r.state as 'succeeded' | 'failed' | 'aborted';
+  const out: RolloutAction[] = [];
+  if (state === 'succeeded' && r.toRevision !== undefined) {
+    out.push({ type: 'mark-healthy', revision: r.toRevision, reason: `every instance ran revision ${r.toRevision} healthy` });
+  }
+  out.push({ type: 'finish', state, reason: r.message ?? `rollout ${state}` });
+  return out;
+}
+
+function mapInstances(r: RolloutRecord, f: (p: InstanceProgress) => InstanceProgress): RolloutRecord {
+  const instances: Record<string, InstanceProgress> = {};
+  for (const [key, p] of Object.entries(r.instances)) instances[key] = f(p);
+  return { ...r, instances };
+}
+
+function sortedInstances(r: RolloutRecord): InstanceProgress[] {
+  return Object.values(r.instances).sort((a, b) => cmp(a.unit, b.unit));
+}
+
+function hasFailed(r: RolloutRecord): boolean {
+  return Object.values(r.instances).some((p) => p.phase === 'failed');
+}
+
+/** JSON with sorted keys and without undefined fields, so key order never counts as a change. */
+function canonical(x: unknown): string {
+  return JSON.stringify(x, (_k, val: unknown) => {
+    if (val === null || typeof val !== 'object' || Array.isArray(val)) return val;
+    const o = val as Record<string, unknown>;
+    return Object.fromEntries(Object.keys(o).sort().filter((k) => o[k] !== undefined).map((k) => [k, o[k]]));
+  });
+}

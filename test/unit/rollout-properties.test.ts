@@ -1,0 +1,311 @@
+/**
+ * nextSteps against a small pure simulator of the cluster: agents apply unit
+ * targets, health checkers and the presence syncer report, time advances one
+ * second per step. Properties over random clusters: the availability budget,
+ * no stop while in the balancer, termination, end states, idempotency,
+ * determinism.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { nextSteps } from '../../src/rollout/plan.js';
+import type { RolloutAction, RolloutControl, RolloutRecord, RolloutView } from '../../src/rollout/types.js';
+import type { HealthRecord } from '../../src/health/types.js';
+import type { UnitRecord } from '../../src/registry/records.js';
+
+const OLD = 'h-old';
+const NEW = 'h-new';
+const T0 = Date.parse('2026-01-01T00:00:00.000Z');
+const STEP_MS = 1000;
+const MAX_STEPS = 600;
+const iso = (t: number) => new Date(t).toISOString();
+
+type Mode = 'ok' | 'crash' | 'unhealthy';
+interface Params {
+  n: number;
+  maxUnavailable: number;
+  presence: boolean;
+  kind: 'deploy' | 'restart';
+  /** how each pre-existing instance is down: not at all, unhealthy while active, or failed */
+  down: ('no' | 'unhealthy' | 'failed')[];
+  mode: Mode;
+  autoRevert: boolean;
+  hasRevertTo: boolean;
+  minHealthyMs: number;
+  deadlineMs: number;
+  drainTimeoutMs: number;
+  sessions: number;
+  pause?: { at: number; resumeAfter: number };
+  /** an instance whose health check fails for a while, whatever the rollout does */
+  flaky?: { index: number; at: number; duration: number };
+  abortAt?: number;
+}
+
+interface Inst {
+  name: string;
+  record?: UnitRecord;
+  active: 'active' | 'inactive' | 'failed';
+  runningHash: string;
+  stateAt: number;
+  broken: boolean;
+  health: HealthRecord;
+  presence: 'in' | 'draining' | 'out';
+  sessions: number;
+  held: boolean;
+}
+
+class World {
+  now = T0;
+  insts: Inst[];
+  constructor(private readonly p: Params) {
+    this.insts = Array.from({ length: p.n }, (_, i) => {
+      const name = `app@${i + 1}.service`;
+      const down = p.down[i] ?? 'no';
+      const active = down === 'failed' ? 'failed' : 'active';
+      const healthy = down === 'no';
+      return {
+        name, record: { name, hash: OLD, targetState: 'launched', template: 'app@.service' },
+        active, runningHash: OLD, stateAt: T0 - 60_000, broken: down !== 'no',
+        health: { unit: name, machine: `m${i}`, hash: OLD, status: healthy ? 'healthy' : 'unhealthy', since: iso(T0 - 60_000), checkedAt: iso(T0), consecutive: 3 },
+        presence: healthy ? 'in' : 'out', sessions: 0, held: false,
+      } satisfies Inst;
+    });
+  }
+
+  good(hash: string): boolean {
+    return hash === OLD || this.p.mode === 'ok' || this.p.kind === 'restart';
+  }
+
+  /** Serving traffic: running, healthy and not held out of the balancer. */
+  serving(i: Inst): boolean {
+    return i.active === 'active' && i.health.status === 'healthy' && !i.held && i.record?.targetState === 'launched';
+  }
+
+  unavailable(): number {
+    return this.insts.filter((i) => !this.serving(i)).length;
+  }
+
+  view(rollout: RolloutRecord, control?: RolloutControl): RolloutView {
+    return {
+      rollout, control, now: this.now,
+      instances: this.insts.map((i) => ({
+        unit: i.name, record: i.record ? { ...i.record } : undefined, held: i.held, health: { ...i.health },
+        states: [{ name: i.name, machine: i.health.machine, hash: i.runningHash, loadState: 'loaded', activeState: i.active, subState: i.active === 'active' ? 'running' : 'dead', updatedAt: iso(i.stateAt) }],
+        presence: this.p.presence ? { service: 'app', unit: i.name, state: i.presence, sessions: i.sessions, updatedAt: iso(this.now) } : undefined,
+      })),
+    };
+  }
+
+  /** Applies one action; returns a violation message, if any. */
+  apply(a: RolloutAction): string | undefined {
+    if (a.type === 'mark-healthy' || a.type === 'finish') return undefined;
+    const i = this.insts.find((x) => x.name === a.unit);
+    if (i === undefined) return `action on unknown unit ${a.unit}`;
+    const takesDown = (a.type === 'hold' && !i.held) || (a.type === 'set-unit' && i.active === 'active' && (a.targetState === 'loaded' || a.hash !== i.runningHash));
+    let violation: string | undefined;
+    if (takesDown && this.serving(i)) {
+      const others = this.insts.filter((x) => x !== i && !this.serving(x)).length;
+      if (others >= this.p.maxUnavailable) violation = `${a.type} ${i.name} takes a serving instance down while ${others} are unavailable`;
+    }
+    if (a.type === 'set-unit' && this.p.presence && i.active === 'active' && (a.targetState === 'loaded' || a.hash !== i.runningHash)) {
+      if (!i.held || i.presence === 'in') violation = `stops ${i.name} while in the balancer (held=${i.held}, presence=${i.presence})`;
+    }
+    if (a.type === 'hold') i.held = true;
+    else if (a.type === 'release') i.held = false;
+    else if (i.record) i.record = { ...i.record, targetState: a.targetState, hash: a.hash };
+    return violation;
+  }
+
+  /** One second passes: agents converge units, checkers report health, the syncer drives the LB. */
+  tick(): void {
+    this.now += STEP_MS;
+    for (const i of this.insts) {
+      const r = i.record;
+      if (r === undefined) continue;
+      // Level-triggered like src/agent/plan.ts: launched and not running -> start,
+      // loaded and running -> stop, running another body -> restart.
+      if (r.targetState !== 'launched' && i.active === 'active') {
+        i.active = 'inactive';
+        i.stateAt = this.now;
+      } else if (r.targetState === 'launched' && (i.active !== 'active' || r.hash !== i.runningHash)) {
+        i.runningHash = r.hash;
+        i.broken = false;
+        i.active = this.good(r.hash) || this.p.mode === 'unhealthy' ? 'active' : 'failed';
+        i.stateAt = this.now;
+        this.setHealth(i, 'unknown');
+        continue; // the checker needs a round before it says anything
+      }
+      const f = this.p.flaky;
+      const step = (this.now - T0) / STEP_MS;
+      const flaking = f !== undefined && this.insts[f.index % this.insts.length] === i && step >= f.at && step < f.at + f.duration;
+      const ok = i.active === 'active' && !i.broken && !flaking && this.good(i.runningHash);
+      this.setHealth(i, ok ? 'healthy' : 'unhealthy');
+    }
+    if (!this.p.presence) return;
+    for (const i of this.insts) {
+      const wantIn = !i.held && i.active === 'active' && i.health.status === 'healthy';
+      if (wantIn) { i.presence = 'in'; i.sessions = this.p.sessions; }
+      else if (i.presence === 'in') i.presence = 'draining';
+      else if (i.presence === 'draining') {
+        i.sessions = Math.max(0, i.sessions - 1);
+        if (i.sessions === 0) i.presence = 'out';
+      }
+    }
+  }
+
+  private setHealth(i: Inst, status: HealthRecord['status']): void {
+    if (i.health.status !== status || i.health.hash !== i.runningHash) {
+      i.health = { ...i.health, status, hash: i.runningHash, since: iso(this.now), consecutive: 1 };
+    }
+    i.health.checkedAt = iso(this.now);
+  }
+}
+
+function rollout(p: Params, w: World): RolloutRecord {
+  const instances = Object.fromEntries(w.insts.map((i) => [i.name, { unit: i.name, phase: 'pending' as const, since: iso(T0), targetHash: p.kind === 'restart' ? OLD : NEW }]));
+  return {
+    id: 'r1', service: 'app', template: 'app@.service', kind: p.kind, state: 'running',
+    toRevision: p.kind === 'restart' ? 1 : 2, toHash: p.kind === 'restart' ? OLD : NEW,
+    revertTo: p.hasRevertTo && p.kind !== 'restart' ? { revision: 1, hash: OLD } : undefined,
+    autoRevert: p.autoRevert, presence: p.presence,
+    policy: { maxUnavailable: p.maxUnavailable, surge: 0, minHealthyMs: p.minHealthyMs, deadlineMs: p.deadlineMs, autoRevert: p.autoRevert },
+    holder: { user: 'u', host: 'h' }, createdAt: iso(T0), updatedAt: iso(T0), instances, drainTimeoutMs: p.drainTimeoutMs,
+  };
+}
+
+function controlAt(p: Params, step: number): RolloutControl | undefined {
+  let c: RolloutControl | undefined;
+  const at = (s: number) => iso(T0 + s * STEP_MS);
+  if (p.pause && step >= p.pause.at) c = { command: 'pause', by: 'ops', at: at(p.pause.at) };
+  if (p.pause && step >= p.pause.at + p.pause.resumeAfter) c = { command: 'resume', by: 'ops', at: at(p.pause.at + p.pause.resumeAfter) };
+  if (p.abortAt !== undefined && step >= p.abortAt && (c === undefined || p.abortAt >= (p.pause?.at ?? 0))) c = { command: 'abort', by: 'ops', at: at(p.abortAt) };
+  return c;
+}
+
+interface Outcome {
+  world: World;
+  final: RolloutRecord;
+  trace: string[];
+  violations: string[];
+  finishes: number;
+  marked: number[];
+  everReverting: boolean;
+  steps: number;
+}
+
+function simulate(p: Params): Outcome {
+  const world = new World(p);
+  let r = rollout(p, world);
+  const trace: string[] = [];
+  const violations: string[] = [];
+  const marked: number[] = [];
+  let finishes = 0;
+  let everReverting = false;
+  let step = 0;
+  for (; step < MAX_STEPS && finishes === 0; step++) {
+    const control = controlAt(p, step);
+    const out = nextSteps(world.view(r, control));
+    r = out.rollout;
+    everReverting ||= r.state === 'reverting';
+    for (const a of out.actions) {
+      trace.push(`${step} ${a.type} ${'unit' in a ? a.unit : ''} ${a.type === 'set-unit' ? `${a.targetState} ${a.hash}` : ''}`);
+      const v = world.apply(a);
+      if (v) violations.push(`step ${step}: ${v}`);
+      if (a.type === 'finish') finishes++;
+      if (a.type === 'mark-healthy') marked.push(a.revision);
+    }
+    // Idempotency: the same reports with the actions applied ask for nothing more.
+    const again = nextSteps(world.view(r, control));
+    const extra = again.actions.filter((a) => a.type !== 'finish' && a.type !== 'mark-healthy');
+    if (extra.length > 0 || again.changed) violations.push(`step ${step}: repeat call not idempotent: ${JSON.stringify(extra)} changed=${again.changed}`);
+    if (finishes === 0) world.tick();
+  }
+  return { world, final: r, trace, violations, finishes, marked, everReverting, steps: step };
+}
+
+const params: fc.Arbitrary<Params> = fc.integer({ min: 1, max: 9 }).chain((n) => fc.record({
+  n: fc.constant(n),
+  maxUnavailable: fc.integer({ min: 1, max: 3 }),
+  presence: fc.boolean(),
+  kind: fc.constantFrom<'deploy' | 'restart'>('deploy', 'deploy', 'restart'),
+  down: fc.array(fc.constantFrom<'no' | 'unhealthy' | 'failed'>('no', 'no', 'no', 'unhealthy', 'failed'), { minLength: n, maxLength: n }),
+  mode: fc.constantFrom<Mode>('ok', 'ok', 'crash', 'unhealthy'),
+  autoRevert: fc.boolean(),
+  hasRevertTo: fc.boolean(),
+  minHealthyMs: fc.integer({ min: 0, max: 3000 }),
+  deadlineMs: fc.integer({ min: 8000, max: 20_000 }),
+  drainTimeoutMs: fc.integer({ min: 0, max: 6000 }),
+  sessions: fc.integer({ min: 0, max: 4 }),
+  pause: fc.option(fc.record({ at: fc.integer({ min: 0, max: 40 }), resumeAfter: fc.integer({ min: 1, max: 30 }) }), { nil: undefined }),
+  abortAt: fc.option(fc.integer({ min: 0, max: 80 }), { nil: undefined }),
+  flaky: fc.option(fc.record({ index: fc.nat(8), at: fc.integer({ min: 0, max: 60 }), duration: fc.integer({ min: 1, max: 40 }) }), { nil: undefined }),
+}));
+
+const RUNS = 300;
+
+describe('nextSteps in a simulated cluster', () => {
+  it('respects the availability budget, never stops an instance in the balancer, and is idempotent', () => {
+    fc.assert(fc.property(params, (p) => {
+      expect(simulate(p).violations).toEqual([]);
+    }), { numRuns: RUNS });
+  });
+
+  it('always terminates with exactly one finish', () => {
+    fc.assert(fc.property(params, (p) => {
+      const o = simulate(p);
+      expect(o.finishes).toBe(1);
+      expect(['succeeded', 'failed', 'aborted']).toContain(o.final.state);
+    }), { numRuns: RUNS });
+  });
+
+  it('on success every instance runs the target, launched and released, and the revision is marked healthy', () => {
+    fc.assert(fc.property(params, (p) => {
+      const o = simulate(p);
+      if (o.final.state !== 'succeeded') return;
+      for (const i of o.world.insts) {
+        expect(i.record).toMatchObject({ hash: o.final.toHash, targetState: 'launched' });
+        expect(i.held).toBe(false);
+      }
+      expect(o.marked).toEqual([o.final.toRevision]);
+    }), { numRuns: RUNS });
+  });
+
+  it('a good revision without interference succeeds', () => {
+    fc.assert(fc.property(params, (p) => {
+      const o = simulate({ ...p, mode: 'ok', pause: undefined, abortAt: undefined, flaky: undefined });
+      expect(o.final.state).toBe('succeeded');
+    }), { numRuns: RUNS });
+  });
+
+  it('on failure with auto-revert every instance ends on revertTo and released, except failed ones', () => {
+    fc.assert(fc.property(params, (p) => {
+      const o = simulate({ ...p, autoRevert: true, hasRevertTo: true, kind: 'deploy', abortAt: undefined });
+      if (p.mode !== 'ok') expect(o.final.state).toBe('failed');
+      if (o.final.state !== 'failed') return;
+      expect(o.everReverting).toBe(true);
+      expect(o.marked).toEqual([]);
+      // The old revision is good in this world, so only a flaky checker can make the revert itself fail.
+      const reverted = /^reverted to revision 1 after/.test(o.final.message ?? '');
+      if (p.flaky === undefined) expect(reverted, o.final.message).toBe(true);
+      for (const i of o.world.insts) {
+        if (o.final.instances[i.name]?.phase === 'failed') continue;
+        if (reverted) expect(i.record).toMatchObject({ hash: OLD, targetState: 'launched' });
+        expect(i.held).toBe(false);
+      }
+    }), { numRuns: RUNS });
+  });
+
+  it('whatever the end, no instance is left held except failed ones', () => {
+    fc.assert(fc.property(params, (p) => {
+      const o = simulate(p);
+      for (const i of o.world.insts) {
+        if (o.final.instances[i.name]?.phase !== 'failed') expect(i.held, `${i.name} held at the end`).toBe(false);
+      }
+    }), { numRuns: RUNS });
+  });
+
+  it('is deterministic', () => {
+    fc.assert(fc.property(params, (p) => {
+      expect(simulate(p).trace).toEqual(simulate(p).trace);
+    }), { numRuns: 100 });
+  });
+});
