@@ -147,8 +147,15 @@ export class Election extends EventEmitter<ElectionEvents> {
         if (this.isStopped()) break;
         const outcome = await this.campaign(leaseId);
         if (this.isStopped()) break;
-        this.apply(outcome);
-        revision = outcome.revision;
+        if (outcome.kind === 'leader' && this.renewalOverdue()) {
+          // The key is ours, but nothing proves the lease outlives this
+          // moment: wait for a keepalive to succeed (or the lease to be lost)
+          // instead of flapping between elected and deposed.
+          if (this.fence !== undefined) this.depose('lease not renewed within its TTL');
+        } else {
+          this.apply(outcome);
+          revision = outcome.revision;
+        }
       } catch (e) {
         if (e instanceof EtcdLeaseInvalidError) this.dropLease('lease expired or was revoked');
         else this.warn(e, 'campaign');

@@ -64,6 +64,7 @@ export function planPass(input: PlanInput, schedule: ScheduleFn): EngineOp[] {
     current: current.map((p) => ({ unit: p.record.name, machine: p.machine })),
   });
 
+  const currentByKey = new Map(current.map((p) => [`${p.machine}/${p.record.name}`, p]));
   const removed = new Set<string>();
   for (const d of result.unschedule) {
     ops.deleteSchedule(d.machine, d.unit, d.reason);
@@ -74,7 +75,7 @@ export function planPass(input: PlanInput, schedule: ScheduleFn): EngineOp[] {
     const unit = units.get(d.unit);
     if (unit === undefined) continue; // the scheduler only places what it was given
     placed.add(unit.name);
-    const existing = current.find((p) => p.machine === d.machine && p.record.name === d.unit);
+    const existing = currentByKey.get(`${d.machine}/${d.unit}`);
     if (existing !== undefined && sameRecord(existing.record, unit)) continue;
     ops.putSchedule(d.machine, toSchedule(unit), d.reason);
   }
