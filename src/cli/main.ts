@@ -13,6 +13,9 @@ import { registerClusterCommands } from './program/cluster.js';
 
 export const VERSION = '0.1.0';
 
+/** --endpoint may be repeated (as the agent's unit does) or comma-separated, as fleetctl took it. */
+const joinEndpoints = (value: string, previous: string | undefined): string => (previous ? `${previous},${value}` : value);
+
 export function buildProgram(io: Io): Command {
   const program = new Command('fleetx')
     .description('fleet-style orchestration of systemd units across container hosts')
@@ -24,7 +27,7 @@ export function buildProgram(io: Io): Command {
   // Connection flags keep fleetctl's names; values also come from FLEETX_*
   // and then FLEETCTL_* environment variables (see registry/connection.ts).
   program
-    .option('--endpoint <urls>', 'etcd endpoints, comma-separated (default http://127.0.0.1:2379)')
+    .option('--endpoint <urls>', 'etcd endpoints, comma-separated or repeated (default http://127.0.0.1:2379)', joinEndpoints)
     .option('--ca-file <path>', 'CA certificate that signed etcd\'s server certificate')
     .option('--cert-file <path>', 'client certificate for etcd TLS authentication')
     .option('--key-file <path>', 'client key for etcd TLS authentication')
