@@ -282,7 +282,7 @@ describe('shipped templates', () => {
     expect(execArgv(value(unit, 'Service', 'ExecStart')!)).toEqual([
       '/usr/bin/node', '/opt/fleetx/bin/fleetx.mjs', 'agent',
       '--endpoint', 'https://10.0.0.1:2379', '--endpoint', 'https://10.0.0.2:2379',
-      '--metadata', 'region=eu west', '--etcd-cafile', '/etc/ssl/ca dir/ca.pem',
+      '--metadata', 'region=eu west', '--ca-file', '/etc/ssl/ca dir/ca.pem',
     ]);
     expect(value(unit, 'Service', 'Restart')).toBe('always');
     expect(value(unit, 'Install', 'WantedBy')).toBe('multi-user.target');
