@@ -1,0 +1,275 @@
+/**
+ * nextSteps, one call at a time: named scenarios as tables. Each row builds
+ * a view from a compact description and compares the phases, the rollout
+ * state and the actions (in order) with what the design asks for.
+ */
+import { describe, expect, it } from 'vitest';
+import { nextSteps } from '../../src/rollout/plan.js';
+import type {
+  InstancePhase, InstanceView, RolloutControl, RolloutKind, RolloutRecord, RolloutState, RolloutStep,
+} from '../../src/rollout/types.js';
+import type { TargetState } from '../../src/registry/records.js';
+
+const OLD = 'h-old';
+const NEW = 'h-new';
+const T0 = Date.parse('2026-01-01T00:00:00.000Z');
+/** seconds after T0 as ISO */
+const at = (s: number) => new Date(T0 + s * 1000).toISOString();
+
+interface Inst {
+  phase?: InstancePhase;
+  /** seconds */
+  since?: number;
+  startedAt?: number;
+  target?: string;
+  record?: { hash: string; targetState: TargetState } | null;
+  /** [activeState, hash, updatedAt seconds] per machine */
+  states?: [string, string, number?][];
+  /** [status, hash, since seconds]; null for none */
+  health?: [string, string, number] | null;
+  /** [state, sessions]; null for none */
+  lb?: ['in' | 'draining' | 'out', number?] | null;
+  held?: boolean;
+  inRecord?: boolean;
+  inView?: boolean;
+  error?: string;
+}
+
+interface Setup {
+  insts: Record<string, Inst>;
+  presence?: boolean;
+  max?: number;
+  state?: RolloutState;
+  kind?: RolloutKind;
+  autoRevert?: boolean;
+  revertTo?: boolean;
+  control?: RolloutControl;
+  applied?: RolloutControl;
+  /** seconds */
+  now?: number;
+  drainTimeoutMs?: number;
+}
+
+const POLICY = { surge: 0, minHealthyMs: 2000, deadlineMs: 60_000, autoRevert: true };
+
+function build(s: Setup): { rollout: RolloutRecord; instances: InstanceView[]; now: number; control?: RolloutControl } {
+  const names = Object.keys(s.insts).sort();
+  const instances: RolloutRecord['instances'] = {};
+  const views: InstanceView[] = [];
+  for (const name of names) {
+    const i = s.insts[name]!;
+    const unit = `${name}.service`;
+    if (i.inRecord !== false) {
+      instances[unit] = {
+        unit, phase: i.phase ?? 'pending', since: at(i.since ?? 0), targetHash: i.target ?? NEW,
+        ...(i.startedAt !== undefined ? { startedAt: at(i.startedAt) } : {}), ...(i.error ? { error: i.error } : {}),
+      };
+    }
+    if (i.inView === false) continue;
+    const record = i.record === null ? undefined : { name: unit, hash: OLD, targetState: 'launched' as TargetState, ...i.record };
+    views.push({
+      unit, record, held: i.held ?? false,
+      states: (i.states ?? [['active', OLD, -100]]).map(([activeState, hash, t]) => ({
+        name: unit, machine: 'm1', hash, loadState: 'loaded', activeState, subState: activeState === 'active' ? 'running' : 'dead', updatedAt: at(t ?? -100),
+      })),
+      health: i.health === null ? undefined : (() => {
+        const [status, hash, since] = i.health ?? ['healthy', OLD, -100];
+        return { unit, machine: 'm1', hash, status: status as 'healthy', since: at(since), checkedAt: at(s.now ?? 10), consecutive: 3 };
+      })(),
+      presence: i.lb === null || s.presence === false ? undefined : (() => {
+        const [state, sessions] = i.lb ?? ['in', 5];
+        return { service: 'app', unit, state, sessions, updatedAt: at(0) };
+      })(),
+    });
+  }
+  const rollout: RolloutRecord = {
+    id: 'r1', service: 'app', template: 'app@.service', kind: s.kind ?? 'deploy', state: s.state ?? 'running',
+    toRevision: 2, toHash: NEW, ...(s.revertTo === false ? {} : { revertTo: { revision: 1, hash: OLD } }),
+    autoRevert: s.autoRevert ?? true, presence: s.presence ?? true,
+    policy: { ...POLICY, maxUnavailable: s.max ?? 1 }, holder: { user: 'u', host: 'h' },
+    createdAt: at(-10), updatedAt: at(-10), instances, drainTimeoutMs: s.drainTimeoutMs ?? 10_000,
+    ...(s.applied ? { control: s.applied } : {}),
+  };
+  return { rollout, instances: views, now: T0 + (s.now ?? 10) * 1000, control: s.control };
+}
+
+const short = (u: string) => u.replace(/\.service$/, '');
+function brief(step: RolloutStep): { state: string; phases: string; actions: string[] } {
+  return {
+    state: step.rollout.state,
+    phases: Object.values(step.rollout.instances).sort((a, b) => (a.unit < b.unit ? -1 : 1))
+      .map((p) => `${short(p.unit)}:${p.phase}${p.targetHash === OLD ? '@old' : ''}`).join(' '),
+    actions: step.actions.map((a) =>
+      a.type === 'set-unit' ? `set ${short(a.unit)} ${a.targetState} ${a.hash === OLD ? 'old' : 'new'}`
+      : a.type === 'hold' || a.type === 'release' ? `${a.type} ${short(a.unit)}`
+      : a.type === 'mark-healthy' ? `mark-healthy ${a.revision}`
+      : `finish ${a.state}`),
+  };
+}
+const run = (s: Setup) => brief(nextSteps(build(s)));
+
+const onNew = (since = 0): Inst => ({ record: { hash: NEW, targetState: 'launched' }, states: [['active', NEW, since]], health: ['healthy', NEW, since] });
+const pause: RolloutControl = { command: 'pause', by: 'ops', at: at(5) };
+const resume: RolloutControl = { command: 'resume', by: 'ops', at: at(6) };
+const abort: RolloutControl = { command: 'abort', by: 'ops', at: at(7) };
+
+describe('nextSteps: one instance through its phases', () => {
+  it.each<[string, Setup, string, string[]]>([
+    ['pending with presence: hold it, wait for the balancer', { insts: { a: {} } }, 'a:leaving', ['hold a']],
+    ['pending without presence: straight to stopping', { presence: false, insts: { a: {} } }, 'a:stopping', ['set a loaded old']],
+    ['pending, not running, no presence: stopping is skipped', { presence: false, insts: { a: { states: [['inactive', OLD]] } } }, 'a:starting', ['set a launched new']],
+    ['pending, already out of the balancer: hold and stop at once', { insts: { a: { lb: ['out'] } } }, 'a:stopping', ['hold a', 'set a loaded old']],
+    ['pending, no reported state at all: counts as stopped', { presence: false, insts: { a: { states: [] } } }, 'a:starting', ['set a launched new']],
+    ['leaving, balancer still sends traffic: wait', { insts: { a: { phase: 'leaving', held: true } } }, 'a:leaving', []],
+    ['leaving, hold lost: hold again', { insts: { a: { phase: 'leaving' } } }, 'a:leaving', ['hold a']],
+    ['leaving, balancer draining: draining', { insts: { a: { phase: 'leaving', held: true, lb: ['draining', 3] } } }, 'a:draining', []],
+    ['draining with sessions open: wait', { insts: { a: { phase: 'draining', since: 5, held: true, lb: ['draining', 3] } } }, 'a:draining', []],
+    ['draining, sessions 0: stop it', { insts: { a: { phase: 'draining', since: 5, held: true, lb: ['draining', 0] } } }, 'a:stopping', ['set a loaded old']],
+    ['draining past the drain timeout: stop it', { now: 20, insts: { a: { phase: 'draining', since: 5, held: true, lb: ['draining', 3] } } }, 'a:stopping', ['set a loaded old']],
+    ['stopping, still active: wait without repeating an applied stop',
+      { insts: { a: { phase: 'stopping', held: true, lb: ['out'], record: { hash: OLD, targetState: 'loaded' } } } }, 'a:stopping', []],
+    ['stopping, stop lost: stop again with the current hash', { insts: { a: { phase: 'stopping', held: true, lb: ['out'] } } }, 'a:stopping', ['set a loaded old']],
+    ['stopping, reported failed: counts as stopped',
+      { insts: { a: { phase: 'stopping', held: true, lb: ['out'], record: { hash: OLD, targetState: 'loaded' }, states: [['failed', OLD]] } } }, 'a:starting', ['set a launched new']],
+    ['starting, active on the old body only: wait',
+      { insts: { a: { phase: 'starting', startedAt: 5, held: true, lb: ['out'], record: { hash: NEW, targetState: 'launched' }, states: [['active', OLD]] } } }, 'a:starting', []],
+    ['starting, active on the target: checking',
+      { insts: { a: { phase: 'starting', startedAt: 5, held: true, lb: ['out'], ...onNew(6), health: ['unknown', NEW, 6] } } }, 'a:checking', []],
+    ['checking, healthy for less than minHealthy: wait',
+      { now: 10, insts: { a: { phase: 'checking', startedAt: 5, held: true, lb: ['out'], ...onNew(9) } } }, 'a:checking', []],
+    ['checking, healthy long enough: release it',
+      { now: 10, insts: { a: { phase: 'checking', startedAt: 5, held: true, lb: ['out'], ...onNew(6) } } }, 'a:joining', ['release a']],
+    ['checking, a healthy record from before the restart does not count',
+      { now: 10, insts: { a: { phase: 'checking', startedAt: 5, held: true, lb: ['out'], ...onNew(6), health: ['healthy', NEW, 1] } } }, 'a:checking', []],
+    ['checking, healthy on another body does not count',
+      { now: 10, insts: { a: { phase: 'checking', startedAt: 5, held: true, lb: ['out'], ...onNew(6), health: ['healthy', OLD, 6] } } }, 'a:checking', []],
+    ['checking without presence: done at once, revision marked healthy',
+      { presence: false, now: 10, insts: { a: { phase: 'checking', startedAt: 5, ...onNew(6) } } }, 'a:done', ['mark-healthy 2', 'finish succeeded']],
+    ['joining, balancer not yet sending: wait', { insts: { a: { phase: 'joining', ...onNew(6), lb: ['out'] } } }, 'a:joining', []],
+    ['joining, in the balancer: done and succeeded', { insts: { a: { phase: 'joining', ...onNew(6) } } }, 'a:done', ['mark-healthy 2', 'finish succeeded']],
+    ['pending, already healthy on the target (deploy): done without a restart', { insts: { a: onNew(-50), b: { phase: 'done', ...onNew(0) } } }, 'a:done b:done', ['mark-healthy 2', 'finish succeeded']],
+    ['pending, restart kind: restarted even though on the target',
+      { kind: 'restart', insts: { a: { target: OLD } } }, 'a:leaving@old', ['hold a']],
+    ['a failed report from before the start does not fail it',
+      { insts: { a: { phase: 'starting', startedAt: 5, held: true, lb: ['out'], record: { hash: NEW, targetState: 'launched' }, states: [['failed', NEW, 4]] } } }, 'a:starting', []],
+  ])('%s', (_d, setup, phases, actions) => {
+    const out = run(setup);
+    expect(out.phases).toBe(phases);
+    expect(out.actions).toEqual(actions);
+  });
+});
+
+describe('nextSteps: batches', () => {
+  it.each<[string, Setup, string, string[]]>([
+    ['one at a time, by name', { insts: { a: {}, b: {}, c: {} } }, 'a:leaving b:pending c:pending', ['hold a']],
+    ['an unhealthy instance goes first',
+      { insts: { a: {}, b: {}, c: { health: ['unhealthy', OLD, 0], lb: ['out'] } } }, 'a:pending b:pending c:stopping', ['hold c', 'set c loaded old']],
+    ['an instance not active counts as down and goes first',
+      { presence: false, insts: { a: {}, b: { states: [['failed', OLD]] } } }, 'a:pending b:starting', ['set b launched new']],
+    ['maxUnavailable 2 with one down outside the rollout: only one more',
+      { max: 2, insts: { a: {}, b: {}, c: { phase: 'done', ...onNew(0), health: ['unhealthy', NEW, 5] } } }, 'a:leaving b:pending c:done', ['hold a']],
+    ['maxUnavailable 1 with one down outside the rollout: nothing starts',
+      { insts: { a: {}, b: { phase: 'done', ...onNew(0), health: ['unhealthy', NEW, 5] } } }, 'a:pending b:done', []],
+    ['down instances beyond the budget: still only maxUnavailable in flight, down ones first',
+      { insts: { a: { health: ['unhealthy', OLD, 0], lb: ['out'] }, b: { health: ['unhealthy', OLD, 0], lb: ['out'] }, c: {} } }, 'a:stopping b:pending c:pending', ['hold a', 'set a loaded old']],
+    ['one in flight with maxUnavailable 1: the next waits', { insts: { a: { phase: 'leaving', held: true }, b: {} } }, 'a:leaving b:pending', []],
+    ['maxUnavailable at least N: all at once', { max: 3, insts: { a: {}, b: {}, c: {} } }, 'a:leaving b:leaving c:leaving', ['hold a', 'hold b', 'hold c']],
+    ['a held pending instance is released', { insts: { a: { phase: 'leaving', held: true }, b: { held: true } } }, 'a:leaving b:pending', ['release b']],
+  ])('%s', (_d, setup, phases, actions) => {
+    const out = run(setup);
+    expect(out.phases).toBe(phases);
+    expect(out.actions).toEqual(actions);
+  });
+});
+
+const checkingLate = (extra: Inst = {}): Inst => ({ phase: 'checking', startedAt: 0, held: true, lb: ['out'], ...onNew(1), health: ['unhealthy', NEW, 1], ...extra });
+
+describe('nextSteps: failure, revert, control', () => {
+  it.each<[string, Setup, string, string, string[]]>([
+    ['deadline passed, auto-revert: reverting, the failed one stopped first with the old target',
+      { now: 61, insts: { a: { phase: 'done', ...onNew(0) }, b: checkingLate(), c: {} } },
+      'reverting', 'a:pending@old b:stopping@old c:done@old', ['set b loaded new']],
+    ['unit failed on the target after start: fails without waiting for the deadline',
+      { presence: false, now: 10, insts: { a: { phase: 'starting', startedAt: 5, record: { hash: NEW, targetState: 'launched' }, states: [['failed', NEW, 6]] } } },
+      'reverting', 'a:starting@old', ['set a launched old']],
+    ['no auto-revert: finish failed, the failed one stays held, a leaving one is released',
+      { autoRevert: false, now: 61, insts: { a: { phase: 'leaving', held: true }, b: checkingLate() } },
+      'failed', 'a:pending b:failed', ['release a', 'finish failed']],
+    ['no revision to revert to: finish failed', { revertTo: false, now: 61, insts: { b: checkingLate() } }, 'failed', 'b:failed', ['finish failed']],
+    ['failure with another one still restarting: it finishes before the rollout ends',
+      { autoRevert: false, max: 2, now: 61, insts: { a: { phase: 'starting', startedAt: 60, held: true, lb: ['out'], record: { hash: NEW, targetState: 'launched' }, states: [['inactive', OLD]] }, b: checkingLate() } },
+      'running', 'a:starting b:failed', []],
+    ['revert: a leaving instance still on the old body is released and done',
+      { max: 2, now: 61, insts: { a: { phase: 'leaving', held: true }, b: checkingLate() } },
+      'reverting', 'a:done@old b:stopping@old', ['release a', 'set b loaded new']],
+    ['reverting: a pending instance healthy on the revert body needs nothing',
+      { state: 'reverting', insts: { a: { phase: 'leaving', held: true, target: OLD, record: { hash: NEW, targetState: 'launched' } }, b: { target: OLD } } },
+      'reverting', 'a:leaving@old b:done@old', []],
+    ['the revert itself fails: finish failed, no revert of the revert',
+      { state: 'reverting', now: 61, insts: { a: checkingLate({ target: OLD, ...{ states: [['active', OLD, 1]], health: ['unhealthy', OLD, 1] } }) } },
+      'failed', 'a:failed@old', ['finish failed']],
+    ['reverting, everything done: finish failed, nothing marked healthy',
+      { state: 'reverting', insts: { a: { phase: 'done', target: OLD, error: 'x' }, b: { phase: 'done', target: OLD } } },
+      'failed', 'a:done@old b:done@old', ['finish failed']],
+    ['pause: no new instance starts', { control: pause, insts: { a: {}, b: {} } }, 'paused', 'a:pending b:pending', []],
+    ['paused: the instance in flight carries on',
+      { state: 'paused', control: pause, applied: pause, insts: { a: { phase: 'leaving', held: true, lb: ['out'] }, b: {} } },
+      'paused', 'a:stopping b:pending', ['set a loaded old']],
+    ['resume: starts again', { state: 'paused', control: resume, applied: pause, insts: { a: {} } }, 'running', 'a:leaving', ['hold a']],
+    ['abort: leaving ones released, in flight ones carry on',
+      { max: 2, control: abort, insts: { a: { phase: 'leaving', held: true }, b: { phase: 'stopping', held: true, lb: ['out'], record: { hash: OLD, targetState: 'loaded' } }, c: {} } },
+      'running', 'a:pending b:stopping c:pending', ['release a']],
+    ['abort with nothing in flight: finish aborted', { control: abort, insts: { a: { phase: 'done', ...onNew(0) }, b: {} } }, 'aborted', 'a:done b:pending', ['finish aborted']],
+    ['an abort stays in force after a resume', { control: resume, applied: abort, insts: { a: {} } }, 'aborted', 'a:pending', ['finish aborted']],
+    ['a control older than the rollout is ignored', { control: { command: 'abort', by: 'ops', at: at(-60) }, insts: { a: {} } }, 'running', 'a:leaving', ['hold a']],
+    ['abort during a failure with auto-revert: no revert, finish failed',
+      { control: abort, now: 61, insts: { a: checkingLate() } }, 'failed', 'a:failed', ['finish failed']],
+    ['an instance destroyed meanwhile is done with a note, its hold released',
+      { insts: { a: { phase: 'checking', held: true, record: null }, b: { phase: 'done', ...onNew(0) } } }, 'succeeded', 'a:done b:done', ['release a', 'mark-healthy 2', 'finish succeeded']],
+    ['an instance missing from the view is done', { insts: { a: { phase: 'leaving', inView: false }, b: {} } }, 'running', 'a:done b:leaving', ['hold b']],
+    ['an instance not in the record is left alone', { insts: { a: {}, z: { inRecord: false, health: ['unhealthy', OLD, 0] } } }, 'running', 'a:leaving', ['hold a']],
+    ['a finished record: archive it again', { state: 'succeeded', insts: { a: { phase: 'done', ...onNew(0) } } }, 'succeeded', 'a:done', ['mark-healthy 2', 'finish succeeded']],
+  ])('%s', (_d, setup, state, phases, actions) => {
+    const out = run(setup);
+    expect(out.state).toBe(state);
+    expect(out.phases).toBe(phases);
+    expect(out.actions).toEqual(actions);
+  });
+});
+
+describe('nextSteps: the record it returns', () => {
+  it('stamps since and updatedAt with now, and startedAt on entering starting', () => {
+    const step = nextSteps(build({ presence: false, now: 42, insts: { a: { states: [['inactive', OLD]] } } }));
+    expect(step.rollout.instances['a.service']).toMatchObject({ phase: 'starting', since: at(42), startedAt: at(42) });
+    expect(step.rollout.updatedAt).toBe(at(42));
+    expect(step.changed).toBe(true);
+  });
+
+  it('returns the same record, unchanged, when nothing moved', () => {
+    const v = build({ insts: { a: { phase: 'leaving', held: true } } });
+    const first = nextSteps(v);
+    const second = nextSteps({ ...v, rollout: first.rollout, now: v.now + 5000 });
+    expect(second.changed).toBe(false);
+    expect(second.rollout).toBe(first.rollout);
+    expect(second.actions).toEqual([]);
+  });
+
+  it('explains a failure in the message and the instance error', () => {
+    const step = nextSteps(build({ autoRevert: false, now: 61, insts: { b: checkingLate() } }));
+    expect(step.rollout.instances['b.service']?.error).toMatch(/not healthy long enough 60000 ms after start \(health unhealthy/);
+    expect(step.rollout.message).toMatch(/auto-revert is off/);
+    expect(step.rollout.finishedAt).toBe(at(61));
+  });
+
+  it('says when the budget is used up by instances down outside the rollout', () => {
+    const step = nextSteps(build({ insts: { a: {}, b: { phase: 'done', ...onNew(0), health: ['unhealthy', NEW, 5] } } }));
+    expect(step.rollout.message).toMatch(/waiting: 1 instance\(s\) down outside the rollout/);
+  });
+
+  it('does not modify the view it was given', () => {
+    const v = build({ insts: { a: {}, b: {} } });
+    const copy = structuredClone(v);
+    nextSteps(v);
+    expect(v).toEqual(copy);
+  });
+});
