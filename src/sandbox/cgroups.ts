@@ -11,8 +11,9 @@
  * process a host left behind.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { sleep } from './proc.js';
 
 const HIERARCHIES = ['/sys/fs/cgroup/systemd', '/sys/fs/cgroup/unified'];
 const ROOT = 'fleetx-sandbox';
@@ -35,36 +36,66 @@ export function createHostCgroups(key: string): string[] {
 
 /** Every process in the host's cgroups (nspawn and all of the container). */
 export function cgroupPids(key: string): number[] {
-  const pids = new Set<number>();
-  const walk = (dir: string) => {
+  return [...new Set(hostCgroups(key).flatMap(cgroupPidsIn))];
+}
+
+function cgroupPidsIn(dir: string): number[] {
+  const pids: number[] = [];
+  const walk = (d: string) => {
     try {
-      for (const line of readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n')) if (line) pids.add(Number(line));
-      for (const e of readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) walk(join(dir, e.name));
+      for (const line of readFileSync(join(d, 'cgroup.procs'), 'utf8').split('\n')) if (line) pids.push(Number(line));
+      for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) walk(join(d, e.name));
     } catch {
       // Gone meanwhile.
     }
   };
-  for (const d of hostCgroups(key)) walk(d);
-  return [...pids];
+  walk(dir);
+  return pids;
 }
 
-/** Removes the host's cgroup trees, deepest first (cgroups go with rmdir only). Busy ones stay. */
-export function removeHostCgroups(key: string): void {
-  const rm = (dir: string) => {
-    try {
-      for (const e of readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) rm(join(dir, e.name));
-      rmdirSync(dir);
-    } catch {
-      // Absent, or still holds a process.
-    }
-  };
-  for (const d of hostCgroups(key)) rm(d);
-  // The shared parent too, once no host uses it.
+/** rmdir a cgroup tree deepest first (cgroups go with rmdir only); false when some of it stays. */
+function rmTree(dir: string): boolean {
+  try {
+    for (const e of readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) rmTree(join(dir, e.name));
+    rmdirSync(dir);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ENOENT';
+  }
+}
+
+/**
+ * Removes the host's cgroup trees. A killed host's processes linger as
+ * zombies until the machine's PID 1 reaps them (slowly, here), and a cgroup
+ * holding a zombie cannot be removed: retry for a while, and sweep trees
+ * that earlier calls had to leave behind (empty and over a minute old).
+ */
+export async function removeHostCgroups(key: string, timeoutMs = 5_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  let left = hostCgroups(key);
+  while (left.length > 0) {
+    left = left.filter((d) => !rmTree(d));
+    if (left.length === 0 || Date.now() >= until) break;
+    await sleep(200);
+  }
   for (const h of HIERARCHIES) {
+    const parent = join(h, ROOT);
+    let entries: string[] = [];
     try {
-      rmdirSync(join(h, ROOT));
+      entries = readdirSync(parent, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
     } catch {
-      // Absent or still in use.
+      continue;
+    }
+    for (const name of entries) {
+      const dir = join(parent, name);
+      if (Date.now() - statSync(dir).mtimeMs > 60_000 && cgroupPidsIn(dir).length === 0) rmTree(dir);
+    }
+    // The shared parent too, once no host uses it (plain rmdir: a host
+    // being booted right now may have an empty tree there).
+    try {
+      rmdirSync(parent);
+    } catch {
+      // In use.
     }
   }
 }

@@ -143,7 +143,7 @@ export async function haltHostDir(stateDir: string, graceMs = 15_000): Promise<v
     const rest = cgroupPids(key);
     for (const pid of rest) signal(pid, 'SIGKILL');
     await waitGone(rest, 5_000);
-    removeHostCgroups(key);
+    await removeHostCgroups(key);
   }
   await unmountAll(stateDir);
   if (rec) removeNspawnLeftovers(rec);

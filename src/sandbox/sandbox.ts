@@ -5,10 +5,11 @@
  * in stateDir/state.json first, so `down` can remove it even after a crash,
  * and `up` repairs what is missing instead of starting over.
  */
-import { mkdirSync, readdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { conflictError, usageError } from '../errors/errors.js';
 import { AGENT_UNIT, agentUnit } from './agent-unit.js';
+import { withLock } from './lock.js';
 import { etcdHealthy, isOurEtcd, startEtcd, stopEtcd } from './etcd.js';
 import { bootHost, destroyHostDir, haltHostDir, openHost, recordedMachineId, type Host } from './host.js';
 import { mountsUnder, unmountAll } from './mounts.js';
@@ -144,9 +145,14 @@ async function ensureHost(state: SandboxState, entry: SandboxHostEntry, agent: b
  */
 export async function sandboxUp(o: SandboxOptions): Promise<SandboxStatus> {
   validate(o);
+  mkdirSync(sandboxPaths(o.stateDir).hosts, { recursive: true });
+  await withLock(sandboxPaths(o.stateDir).lock, () => up(o));
+  return sandboxStatus(o.stateDir);
+}
+
+async function up(o: SandboxOptions): Promise<void> {
   const prev = readState(o.stateDir);
   const state = planState(o, prev);
-  mkdirSync(sandboxPaths(o.stateDir).hosts, { recursive: true });
   // Name everything before creating it: `down` after a crash relies on it.
   writeState({ ...state, hosts: mergeHosts(prev?.hosts ?? [], state.hosts) });
   await createBridge(state.bridge.name, state.bridge.cidr);
@@ -159,7 +165,6 @@ export async function sandboxUp(o: SandboxOptions): Promise<SandboxStatus> {
   state.hosts.forEach((h, i) => (h.machineId = booted[i]!.machineId));
   writeState(state);
   writeFileSync(sandboxPaths(o.stateDir).env, envFileText(state.etcd.endpoints, o.stateDir));
-  return sandboxStatus(o.stateDir);
 }
 
 /** Old entries first so that hosts about to be removed are still named. */
@@ -220,6 +225,17 @@ export interface SandboxDownResult {
  */
 export async function sandboxDown(stateDir: string): Promise<SandboxDownResult> {
   if (!isAbsolute(stateDir)) throw usageError(`the sandbox state dir must be an absolute path: ${stateDir}`);
+  if (!existsSync(stateDir)) return { stateDir, removed: [] };
+  const result = await withLock(sandboxPaths(stateDir).lock, () => down(stateDir));
+  try {
+    rmdirSync(stateDir);
+  } catch {
+    // Holds files that are not ours (or is still mounted on): leave it.
+  }
+  return result;
+}
+
+async function down(stateDir: string): Promise<SandboxDownResult> {
   const state = readState(stateDir);
   const paths = sandboxPaths(stateDir);
   const removed: string[] = [];
@@ -239,12 +255,8 @@ export async function sandboxDown(stateDir: string): Promise<SandboxDownResult> 
   }
   await unmountAll(stateDir);
   if (mountsUnder(stateDir).length === 0) {
-    for (const entry of OWN_ENTRIES) rmSync(join(stateDir, entry), { recursive: true, force: true });
-    try {
-      rmdirSync(stateDir);
-    } catch {
-      // Holds files that are not ours, or already gone: leave it.
-    }
+    // Only the sandbox's own entries: stateDir may be a directory the user shares.
+    for (const entry of OWN_ENTRIES) if (entry !== 'lock') rmSync(join(stateDir, entry), { recursive: true, force: true });
   }
   return { stateDir, removed: removed.sort() };
 }

@@ -42,10 +42,11 @@ export const sandboxPaths = (stateDir: string) => ({
   etcdData: join(stateDir, 'etcd'),
   etcdLog: join(stateDir, 'etcd.log'),
   hosts: join(stateDir, 'hosts'),
+  lock: join(stateDir, 'lock'),
 });
 
 /** Names `down` may delete inside stateDir; anything else there is left alone. */
-export const OWN_ENTRIES = ['state.json', 'state.json.tmp', 'env', 'etcd', 'etcd.log', 'hosts'];
+export const OWN_ENTRIES = ['state.json', 'state.json.tmp', 'env', 'etcd', 'etcd.log', 'hosts', 'lock'];
 
 /** The state, or undefined when there is none or it is unreadable (then `down` falls back to scanning). */
 export function readState(stateDir: string): SandboxState | undefined {

@@ -4,6 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { cgroupKey, hostCgroups } from '../../src/sandbox/cgroups.js';
 import { mountsUnder } from '../../src/sandbox/mounts.js';
 import { linkExists } from '../../src/sandbox/network.js';
 import { listProcs } from '../../src/sandbox/proc.js';
@@ -21,11 +22,12 @@ export function testStateDir(tag: string): string {
 }
 
 /** What a test left behind: mounts, processes, the bridge, the state dir. Empty when clean. */
-export async function leftovers(stateDir: string, bridge?: string, hostNames: string[] = []): Promise<string[]> {
+export async function leftovers(stateDir: string, bridge?: string, hosts: Array<{ name: string; dir: string }> = []): Promise<string[]> {
   const found: string[] = [];
-  for (const name of hostNames) {
+  for (const { name, dir } of hosts) {
     // nspawn's propagation dir, left behind when nspawn is killed and nobody cleans up.
     if (existsSync(`/run/systemd/nspawn/propagate/${name}`)) found.push(`nspawn dir of ${name}`);
+    for (const cg of hostCgroups(cgroupKey(name, dir))) if (existsSync(cg)) found.push(`cgroup ${cg}`);
   }
   for (const m of mountsUnder(stateDir)) found.push(`mount ${m}`);
   for (const p of listProcs()) {

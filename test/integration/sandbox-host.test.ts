@@ -101,7 +101,8 @@ describe('sandbox host: real systemd in nspawn over an overlay', () => {
     await b.stop(); // idempotent
     await deleteBridge(net.bridge);
     rmdirSync(base); // throws unless stop() emptied it
-    expect(await leftovers(base, net.bridge, ['fxt-a', 'fxt-b'])).toEqual([]);
+    const hosts = [{ name: 'fxt-a', dir: `${base}/a` }, { name: 'fxt-b', dir: `${base}/b` }];
+    expect(await leftovers(base, net.bridge, hosts)).toEqual([]);
     expect(await linkExists('vb-fxt-a')).toBe(false);
   });
 });

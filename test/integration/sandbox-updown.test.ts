@@ -88,7 +88,10 @@ describe('sandbox up / status / down', () => {
 
   it('up again is a no-op on a healthy sandbox', async () => {
     const leaders = names.map((n) => openHost(`${stateDir}/hosts/${n}`)!.leaderPid);
-    const again = await sandboxUp(opts);
+    const pending = sandboxUp(opts);
+    // A second up while one runs is refused rather than racing it.
+    await expect(sandboxUp(opts)).rejects.toMatchObject({ kind: 'conflict' });
+    const again = await pending;
     expect(again.etcd?.pid).toBe(first.etcd?.pid);
     expect(again.hosts).toEqual(first.hosts);
     expect(names.map((n) => openHost(`${stateDir}/hosts/${n}`)!.leaderPid)).toEqual(leaders);
@@ -118,7 +121,7 @@ describe('sandbox up / status / down', () => {
       stateDir,
       removed: [`bridge ${net.bridge}`, 'etcd', 'host fxu-1', 'host fxu-2'],
     });
-    expect(await leftovers(stateDir, net.bridge, names)).toEqual([]);
+    expect(await leftovers(stateDir, net.bridge, names.map((name) => ({ name, dir: `${stateDir}/hosts/${name}` })))).toEqual([]);
     expect(existsSync(stateDir)).toBe(false);
     expect(await sandboxDown(stateDir)).toEqual({ stateDir, removed: [] });
     expect((await sandboxStatus(stateDir)).exists).toBe(false);
