@@ -59,8 +59,12 @@ export function failedReport(v: InstanceView, targetHash: string, startedAt: num
   return s === undefined ? undefined : `unit failed on machine ${s.machine} (${s.subState})`;
 }
 
-/** Down already: not healthy, or not active anywhere. Taking it costs no availability. */
+/**
+ * Down already: not healthy, or not active anywhere. Taking it costs no
+ * availability. A destroyed instance (no unit record) is not part of the
+ * service any more and is never counted.
+ */
 export function isUnhealthy(v: InstanceView | undefined): boolean {
-  if (v === undefined) return false;
+  if (v?.record === undefined) return false;
   return v.health?.status !== 'healthy' || !v.states.some((s) => s.activeState === 'active');
 }

@@ -109,10 +109,14 @@ function finishIfSettled(
     const cause = errors(all.filter((p) => p.error !== undefined));
     return finish('failed', `reverted to revision ${r.revertTo?.revision} after: ${cause || 'a failure'}`);
   }
-  if (r.toRevision !== undefined) {
+  // Only a revision some instance actually ran healthy is marked (not one whose instances were all destroyed).
+  const verified = done.filter((p) => views.get(p.unit)?.record?.hash === p.targetHash);
+  if (r.toRevision !== undefined && verified.length > 0) {
     actions.push({ type: 'mark-healthy', revision: r.toRevision, reason: `every instance ran revision ${r.toRevision} healthy` });
   }
-  return finish('succeeded', `${all.length} instance(s) on ${r.toRevision !== undefined ? `revision ${r.toRevision}` : r.toHash}`);
+  const on = r.toRevision !== undefined ? `revision ${r.toRevision}` : r.toHash;
+  const gone = all.length - verified.length;
+  return finish('succeeded', `${verified.length} instance(s) on ${on}${gone > 0 ? `, ${gone} destroyed meanwhile` : ''}`);
 }
 
 function progress(

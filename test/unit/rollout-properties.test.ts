@@ -7,6 +7,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { IN_FLIGHT } from '../../src/rollout/phases.js';
 import { nextSteps } from '../../src/rollout/plan.js';
 import type { RolloutAction, RolloutControl, RolloutRecord, RolloutView } from '../../src/rollout/types.js';
 import type { HealthRecord } from '../../src/health/types.js';
@@ -37,6 +38,8 @@ interface Params {
   pause?: { at: number; resumeAfter: number };
   /** an instance whose health check fails for a while, whatever the rollout does */
   flaky?: { index: number; at: number; duration: number };
+  /** an instance destroyed by a user in the middle of the rollout */
+  destroy?: { index: number; at: number };
   abortAt?: number;
 }
 
@@ -76,18 +79,22 @@ class World {
   }
 
   /** Serving traffic: running, healthy and not held out of the balancer. */
+  gone(i: Inst): boolean {
+    return i.record === undefined;
+  }
+
   serving(i: Inst): boolean {
     return i.active === 'active' && i.health.status === 'healthy' && !i.held && i.record?.targetState === 'launched';
   }
 
   unavailable(): number {
-    return this.insts.filter((i) => !this.serving(i)).length;
+    return this.insts.filter((i) => !this.gone(i) && !this.serving(i)).length;
   }
 
   view(rollout: RolloutRecord, control?: RolloutControl): RolloutView {
     return {
       rollout, control, now: this.now,
-      instances: this.insts.map((i) => ({
+      instances: this.insts.filter((i) => !this.gone(i) || i.held).map((i) => ({
         unit: i.name, record: i.record ? { ...i.record } : undefined, held: i.held, health: { ...i.health },
         states: [{ name: i.name, machine: i.health.machine, hash: i.runningHash, loadState: 'loaded', activeState: i.active, subState: i.active === 'active' ? 'running' : 'dead', updatedAt: iso(i.stateAt) }],
         presence: this.p.presence ? { service: 'app', unit: i.name, state: i.presence, sessions: i.sessions, updatedAt: iso(this.now) } : undefined,
@@ -103,7 +110,7 @@ class World {
     const takesDown = (a.type === 'hold' && !i.held) || (a.type === 'set-unit' && i.active === 'active' && (a.targetState === 'loaded' || a.hash !== i.runningHash));
     let violation: string | undefined;
     if (takesDown && this.serving(i)) {
-      const others = this.insts.filter((x) => x !== i && !this.serving(x)).length;
+      const others = this.insts.filter((x) => x !== i && !this.gone(x) && !this.serving(x)).length;
       if (others >= this.p.maxUnavailable) violation = `${a.type} ${i.name} takes a serving instance down while ${others} are unavailable`;
     }
     if (a.type === 'set-unit' && this.p.presence && i.active === 'active' && (a.targetState === 'loaded' || a.hash !== i.runningHash)) {
@@ -118,6 +125,13 @@ class World {
   /** One second passes: agents converge units, checkers report health, the syncer drives the LB. */
   tick(): void {
     this.now += STEP_MS;
+    const d = this.p.destroy;
+    if (d !== undefined && (this.now - T0) / STEP_MS === d.at) {
+      const i = this.insts[d.index % this.insts.length]!;
+      i.record = undefined;
+      i.active = 'inactive';
+      i.stateAt = this.now;
+    }
     for (const i of this.insts) {
       const r = i.record;
       if (r === undefined) continue;
@@ -203,7 +217,16 @@ function simulate(p: Params): Outcome {
   let step = 0;
   for (; step < MAX_STEPS && finishes === 0; step++) {
     const control = controlAt(p, step);
+    const prev = r;
     const out = nextSteps(world.view(r, control));
+    const inFlight = Object.values(out.rollout.instances).filter((x) => IN_FLIGHT.has(x.phase)).length;
+    if (inFlight > p.maxUnavailable) violations.push(`step ${step}: ${inFlight} in flight`);
+    const frozen = out.rollout.state === 'paused' || out.rollout.control?.command === 'abort';
+    for (const x of Object.values(out.rollout.instances)) {
+      if (frozen && prev.instances[x.unit]?.phase === 'pending' && x.phase !== 'pending' && x.phase !== 'done') {
+        violations.push(`step ${step}: ${x.unit} started while ${out.rollout.state}${out.rollout.control ? ` (${out.rollout.control.command})` : ''}`);
+      }
+    }
     r = out.rollout;
     everReverting ||= r.state === 'reverting';
     for (const a of out.actions) {
@@ -238,6 +261,7 @@ const params: fc.Arbitrary<Params> = fc.integer({ min: 1, max: 9 }).chain((n) =>
   pause: fc.option(fc.record({ at: fc.integer({ min: 0, max: 40 }), resumeAfter: fc.integer({ min: 1, max: 30 }) }), { nil: undefined }),
   abortAt: fc.option(fc.integer({ min: 0, max: 80 }), { nil: undefined }),
   flaky: fc.option(fc.record({ index: fc.nat(8), at: fc.integer({ min: 0, max: 60 }), duration: fc.integer({ min: 1, max: 40 }) }), { nil: undefined }),
+  destroy: fc.option(fc.record({ index: fc.nat(8), at: fc.integer({ min: 1, max: 60 }) }), { freq: 4, nil: undefined }),
 }));
 
 const RUNS = 300;
@@ -261,17 +285,17 @@ describe('nextSteps in a simulated cluster', () => {
     fc.assert(fc.property(params, (p) => {
       const o = simulate(p);
       if (o.final.state !== 'succeeded') return;
-      for (const i of o.world.insts) {
+      for (const i of o.world.insts.filter((x) => !o.world.gone(x))) {
         expect(i.record).toMatchObject({ hash: o.final.toHash, targetState: 'launched' });
         expect(i.held).toBe(false);
       }
-      expect(o.marked).toEqual([o.final.toRevision]);
+      if (o.world.insts.some((i) => !o.world.gone(i))) expect(o.marked).toEqual([o.final.toRevision]);
     }), { numRuns: RUNS });
   });
 
   it('a good revision without interference succeeds', () => {
     fc.assert(fc.property(params, (p) => {
-      const o = simulate({ ...p, mode: 'ok', pause: undefined, abortAt: undefined, flaky: undefined });
+      const o = simulate({ ...p, mode: 'ok', pause: undefined, abortAt: undefined, flaky: undefined, destroy: undefined });
       expect(o.final.state).toBe('succeeded');
     }), { numRuns: RUNS });
   });
@@ -279,7 +303,7 @@ describe('nextSteps in a simulated cluster', () => {
   it('on failure with auto-revert every instance ends on revertTo and released, except failed ones', () => {
     fc.assert(fc.property(params, (p) => {
       const o = simulate({ ...p, autoRevert: true, hasRevertTo: true, kind: 'deploy', abortAt: undefined });
-      if (p.mode !== 'ok') expect(o.final.state).toBe('failed');
+      if (p.mode !== 'ok' && p.destroy === undefined) expect(o.final.state).toBe('failed');
       if (o.final.state !== 'failed') return;
       expect(o.everReverting).toBe(true);
       expect(o.marked).toEqual([]);
@@ -287,7 +311,7 @@ describe('nextSteps in a simulated cluster', () => {
       const reverted = /^reverted to revision 1 after/.test(o.final.message ?? '');
       if (p.flaky === undefined) expect(reverted, o.final.message).toBe(true);
       for (const i of o.world.insts) {
-        if (o.final.instances[i.name]?.phase === 'failed') continue;
+        if (o.final.instances[i.name]?.phase === 'failed' || o.world.gone(i)) continue;
         if (reverted) expect(i.record).toMatchObject({ hash: OLD, targetState: 'launched' });
         expect(i.held).toBe(false);
       }
