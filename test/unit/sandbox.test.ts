@@ -1,0 +1,121 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { statusText } from '../../src/cli/commands/sandbox.js';
+import { agentUnit, execArg } from '../../src/sandbox/agent-unit.js';
+import { etcdArgs } from '../../src/sandbox/etcd.js';
+import { netUnit } from '../../src/sandbox/layer.js';
+import { ALWAYS_MASK, NEVER_MASK, unitsToMask } from '../../src/sandbox/masks.js';
+import { cidrsOverlap, parseCidr } from '../../src/sandbox/network.js';
+import { envFileText } from '../../src/sandbox/state.js';
+
+describe('unitsToMask', () => {
+  it.each([
+    ['masks enabled services and timers', ['etcd.service', 'apt-daily.timer'], [], [], ['apt-daily.timer', 'etcd.service']],
+    ['ignores targets', ['machines.target', 'remote-fs.target'], [], [], []],
+    ['never masks dbus or journald', ['dbus.service', 'systemd-journald.service'], [], [], []],
+    ['adds extras', [], ['foo.service'], [], ['foo.service']],
+    ['keeps what is asked to keep', ['cron.service', 'x.service'], [], ['cron.service'], ['x.service']],
+  ] as Array<[string, string[], string[], string[], string[]]>)('%s', (_, enabled, extra, keep, expected) => {
+    const got = unitsToMask(enabled, extra, keep);
+    const fixed = ALWAYS_MASK.filter((u) => !keep.includes(u));
+    expect(got.filter((u) => !fixed.includes(u))).toEqual(expected.filter((u) => !fixed.includes(u)));
+    for (const u of fixed) expect(got).toContain(u);
+  });
+
+  it('is sorted, unique, and never holds a kept or needed unit', () => {
+    const unit = fc.constantFrom('a.service', 'b.timer', 'dbus.service', 'c.target', 'etcd.service', 'systemd-logind.service');
+    fc.assert(
+      fc.property(fc.array(unit), fc.array(unit), fc.array(unit), (enabled, extra, keep) => {
+        const got = unitsToMask(enabled, extra, keep);
+        expect(got).toEqual([...new Set(got)].sort());
+        for (const u of [...keep, ...NEVER_MASK]) expect(got).not.toContain(u);
+      }),
+    );
+  });
+});
+
+describe('CIDRs', () => {
+  it.each([
+    ['10.213.0.1/24', '10.213.0.0/24', true],
+    ['10.213.0.1/24', '10.213.1.1/24', false],
+    ['10.0.0.0/8', '10.213.5.1/24', true],
+    ['192.0.2.2/24', '10.213.0.1/24', false],
+    ['0.0.0.0/0', '10.213.0.1/24', true],
+  ])('%s overlaps %s: %s', (a, b, expected) => {
+    expect(cidrsOverlap(a, b)).toBe(expected);
+  });
+
+  it('overlap is symmetric', () => {
+    const cidr = fc.tuple(fc.nat(255), fc.nat(255), fc.nat(32)).map(([x, y, p]) => `10.${x}.${y}.1/${p}`);
+    fc.assert(fc.property(cidr, cidr, (a, b) => cidrsOverlap(a, b) === cidrsOverlap(b, a)));
+  });
+
+  it.each(['10.213.0.1', '10.213.0.256/24', '10.213.0.1/33', 'x/24'])('rejects %s', (bad) => {
+    expect(() => parseCidr(bad)).toThrow(expect.objectContaining({ kind: 'invalid' }));
+  });
+});
+
+describe('unit texts', () => {
+  it.each([
+    ['/work/main', '/work/main'],
+    ['/with space', '"/with space"'],
+    ['100%', '100%%'],
+    ['$HOME', '$$HOME'],
+    ['a"b', '"a\\"b"'],
+    ['', '""'],
+  ])('execArg(%j) is %s', (value, expected) => {
+    expect(execArg(value)).toBe(expected);
+  });
+
+  it('the agent unit runs the repo CLI against the sandbox etcd and restarts', () => {
+    const unit = agentUnit({ repoRoot: '/work/main', endpoint: 'http://10.213.0.1:2379', ip: '10.213.0.11' });
+    expect(unit).toContain('ExecStart=/usr/bin/node /work/main/bin/fleetx.mjs agent --endpoint http://10.213.0.1:2379 --ip 10.213.0.11\n');
+    expect(unit).toContain('Restart=always\n');
+    expect(unit).toContain('After=network-online.target\n');
+  });
+
+  it('the net unit puts the address on host0 and retries', () => {
+    const unit = netUnit('10.213.0.11/24');
+    expect(unit).toContain('ExecStart=/usr/sbin/ip addr replace 10.213.0.11/24 dev host0\n');
+    expect(unit).toContain('Restart=on-failure\n');
+  });
+
+  it('etcd listens only on the URLs it is given', () => {
+    const args = etcdArgs({ dataDir: '/d', logFile: '/l', clientUrl: 'http://10.213.0.1:2379', peerUrl: 'http://10.213.0.1:2380' });
+    expect(args.filter((a) => a.startsWith('--listen-'))).toEqual([
+      '--listen-client-urls=http://10.213.0.1:2379',
+      '--listen-peer-urls=http://10.213.0.1:2380',
+    ]);
+  });
+
+  it('the env file quotes for the shell', () => {
+    expect(envFileText(['http://10.213.0.1:2379'], "/var/lib/it's")).toContain(
+      "export FLEETX_ENDPOINT='http://10.213.0.1:2379'\nexport FLEETX_SANDBOX_DIR='/var/lib/it'\\''s'\n",
+    );
+  });
+});
+
+describe('statusText', () => {
+  it('says when there is no sandbox', () => {
+    expect(statusText({ stateDir: '/s', exists: false, healthy: false, hosts: [] })).toBe('no sandbox at /s (create one with `fleetx sandbox up`)');
+  });
+
+  it('lists hosts, etcd and how to use it', () => {
+    const text = statusText({
+      stateDir: '/s',
+      exists: true,
+      healthy: false,
+      bridge: { name: 'fleetx0', address: '10.213.0.1/24', present: true },
+      etcd: { endpoints: ['http://10.213.0.1:2379'], pid: 7, running: true, logFile: '/s/etcd.log' },
+      hosts: [
+        { name: 'sandbox-1', machineId: 'a'.repeat(32), address: '10.213.0.11', running: true, systemState: 'running' },
+        { name: 'sandbox-2', machineId: 'b'.repeat(32), address: '10.213.0.12', running: false },
+      ],
+      envFile: '/s/env',
+    });
+    expect(text).toMatch(/^sandbox \/s: NOT healthy\netcd: +http:\/\/10\.213\.0\.1:2379 \(pid 7\)\n/);
+    expect(text).toMatch(/sandbox-1\s+a{32}\s+10\.213\.0\.11\s+running/);
+    expect(text).toMatch(/sandbox-2\s+b{32}\s+10\.213\.0\.12\s+stopped/);
+    expect(text).toContain('. /s/env');
+  });
+});
