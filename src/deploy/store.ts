@@ -94,6 +94,28 @@ export class DeployStore {
     });
   }
 
+  getBody(hash: string): Promise<string | undefined> {
+    return this.run(async () => (await this.client.get(this.keys.body(hash)).string()) ?? undefined);
+  }
+
+  /** The template unit and its instances (by name: prefix@X.type), each with its mod revision, sorted by name. */
+  unitsOf(template: string): Promise<{ template?: Versioned<UnitRecord>; instances: Array<Versioned<UnitRecord>> }> {
+    return this.run(async () => {
+      const res = await this.client.getAll().prefix(this.keys.units()).exec();
+      const at = template.indexOf('@');
+      const [prefix, type] = [template.slice(0, at + 1), template.slice(template.lastIndexOf('.'))];
+      let tpl: Versioned<UnitRecord> | undefined;
+      const instances: Array<Versioned<UnitRecord>> = [];
+      for (const kv of res.kvs) {
+        const v = { value: decodeKv<UnitRecord>(kv), modRevision: kv.mod_revision };
+        const name = v.value.name;
+        if (name === template) tpl = v;
+        else if (name.startsWith(prefix) && name.endsWith(type) && name.length > prefix.length + type.length) instances.push(v);
+      }
+      return { template: tpl, instances: sortBy(instances, (i) => i.value.name) };
+    });
+  }
+
   getRollout(svc: string): Promise<RolloutRecord | undefined> {
     return this.run(() => this.getJson<RolloutRecord>(this.keys.rollout(svc)));
   }
@@ -173,6 +195,46 @@ export class DeployStore {
       return Object.keys(raw)
         .sort()
         .map((k) => decode<RolloutRecord>(k, raw[k]!));
+    });
+  }
+
+  /**
+   * Watches the rollout record from `afterRevision` (exclusive). Handlers
+   * get the decoded record on put and nothing on delete; `error` (e.g. the
+   * start revision was compacted) is reported once and the watch is closed:
+   * re-read and watch again. Returns cancel().
+   */
+  watchRollout(
+    svc: string,
+    afterRevision: string,
+    on: { put: (r: RolloutRecord) => void; delete: () => void; error: (e: FleetxError) => void },
+  ): Promise<() => Promise<void>> {
+    return this.run(async () => {
+      const watcher = await this.client
+        .watch()
+        .key(this.keys.rollout(svc))
+        .startRevision((BigInt(afterRevision) + 1n).toString())
+        .create();
+      let closed = false;
+      const cancel = async () => {
+        if (closed) return;
+        closed = true;
+        await watcher.cancel().catch(() => undefined);
+      };
+      watcher.on('put', (kv) => {
+        try {
+          if (!closed) on.put(decodeKv<RolloutRecord>(kv));
+        } catch (e) {
+          on.error(e instanceof FleetxError ? e : toFleetxError(e, this.connection));
+        }
+      });
+      watcher.on('delete', () => void (closed || on.delete()));
+      watcher.on('error', (e) => {
+        if (closed) return;
+        void cancel();
+        on.error(toFleetxError(e, this.connection));
+      });
+      return cancel;
     });
   }
 

@@ -1,0 +1,99 @@
+/**
+ * deploy, plan (and deploy --dry-run), undo: render the service's unit,
+ * show what would change, and unless only planning write the revision and
+ * start the rollout, then follow it until it ends (or --detach).
+ */
+import { applyDeploy, prepareDeploy, prepareUndo } from '../../deploy/deploy.js';
+import { applyContext } from '../../deploy/open.js';
+import { formatPlan, type DeployInput, type DeployPlan } from '../../deploy/plan.js';
+import type { DeployStore } from '../../deploy/store.js';
+import type { RolloutRecord } from '../../rollout/types.js';
+import type { Io, OutputFormat } from '../io.js';
+import { followToEnd, signalOnInterrupt } from '../follow/follow.js';
+import { pickRenderer } from '../follow/render.js';
+import { describe } from '../follow/events.js';
+
+export interface DeployContext {
+  store: DeployStore;
+  io: Io;
+  output: OutputFormat;
+}
+
+export interface FollowFlags {
+  detach: boolean;
+  timeoutMs?: number;
+}
+
+export interface DeployOptions extends FollowFlags {
+  file?: string;
+  name?: string;
+  sets: string[];
+  dryRun: boolean;
+  /** false with --no-auto-revert; undefined keeps the service's policy */
+  autoRevert?: boolean;
+}
+
+export async function deployCommand(opts: DeployOptions, ctx: DeployContext): Promise<void> {
+  const prepared = await prepareDeploy(ctx.store, { file: opts.file, name: opts.name, sets: opts.sets, cwd: ctx.io.cwd });
+  if (opts.dryRun) return printPlan(prepared.plan, ctx);
+  await apply(prepared, opts, ctx);
+}
+
+/** `fleetx plan`: the same as deploy --dry-run. */
+export async function planCommand(opts: Omit<DeployOptions, 'dryRun' | 'detach' | 'autoRevert' | 'timeoutMs'>, ctx: DeployContext): Promise<void> {
+  const prepared = await prepareDeploy(ctx.store, { file: opts.file, name: opts.name, sets: opts.sets, cwd: ctx.io.cwd });
+  printPlan(prepared.plan, ctx);
+}
+
+export interface UndoOptions extends FollowFlags {
+  service: string;
+  toRevision?: number;
+  dryRun: boolean;
+}
+
+export async function undoCommand(opts: UndoOptions, ctx: DeployContext): Promise<void> {
+  const prepared = await prepareUndo(ctx.store, opts.service, opts.toRevision);
+  if (opts.dryRun) return printPlan(prepared.plan, ctx);
+  // Going back is the safe direction: no auto-revert of an undo.
+  await apply(prepared, { ...opts, autoRevert: false }, ctx);
+}
+
+async function apply(prepared: { input: DeployInput; plan: DeployPlan }, opts: FollowFlags & { autoRevert?: boolean }, ctx: DeployContext): Promise<void> {
+  const { plan } = prepared;
+  const rollout = await applyDeploy(ctx.store, prepared, applyContext(ctx.io.env, opts.autoRevert));
+  if (!rollout) {
+    if (ctx.output === 'json') ctx.io.stdout(JSON.stringify({ service: plan.service, revision: plan.toRevision, changed: false }));
+    else ctx.io.stdout(`${plan.service} is already at revision ${plan.toRevision}`);
+    return;
+  }
+  if (ctx.output === 'text') {
+    ctx.io.stderr(`Revision ${plan.toRevision} of ${plan.service}${plan.newRevision ? ' stored' : ''}; ${plan.create.length > 0 ? `created ${plan.create.join(', ')}; ` : ''}${plan.restart.length} instance(s) to restart`);
+  }
+  await followOrDetach(rollout, opts, ctx);
+}
+
+/** After starting a rollout: follow it to its end, or say how to follow it later. */
+export async function followOrDetach(rollout: RolloutRecord, opts: FollowFlags, ctx: DeployContext): Promise<void> {
+  if (opts.detach) {
+    if (ctx.output === 'json') ctx.io.stdout(JSON.stringify({ service: rollout.service, rollout: rollout.id, state: rollout.state }));
+    else ctx.io.stdout(`Started the ${describe(rollout)} (${rollout.id}). Follow it with: fleetx rollout status ${rollout.service} --follow`);
+    return;
+  }
+  const interrupt = signalOnInterrupt();
+  try {
+    await followToEnd(ctx.store, {
+      service: rollout.service,
+      id: rollout.id,
+      renderer: pickRenderer(ctx.io, ctx.output),
+      signal: interrupt.signal,
+      ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
+    });
+  } finally {
+    interrupt.dispose();
+  }
+}
+
+function printPlan(plan: DeployPlan, ctx: DeployContext): void {
+  if (ctx.output === 'json') ctx.io.stdout(JSON.stringify(plan));
+  else ctx.io.stdout(formatPlan(plan).join('\n'));
+}

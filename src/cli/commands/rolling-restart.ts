@@ -1,0 +1,15 @@
+/** rolling-restart: every instance of a template restarted a batch at a time, on the body it runs. */
+import { startRestart, type RestartRequest } from '../../deploy/deploy.js';
+import { applyContext } from '../../deploy/open.js';
+import { followOrDetach, type DeployContext, type FollowFlags } from './deploy.js';
+
+export interface RollingRestartOptions extends FollowFlags {
+  target: string;
+  overrides: RestartRequest['overrides'];
+}
+
+export async function rollingRestartCommand(opts: RollingRestartOptions, ctx: DeployContext): Promise<void> {
+  const rollout = await startRestart(ctx.store, { target: opts.target, overrides: opts.overrides }, applyContext(ctx.io.env));
+  if (ctx.output === 'text') ctx.io.stderr(`Rolling restart of ${Object.keys(rollout.instances).length} instance(s) of ${rollout.template}`);
+  await followOrDetach(rollout, opts, ctx);
+}
