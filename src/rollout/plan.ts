@@ -29,34 +29,20 @@ export function nextSteps(view: RolloutView): RolloutStep {
   let r: RolloutRecord = applyControl({ ...before, instances: { ...before.instances } }, view.control);
   const aborting = r.control?.command === 'abort';
 
-  r = mapInstances(r, (p) => {
-    const v = views.get(p.unit);
-    if (v?.record === undefined) return gone(p, ctx);
-    if (p.phase === 'pending' && alreadyOnTarget(r, v, p.targetHash)) {
-      return enter(p, 'done', ctx, { note: 'already running the target body, healthy' });
-    }
-    return IN_FLIGHT.has(p.phase) ? advance(p, v, ctx) : p;
-  });
-
+  r = moveOn(r, views, ctx);
   if (hasFailed(r) && (r.state === 'running' || r.state === 'paused') && r.autoRevert && r.revertTo !== undefined && !aborting) {
-    r = startRevert(r, views, ctx);
-    r = mapInstances(r, (p) => {
-      const v = views.get(p.unit);
-      if (v === undefined) return p;
-      if (p.phase === 'pending' && alreadyOnTarget(r, v, p.targetHash)) return enter(p, 'done', ctx, { note: 'already on the revert target' });
-      return IN_FLIGHT.has(p.phase) ? advance(p, v, ctx) : p;
-    });
+    r = moveOn(startRevert(r, views, ctx), views, ctx);
   }
 
   if (aborting) r = standDown(r, 'rollout aborted', ctx);
   else if (hasFailed(r)) r = standDown(r, 'rollout failed', ctx);
   else if (r.state === 'running' || r.state === 'reverting') {
-    for (const unit of pickToStart(r, views)) {
-      const p = r.instances[unit];
-      const v = views.get(unit);
-      if (p === undefined || v === undefined) continue;
-      r.instances[unit] = advance(enter(p, firstPhase(r.presence), ctx, { note: undefined }), v, ctx);
-    }
+    const take = new Set(pickToStart(r, views));
+    const first = firstPhase(r.presence);
+    r = mapInstances(r, (p) => {
+      const v = views.get(p.unit);
+      return take.has(p.unit) && v !== undefined ? advance(enter(p, first, ctx, { note: undefined }), v, ctx) : p;
+    });
   }
 
   const actions: RolloutAction[] = [];
@@ -75,6 +61,18 @@ function applyControl(r: RolloutRecord, c: RolloutControl | undefined): RolloutR
   if (c.command === 'pause' && r.state === 'running') next.state = 'paused';
   if (c.command === 'resume' && r.state === 'paused') next.state = 'running';
   return next;
+}
+
+/** Every instance as far as the reports allow; destroyed ones and ones already on their target are done. */
+function moveOn(r: RolloutRecord, views: ReadonlyMap<string, InstanceView>, ctx: PhaseContext): RolloutRecord {
+  return mapInstances(r, (p) => {
+    const v = views.get(p.unit);
+    if (v?.record === undefined) return gone(p, ctx);
+    if (p.phase === 'pending' && alreadyOnTarget(r, v, p.targetHash)) {
+      return enter(p, 'done', ctx, { note: 'already running the target body, healthy' });
+    }
+    return IN_FLIGHT.has(p.phase) ? advance(p, v, ctx) : p;
+  });
 }
 
 /** An instance whose unit was destroyed meanwhile: nothing left to roll. */
