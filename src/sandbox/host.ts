@@ -43,7 +43,9 @@ export interface HostSpec {
 }
 
 export interface ExecOptions {
+  /** Default 30 s. */
   timeoutMs?: number;
+  /** Added to a clean environment (PATH, LANG=C.UTF-8); the caller's environment is not passed in. */
   env?: Record<string, string>;
   input?: string;
 }
@@ -196,7 +198,7 @@ class NspawnHost implements Host {
     this.nspawnPid = rec.nspawnPid;
   }
 
-  exec(argv: string[], opts: ExecOptions = {}): Promise<RunResult> {
+  async exec(argv: string[], opts: ExecOptions = {}): Promise<RunResult> {
     if (argv.length === 0) throw invalidError('exec needs a command');
     return run('nsenter', ['-t', String(this.leaderPid), '-a', '--', ...argv], {
       timeoutMs: opts.timeoutMs,

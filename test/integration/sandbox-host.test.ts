@@ -57,6 +57,11 @@ describe('sandbox host: real systemd in nspawn over an overlay', () => {
     const cg = (h: Host) => readFileSync(`/proc/${h.leaderPid}/cgroup`, 'utf8').match(/name=systemd:(.*)/)?.[1];
     expect(cg(a)).toMatch(/^\/fleetx-sandbox\/fxt-a-[0-9a-f]+\/payload/);
     expect(cg(b)).toMatch(/^\/fleetx-sandbox\/fxt-b-[0-9a-f]+\/payload/);
+    // The same unit on both hosts: stopping it on one leaves the other alone.
+    for (const h of [a, b]) expect((await h.exec(['systemd-run', '--unit=fxt-sleep', 'sleep', '300'])).code).toBe(0);
+    expect((await a.exec(['systemctl', 'stop', 'fxt-sleep'])).code).toBe(0);
+    expect((await b.exec(['systemctl', 'is-active', 'fxt-sleep'])).stdout.trim()).toBe('active');
+    expect((await b.exec(['systemctl', 'stop', 'fxt-sleep'])).code).toBe(0);
     expect(a.address).toBe(`${net.prefix}.11`);
   });
 
