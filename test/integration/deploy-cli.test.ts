@@ -1,0 +1,292 @@
+/**
+ * deploy, plan, rolling-restart and rollout commands against a real etcd.
+ * The test plays the rollout controller where one is needed: it edits the
+ * rollout record, moves it to history and deletes the lock, as the engine
+ * leader does.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Etcd3 } from 'etcd3';
+import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
+import { fleetx, REPO } from '../helpers/cli.js';
+import { EXIT } from '../../src/errors/errors.js';
+import { keyspace } from '../../src/registry/keys.js';
+import type { RolloutRecord } from '../../src/rollout/types.js';
+import type { RevisionRecord, ServiceRecord } from '../../src/service/types.js';
+import type { UnitRecord } from '../../src/registry/records.js';
+
+const CWD = `${REPO}test/fixtures/services`;
+let etcd: EtcdServer;
+let client: Etcd3;
+let n = 0;
+
+beforeAll(async () => {
+  etcd = await startEtcd();
+  client = new Etcd3({ hosts: etcd.endpoints });
+});
+afterAll(async () => {
+  client?.close();
+  await etcd?.stop();
+});
+
+function env(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return { FLEETX_ENDPOINT: etcd.endpoints.join(','), FLEETX_ETCD_KEY_PREFIX: `/d${++n}`, FLEETX_USER: 'tester', ...extra };
+}
+const keysOf = (e: NodeJS.ProcessEnv) => keyspace(e.FLEETX_ETCD_KEY_PREFIX);
+const snapshot = async (e: NodeJS.ProcessEnv) => client.getAll().prefix(`${e.FLEETX_ETCD_KEY_PREFIX}/`).strings();
+async function json<T>(key: string): Promise<T | undefined> {
+  const s = await client.get(key).string();
+  return s === null ? undefined : (JSON.parse(s) as T);
+}
+
+/** What the controller does at the end: history + lock delete in one transaction (and mark-healthy on success). */
+async function finish(e: NodeJS.ProcessEnv, svc: string, state: 'succeeded' | 'failed' | 'aborted', message?: string): Promise<RolloutRecord> {
+  const k = keysOf(e);
+  const r = (await json<RolloutRecord>(k.rollout(svc)))!;
+  const done: RolloutRecord = { ...r, state, finishedAt: new Date().toISOString(), updatedAt: new Date().toISOString(), ...(message ? { message } : {}) };
+  await client
+    .if(k.rollout(svc), 'Create', '>', 0)
+    .then(client.put(k.rolloutHistory(svc, r.id)).value(JSON.stringify(done)), client.delete().key(k.rollout(svc)), client.delete().key(k.rolloutControl(svc)))
+    .commit();
+  if (state === 'succeeded' && r.toRevision !== undefined) {
+    const rev = (await json<RevisionRecord>(k.revision(svc, r.toRevision)))!;
+    await client.put(k.revision(svc, r.toRevision)).value(JSON.stringify({ ...rev, healthy: true }));
+  }
+  return done;
+}
+
+async function waitFor<T>(fn: () => Promise<T | undefined>, ms = 10_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('fleetx deploy', () => {
+  it('writes revision, service, template, new instances and the rollout record', async () => {
+    const e = env({ BUILD_TAG: 'jenkins-web-7' });
+    const r = await fleetx(['deploy', '-f', 'services/web.yaml', '--detach'], e, CWD);
+    expect(r.code, r.stderr).toBe(0);
+    const k = keysOf(e);
+    const rev = (await json<RevisionRecord>(k.revision('web', 1)))!;
+    expect(rev).toMatchObject({ service: 'web', revision: 1, healthy: false, values: { port: '8080' } });
+    expect(await client.get(k.body(rev.hash)).string()).toContain('Environment=GREETING=hello');
+    expect(await json<ServiceRecord>(k.service('web'))).toMatchObject({ name: 'web', template: 'web@.service', revision: 1, instances: 2, health: { type: 'http', intervalMs: 500 } });
+    expect(await json<UnitRecord>(k.unit('web@.service'))).toMatchObject({ hash: rev.hash, targetState: 'inactive' });
+    for (const i of ['web@1.service', 'web@2.service']) {
+      expect(await json<UnitRecord>(k.unit(i))).toMatchObject({ hash: rev.hash, targetState: 'launched', template: 'web@.service' });
+    }
+    const rollout = (await json<RolloutRecord>(k.rollout('web')))!;
+    expect(rollout).toMatchObject({
+      service: 'web', template: 'web@.service', kind: 'deploy', state: 'running', toRevision: 1, toHash: rev.hash,
+      autoRevert: true, presence: false, instances: {}, holder: { user: 'tester', build: 'jenkins-web-7' },
+      policy: { maxUnavailable: 1, minHealthyMs: 500, deadlineMs: 30_000 },
+    });
+    expect(rollout.revertTo).toBeUndefined();
+    // `fleetx cat` shows the deployed template
+    expect((await fleetx(['cat', 'web@.service'], e, CWD)).stdout).toContain('GREETING=hello');
+  });
+
+  it('refuses a second deploy while one runs, naming the holder, and changes nothing', async () => {
+    const e = env({ BUILD_TAG: 'jenkins-web-8' });
+    expect((await fleetx(['deploy', '-f', 'services/web.yaml', '--detach'], e, CWD)).code).toBe(0);
+    const before = await snapshot(e);
+    const r = await fleetx(['deploy', 'web', '--set', 'greeting=hola', '--detach'], { ...e, BUILD_TAG: 'other' }, CWD);
+    expect(r.code).toBe(EXIT.conflict);
+    expect(r.stderr).toMatch(/a rollout of web is already running: deploy to revision 1 by tester@\S+ \(jenkins-web-8\) since 20\d\d-/);
+    expect(r.stderr).toContain('fleetx rollout status web --follow, or fleetx rollout abort web');
+    expect(await snapshot(e)).toEqual(before);
+  });
+
+  it('a changed value makes revision 2, restarts every instance, reverts to the healthy revision 1', async () => {
+    const e = env();
+    expect((await fleetx(['deploy', '-f', 'services/web.yaml', '--detach'], e, CWD)).code).toBe(0);
+    await finish(e, 'web', 'succeeded');
+    const r = await fleetx(['deploy', 'web', '--set', 'greeting=hola', '--detach', '--no-auto-revert'], e, CWD);
+    expect(r.code, r.stderr).toBe(0);
+    const k = keysOf(e);
+    const [rev1, rev2] = [(await json<RevisionRecord>(k.revision('web', 1)))!, (await json<RevisionRecord>(k.revision('web', 2)))!];
+    expect(rev1.healthy).toBe(true);
+    expect(rev2.values).toEqual({ port: '8080', greeting: 'hola' });
+    const rollout = (await json<RolloutRecord>(k.rollout('web')))!;
+    expect(rollout).toMatchObject({ toRevision: 2, toHash: rev2.hash, revertTo: { revision: 1, hash: rev1.hash }, autoRevert: false });
+    expect(Object.values(rollout.instances).map((i) => [i.unit, i.phase, i.targetHash])).toEqual([
+      ['web@1.service', 'pending', rev2.hash],
+      ['web@2.service', 'pending', rev2.hash],
+    ]);
+    // instances keep their body until the controller moves them
+    expect((await json<UnitRecord>(k.unit('web@1.service')))!.hash).toBe(rev1.hash);
+    expect((await json<UnitRecord>(k.unit('web@.service')))!.hash).toBe(rev2.hash);
+    expect((await json<ServiceRecord>(k.service('web')))!.values).toEqual({ port: '8080', greeting: 'hola' });
+  });
+
+  it('says "already at revision N" and starts nothing when nothing differs', async () => {
+    const e = env();
+    expect((await fleetx(['deploy', '-f', 'services/web.yaml', '--detach'], e, CWD)).code).toBe(0);
+    await finish(e, 'web', 'succeeded');
+    const before = await snapshot(e);
+    const r = await fleetx(['deploy', 'web'], e, CWD);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe('web is already at revision 1');
+    expect(await snapshot(e)).toEqual(before);
+  });
+
+  it('plan and deploy --dry-run print the unit diff and instances, and change nothing', async () => {
+    const e = env();
+    expect((await fleetx(['deploy', '-f', 'services/web.yaml', '--detach'], e, CWD)).code).toBe(0);
+    await finish(e, 'web', 'succeeded');
+    const before = await snapshot(e);
+    for (const argv of [['plan', 'web', '--set', 'greeting=hola'], ['deploy', '--dry-run', 'web@', '--set', 'greeting=hola']]) {
+      const r = await fleetx(argv, e, CWD);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toContain('Deploy web: revision 1 -> revision 2 (new)');
+      expect(r.stdout).toContain('--- web@.service (revision 1)');
+      expect(r.stdout).toContain('-Environment=GREETING=hello\n+Environment=GREETING=hola');
+      expect(r.stdout).toContain('Instances to restart (2): web@1.service, web@2.service');
+    }
+    const j = JSON.parse((await fleetx(['-o', 'json', 'plan', '-f', 'services/web.yaml', '--set', 'greeting=hola'], e, CWD)).stdout);
+    expect(j).toMatchObject({ fromRevision: 1, toRevision: 2, restart: ['web@1.service', 'web@2.service'], create: [] });
+    expect(await snapshot(e)).toEqual(before);
+  });
+
+  it('reports service file errors with file, line and field and writes nothing', async () => {
+    const e = env();
+    const r = await fleetx(['deploy', '-f', 'services/bad.yaml'], e, CWD);
+    expect(r.code).toBe(EXIT.invalid);
+    expect(r.stderr).toContain('services/bad.yaml:3: rollout.maxUnavailable must be a positive integer');
+    expect(r.stderr).toContain('services/bad.yaml:4: rollout.deadline must be a duration');
+    expect(await snapshot(e)).toEqual({});
+    expect((await fleetx(['deploy', 'nosuch'], e, CWD)).code).toBe(EXIT['not-found']);
+  });
+});
+
+describe('fleetx rolling-restart', () => {
+  it('restarts hand-started instances of a plain template (no service)', async () => {
+    const e = env();
+    expect((await fleetx(['submit', 'job@.service'], e, `${CWD}/plain`)).code).toBe(0);
+    expect((await fleetx(['start', '--no-block', 'job@1.service', 'job@2.service'], e, `${CWD}/plain`)).code).toBe(0);
+    const r = await fleetx(['rolling-restart', 'job@', '--detach', '--max-unavailable', '2', '--deadline', '45s'], e, CWD);
+    expect(r.code, r.stderr).toBe(0);
+    const k = keysOf(e);
+    const hash = (await json<UnitRecord>(k.unit('job@1.service')))!.hash;
+    const rollout = (await json<RolloutRecord>(k.rollout('job')))!;
+    expect(rollout).toMatchObject({
+      service: 'job', template: 'job@.service', kind: 'restart', state: 'running', toHash: hash, presence: false, autoRevert: false,
+      policy: { maxUnavailable: 2, deadlineMs: 45_000, minHealthyMs: 1000, surge: 0 },
+    });
+    expect(Object.keys(rollout.instances)).toEqual(['job@1.service', 'job@2.service']);
+    expect(rollout.instances['job@2.service']).toMatchObject({ phase: 'pending', targetHash: hash });
+    // the lock holds for restarts too
+    expect((await fleetx(['rolling-restart', 'job@.service', '--detach'], e, CWD)).code).toBe(EXIT.conflict);
+  });
+
+  it('uses the stored service policy for app@-style names and refuses templates without instances', async () => {
+    const e = env();
+    expect((await fleetx(['deploy', '-f', 'services/web.yaml', '--detach'], e, CWD)).code).toBe(0);
+    await finish(e, 'web', 'succeeded');
+    expect((await fleetx(['rolling-restart', 'web', '--detach'], e, CWD)).code).toBe(0);
+    expect(await json<RolloutRecord>(keysOf(e).rollout('web'))).toMatchObject({ kind: 'restart', toRevision: 1, policy: { minHealthyMs: 500, deadlineMs: 30_000 } });
+    expect((await fleetx(['rolling-restart', 'none@'], e, CWD)).code).toBe(EXIT['not-found']);
+  });
+});
+
+describe('fleetx rollout', () => {
+  it('pause / resume / abort write the control record; without a rollout they say so', async () => {
+    const e = env();
+    const k = keysOf(e);
+    const none = await fleetx(['rollout', 'abort', 'web'], e, CWD);
+    expect(none.code).toBe(EXIT['not-found']);
+    expect(none.stderr).toContain('no rollout of web is running');
+    expect((await fleetx(['deploy', '-f', 'services/web.yaml', '--detach'], e, CWD)).code).toBe(0);
+    const record = await client.get(k.rollout('web')).string();
+    for (const command of ['pause', 'resume', 'abort']) {
+      const r = await fleetx(['rollout', command, 'web'], e, CWD);
+      expect(r.code, r.stderr).toBe(0);
+      expect(await json(k.rolloutControl('web'))).toMatchObject({ command, by: expect.stringMatching(/^tester@/) });
+    }
+    // the controller's record is never written by users
+    expect(await client.get(k.rollout('web')).string()).toBe(record);
+  });
+
+  it('history lists finished rollouts; status shows running ones', async () => {
+    const e = env();
+    expect((await fleetx(['deploy', '-f', 'services/web.yaml', '--detach'], e, CWD)).code).toBe(0);
+    const status = await fleetx(['rollout', 'status'], e, CWD);
+    expect(status.stdout).toMatch(/web\s+deploy\s+1\s+running\s+0\/0/);
+    await finish(e, 'web', 'succeeded', '0 instance(s) on revision 1');
+    expect((await fleetx(['deploy', 'web', '--set', 'greeting=hola', '--detach'], e, CWD)).code).toBe(0);
+    await finish(e, 'web', 'failed', 'reverted to revision 1 after: web@1.service not healthy');
+    const h = JSON.parse((await fleetx(['-o', 'json', 'rollout', 'history', 'web'], e, CWD)).stdout);
+    expect(h.map((x: { kind: string; revision: string; state: string }) => [x.kind, x.revision, x.state])).toEqual([
+      ['deploy', '1', 'succeeded'],
+      ['deploy', '1->2', 'failed'],
+    ]);
+    const text = await fleetx(['rollout', 'history', 'web'], e, CWD);
+    expect(text.stdout.split('\n')[0]).toMatch(/^ID\s+KIND\s+REVISION\s+STATE\s+HOLDER\s+STARTED\s+FINISHED$/);
+    expect((await fleetx(['rollout', 'status'], e, CWD)).stdout).toBe('No rollouts running');
+  });
+
+  it('undo deploys the previous healthy revision as a new revision', async () => {
+    const e = env();
+    expect((await fleetx(['deploy', '-f', 'services/web.yaml', '--detach'], e, CWD)).code).toBe(0);
+    await finish(e, 'web', 'succeeded');
+    expect((await fleetx(['deploy', 'web', '--set', 'greeting=hola', '--detach'], e, CWD)).code).toBe(0);
+    await finish(e, 'web', 'succeeded');
+    const r = await fleetx(['rollout', 'undo', 'web', '--detach'], e, CWD);
+    expect(r.code, r.stderr).toBe(0);
+    const k = keysOf(e);
+    const rev1 = (await json<RevisionRecord>(k.revision('web', 1)))!;
+    expect(await json<RevisionRecord>(k.revision('web', 3))).toMatchObject({ hash: rev1.hash, values: rev1.values, healthy: false });
+    expect(await json<RolloutRecord>(k.rollout('web'))).toMatchObject({ kind: 'undo', toRevision: 3, toHash: rev1.hash, autoRevert: false });
+    expect((await json<ServiceRecord>(k.service('web')))!.values).toEqual(rev1.values);
+  });
+});
+
+describe('following a rollout', () => {
+  it('prints each change and exits 0 when the rollout succeeds', async () => {
+    const e = env();
+    expect((await fleetx(['submit', 'job@.service'], e, `${CWD}/plain`)).code).toBe(0);
+    expect((await fleetx(['start', '--no-block', 'job@1.service'], e, `${CWD}/plain`)).code).toBe(0);
+    const k = keysOf(e);
+    const run = fleetx(['rolling-restart', 'job@'], e, CWD);
+    const r0 = await waitFor(() => json<RolloutRecord>(k.rollout('job')));
+    const at = (s: number) => new Date(Date.parse(r0.createdAt) + s * 1000).toISOString();
+    for (const [i, phase] of (['stopping', 'starting', 'done'] as const).entries()) {
+      const cur = (await json<RolloutRecord>(k.rollout('job')))!;
+      const inst = { ...cur.instances['job@1.service']!, phase, since: at(i + 1) };
+      await client.put(k.rollout('job')).value(JSON.stringify({ ...cur, updatedAt: at(i + 1), instances: { 'job@1.service': inst } }));
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await finish(e, 'job', 'succeeded', '1 instance(s) on x');
+    const res = await run;
+    expect(res.code, res.stderr).toBe(0);
+    const lines = res.stdout.split('\n');
+    expect(lines).toContain(`${at(1).replace(/\.\d+Z/, 'Z')} job@1.service stopping`);
+    expect(lines).toContain(`${at(3).replace(/\.\d+Z/, 'Z')} job@1.service done`);
+    expect(lines.at(-1)).toMatch(/rolling restart of job succeeded: 1 instance\(s\) on x$/);
+  });
+
+  it('exits non-zero with the reason when the rollout fails; status --follow of a finished one too', async () => {
+    const e = env();
+    expect((await fleetx(['deploy', '-f', 'services/web.yaml', '--detach'], e, CWD)).code).toBe(0);
+    const follow = fleetx(['-o', 'json', 'rollout', 'status', 'web', '--follow'], e, CWD);
+    await new Promise((r) => setTimeout(r, 300));
+    await finish(e, 'web', 'failed', 'reverted to revision 1 after: web@2.service failed');
+    const res = await follow;
+    expect(res.code).toBe(EXIT.failed);
+    expect(res.stderr).toContain('the deploy of web to revision 1 failed: reverted to revision 1 after: web@2.service failed');
+    const events = res.stdout.split('\n').map((l) => JSON.parse(l));
+    expect(events.at(0)).toMatchObject({ type: 'state', state: 'running', service: 'web' });
+    expect(events.at(-1)).toMatchObject({ type: 'state', state: 'failed' });
+  });
+
+  it('--timeout stops following and leaves the rollout running', async () => {
+    const e = env();
+    const r = await fleetx(['deploy', '-f', 'services/web.yaml', '--timeout', '300ms'], e, CWD);
+    expect(r.code).toBe(EXIT.failed);
+    expect(r.stderr).toContain('stopped following after 300ms: the rollout of web continues');
+    expect(await json(keysOf(e).rollout('web'))).toBeDefined();
+  });
+});
