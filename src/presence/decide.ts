@@ -1,0 +1,73 @@
+/**
+ * The pure core of the presence syncer: from what etcd says (health, holds,
+ * machines) and what the driver last reported, compute for every instance
+ * whether it belongs in the load balancer, with a reason.
+ *
+ * An instance is IN when it is not held by a rollout, its health record
+ * says healthy, and the machine that reported it is still registered.
+ * Everything else is OUT. The instances considered are the union of units
+ * with a health record, held units and units the driver reported (so an
+ * instance that vanished from etcd is still taken out of the LB). Output is
+ * sorted by unit name; no clock, no I/O.
+ */
+import type { HealthRecord } from '../health/types.js';
+import type { MachineRecord } from '../registry/records.js';
+import { isInstanceOf } from './instances.js';
+import type { Desired, Observed, PresenceHold } from './types.js';
+
+export interface DecideInput {
+  /** the service's template, e.g. app@.service; other units are ignored */
+  template: string;
+  /** PresenceConfig.port: where the LB sends traffic on the instance's machine */
+  port: number;
+  health: readonly HealthRecord[];
+  holds: readonly PresenceHold[];
+  machines: readonly MachineRecord[];
+  /** what the driver reported last time (empty on the first pass) */
+  observed: readonly Observed[];
+}
+
+export function decide(input: DecideInput): Desired[] {
+  const mine = (u: string) => isInstanceOf(input.template, u);
+  const machines = new Map(input.machines.map((m) => [m.id, m]));
+  const holds = new Map<string, PresenceHold>();
+  for (const h of input.holds) if (mine(h.unit)) holds.set(h.unit, h);
+  const health = new Map<string, HealthRecord[]>();
+  for (const h of input.health) {
+    if (!mine(h.unit)) continue;
+    const list = health.get(h.unit) ?? [];
+    list.push(h);
+    health.set(h.unit, list);
+  }
+  const lastAddress = new Map<string, string>();
+  for (const o of input.observed) if (o.address !== undefined) lastAddress.set(o.unit, o.address);
+
+  const units = new Set<string>([...health.keys(), ...holds.keys(), ...input.observed.map((o) => o.unit).filter(mine)]);
+  return [...units].sort(cmp).map((unit): Desired => {
+    const record = pickHealth(health.get(unit) ?? [], machines);
+    const machine = record ? machines.get(record.machine) : undefined;
+    const address = machine?.ip ?? lastAddress.get(unit);
+    const out = (reason: string): Desired => ({ unit, ...(address !== undefined ? { address } : {}), port: input.port, want: 'out', reason });
+    const hold = holds.get(unit);
+    if (hold) return out(`held out by rollout ${hold.rollout}`);
+    if (!record) return out('no health record (not running, or its machine is gone)');
+    if (!machine) return out(`machine ${record.machine} is gone`);
+    if (record.status !== 'healthy') return out(`health is ${record.status} on ${record.machine}`);
+    return { unit, address: machine.ip, port: input.port, want: 'in', reason: `healthy on ${record.machine}` };
+  });
+}
+
+/**
+ * One health record per instance. Two can exist while a unit moves (the
+ * old machine's lease has not expired yet): prefer a live machine, then a
+ * healthy record, then the newest check, then the machine id (determinism).
+ */
+function pickHealth(records: readonly HealthRecord[], machines: ReadonlyMap<string, MachineRecord>): HealthRecord | undefined {
+  const score = (h: HealthRecord) => [machines.has(h.machine) ? 0 : 1, h.status === 'healthy' ? 0 : 1] as const;
+  return [...records].sort((a, b) => {
+    const [sa, sb] = [score(a), score(b)];
+    return sa[0] - sb[0] || sa[1] - sb[1] || cmp(b.checkedAt, a.checkedAt) || cmp(a.machine, b.machine);
+  })[0];
+}
+
+const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);

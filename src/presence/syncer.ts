@@ -1,0 +1,244 @@
+/**
+ * The presence syncer of one service (`fleetx presence --service app`):
+ * mirrors the service record, health records of its instances, its holds
+ * and the machines (watches, see mirror.ts); on any change (coalesced) it
+ * decides (decide.ts), lets the driver act, and reports what the driver saw
+ * as presence-status records under its own lease (reporter.ts).
+ *
+ * While anything is not where it should be (draining, waiting for HAProxy's
+ * checks, a failed call) it passes again every tickMs (retryMs after an
+ * error), so session counts are re-read and failures retried without any
+ * etcd change. A change of the service's presence config or template
+ * rebuilds the driver.
+ *
+ * State: idle -> running -> stopping -> stopped. stop() waits for the
+ * running pass, closes the driver and revokes the lease (statuses vanish,
+ * rollouts wait). Nothing in here throws after start(); problems are
+ * emitted as 'problem' events and retried.
+ */
+import { EventEmitter } from 'node:events';
+import type { Etcd3 } from 'etcd3';
+import type { HealthRecord } from '../health/types.js';
+import type { ErrorContext } from '../registry/errors.js';
+import type { Keyspace } from '../registry/keys.js';
+import type { MachineRecord } from '../registry/records.js';
+import type { PresenceConfig, ServiceRecord } from '../service/types.js';
+import { decide } from './decide.js';
+import { createDriver, type DriverContext } from './drivers/index.js';
+import { isInstanceOf } from './instances.js';
+import { PrefixMirror } from './mirror.js';
+import { StatusReporter } from './reporter.js';
+import type { Desired, Observed, PresenceDriver, PresenceHold, PresenceStatusRecord } from './types.js';
+
+export type SyncerState = 'idle' | 'running' | 'stopping' | 'stopped';
+
+export interface PassResult {
+  desired: Desired[];
+  observed: Observed[];
+  written: PresenceStatusRecord[];
+  settled: boolean;
+}
+
+export interface SyncerEvents {
+  state: [SyncerState];
+  pass: [PassResult];
+  problem: [string, unknown];
+}
+
+export interface SyncerOptions {
+  client: Etcd3;
+  keys: Keyspace;
+  service: string;
+  connection: ErrorContext;
+  /** TTL of the lease the statuses live under (default 10 s) */
+  leaseTtlSec?: number;
+  /** events within this window make one pass (default 50 ms) */
+  coalesceMs?: number;
+  /** re-pass interval while not settled (default 500 ms) */
+  tickMs?: number;
+  /** re-pass interval after an error (default 2000 ms) */
+  retryMs?: number;
+  now?: () => Date;
+  /** builds the driver (default: drivers/index.ts) */
+  createDriver?: (cfg: PresenceConfig, ctx: DriverContext) => PresenceDriver | undefined;
+}
+
+export class PresenceSyncer extends EventEmitter<SyncerEvents> {
+  private _state: SyncerState = 'idle';
+  private readonly serviceMirror: PrefixMirror<ServiceRecord>;
+  private readonly healthMirror: PrefixMirror<HealthRecord>;
+  private readonly holdMirror: PrefixMirror<PresenceHold>;
+  private readonly machineMirror: PrefixMirror<MachineRecord>;
+  private readonly reporter: StatusReporter;
+  private template?: string;
+  private driver?: PresenceDriver;
+  private driverKey?: string;
+  private observed: Observed[] = [];
+  private lastProblem?: string;
+  private loop?: Promise<void>;
+  private due = false;
+  private wake?: () => void;
+  private timer?: { at: number; t: NodeJS.Timeout };
+  private readonly o: Required<Omit<SyncerOptions, 'createDriver'>> & Pick<SyncerOptions, 'createDriver'>;
+
+  constructor(opts: SyncerOptions) {
+    super();
+    this.o = { leaseTtlSec: 10, coalesceMs: 50, tickMs: 500, retryMs: 2000, now: () => new Date(), ...opts };
+    const { client, keys, service } = this.o;
+    const changed = () => this.schedule(this.o.coalesceMs);
+    const problem = (msg: string, e: unknown) => this.emit('problem', msg, e);
+    const json = <T>(v: string) => JSON.parse(v) as T;
+    const serviceKey = keys.service(service);
+    this.serviceMirror = new PrefixMirror(client, serviceKey, (k, v) => (k === serviceKey ? json<ServiceRecord>(v) : undefined), changed, problem);
+    this.healthMirror = new PrefixMirror(
+      client,
+      keys.healths(),
+      (_k, v) => {
+        const h = json<HealthRecord>(v);
+        return this.template && isInstanceOf(this.template, h.unit) ? h : undefined;
+      },
+      changed,
+      problem,
+    );
+    this.holdMirror = new PrefixMirror(client, keys.presenceHolds(service), (_k, v) => json<PresenceHold>(v), changed, problem);
+    this.machineMirror = new PrefixMirror(client, keys.machines(), (_k, v) => json<MachineRecord>(v), changed, problem);
+    this.reporter = new StatusReporter({
+      client,
+      keys,
+      service,
+      ttlSec: this.o.leaseTtlSec,
+      connection: this.o.connection,
+      now: this.o.now,
+      onLost: (err) => {
+        this.emit('problem', 'status lease lost; writing statuses under a new lease', err);
+        this.schedule(0);
+      },
+    });
+  }
+
+  get state(): SyncerState {
+    return this._state;
+  }
+
+  /** Starts the mirrors and the loop; resolves once the first listing was tried. */
+  async start(): Promise<void> {
+    if (this._state !== 'idle') return;
+    this.setState('running');
+    // the service first: the health filter needs its template
+    await this.serviceMirror.start();
+    this.template = this.serviceMirror.values()[0]?.template;
+    await Promise.all([this.healthMirror.start(), this.holdMirror.start(), this.machineMirror.start()]);
+    this.loop = this.run();
+    this.schedule(0);
+  }
+
+  /** Stops the loop (waiting for a running pass), the watches and the driver; revokes the lease. */
+  async stop(): Promise<void> {
+    if (this._state === 'stopped' || this._state === 'stopping') return;
+    this.setState('stopping');
+    if (this.timer) clearTimeout(this.timer.t);
+    this.wake?.();
+    await this.loop;
+    await Promise.all([this.serviceMirror, this.healthMirror, this.holdMirror, this.machineMirror].map((m) => m.stop()));
+    await this.driver?.close();
+    await this.reporter.close();
+    this.setState('stopped');
+  }
+
+  private async run(): Promise<void> {
+    while (this._state === 'running') {
+      while (!this.due && this._state === 'running') await new Promise<void>((r) => (this.wake = r));
+      this.due = false;
+      if (this._state !== 'running') break;
+      await this.pass();
+    }
+  }
+
+  private async pass(): Promise<void> {
+    const svc = this.serviceMirror.values()[0];
+    if (!svc) return this.problemOnce(`service ${this.o.service} not found; waiting for it to be deployed`);
+    if (svc.template !== this.template) {
+      this.template = svc.template;
+      await this.healthMirror.resync();
+    }
+    if (!this.healthMirror.ready || !this.holdMirror.ready || !this.machineMirror.ready) return; // a mirror retries and wakes us
+    const driver = await this.ensureDriver(svc);
+    if (!driver) return;
+    const port = svc.presence.port;
+    if (port === undefined) return this.problemOnce(`service ${svc.name}: presence.port is not set`);
+
+    const desired = decide({
+      template: svc.template,
+      port,
+      health: this.healthMirror.values(),
+      holds: this.holdMirror.values(),
+      machines: this.machineMirror.values(),
+      observed: this.observed,
+    });
+    let observed: Observed[];
+    try {
+      observed = await driver.apply(desired);
+    } catch (e) {
+      this.emit('problem', `presence driver ${driver.kind} failed; retrying`, e);
+      this.schedule(this.o.retryMs);
+      return;
+    }
+    this.observed = observed;
+    let written: PresenceStatusRecord[] = [];
+    try {
+      written = await this.reporter.report(observed);
+    } catch (e) {
+      this.emit('problem', 'cannot write presence statuses; retrying', e);
+      this.schedule(this.o.retryMs);
+    }
+    const want = new Map(desired.map((d) => [d.unit, d.want]));
+    const failed = observed.some((o) => o.error !== undefined);
+    const settled = !failed && observed.every((o) => o.state === want.get(o.unit));
+    if (failed) this.schedule(this.o.retryMs);
+    else if (!settled) this.schedule(this.o.tickMs);
+    this.lastProblem = undefined;
+    this.emit('pass', { desired, observed, written, settled });
+  }
+
+  /** The driver for the current config; rebuilt when the config changes. */
+  private async ensureDriver(svc: ServiceRecord): Promise<PresenceDriver | undefined> {
+    const key = JSON.stringify([svc.template, svc.presence]);
+    if (key === this.driverKey) return this.driver;
+    await this.driver?.close();
+    this.driver = undefined;
+    this.observed = [];
+    this.driverKey = key;
+    try {
+      const make = this.o.createDriver ?? createDriver;
+      this.driver = make(svc.presence, { service: svc.name, template: svc.template, client: this.o.client, connection: this.o.connection });
+      if (!this.driver) this.problemOnce(`service ${svc.name} has presence driver "none"; nothing to do`);
+    } catch (e) {
+      this.emit('problem', `cannot use the presence config of service ${svc.name}`, e);
+    }
+    return this.driver;
+  }
+
+  private problemOnce(msg: string): void {
+    if (msg !== this.lastProblem) this.emit('problem', msg, undefined);
+    this.lastProblem = msg;
+  }
+
+  /** Wakes the loop in `ms` unless it is already due sooner. */
+  private schedule(ms: number): void {
+    if (this._state !== 'running') return;
+    const at = Date.now() + ms;
+    if (this.timer && this.timer.at <= at) return;
+    if (this.timer) clearTimeout(this.timer.t);
+    const t = setTimeout(() => {
+      this.timer = undefined;
+      this.due = true;
+      this.wake?.();
+    }, ms);
+    this.timer = { at, t };
+  }
+
+  private setState(s: SyncerState): void {
+    this._state = s;
+    this.emit('state', s);
+  }
+}

@@ -1,0 +1,104 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { decide, type DecideInput } from '../../src/presence/decide.js';
+import { isInstanceOf, slotName, unitOfSlot } from '../../src/presence/instances.js';
+import type { HealthRecord, HealthStatus } from '../../src/health/types.js';
+import type { MachineRecord } from '../../src/registry/records.js';
+import type { Observed, PresenceHold } from '../../src/presence/types.js';
+
+const T = 'app@.service';
+const machine = (id: string, ip: string): MachineRecord => ({ id, ip, metadata: {}, version: '0', startedAt: '2026-01-01T00:00:00Z' });
+const health = (unit: string, m: string, status: HealthStatus = 'healthy', checkedAt = '2026-01-01T00:00:01Z'): HealthRecord => ({
+  unit, machine: m, hash: 'h', status, since: '2026-01-01T00:00:00Z', checkedAt, consecutive: 1,
+});
+const hold = (unit: string): PresenceHold => ({ service: 'app', unit, rollout: 'r1', since: '2026-01-01T00:00:00Z' });
+const input = (p: Partial<DecideInput>): DecideInput => ({ template: T, port: 8080, health: [], holds: [], machines: [], observed: [], ...p });
+const M = [machine('m1', '10.0.0.1'), machine('m2', '10.0.0.2')];
+
+describe('decide', () => {
+  it.each<[string, Partial<DecideInput>, Array<[string, 'in' | 'out', string?]>]>([
+    ['healthy, not held -> in at its machine ip', { health: [health('app@1.service', 'm1')], machines: M }, [['app@1.service', 'in', '10.0.0.1']]],
+    ['held -> out even when healthy', { health: [health('app@1.service', 'm1')], holds: [hold('app@1.service')], machines: M }, [['app@1.service', 'out', '10.0.0.1']]],
+    ['unhealthy -> out', { health: [health('app@1.service', 'm1', 'unhealthy')], machines: M }, [['app@1.service', 'out', '10.0.0.1']]],
+    ['unknown health -> out', { health: [health('app@1.service', 'm1', 'unknown')], machines: M }, [['app@1.service', 'out']]],
+    ['machine gone -> out, no address', { health: [health('app@1.service', 'm9')], machines: M }, [['app@1.service', 'out', undefined]]],
+    ['held without health record -> out', { holds: [hold('app@2.service')], machines: M }, [['app@2.service', 'out']]],
+    ['driver still has a unit nobody reports -> out, last address kept', { machines: M, observed: [{ unit: 'app@3.service', state: 'in', address: '10.0.0.3' }] }, [['app@3.service', 'out', '10.0.0.3']]],
+    ['other services\' units are ignored', { health: [health('web@1.service', 'm1'), health('app@1.service', 'm1'), health('app.service', 'm1')], machines: M }, [['app@1.service', 'in']]],
+    ['moving unit: the live machine\'s record wins', { health: [health('app@1.service', 'm9'), health('app@1.service', 'm2', 'healthy')], machines: M }, [['app@1.service', 'in', '10.0.0.2']]],
+    ['two live records: healthy wins', { health: [health('app@1.service', 'm1', 'unhealthy', '2026-01-01T00:00:09Z'), health('app@1.service', 'm2')], machines: M }, [['app@1.service', 'in', '10.0.0.2']]],
+    ['sorted by unit name', { health: [health('app@b.service', 'm1'), health('app@a.service', 'm2', 'unhealthy')], machines: M }, [['app@a.service', 'out'], ['app@b.service', 'in']]],
+  ])('%s', (_name, p, want) => {
+    const got = decide(input(p));
+    expect(got.map((d) => d.unit)).toEqual(want.map((w) => w[0]));
+    for (const [i, [, w, address]] of want.entries()) {
+      expect(got[i]!.want).toBe(w);
+      expect(got[i]!.port).toBe(8080);
+      expect(got[i]!.reason).not.toBe('');
+      if (address !== undefined || want[i]!.length === 3) expect(got[i]!.address).toBe(address);
+    }
+  });
+
+  const unitArb = fc.constantFrom('app@1.service', 'app@2.service', 'app@3.service', 'app@x.service', 'web@1.service');
+  const machineArb = fc.constantFrom('m1', 'm2', 'm3');
+  const healthArb = fc.record({ unit: unitArb, m: machineArb, status: fc.constantFrom<HealthStatus>('healthy', 'unhealthy', 'unknown'), at: fc.integer({ min: 0, max: 9 }) })
+    .map((h) => health(h.unit, h.m, h.status, `2026-01-01T00:00:0${h.at}Z`));
+  const inputArb = fc.record({
+    health: fc.array(healthArb, { maxLength: 8 }),
+    holds: fc.uniqueArray(unitArb, { maxLength: 3 }).map((us) => us.map(hold)),
+    machines: fc.subarray([machine('m1', '10.0.0.1'), machine('m2', '10.0.0.2'), machine('m3', '10.0.0.3')]),
+    observed: fc.array(fc.record({ unit: unitArb, state: fc.constantFrom<Observed['state']>('in', 'out', 'draining', 'unknown') }), { maxLength: 4 }),
+  }).map((p) => input(p));
+
+  it('property: held -> out; in only when healthy on a live machine; deterministic and order-independent', () => {
+    fc.assert(
+      fc.property(inputArb, (inp) => {
+        const got = decide(inp);
+        const live = new Set(inp.machines.map((m) => m.id));
+        for (const d of got) {
+          expect(isInstanceOf(T, d.unit)).toBe(true);
+          if (inp.holds.some((h) => h.unit === d.unit)) expect(d.want).toBe('out');
+          if (d.want === 'in') {
+            expect(inp.health.some((h) => h.unit === d.unit && h.status === 'healthy' && live.has(h.machine))).toBe(true);
+            expect(d.address).toBe(inp.machines.find((m) => inp.health.some((h) => h.unit === d.unit && h.machine === m.id && h.status === 'healthy'))?.ip ?? d.address);
+          }
+          if (!inp.health.some((h) => h.unit === d.unit && h.status === 'healthy')) expect(d.want).toBe('out');
+          if (!inp.health.some((h) => h.unit === d.unit && live.has(h.machine))) expect(d.want).toBe('out');
+        }
+        const shuffled = { ...inp, health: [...inp.health].reverse(), machines: [...inp.machines].reverse(), holds: [...inp.holds].reverse() };
+        expect(decide(shuffled)).toEqual(got);
+        expect(decide(inp)).toEqual(got);
+        // every instance with a record, hold or observation is decided, once
+        const units = new Set([...inp.health.map((h) => h.unit), ...inp.holds.map((h) => h.unit), ...inp.observed.map((o) => o.unit)].filter((u) => isInstanceOf(T, u)));
+        expect(got.map((d) => d.unit).sort()).toEqual([...units].sort());
+      }),
+    );
+  });
+});
+
+describe('instance names', () => {
+  it.each([
+    ['app@.service', 'app@1.service', true],
+    ['app@.service', 'app@.service', false],
+    ['app@.service', 'app@1.socket', false],
+    ['app@.service', 'apps@1.service', false],
+    ['app@.service', 'app@1@2.service', false],
+    ['app.service', 'app.service', true],
+  ])('isInstanceOf(%s, %s) = %s', (t, u, want) => expect(isInstanceOf(t, u)).toBe(want));
+
+  it.each([
+    ['app@1.service', 'app-1'],
+    ['app@blue:2.service', 'app-blue:2'],
+    ['my-app@a_b.service', 'my-app-a_b'],
+    ['app.service', 'app'],
+  ])('slotName(%s) = %s and back', (unit, slot) => {
+    expect(slotName(unit)).toBe(slot);
+    const template = unit.includes('@') ? unit.replace(/@[^.]*\./, '@.') : unit;
+    expect(unitOfSlot(template, slot)).toBe(unit);
+  });
+
+  it('unitOfSlot ignores slots of other names', () => {
+    expect(unitOfSlot('app@.service', 'web-1')).toBeUndefined();
+    expect(unitOfSlot('app@.service', 'app-')).toBeUndefined();
+  });
+});
