@@ -26,8 +26,8 @@ export function parseServiceText(text: string, shown: string): ServiceSpec {
   const doc = parseDocument(text, { uniqueKeys: true, lineCounter: lines, prettyErrors: false });
   const yamlErr = doc.errors[0];
   if (yamlErr) {
-    const pos = yamlErr.linePos?.[0];
-    throw invalidError(`${shown}${pos ? `:${pos.line}` : ''}: invalid YAML: ${yamlErr.message.split('\n')[0]}`);
+    const line = lines.linePos(yamlErr.pos[0]).line;
+    throw invalidError(`${shown}:${line}: invalid YAML: ${yamlErr.message.split('\n')[0]}`);
   }
   const data: unknown = doc.toJS() ?? {};
   const res = serviceFileSchema.safeParse(data);
