@@ -131,7 +131,8 @@ export class Registration {
           });
         } finally {
           off();
-          await w.cancel().catch(() => undefined);
+          // cancel() waits for etcd's answer and can hang while the stream reconnects
+          await Promise.race([w.cancel().catch(() => undefined), sleep(1000)]);
         }
         await sleep(backoff(attempt++), stop);
       } catch (e) {

@@ -45,6 +45,8 @@ export class ScheduleSource {
     private readonly keys: Keyspace,
     private readonly machineId: string,
     private readonly events: ScheduleEvents,
+    /** how often to check whether etcd is back while the watch is cut off */
+    private readonly probeMs = 1000,
   ) {}
 
   /** True once a list has succeeded: before that, desired state is unknown and nothing may be removed. */
@@ -97,12 +99,32 @@ export class ScheduleSource {
   private async watchFrom(prefix: string, revision: string, stop: Stopper): Promise<void> {
     const w = this.client.watch().prefix(prefix).startRevision(revision).watcher();
     let offStop = () => {};
+    let done = false;
     try {
       await new Promise<void>((resolve) => {
         this.relist = resolve;
         offStop = stop.onStop(resolve);
+        // etcd3 re-opens a broken watch stream with a backoff of up to 30 s.
+        // While cut off, probe etcd with a cheap read; once it answers, list
+        // again: a new watcher opens a stream at once.
+        const probe = async () => {
+          while (!this.live && !done && !stop.stopped) {
+            await sleep(this.probeMs, stop);
+            if (this.live || done) return;
+            try {
+              await this.client.get(prefix).exec();
+              if (!this.live && !done) resolve();
+              return;
+            } catch {
+              // still unreachable
+            }
+          }
+        };
         w.on('connected', () => this.setLive(true));
-        w.on('disconnected', () => this.setLive(false));
+        w.on('disconnected', () => {
+          this.setLive(false);
+          void probe();
+        });
         w.on('put', (kv) => { this.apply(this.records, kv, 'put'); this.events.changed(); });
         w.on('delete', (kv) => { this.apply(this.records, kv, 'delete'); this.events.changed(); });
         w.on('error', (e) => {
@@ -111,10 +133,12 @@ export class ScheduleSource {
         });
       });
     } finally {
+      done = true;
       offStop();
       this.setLive(false);
       this.relist = undefined;
-      await w.cancel().catch(() => undefined);
+      // cancel() waits for etcd's answer and can hang while the stream reconnects
+      await Promise.race([w.cancel().catch(() => undefined), sleep(1000)]);
     }
   }
 

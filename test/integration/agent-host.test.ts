@@ -107,7 +107,7 @@ describe('fleetx agent on a real systemd host', () => {
     await deleteBridge(net.bridge).catch(() => undefined);
     const { rm } = await import('node:fs/promises');
     await rm(base, { recursive: true, force: true });
-    expect(await leftovers(base, net.bridge, ['fxt-agent'])).toEqual([]);
+    expect(await leftovers(base, net.bridge, [{ name: 'fxt-agent', dir: `${base}/host` }])).toEqual([]);
   });
 
   it('registers the machine under a lease with its IP and metadata', async () => {
