@@ -66,6 +66,7 @@ export class Election extends EventEmitter<ElectionEvents> {
   /** a nudge that arrived while no pause was waiting: the next pause returns at once */
   private pending = false;
   private watcher: Watcher | undefined;
+  private reopen: NodeJS.Timeout | undefined;
   private guard: NodeJS.Timeout | undefined;
   private loop: Promise<void> | undefined;
 
@@ -132,6 +133,7 @@ export class Election extends EventEmitter<ElectionEvents> {
       await this.campaignLoop();
     } finally {
       clearInterval(this.guard);
+      clearTimeout(this.reopen);
       const w = this.watcher;
       this.watcher = undefined;
       // cancel() waits for etcd's answer; a dead connection must not block stop()
@@ -216,11 +218,15 @@ export class Election extends EventEmitter<ElectionEvents> {
     w.on('put', () => this.nudge());
     w.on('delete', () => this.nudge());
     w.on('error', () => {
-      // e.g. compaction while reconnecting: re-open from now and look again
+      // e.g. compaction while reconnecting: re-open from now and look again.
+      // Never cancel() a watcher etcd3 reported failed: it already dropped
+      // it, and etcd's answer to the cancel would carry an id etcd3 no
+      // longer knows, which it throws on (an uncaught exception).
       if (this.watcher !== w) return;
-      w.cancel().catch(() => undefined);
-      setTimeout(() => {
-        if (this.watcher === w) void this.openWatch().then(() => this.nudge());
+      this.watcher = undefined;
+      this.reopen = setTimeout(() => {
+        this.reopen = undefined;
+        void this.openWatch().then(() => this.nudge());
       }, this.retryMs);
     });
     return new Promise((resolve) => {

@@ -59,7 +59,8 @@ export class PrefixWatches {
       if (this.watchers.get(prefix) !== w) return;
       this.watchers.delete(prefix);
       this.onProblem(`watch on ${prefix} failed; re-listing and watching again`, e);
-      w.cancel().catch(() => undefined);
+      // no w.cancel(): etcd3 already dropped it, and cancelling again makes
+      // etcd answer with an id etcd3 no longer knows, which it throws on
       const t = setTimeout(() => {
         this.timers.delete(t);
         void this.open(prefix).then(() => this.onChange(`watch on ${prefix} restarted`));
