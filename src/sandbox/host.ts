@@ -9,7 +9,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import { FleetxError, conflictError, failedError, invalidError } from '../errors/errors.js';
 import { cgroupKey, cgroupPids, createHostCgroups, removeHostCgroups } from './cgroups.js';
 import { writeLayer } from './layer.js';
@@ -92,6 +92,8 @@ export const hostPaths = (stateDir: string) => ({
   merged: join(stateDir, 'merged'),
   log: join(stateDir, 'nspawn.log'),
   record: join(stateDir, 'host.json'),
+  /** nspawn's lock next to the image dir; stays when nspawn is killed. */
+  imageLock: join(stateDir, '.#merged.lck'),
 });
 
 /** The nspawn processes serving this state dir (found by their -D argument). */
@@ -147,7 +149,7 @@ export async function haltHostDir(stateDir: string, graceMs = 15_000): Promise<v
     await waitGone(rest, 5_000);
     await removeHostCgroups(key);
   }
-  await unmountAll(stateDir);
+  await unmountAll(hostPaths(stateDir).merged);
   if (rec) removeNspawnLeftovers(rec);
 }
 
@@ -156,7 +158,21 @@ export async function destroyHostDir(stateDir: string, graceMs = 15_000): Promis
   await haltHostDir(stateDir, graceMs);
   // Only remove the directory once nothing is mounted in it: through a live
   // overlay a recursive delete would reach into the merged view.
-  if (mountsUnder(stateDir).length === 0) rmSync(stateDir, { recursive: true, force: true });
+  if (mountsUnder(hostPaths(stateDir).merged).length > 0) return;
+  removeHostFiles(stateDir);
+  try {
+    rmdirSync(stateDir);
+  } catch {
+    // Absent, or holds files that are not ours.
+  }
+}
+
+/**
+ * Deletes a host's own entries only: a state dir given by mistake (say
+ * /var/tmp) loses nothing else.
+ */
+function removeHostFiles(stateDir: string): void {
+  for (const p of Object.values(hostPaths(stateDir))) rmSync(p, { recursive: true, force: true });
 }
 
 function readRecord(stateDir: string): HostRecord | undefined {
@@ -300,13 +316,14 @@ async function waitForLeader(nspawnPid: number, spec: HostSpec, timeoutMs: numbe
  */
 export async function bootHost(spec: HostSpec): Promise<Host> {
   if (!NAME.test(spec.name)) throw invalidError(`bad host name ${JSON.stringify(spec.name)}`, 'use [a-z0-9-], at most 64 characters');
+  if (!isAbsolute(spec.stateDir)) throw invalidError(`host state dir must be absolute: ${JSON.stringify(spec.stateDir)}`);
   const machineId = spec.machineId ?? randomBytes(16).toString('hex');
   if (!MACHINE_ID.test(machineId)) throw invalidError(`bad machine id ${JSON.stringify(machineId)}`, '32 lowercase hex digits');
   if (nspawnsOf(spec.stateDir).length > 0) throw conflictError(`a host already runs on ${spec.stateDir}`, 'stop it first');
   const timeoutMs = spec.bootTimeoutMs ?? 30_000;
   const paths = hostPaths(spec.stateDir);
-  await unmountAll(spec.stateDir);
-  if (!spec.reuseState) rmSync(spec.stateDir, { recursive: true, force: true });
+  await unmountAll(paths.merged);
+  if (!spec.reuseState) removeHostFiles(spec.stateDir);
   for (const d of [paths.upper, paths.work, paths.merged]) mkdirSync(d, { recursive: true });
 
   const address = spec.bridge?.address.split('/')[0];
@@ -319,6 +336,10 @@ export async function bootHost(spec: HostSpec): Promise<Host> {
     enable: spec.enable ?? [],
   });
 
+  // Recorded before anything runs, so that cleanup after a crash at any
+  // point knows the host's name (its cgroup) and machine id.
+  const rec: HostRecord = { name: spec.name, machineId, address, nspawnPid: 0, leaderPid: 0 };
+  writeFileSync(paths.record, `${JSON.stringify(rec, null, 2)}\n`);
   let nspawnPid: number | undefined;
   try {
     await mountOverlay(paths.upper, paths.work, paths.merged);
@@ -345,8 +366,7 @@ export async function bootHost(spec: HostSpec): Promise<Host> {
       closeSync(log);
     }
     if (nspawnPid === undefined) throw failedError('cannot start systemd-nspawn', 'is systemd-container installed?');
-    // Recorded before the leader exists so that cleanup after a failed boot finds the lock.
-    const rec: HostRecord = { name: spec.name, machineId, address, nspawnPid, leaderPid: 0, lockFile };
+    Object.assign(rec, { nspawnPid, lockFile });
     writeFileSync(paths.record, `${JSON.stringify(rec, null, 2)}\n`);
     rec.leaderPid = await waitForLeader(nspawnPid, spec, timeoutMs);
     writeFileSync(paths.record, `${JSON.stringify(rec, null, 2)}\n`);

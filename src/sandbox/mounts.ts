@@ -4,7 +4,8 @@
  * cleanup after a crash knows what is really there.
  */
 import { readFileSync } from 'node:fs';
-import { failedError } from '../errors/errors.js';
+import { isAbsolute, normalize } from 'node:path';
+import { FleetxError, failedError } from '../errors/errors.js';
 import { run, runOk } from './run.js';
 import { sleep } from './proc.js';
 
@@ -32,6 +33,10 @@ export async function mountOverlay(upper: string, work: string, merged: string):
  * @throws FleetxError 'failed' when something stays mounted.
  */
 export async function unmountAll(dir: string, timeoutMs = 10_000): Promise<void> {
+  // A slip such as "/" here would unmount the machine's own filesystems.
+  if (!isAbsolute(dir) || normalize(dir).split('/').filter(Boolean).length < 2) {
+    throw new FleetxError('internal', `refusing to unmount everything under ${JSON.stringify(dir)}`);
+  }
   const until = Date.now() + timeoutMs;
   for (;;) {
     const points = mountsUnder(dir);

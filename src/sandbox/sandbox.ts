@@ -96,9 +96,17 @@ function planState(o: SandboxOptions, prev: SandboxState | undefined): SandboxSt
   };
 }
 
+/** @throws FleetxError 'usage' unless root: mounts, bridges and nspawn need it. */
+function requireRoot(): void {
+  if (process.getuid?.() !== 0) throw usageError('the sandbox needs root (mounts, a bridge, systemd-nspawn)', 'run it with sudo');
+}
+
 function validate(o: SandboxOptions): void {
+  requireRoot();
   if (!Number.isInteger(o.hosts) || o.hosts < 1 || o.hosts > MAX_HOSTS) throw usageError(`--hosts must be 1..${MAX_HOSTS}, got ${o.hosts}`);
-  if (!isAbsolute(o.stateDir)) throw usageError(`the sandbox state dir must be an absolute path: ${o.stateDir}`);
+  if (!isAbsolute(o.stateDir) || o.stateDir.split('/').filter(Boolean).length < 2) {
+    throw usageError(`the sandbox state dir must be an absolute path below a top-level directory: ${o.stateDir}`);
+  }
   if (o.subnet !== undefined && !/^\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(o.subnet)) throw usageError(`subnet must be three octets like 10.213.0, got ${o.subnet}`);
 }
 
@@ -226,6 +234,7 @@ export interface SandboxDownResult {
 export async function sandboxDown(stateDir: string): Promise<SandboxDownResult> {
   if (!isAbsolute(stateDir)) throw usageError(`the sandbox state dir must be an absolute path: ${stateDir}`);
   if (!existsSync(stateDir)) return { stateDir, removed: [] };
+  requireRoot();
   const result = await withLock(sandboxPaths(stateDir).lock, () => down(stateDir));
   try {
     rmdirSync(stateDir);
@@ -253,8 +262,8 @@ async function down(stateDir: string): Promise<SandboxDownResult> {
     await deleteBridge(state.bridge.name);
     removed.push(`bridge ${state.bridge.name}`);
   }
-  await unmountAll(stateDir);
-  if (mountsUnder(stateDir).length === 0) {
+  await unmountAll(paths.hosts);
+  if (mountsUnder(paths.hosts).length === 0) {
     // Only the sandbox's own entries: stateDir may be a directory the user shares.
     for (const entry of OWN_ENTRIES) if (entry !== 'lock') rmSync(join(stateDir, entry), { recursive: true, force: true });
   }

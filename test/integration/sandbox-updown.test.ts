@@ -1,9 +1,10 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { bufferIo } from '../../src/cli/io.js';
 import { sandboxCommand } from '../../src/cli/commands/sandbox.js';
 import { openHost } from '../../src/sandbox/host.js';
+import { mountsUnder } from '../../src/sandbox/mounts.js';
 import { sandboxDown, sandboxStatus, sandboxUp, type SandboxStatus } from '../../src/sandbox/sandbox.js';
 import { leftovers, testNet, testStateDir } from '../helpers/hosts.js';
 
@@ -114,16 +115,48 @@ describe('sandbox up / status / down', () => {
     expect((await back.exec(['cat', '/var/lib/fxu-marker'])).stdout).toBe('kept\n');
   });
 
+  it('up with fewer hosts removes the extra ones', async () => {
+    const fewer = await sandboxUp({ ...opts, hosts: 1 });
+    expect(fewer.healthy).toBe(true);
+    expect(fewer.hosts.map((h) => h.name)).toEqual(['fxu-1']);
+    expect(await leftovers(`${stateDir}/hosts/fxu-2`, undefined, [{ name: 'fxu-2', dir: `${stateDir}/hosts/fxu-2` }])).toEqual([]);
+  });
+
   it('down removes everything, and is safe to run twice', async () => {
     const io = bufferIo({}, repoRoot);
     await sandboxCommand({ action: 'down', output: 'json', stateDir }, io);
     expect(JSON.parse(io.out.join(''))).toEqual({
       stateDir,
-      removed: [`bridge ${net.bridge}`, 'etcd', 'host fxu-1', 'host fxu-2'],
+      removed: [`bridge ${net.bridge}`, 'etcd', 'host fxu-1'],
     });
     expect(await leftovers(stateDir, net.bridge, names.map((name) => ({ name, dir: `${stateDir}/hosts/${name}` })))).toEqual([]);
     expect(existsSync(stateDir)).toBe(false);
     expect(await sandboxDown(stateDir)).toEqual({ stateDir, removed: [] });
     expect((await sandboxStatus(stateDir)).exists).toBe(false);
+  });
+});
+
+describe('sandbox down after a crash', () => {
+  const net2 = testNet();
+  const dir = testStateDir('crash');
+  afterAll(async () => {
+    await sandboxDown(dir);
+  });
+
+  it('cleans up after an up that was killed half-way', async () => {
+    const o = { hosts: 2, stateDir: dir, repoRoot, bridge: net2.bridge, subnet: net2.prefix, hostPrefix: 'fxc' };
+    const script = `import { sandboxUp } from './src/sandbox/sandbox.ts'; await sandboxUp(${JSON.stringify(o)});`;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: repoRoot, stdio: 'ignore' });
+    // Kill it once the first host's overlay is mounted, i.e. mid-boot.
+    const end = Date.now() + 20_000;
+    while (!mountsUnder(dir).length && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    expect(mountsUnder(dir).length).toBeGreaterThan(0);
+
+    const result = await sandboxDown(dir);
+    expect(result.removed).toContain(`bridge ${net2.bridge}`);
+    const hosts = ['fxc-1', 'fxc-2'].map((name) => ({ name, dir: `${dir}/hosts/${name}` }));
+    expect(await leftovers(dir, net2.bridge, hosts)).toEqual([]);
   });
 });

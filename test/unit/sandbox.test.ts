@@ -4,6 +4,7 @@ import { statusText } from '../../src/cli/commands/sandbox.js';
 import { agentUnit, execArg } from '../../src/sandbox/agent-unit.js';
 import { etcdArgs } from '../../src/sandbox/etcd.js';
 import { netUnit } from '../../src/sandbox/layer.js';
+import { unmountAll } from '../../src/sandbox/mounts.js';
 import { ALWAYS_MASK, NEVER_MASK, unitsToMask } from '../../src/sandbox/masks.js';
 import { cidrsOverlap, parseCidr } from '../../src/sandbox/network.js';
 import { envFileText } from '../../src/sandbox/state.js';
@@ -117,5 +118,11 @@ describe('statusText', () => {
     expect(text).toMatch(/sandbox-1\s+a{32}\s+10\.213\.0\.11\s+running/);
     expect(text).toMatch(/sandbox-2\s+b{32}\s+10\.213\.0\.12\s+stopped/);
     expect(text).toContain('. /s/env');
+  });
+});
+
+describe('safety', () => {
+  it.each(['/', '/var', '/var/', 'relative/dir'])('unmountAll refuses %j', async (dir) => {
+    await expect(unmountAll(dir)).rejects.toMatchObject({ kind: 'internal' });
   });
 });
