@@ -81,9 +81,16 @@ async function assemble(
   return { input, plan: planDeploy(input) };
 }
 
-/** Writes the plan. Returns the rollout record, or undefined when there was nothing to do. @throws 'conflict' (lock held). */
+/**
+ * Writes the plan. Returns the rollout record, or undefined when there was
+ * no rollout to start (settings alone are then stored). @throws 'conflict' (lock held).
+ */
 export async function applyDeploy(store: DeployStore, prepared: { input: DeployInput; plan: DeployPlan }, ctx: ApplyContext): Promise<RolloutRecord | undefined> {
-  if (prepared.plan.nothingToDo) return undefined;
+  const { plan, input } = prepared;
+  if (plan.nothingToDo) {
+    if (plan.specChanged) await store.putService({ ...input.spec, revision: plan.toRevision, updatedAt: ctx.now });
+    return undefined;
+  }
   const running = await store.getRollout(prepared.plan.service);
   if (running) {
     throw lockError(running);

@@ -42,6 +42,9 @@ export interface DeployPlan {
   /** instances beyond `instances` (kept; scale down with fleetx destroy) */
   extra: string[];
   templateChanged: boolean;
+  /** service settings (instances, health, presence, policy) differ from the stored ones */
+  specChanged: boolean;
+  /** no revision, unit or rollout to write (the service record may still be updated when specChanged) */
   nothingToDo: boolean;
 }
 
@@ -85,8 +88,14 @@ export function planDeploy(input: DeployInput): DeployPlan {
     create,
     extra,
     templateChanged,
+    specChanged: input.current === undefined || !sameSpec(input.current, spec),
     nothingToDo: !newRevision && !templateChanged && restart.length === 0 && create.length === 0 && input.current?.revision === toRevision,
   };
+}
+
+function sameSpec(a: ServiceSpec, b: ServiceSpec): boolean {
+  const pick = (s: ServiceSpec) => JSON.stringify([s.template, s.templateSource ?? null, s.values, s.instances, s.health, s.presence, s.rollout]);
+  return pick(a) === pick(b);
 }
 
 /** Who, when and how: everything impure a deploy needs, decided by the caller. */
@@ -237,7 +246,7 @@ export function rolloutId(now: Date, random: string): string {
 
 /** The plan as text, for `fleetx plan` and `deploy --dry-run`. */
 export function formatPlan(p: DeployPlan): string[] {
-  if (p.nothingToDo) return [`${p.service} is already at revision ${p.toRevision}`];
+  if (p.nothingToDo) return [`${p.service} is already at revision ${p.toRevision}${p.specChanged ? ' (its service settings would be updated)' : ''}`];
   const out: string[] = [];
   const from = p.fromRevision !== undefined ? `revision ${p.fromRevision}` : 'nothing';
   out.push(`${p.kind === 'undo' ? 'Undo' : 'Deploy'} ${p.service}: ${from} -> revision ${p.toRevision}${p.newRevision ? ' (new)' : ''}`);

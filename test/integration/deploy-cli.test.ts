@@ -7,7 +7,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Etcd3 } from 'etcd3';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
-import { fleetx, REPO } from '../helpers/cli.js';
+import { spawn } from 'node:child_process';
+import { BIN, fleetx, REPO } from '../helpers/cli.js';
 import { EXIT } from '../../src/errors/errors.js';
 import { keyspace } from '../../src/registry/keys.js';
 import type { RolloutRecord } from '../../src/rollout/types.js';
@@ -288,5 +289,33 @@ describe('following a rollout', () => {
     expect(r.code).toBe(EXIT.failed);
     expect(r.stderr).toContain('stopped following after 300ms: the rollout of web continues');
     expect(await json(keysOf(e).rollout('web'))).toBeDefined();
+  });
+
+  it('Ctrl-C (SIGINT) of the real binary detaches with 130 and leaves the rollout running', async () => {
+    const e = env();
+    expect((await fleetx(['deploy', '-f', 'services/web.yaml', '--detach'], e, CWD)).code).toBe(0);
+    const child = spawn(process.execPath, [BIN, 'rollout', 'status', 'web', '--follow'], { env: { PATH: process.env.PATH, ...e }, cwd: CWD });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    await waitFor(async () => (out.includes('running') ? true : undefined), 20_000);
+    child.kill('SIGINT');
+    const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+    expect(code).toBe(130);
+    expect(err).toContain('Detached: the rollout of web continues. Follow it with: fleetx rollout status web --follow');
+    expect(await json<RolloutRecord>(keysOf(e).rollout('web'))).toMatchObject({ state: 'running' });
+  });
+
+  it('deploy stores changed settings without a rollout when the unit is the same', async () => {
+    const e = env();
+    expect((await fleetx(['deploy', '-f', 'services/web.yaml', '--detach'], e, CWD)).code).toBe(0);
+    await finish(e, 'web', 'succeeded');
+    const svc = (await json<ServiceRecord>(keysOf(e).service('web')))!;
+    await client.put(keysOf(e).service('web')).value(JSON.stringify({ ...svc, rollout: { ...svc.rollout, maxUnavailable: 5 } }));
+    const r = await fleetx(['deploy', '-f', 'services/web.yaml'], e, CWD);
+    expect(r.stdout).toBe('web is already at revision 1; its service settings were updated');
+    expect((await json<ServiceRecord>(keysOf(e).service('web')))!.rollout.maxUnavailable).toBe(1);
+    expect(await json(keysOf(e).rollout('web'))).toBeUndefined();
   });
 });

@@ -62,8 +62,8 @@ async function apply(prepared: { input: DeployInput; plan: DeployPlan }, opts: F
   const { plan } = prepared;
   const rollout = await applyDeploy(ctx.store, prepared, applyContext(ctx.io.env, opts.autoRevert));
   if (!rollout) {
-    if (ctx.output === 'json') ctx.io.stdout(JSON.stringify({ service: plan.service, revision: plan.toRevision, changed: false }));
-    else ctx.io.stdout(`${plan.service} is already at revision ${plan.toRevision}`);
+    if (ctx.output === 'json') ctx.io.stdout(JSON.stringify({ service: plan.service, revision: plan.toRevision, changed: false, settingsUpdated: plan.specChanged }));
+    else ctx.io.stdout(`${plan.service} is already at revision ${plan.toRevision}${plan.specChanged ? '; its service settings were updated' : ''}`);
     return;
   }
   if (ctx.output === 'text') {
