@@ -268,6 +268,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   private async purge(): Promise<void> {
     try {
       const { current } = await readCurrent(this.o.systemd, [], (t) => this.bodies.hashOfText(t), this.o.runtimeDir ?? RUNTIME_DIR);
+      this.reporter.setManaged(managedHashes(current)); // even if no pass ran yet: their records get deleted
       const tasks = planTasks(new Map(), current);
       const outcome = await runTasks(tasks, { systemd: this.o.systemd, bodyOf: () => undefined }, (t) => {
         if (t.type === 'remove-file') this.reporter.unmanage(t.unit);

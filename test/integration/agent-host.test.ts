@@ -24,16 +24,17 @@ const keys = keyspace('/fleetx');
 const repo = process.cwd();
 const TTL = 3;
 
-const agentUnit = [
-  '[Unit]',
-  'Description=fleetx agent (test)',
-  '[Service]',
-  `ExecStart=/usr/bin/node ${repo}/node_modules/tsx/dist/cli.mjs ${repo}/test/helpers/run-agent.ts` +
-    ` --endpoint ${etcdUrl} --ip ${net.prefix}.11 --ttl ${TTL} --no-engine --resync 30 --metadata role=test`,
-  'Restart=always',
-  'RestartSec=1',
-  '',
-].join('\n');
+// --no-engine: the test plays the engine (an engine would unschedule units it has no record of)
+const agentUnit = (extra = '') =>
+  [
+    '[Unit]',
+    'Description=fleetx agent (test)',
+    '[Service]',
+    `ExecStart=/usr/bin/node ${repo}/bin/fleetx.mjs --endpoint ${etcdUrl} agent --ip ${net.prefix}.11 --ttl ${TTL} --no-engine --metadata role=test${extra}`,
+    'Restart=always',
+    'RestartSec=1',
+    '',
+  ].join('\n');
 
 let host: Host;
 let etcd: Etcd3;
@@ -94,7 +95,10 @@ describe('fleetx agent on a real systemd host', () => {
       name: 'fxt-agent',
       stateDir: `${base}/host`,
       bridge: { name: net.bridge, address: `${net.prefix}.11/24` },
-      files: { '/etc/systemd/system/fleetx-agent.service': agentUnit },
+      files: {
+        '/etc/systemd/system/fleetx-agent.service': agentUnit(),
+        '/etc/systemd/system/fleetx-agent-purge.service': agentUnit(' --purge-on-exit'),
+      },
     });
     const started = await host.exec(['systemctl', 'start', 'fleetx-agent']);
     expect(started.code, started.stderr).toBe(0);
@@ -212,4 +216,19 @@ describe('fleetx agent on a real systemd host', () => {
     expect(await show('web.service')).toMatchObject({ ActiveState: 'active', MainPID: pid });
     expect((await host.exec(['test', '-f', '/run/systemd/system/web.service'])).code).toBe(0);
   });
+
+  it('--purge-on-exit: SIGTERM stops and removes the units and revokes the lease', async () => {
+    const before = (await etcd.get(keys.machine(host.machineId)).exec()).kvs[0]?.lease;
+    expect((await host.exec(['systemctl', 'start', 'fleetx-agent-purge'])).code).toBe(0);
+    const lease = await until('purging agent registered', async () => {
+      const l = (await etcd.get(keys.machine(host.machineId)).exec()).kvs[0]?.lease;
+      return l !== undefined && l !== before ? l : undefined;
+    }, 20_000);
+    await until('states reported under the new lease', async () => (await etcd.get(keys.state(host.machineId, 'web.service')).exec()).kvs[0]?.lease === lease);
+    expect((await host.exec(['systemctl', 'stop', 'fleetx-agent-purge'])).code).toBe(0);
+    expect((await show('web.service')).ActiveState).toBe('inactive');
+    expect((await host.exec(['test', '-e', '/run/systemd/system/web.service'])).code).not.toBe(0);
+    expect(await etcd.get(keys.machine(host.machineId)).string()).toBeNull();
+    expect(await stateRecord('web.service')).toBeNull();
+  }, 40_000);
 });
