@@ -98,6 +98,10 @@ describe('fleetx deploy', () => {
     expect(r.code).toBe(EXIT.conflict);
     expect(r.stderr).toMatch(/a rollout of web is already running: deploy to revision 1 by tester@\S+ \(jenkins-web-8\) since 20\d\d-/);
     expect(r.stderr).toContain('fleetx rollout status web --follow, or fleetx rollout abort web');
+    // planning still works, and says a deploy would be refused
+    const plan = await fleetx(['plan', 'web', '--set', 'greeting=hola'], e, CWD);
+    expect(plan.code).toBe(0);
+    expect(plan.stderr).toMatch(/^Note: a rollout of web is already running/);
     expect(await snapshot(e)).toEqual(before);
   });
 

@@ -6,7 +6,7 @@
 import { applyDeploy, prepareDeploy, prepareUndo } from '../../deploy/deploy.js';
 import { applyContext } from '../../deploy/open.js';
 import { formatPlan, type DeployInput, type DeployPlan } from '../../deploy/plan.js';
-import type { DeployStore } from '../../deploy/store.js';
+import { lockError, type DeployStore } from '../../deploy/store.js';
 import type { RolloutRecord } from '../../rollout/types.js';
 import type { Io, OutputFormat } from '../io.js';
 import { followToEnd, signalOnInterrupt } from '../follow/follow.js';
@@ -35,7 +35,10 @@ export interface DeployOptions extends FollowFlags {
 
 export async function deployCommand(opts: DeployOptions, ctx: DeployContext): Promise<void> {
   const prepared = await prepareDeploy(ctx.store, { file: opts.file, name: opts.name, sets: opts.sets, cwd: ctx.io.cwd });
-  if (opts.dryRun) return printPlan(prepared.plan, ctx);
+  if (opts.dryRun) {
+    printPlan(prepared.plan, ctx);
+    return warnIfLocked(prepared.plan, ctx);
+  }
   await apply(prepared, opts, ctx);
 }
 
@@ -43,6 +46,13 @@ export async function deployCommand(opts: DeployOptions, ctx: DeployContext): Pr
 export async function planCommand(opts: Omit<DeployOptions, 'dryRun' | 'detach' | 'autoRevert' | 'timeoutMs'>, ctx: DeployContext): Promise<void> {
   const prepared = await prepareDeploy(ctx.store, { file: opts.file, name: opts.name, sets: opts.sets, cwd: ctx.io.cwd });
   printPlan(prepared.plan, ctx);
+  await warnIfLocked(prepared.plan, ctx);
+}
+
+/** A plan made while a rollout runs would be refused: say so (stderr, so the plan stays clean). */
+async function warnIfLocked(plan: DeployPlan, ctx: DeployContext): Promise<void> {
+  const running = await ctx.store.getRollout(plan.service);
+  if (running && !plan.nothingToDo) ctx.io.stderr(`Note: ${lockError(running).message}`);
 }
 
 export interface UndoOptions extends FollowFlags {
