@@ -1,8 +1,8 @@
 /**
  * Writes {p}/presence-status/{svc}/{unit} under the syncer's OWN lease: if
  * the syncer dies, its statuses vanish with the lease and rollouts wait
- * instead of trusting stale data. Writes only what changed (state, sessions,
- * address); 'unknown' and units no longer reported are deleted. On a new
+ * instead of trusting stale data. Writes only what changed (state, address,
+ * and sessions while draining); 'unknown' and units no longer reported are deleted. On a new
  * lease, the existing keys are listed first so leftovers of an earlier run
  * are overwritten or deleted.
  *
@@ -44,7 +44,10 @@ export class StatusReporter {
       for (const o of observed) {
         if (o.state === 'unknown') continue;
         seen.add(o.unit);
-        const body = { service, unit: o.unit, state: o.state, ...(o.sessions !== undefined ? { sessions: o.sessions } : {}), ...(o.address ? { address: o.address } : {}) };
+        // sessions only while draining: rollouts wait on them there, and an
+        // instance in service would otherwise be rewritten on every poll
+        const sessions = o.state === 'draining' && o.sessions !== undefined ? { sessions: o.sessions } : {};
+        const body = { service, unit: o.unit, state: o.state, ...sessions, ...(o.address ? { address: o.address } : {}) };
         const same = JSON.stringify(body);
         if (this.written.get(o.unit) === same) continue;
         const rec: PresenceStatusRecord = { ...body, updatedAt: this.o.now().toISOString() };

@@ -8,7 +8,8 @@
  * While anything is not where it should be (draining, waiting for HAProxy's
  * checks, a failed call) it passes again every tickMs (retryMs after an
  * error), so session counts are re-read and failures retried without any
- * etcd change. A change of the service's presence config or template
+ * etcd change; when settled, every pollMs, to notice what the LB changed
+ * by itself (failed checks, a restart that reset its runtime state). A change of the service's presence config or template
  * rebuilds the driver.
  *
  * State: idle -> running -> stopping -> stopped. stop() waits for the
@@ -58,6 +59,12 @@ export interface SyncerOptions {
   tickMs?: number;
   /** re-pass interval after an error (default 2000 ms) */
   retryMs?: number;
+  /**
+   * re-pass interval when settled (default 2000 ms): the LB changes on its
+   * own too (HAProxy's checks mark a server DOWN, a restart resets the
+   * runtime state to the config's disabled slots)
+   */
+  pollMs?: number;
   now?: () => Date;
   /** builds the driver (default: drivers/index.ts) */
   createDriver?: (cfg: PresenceConfig, ctx: DriverContext) => PresenceDriver | undefined;
@@ -83,7 +90,7 @@ export class PresenceSyncer extends EventEmitter<SyncerEvents> {
 
   constructor(opts: SyncerOptions) {
     super();
-    this.o = { leaseTtlSec: 10, coalesceMs: 50, tickMs: 500, retryMs: 2000, now: () => new Date(), ...opts };
+    this.o = { leaseTtlSec: 10, coalesceMs: 50, tickMs: 500, retryMs: 2000, pollMs: 2000, now: () => new Date(), ...opts };
     const { client, keys, service } = this.o;
     const changed = () => this.schedule(this.o.coalesceMs);
     const problem = (msg: string, e: unknown) => this.emit('problem', msg, e);
@@ -196,6 +203,7 @@ export class PresenceSyncer extends EventEmitter<SyncerEvents> {
     const settled = !failed && observed.every((o) => o.state === want.get(o.unit));
     if (failed) this.schedule(this.o.retryMs);
     else if (!settled) this.schedule(this.o.tickMs);
+    else this.schedule(this.o.pollMs);
     this.lastProblem = undefined;
     this.emit('pass', { desired, observed, written, settled });
   }

@@ -146,6 +146,7 @@ function runtimeCommand(socket: string, cmd: string): Promise<string> {
 }
 
 export interface TestBackend {
+  host: string;
   port: number;
   /** requests served (not counting /healthz) */
   hits: number;
@@ -154,13 +155,15 @@ export interface TestBackend {
 }
 
 /**
- * A small HTTP backend on 127.0.0.1: `/healthz` answers 200 (or 503 when
- * !healthy), `/slow?ms=N` answers after N ms, anything else answers with
- * its name at once.
+ * A small HTTP backend: `/healthz` answers 200 (or 503 when !healthy),
+ * `/slow?ms=N` answers after N ms, anything else answers with its name at
+ * once. Any 127.x.y.z address works on Linux loopback, so several backends
+ * can share one port on different addresses (as instances on different
+ * machines share the service's port).
  */
-export async function startBackend(name: string): Promise<TestBackend> {
-  const port = await freePort();
-  const b: TestBackend = { port, hits: 0, healthy: true, close: async () => undefined };
+export async function startBackend(name: string, host = '127.0.0.1', port?: number): Promise<TestBackend> {
+  port ??= await freePort();
+  const b: TestBackend = { host, port, hits: 0, healthy: true, close: async () => undefined };
   const server: Server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
     if (url.pathname === '/healthz') {
@@ -173,7 +176,7 @@ export async function startBackend(name: string): Promise<TestBackend> {
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => resolve());
+    server.listen(port, host, () => resolve());
   });
   b.close = () =>
     new Promise<void>((resolve) => {
