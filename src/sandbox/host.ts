@@ -35,6 +35,11 @@ export interface HostSpec {
   keep?: string[];
   /** Units to start at boot (linked into multi-user.target.wants). */
   enable?: string[];
+  /**
+   * Machine paths to bind read-only at the same place inside the host: the
+   * overlay shows only the root filesystem, not what is mounted below it.
+   */
+  bindReadOnly?: string[];
   /** Keep an existing upper layer (a "reboot" after poweroff) instead of starting fresh. */
   reuseState?: boolean;
   /** Wait for systemd to finish booting before returning (default true). */
@@ -276,6 +281,10 @@ export function recordedMachineId(stateDir: string): string | undefined {
 function nspawnArgs(spec: HostSpec, merged: string): string[] {
   const args = ['-D', merged, '--boot', '-M', spec.name, '--register=no', '--keep-unit', '--console=read-only'];
   args.push(spec.bridge ? `--network-bridge=${spec.bridge.name}` : '--private-network');
+  for (const path of spec.bindReadOnly ?? []) {
+    if (!isAbsolute(path) || path.includes(':')) throw invalidError(`cannot bind ${JSON.stringify(path)} into a host`, 'absolute paths without ":"');
+    args.push(`--bind-ro=${path}`);
+  }
   return args;
 }
 

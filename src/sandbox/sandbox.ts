@@ -5,7 +5,7 @@
  * in stateDir/state.json first, so `down` can remove it even after a crash,
  * and `up` repairs what is missing instead of starting over.
  */
-import { existsSync, mkdirSync, readdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { conflictError, usageError } from '../errors/errors.js';
 import { AGENT_UNIT, agentUnit } from './agent-unit.js';
@@ -63,9 +63,10 @@ function planState(o: SandboxOptions, prev: SandboxState | undefined): SandboxSt
   const bridge = o.bridge ?? prev?.bridge.name ?? DEFAULTS.bridge;
   const port = o.etcdPort ?? (prev ? Number(new URL(prev.etcd.endpoints[0]!).port) : DEFAULTS.etcdPort);
   const cidr = `${subnet}.1/24`;
-  if (prev && (prev.bridge.name !== bridge || prev.bridge.cidr !== cidr)) {
+  const endpoint = `http://${subnet}.1:${port}`;
+  if (prev && (prev.bridge.name !== bridge || prev.bridge.cidr !== cidr || prev.etcd.endpoints[0] !== endpoint)) {
     throw conflictError(
-      `the sandbox at ${o.stateDir} uses bridge ${prev.bridge.name} ${prev.bridge.cidr}, not ${bridge} ${cidr}`,
+      `the sandbox at ${o.stateDir} uses bridge ${prev.bridge.name} ${prev.bridge.cidr} and etcd ${prev.etcd.endpoints[0]}, not ${bridge} ${cidr} ${endpoint}`,
       'run `fleetx sandbox down` first to change its network',
     );
   }
@@ -87,7 +88,7 @@ function planState(o: SandboxOptions, prev: SandboxState | undefined): SandboxSt
     bridge: { name: bridge, cidr },
     etcd: {
       pid: prev?.etcd.pid,
-      endpoints: [`http://${subnet}.1:${port}`],
+      endpoints: [endpoint],
       peerUrl: `http://${subnet}.1:${port + 1}`,
       dataDir: paths.etcdData,
       logFile: paths.etcdLog,
@@ -107,6 +108,7 @@ function validate(o: SandboxOptions): void {
   if (!isAbsolute(o.stateDir) || o.stateDir.split('/').filter(Boolean).length < 2) {
     throw usageError(`the sandbox state dir must be an absolute path below a top-level directory: ${o.stateDir}`);
   }
+  if (!existsSync(join(o.repoRoot, 'package.json'))) throw usageError(`not a fleetx checkout (no package.json): ${o.repoRoot}`);
   if (o.subnet !== undefined && !/^\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(o.subnet)) throw usageError(`subnet must be three octets like 10.213.0, got ${o.subnet}`);
 }
 
@@ -140,7 +142,13 @@ async function ensureHost(state: SandboxState, entry: SandboxHostEntry, agent: b
     files,
     enable: agent ? [AGENT_UNIT] : [],
     reuseState: true,
+    bindReadOnly: onRootFs(state.repoRoot) ? [] : [state.repoRoot],
   });
+}
+
+/** Whether the overlay of / shows `path` (it does not see other filesystems mounted below /). */
+function onRootFs(path: string): boolean {
+  return statSync(path).dev === statSync('/').dev;
 }
 
 /**
