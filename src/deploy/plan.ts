@@ -147,6 +147,7 @@ export function deployWrites(input: DeployInput, plan: DeployPlan, ctx: ApplyCon
     serviceRecord: { ...spec, revision: plan.toRevision, updatedAt: ctx.now },
     units,
     rollout,
+    ...(plan.templateChanged && tpl && tpl.value.hash !== body.hash ? { released: [tpl.value.hash] } : {}),
   };
 }
 

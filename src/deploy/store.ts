@@ -13,6 +13,7 @@ import type { Etcd3 } from 'etcd3';
 import { conflictError, FleetxError, notFoundError } from '../errors/errors.js';
 import { decode, decodeKv, encode } from '../registry/codec.js';
 import { toFleetxError, type ErrorContext } from '../registry/errors.js';
+import { collectBodies } from '../registry/gc.js';
 import type { Keyspace } from '../registry/keys.js';
 import type { UnitRecord } from '../registry/records.js';
 import type { RolloutControl, RolloutRecord } from '../rollout/types.js';
@@ -29,6 +30,8 @@ export interface DeployWrite {
   /** units to put, each with the mod revision it was read at ('0' = must not exist) */
   units: Array<{ record: UnitRecord; readAt: string }>;
   rollout?: RolloutRecord;
+  /** bodies the write stops referencing: collected afterwards if nothing else uses them */
+  released?: string[];
 }
 
 export interface Versioned<T> {
@@ -160,7 +163,10 @@ export class DeployStore {
       let txn = this.client.if(cmps[0]![0], cmps[0]![1], '==', cmps[0]![2]);
       for (const [k, t, v] of cmps.slice(1)) txn = txn.and(k, t, '==', v);
       const res = await txn.then(...puts.map(([k, v]) => this.client.put(k).value(v))).commit();
-      if (res.succeeded) return;
+      if (res.succeeded) {
+        if (w.released?.length) await collectBodies(this.client, this.keys, w.released);
+        return;
+      }
       if (svc !== undefined) {
         const holder = await this.getJson<RolloutRecord>(this.keys.rollout(svc));
         if (holder) throw lockError(holder);
