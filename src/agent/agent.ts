@@ -229,7 +229,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     try {
       const records = this.schedule.snapshot();
       await this.bodies.fetch(records.filter((r) => r.targetState !== 'inactive').map((r) => r.hash));
-      const desired = desiredFrom(records, this.bodies);
+      const desired = desiredFrom(records, (h) => this.bodies.get(h));
       const scheduled = [...desired.values()].filter((d) => d.targetState !== 'inactive').map((d) => d.name);
       const { current, foreign } = await readCurrent(this.o.systemd, scheduled, (t) => this.bodies.hashOfText(t), this.o.runtimeDir ?? RUNTIME_DIR);
       for (const name of foreign) {

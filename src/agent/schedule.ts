@@ -214,11 +214,11 @@ export function hasInstallSection(text: string, source = 'unit'): boolean {
   }
 }
 
-/** desired(): the schedule records joined with their bodies. */
-export function desiredFrom(records: readonly ScheduleRecord[], bodies: BodyCache): Map<string, DesiredUnit> {
+/** desired(): the schedule records joined with their bodies (pure; `bodyOf` is the cache lookup). */
+export function desiredFrom(records: readonly ScheduleRecord[], bodyOf: (hash: string) => { hasInstall: boolean } | undefined): Map<string, DesiredUnit> {
   const out = new Map<string, DesiredUnit>();
   for (const r of records) {
-    const body = bodies.get(r.hash);
+    const body = bodyOf(r.hash);
     out.set(r.name, { name: r.name, hash: r.hash, targetState: r.targetState, hasInstall: body?.hasInstall ?? false, available: body !== undefined });
   }
   return out;
