@@ -3,11 +3,13 @@
  * command): remember what was last applied per instance and call only when
  * that differs. The first apply() after start pushes every instance once,
  * because what the LB holds is unknown then. A failed call keeps the last
- * known state (or 'unknown') and is retried on the next apply().
+ * known state (or 'unknown') and is retried on the next apply(); a
+ * FleetxError 'usage' from send() (bad config) is thrown from apply().
  *
  * No session counts: after a successful 'out' call the instance is reported
  * 'out' at once; the rollout's drainTimeout is what waits for open requests.
  */
+import { isFleetxError } from '../../errors/errors.js';
 import type { Desired, Observed, PresenceDriver, PresenceState } from '../types.js';
 
 /** What webhook and command receive for one instance. */
@@ -46,6 +48,7 @@ export abstract class ChangeDriver implements PresenceDriver {
           await this.send(change);
           this.applied.set(d.unit, { state: d.want, address: change.address, port: d.port });
         } catch (e) {
+          if (isFleetxError(e) && e.kind === 'usage') throw e; // config, not this instance
           out.push({ unit: d.unit, state: last?.state ?? 'unknown', ...(last?.address ? { address: last.address } : {}), error: message(e) });
           continue;
         }
