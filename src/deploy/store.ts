@@ -162,7 +162,9 @@ export class DeployStore {
 
       let txn = this.client.if(cmps[0]![0], cmps[0]![1], '==', cmps[0]![2]);
       for (const [k, t, v] of cmps.slice(1)) txn = txn.and(k, t, '==', v);
-      const res = await txn.then(...puts.map(([k, v]) => this.client.put(k).value(v))).commit();
+      // A control record left from an earlier rollout must not steer the new one.
+      const clear = w.rollout ? [this.client.delete().key(this.keys.rolloutControl(w.rollout.service))] : [];
+      const res = await txn.then(...puts.map(([k, v]) => this.client.put(k).value(v)), ...clear).commit();
       if (res.succeeded) {
         if (w.released?.length) await collectBodies(this.client, this.keys, w.released);
         return;

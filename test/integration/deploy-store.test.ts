@@ -84,6 +84,13 @@ describe('DeployStore', () => {
     expect(await client.get(keys.body('gone')).string()).toBeNull();
   });
 
+  it('a new rollout clears a control record left from an earlier one', async () => {
+    const { store, keys } = fresh();
+    await client.put(keys.rolloutControl('app')).value(JSON.stringify({ command: 'abort', by: 'u', at: '' }));
+    await store.createRollout(rollout('r1'));
+    expect(await client.get(keys.rolloutControl('app')).string()).toBeNull();
+  });
+
   it('control records need a running rollout', async () => {
     const { store, keys } = fresh();
     await expect(store.writeControl('app', { command: 'pause', by: 'u', at: '' })).rejects.toMatchObject({ kind: 'not-found' });
