@@ -10,6 +10,7 @@ import { processIo, type Io } from './io.js';
 import { registerUnitCommands } from './program/units.js';
 import { registerToolCommands } from './program/tools.js';
 import { registerClusterCommands } from './program/cluster.js';
+import { registerPresenceCommands } from './program/presence.js';
 import { registerRolloutCommands } from './program/rollouts.js';
 
 export const VERSION = '0.1.0';
@@ -41,6 +42,7 @@ export function buildProgram(io: Io): Command {
   registerToolCommands(program, io);
   registerUnitCommands(program, io);
   registerClusterCommands(program, io);
+  registerPresenceCommands(program, io);
   registerRolloutCommands(program, io);
   return program;
 }

@@ -1,0 +1,70 @@
+/**
+ * `fleetx presence` as the CLI runs it (in-process, ended by an AbortSignal
+ * instead of SIGTERM) against a real etcd, with the etcd driver.
+ */
+import type { Etcd3 } from 'etcd3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bufferIo } from '../../src/cli/io.js';
+import { runCommand } from '../../src/cli/main.js';
+import { presenceCommand } from '../../src/cli/commands/presence.js';
+import { connect } from '../../src/registry/client.js';
+import { resolveConnection } from '../../src/registry/connection.js';
+import { keyspace } from '../../src/registry/keys.js';
+import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
+
+const keys = keyspace('/fx');
+let etcd: EtcdServer;
+let client: Etcd3;
+
+beforeAll(async () => {
+  etcd = await startEtcd();
+  client = connect(resolveConnection({ endpoint: etcd.endpoints[0] }, {}));
+  const now = new Date().toISOString();
+  const put = (k: string, v: unknown) => client.put(k).value(JSON.stringify(v)).exec();
+  await put(keys.service('web'), {
+    name: 'web', template: 'web@.service', values: {}, instances: 1,
+    health: { type: 'none', intervalMs: 1000, timeoutMs: 1000, threshold: 1, failureThreshold: 1 },
+    presence: { driver: 'etcd', port: 80, etcdPrefix: '/lb/web', drainTimeoutMs: 1000 },
+    rollout: { maxUnavailable: 1, surge: 0, minHealthyMs: 0, deadlineMs: 1000, autoRevert: false },
+    revision: 1, updatedAt: now,
+  });
+  await put(keys.machine('m1'), { id: 'm1', ip: '10.1.0.1', metadata: {}, version: 't', startedAt: now });
+  await put(keys.health('m1', 'web@a.service'), { unit: 'web@a.service', machine: 'm1', hash: 'h', status: 'healthy', since: now, checkedAt: now, consecutive: 1 });
+});
+
+afterAll(async () => {
+  client?.close();
+  await etcd?.stop();
+});
+
+async function waitFor(what: string, fn: () => Promise<boolean>, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await fn())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('fleetx presence', () => {
+  it('runs until stopped: drives the LB, reports statuses, logs JSON to stderr, and its statuses vanish on exit', async () => {
+    const io = bufferIo({});
+    const ac = new AbortController();
+    const done = presenceCommand({ endpoint: etcd.endpoints[0], etcdKeyPrefix: '/fx', service: 'web', ttl: 5, signal: ac.signal }, io);
+    await waitFor('lb key', async () => (await client.get('/lb/web/web@a.service').string()) === '10.1.0.1:80');
+    const statusKey = keys.presenceStatus('web', 'web@a.service');
+    await waitFor('status in', async () => JSON.parse((await client.get(statusKey).string()) ?? '{}').state === 'in');
+    ac.abort();
+    await done;
+    expect(await client.get(statusKey).string()).toBeNull();
+    const logs = io.err.map((l) => JSON.parse(l) as { msg: string; svc: string; service: string });
+    expect(logs.every((l) => l.svc === 'fleetx-presence' && l.service === 'web')).toBe(true);
+    expect(logs.map((l) => l.msg)).toEqual(expect.arrayContaining(['presence syncer starting', 'web@a.service in', 'presence syncer stopped']));
+    expect(io.out).toEqual([]);
+  });
+
+  it('without --service it is a usage error', async () => {
+    const io = bufferIo({});
+    expect(await runCommand(['presence'], io)).toBe(2);
+    expect(io.err.join('\n')).toMatch(/--service/);
+  });
+});
