@@ -38,6 +38,8 @@ export class StateReporter {
   private timer?: NodeJS.Timeout;
   private flushing?: Promise<void>;
   private closed = false;
+  /** set after a failed write, cleared by a successful one: errors are reported once per outage */
+  private failing = false;
 
   constructor(private readonly o: ReporterOptions) {}
 
@@ -122,30 +124,36 @@ export class StateReporter {
   private async writeDirty(): Promise<void> {
     const names = [...this.dirty].sort();
     this.dirty.clear();
-    let failed = false;
-    for (const name of names) {
-      const key = this.o.keys.state(this.o.machineId, name);
-      const e = this.units.get(name);
+    for (const [i, name] of names.entries()) {
       try {
-        if (!e) {
-          await this.o.sink.delete(key);
-          this.written.delete(name);
-          continue;
-        }
-        if (!e.status) continue; // no status yet: written when systemd reports one
-        const rec = this.record(name, e.hash, e.status);
-        const { updatedAt: _omit, ...stable } = rec;
-        const sig = JSON.stringify(stable);
-        if (this.written.get(name) === sig) continue;
-        await this.o.sink.put(key, JSON.stringify(rec));
-        this.written.set(name, sig);
+        await this.writeOne(name);
+        this.failing = false;
       } catch (err) {
-        failed = true;
-        this.dirty.add(name);
-        this.o.onError?.(`reporting state of ${name} failed`, err);
+        // etcd is likely away: keep this and the rest pending and retry them later
+        for (const n of names.slice(i)) this.dirty.add(n);
+        if (!this.failing) this.o.onError?.(`reporting state of ${name} failed; retrying until it works`, err);
+        this.failing = true;
+        this.schedule(this.o.retryMs ?? 1000);
+        return;
       }
     }
-    if (failed) this.schedule(this.o.retryMs ?? 1000);
+  }
+
+  private async writeOne(name: string): Promise<void> {
+    const key = this.o.keys.state(this.o.machineId, name);
+    const e = this.units.get(name);
+    if (!e) {
+      await this.o.sink.delete(key);
+      this.written.delete(name);
+      return;
+    }
+    if (!e.status) return; // no status yet: written when systemd reports one
+    const rec = this.record(name, e.hash, e.status);
+    const { updatedAt: _omit, ...stable } = rec;
+    const sig = JSON.stringify(stable);
+    if (this.written.get(name) === sig) return;
+    await this.o.sink.put(key, JSON.stringify(rec));
+    this.written.set(name, sig);
   }
 
   private record(name: string, hash: string, s: UnitStatus): UnitStateRecord {

@@ -36,7 +36,7 @@ export interface ScheduleEvents {
 
 export class ScheduleSource {
   private records = new Map<string, ScheduleRecord>();
-  private relist?: () => void;
+  private relist?: (why: 'resync') => void;
   private synced = false;
   private live = false;
 
@@ -65,7 +65,7 @@ export class ScheduleSource {
 
   /** Ends the current watch and lists again. */
   resync(): void {
-    this.relist?.();
+    this.relist?.('resync');
   }
 
   /** Runs until stopper stops. */
@@ -100,9 +100,13 @@ export class ScheduleSource {
     const w = this.client.watch().prefix(prefix).startRevision(revision).watcher();
     let offStop = () => {};
     let done = false;
+    let why = 'other' as 'resync' | 'other';
     try {
       await new Promise<void>((resolve) => {
-        this.relist = resolve;
+        this.relist = (r) => {
+          why = r;
+          resolve();
+        };
         offStop = stop.onStop(resolve);
         // etcd3 re-opens a broken watch stream with a backoff of up to 30 s.
         // While cut off, probe etcd with a cheap read; once it answers, list
@@ -135,7 +139,8 @@ export class ScheduleSource {
     } finally {
       done = true;
       offStop();
-      this.setLive(false);
+      // a resync re-lists a watch that was current: stay live (no flapping, passes go on)
+      if (why !== 'resync') this.setLive(false);
       this.relist = undefined;
       // cancel() waits for etcd's answer and can hang while the stream reconnects
       await Promise.race([w.cancel().catch(() => undefined), sleep(1000)]);
