@@ -14,6 +14,7 @@ import { Agent } from '../../agent/agent.js';
 import { describeTask } from '../../agent/plan.js';
 import { resolveIdentity } from '../../agent/identity.js';
 import { usageError } from '../../errors/errors.js';
+import { RolloutController } from '../../controller/controller.js';
 import { Engine } from '../../engine/engine.js';
 import { connect } from '../../registry/client.js';
 import { checkConnectionFiles } from '../../registry/connection.js';
@@ -83,12 +84,18 @@ export async function agentCommand(opts: AgentCommandOptions, io: Io): Promise<v
       engine.on('warning', (err) => log.warn({ err }, 'engine warning'));
       engine.on('pass', (p) => p.ops.length > 0 && log.info({ ops: p.ops.length, revision: p.revision }, 'engine pass'));
     }
+    // rollouts are carried forward by the engine leader, with the same client and keys
+    const rollouts = engine && new RolloutController({ client, keys, engine, connection });
+    rollouts?.on('warning', (err) => log.warn({ err }, 'rollout controller warning'));
+    rollouts?.on('step', (s) => log.info({ service: s.service, rollout: s.id, state: s.state, actions: s.actions.map((a) => a.reason) }, 'rollout step'));
 
     log.info({ machine: identity.id, ip: identity.ip, metadata: identity.metadata, endpoints: connection.endpoints, prefix: connection.prefix }, 'agent starting');
     agent.start();
     engine?.start();
+    rollouts?.start();
     await waitForSignal(opts.signal, log);
     log.info({ purge: Boolean(opts.purgeOnExit) }, 'agent stopping');
+    await rollouts?.stop();
     await engine?.stop();
     await agent.stop({ purge: opts.purgeOnExit });
     log.info('agent stopped');

@@ -1,0 +1,337 @@
+/**
+ * The rollout controller: the thin loop that carries rollouts forward. It
+ * runs beside the engine and works only while the engine leads:
+ *
+ *   engine ──elected(fence)──► session: watches + tick ──coalesced triggers──►
+ *     pass = read rollouts ─► read instances ─► nextSteps (pure) ─► planWrites (pure) ─► commit (fenced)
+ *
+ * Nothing lives in memory across passes: a new leader (or a restarted one)
+ * continues from etcd. A failed write is retried by a later pass; a lost
+ * fence ends the session until the engine is elected again.
+ */
+import { EventEmitter } from 'node:events';
+import type { Etcd3 } from 'etcd3';
+import { FleetxError, isFleetxError } from '../errors/errors.js';
+import { isFencedOut, type Fence } from '../engine/fence.js';
+import { PassRunner, type PassOutcome } from '../engine/runner.js';
+import { PrefixWatches } from '../engine/watches.js';
+import { toFleetxError, type ErrorContext } from '../registry/errors.js';
+import { keyspace, type Keyspace } from '../registry/keys.js';
+import { nextSteps } from '../rollout/plan.js';
+import type { RolloutAction, RolloutRecord } from '../rollout/types.js';
+import { ControllerStore, rolloutControls } from './store.js';
+import { buildView, Decoder, type Reports, type RolloutDetails, type RolloutEntry } from './view.js';
+import { planWrites, type WriteOp } from './writes.js';
+
+export type ControllerState = 'stopped' | 'standby' | 'active';
+
+/** What the controller needs of the engine: its term and when it starts and ends. */
+export interface LeaderEvents {
+  elected: [fence: Fence];
+  deposed: [fence: Fence, reason: string];
+}
+export interface LeaderSource {
+  readonly fence: Fence | undefined;
+  on(event: 'elected', listener: (...args: LeaderEvents['elected']) => void): unknown;
+  on(event: 'deposed', listener: (...args: LeaderEvents['deposed']) => void): unknown;
+  off(event: 'elected', listener: (...args: LeaderEvents['elected']) => void): unknown;
+  off(event: 'deposed', listener: (...args: LeaderEvents['deposed']) => void): unknown;
+}
+
+/** What one pass did to one rollout. */
+export interface StepReport {
+  service: string;
+  id: string;
+  /** the record's state after the step */
+  state: RolloutRecord['state'];
+  actions: RolloutAction[];
+  writes: WriteOp[];
+  transactions: number;
+  /** actions that had nothing to act on (e.g. a unit destroyed meanwhile) */
+  skipped: string[];
+  finished: boolean;
+}
+
+export interface ControllerPassReport {
+  triggers: string[];
+  /** rollout records seen */
+  rollouts: number;
+  steps: StepReport[];
+  /** etcd requests the pass made */
+  requests: number;
+  durationMs: number;
+  /** records that could not be decoded and were ignored */
+  problems: string[];
+  /** rollouts whose write found a record changed since the read; retried by the next pass */
+  conflicts: string[];
+}
+
+export interface ControllerEvents {
+  state: [state: ControllerState];
+  pass: [report: ControllerPassReport];
+  step: [step: StepReport];
+  finished: [record: RolloutRecord];
+  /** something failed and will be retried; never fatal */
+  warning: [error: FleetxError];
+}
+
+export interface ControllerOptions {
+  client: Etcd3;
+  keys?: Keyspace;
+  /** the engine (or anything with its elected/deposed events and current fence) */
+  engine: LeaderSource;
+  /** ms since the epoch (default Date.now) */
+  now?: () => number;
+  /** pass interval while a rollout runs, for time-based conditions, ms (default 250) */
+  tickMs?: number;
+  /** coalescing window for watch events, ms (default 40) */
+  debounceMs?: number;
+  /** pause before retrying a failed pass, ms (default 500) */
+  retryMs?: number;
+  /** deadline of each etcd call, ms (default 5 000) */
+  callTimeoutMs?: number;
+  /** the connection, so etcd errors read like the CLI's */
+  connection?: ErrorContext;
+}
+
+export class RolloutController extends EventEmitter<ControllerEvents> {
+  private readonly keys: Keyspace;
+  private readonly store: ControllerStore;
+  private readonly now: () => number;
+  private session: Session | undefined;
+  private transitions: Promise<void> = Promise.resolve();
+  private current: ControllerState = 'stopped';
+  private readonly onElected = (fence: Fence) => this.transition(() => this.begin(fence));
+  private readonly onDeposed = (fence: Fence) =>
+    this.transition(async () => {
+      if (this.session?.fence === fence) await this.end();
+    });
+
+  constructor(private readonly opts: ControllerOptions) {
+    super();
+    this.keys = opts.keys ?? keyspace();
+    const ctx = opts.connection;
+    this.store = new ControllerStore(opts.client, this.keys, opts.callTimeoutMs, ctx && ((e) => toFleetxError(e, ctx)));
+    this.now = opts.now ?? Date.now;
+  }
+
+  get state(): ControllerState {
+    return this.current;
+  }
+
+  /** etcd requests made by passes so far */
+  get requests(): number {
+    return this.store.requests;
+  }
+
+  /** Follows the engine's leadership; starts a session at once if it already leads. */
+  start(): void {
+    if (this.current !== 'stopped') return;
+    this.setState('standby');
+    this.opts.engine.on('elected', this.onElected);
+    this.opts.engine.on('deposed', this.onDeposed);
+    const fence = this.opts.engine.fence;
+    if (fence !== undefined) this.transition(() => this.begin(fence));
+  }
+
+  /** Stops following the engine and waits for a running pass to end. */
+  async stop(): Promise<void> {
+    this.opts.engine.off('elected', this.onElected);
+    this.opts.engine.off('deposed', this.onDeposed);
+    this.transition(() => this.end());
+    await this.transitions;
+    this.setState('stopped');
+  }
+
+  /** One pass with `fence` now. Exposed for tests and tools; throws FencedOutError or 'unavailable'. */
+  async passOnce(fence: Fence, triggers: string[] = ['manual']): Promise<ControllerPassReport> {
+    const t0 = Date.now();
+    const before = this.store.requests;
+    const decoder = new Decoder();
+    const raw = await this.store.readRollouts(fence);
+    const entries = decoder.rollouts(raw.rollouts, raw.controls);
+    const steps: StepReport[] = [];
+    const conflicts: string[] = [];
+    if (entries.length > 0) {
+      const read = await this.store.readDetails(fence, entries);
+      const reports = decoder.reports(read.states, read.healths);
+      const now = this.now();
+      for (const [i, entry] of entries.entries()) {
+        const details = decoder.details(read.details[i]!, this.keys.presenceHolds(entry.service));
+        try {
+          const s = await this.step(fence, entry, details, reports, now);
+          if (s !== undefined) steps.push(s);
+        } catch (e) {
+          if (isFencedOut(e) || !isFleetxError(e) || e.kind !== 'conflict') throw e;
+          conflicts.push(`${entry.service}: ${e.message}`); // other rollouts still move; this one is retried
+        }
+      }
+    }
+    for (const p of decoder.problems) this.emit('warning', new FleetxError('internal', `rollout controller: ${p}`));
+    const report: ControllerPassReport = {
+      triggers,
+      rollouts: entries.length,
+      steps,
+      requests: this.store.requests - before,
+      durationMs: Date.now() - t0,
+      problems: decoder.problems,
+      conflicts,
+    };
+    return report;
+  }
+
+  private async step(fence: Fence, entry: RolloutEntry, details: RolloutDetails, reports: Reports, now: number): Promise<StepReport | undefined> {
+    const view = buildView(entry, details, reports, now);
+    const step = nextSteps(view);
+    if (step.changed === false && step.actions.length === 0) return undefined;
+    const plan = planWrites({ keys: this.keys, entry, details, view, step, now: new Date(now).toISOString() });
+    await this.store.commit(fence, this.keys.rollout(entry.service), entry.rollout.modRevision, plan.batches);
+    const report: StepReport = {
+      service: entry.service,
+      id: step.rollout.id,
+      state: step.rollout.state,
+      actions: step.actions,
+      writes: plan.batches.flatMap((b) => b.ops),
+      transactions: plan.batches.length,
+      skipped: plan.skipped,
+      finished: plan.finished !== undefined,
+    };
+    this.emit('step', report);
+    if (plan.finished !== undefined) this.emit('finished', plan.finished);
+    return report;
+  }
+
+  /** @internal one pass of a session, never throwing */
+  async runPass(session: Session, triggers: string[]): Promise<PassOutcome> {
+    try {
+      const report = await this.passOnce(session.fence, triggers);
+      this.emit('pass', report);
+      for (const c of report.conflicts) this.emit('warning', new FleetxError('conflict', `rollout controller: ${c}`, { retryable: true }));
+      session.after(report.rollouts - report.steps.filter((s) => s.finished).length > 0);
+      return report.conflicts.length > 0 ? 'retry' : 'ok';
+    } catch (e) {
+      if (isFencedOut(e)) {
+        this.emit('warning', e);
+        return 'stop';
+      }
+      const err = isFleetxError(e) ? e : new FleetxError('internal', `rollout controller pass failed: ${String(e)}`, { cause: e });
+      this.emit('warning', err);
+      session.after(true);
+      return 'retry';
+    }
+  }
+
+  /** @internal */
+  get settings() {
+    return {
+      client: this.opts.client,
+      prefixes: [this.keys.rollouts(), rolloutControls(this.keys)],
+      // what instances report; watched only while a rollout exists
+      detailPrefixes: [
+        this.keys.units(),
+        this.keys.states(),
+        this.keys.healths(),
+        this.keys.presenceStatuses('').slice(0, -1),
+        this.keys.presenceHolds('').slice(0, -1),
+      ],
+      debounceMs: this.opts.debounceMs ?? 40,
+      tickMs: this.opts.tickMs ?? 250,
+      retryMs: this.opts.retryMs ?? 500,
+    };
+  }
+
+  private async begin(fence: Fence): Promise<void> {
+    await this.end();
+    if (this.current === 'stopped' || this.opts.engine.fence !== fence) return;
+    this.session = new Session(this, fence);
+    this.session.start();
+    this.setState('active');
+  }
+
+  private async end(): Promise<void> {
+    const s = this.session;
+    this.session = undefined;
+    await s?.stop();
+    if (this.current === 'active') this.setState('standby');
+  }
+
+  private transition(step: () => Promise<void>): void {
+    this.transitions = this.transitions.then(step).catch((e: unknown) => {
+      this.emit('warning', new FleetxError('internal', `rollout controller transition failed: ${String(e)}`, { cause: e }));
+    });
+  }
+
+  private setState(s: ControllerState): void {
+    if (this.current === s) return;
+    this.current = s;
+    this.emit('state', s);
+  }
+}
+
+/**
+ * One leadership term: watches on rollouts and control commands always,
+ * watches on what instances report only while some rollout exists, and a
+ * tick while one runs (minimum healthy time, deadlines and drain timeouts
+ * pass without any event).
+ */
+class Session {
+  private readonly runner: PassRunner;
+  private readonly watches: PrefixWatches;
+  private detail: PrefixWatches | undefined;
+  private tick: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly controller: RolloutController,
+    readonly fence: Fence,
+  ) {
+    const s = controller.settings;
+    this.runner = new PassRunner((reasons) => controller.runPass(this, reasons), s.debounceMs, s.retryMs);
+    this.watches = this.watch(s.prefixes);
+  }
+
+  start(): void {
+    // watch first, then list: a change between the two still triggers a pass
+    void this.watches.start().then(() => this.runner.kick('elected', 0));
+  }
+
+  /** After a pass: whether some rollout still runs (then instance watches and the tick are needed). */
+  after(running: boolean): void {
+    if (this.stopped) return;
+    if (!running) {
+      const d = this.detail;
+      this.detail = undefined;
+      void d?.stop();
+      return;
+    }
+    if (this.detail === undefined) {
+      this.detail = this.watch(this.controller.settings.detailPrefixes);
+      void this.detail.start().then(() => this.runner.kick('instance watches opened', 0));
+    }
+    if (this.tick === undefined) {
+      this.tick = setTimeout(() => {
+        this.tick = undefined;
+        this.runner.kick('tick', 0);
+      }, this.controller.settings.tickMs);
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.tick !== undefined) clearTimeout(this.tick);
+    this.tick = undefined;
+    await Promise.all([this.watches.stop(), this.detail?.stop()]);
+    await this.runner.stop();
+  }
+
+  private watch(prefixes: string[]): PrefixWatches {
+    const s = this.controller.settings;
+    return new PrefixWatches(
+      s.client,
+      prefixes,
+      (why) => this.runner.kick(why),
+      (why, e) => this.controller.emit('warning', new FleetxError('unavailable', `rollout controller: ${why}`, { cause: e })),
+      s.retryMs,
+    );
+  }
+}

@@ -1,0 +1,145 @@
+/**
+ * The controller's etcd adapter. Every call is one fenced transaction (the
+ * leader key's value and create revision, as src/engine/fence.ts), so a
+ * deposed leader neither acts on what it read nor writes:
+ *   readRollouts  1 request: rollout records and control commands
+ *   readDetails   1 request per 15 rollouts: their instances' unit records,
+ *                 template, presence status, holds, revision and service,
+ *                 plus every state and health record (one range each)
+ *   commit        1 request per batch of a WritePlan (usually one)
+ * It counts its requests so a pass can report what it cost etcd.
+ *
+ * Errors: FencedOutError when the fence no longer holds; FleetxError
+ * 'conflict' (retryable) when a guarded key changed since it was read;
+ * otherwise what `convert` makes of etcd3's error (the registry's
+ * toFleetxError), by default 'unavailable'.
+ */
+import type { Etcd3, IKeyValue, IRequestOp, ITxnResponse } from 'etcd3';
+import { FleetxError, isFleetxError, unavailableError } from '../errors/errors.js';
+import { FencedOutError, fenced, type Fence } from '../engine/fence.js';
+import { prefixEnd } from '../registry/codec.js';
+import type { Keyspace } from '../registry/keys.js';
+import type { Batch } from './writes.js';
+import { commonPrefix, type RawDetails, type RawKV, type RolloutEntry } from './view.js';
+
+/** Rollouts read together in one detail transaction (6 ranges each, 2 shared). */
+const ROLLOUTS_PER_READ = 15;
+
+export class ControllerStore {
+  /** etcd requests made so far, for cost accounting */
+  requests = 0;
+
+  constructor(
+    private readonly client: Etcd3,
+    private readonly keys: Keyspace,
+    private readonly callTimeoutMs = 5000,
+    private readonly convert?: (e: unknown) => FleetxError,
+  ) {}
+
+  async readRollouts(fence: Fence): Promise<{ rollouts: RawKV[]; controls: RawKV[] }> {
+    const res = await this.txn(fence, [this.range(this.keys.rollouts()), this.range(rolloutControls(this.keys))], 'read rollouts');
+    const [rollouts, controls] = res.responses.map((r) => r.response_range.kvs.map(toRaw));
+    return { rollouts: rollouts ?? [], controls: controls ?? [] };
+  }
+
+  /** Details per rollout (same order as `entries`) and every state and health record. */
+  async readDetails(fence: Fence, entries: RolloutEntry[]): Promise<{ details: RawDetails[]; states: RawKV[]; healths: RawKV[] }> {
+    const out: { details: RawDetails[]; states: RawKV[]; healths: RawKV[] } = { details: [], states: [], healths: [] };
+    for (let i = 0; i < entries.length; i += ROLLOUTS_PER_READ) {
+      const part = entries.slice(i, i + ROLLOUTS_PER_READ);
+      const first = i === 0;
+      const ops: IRequestOp[] = first ? [this.range(this.keys.states()), this.range(this.keys.healths())] : [];
+      for (const e of part) {
+        const r = e.rollout.value;
+        const names = Object.keys(r.instances);
+        ops.push(
+          // an empty instance list must not read every unit
+          names.length > 0 ? this.range(this.keys.unit(commonPrefix(names))) : this.get(this.keys.unit(r.template)),
+          this.get(this.keys.unit(r.template)),
+          this.range(this.keys.presenceStatuses(e.service)),
+          this.range(this.keys.presenceHolds(e.service)),
+          this.get(r.toRevision !== undefined ? this.keys.revision(e.service, r.toRevision) : this.keys.service(e.service)),
+          this.get(this.keys.service(e.service)),
+        );
+      }
+      const res = await this.txn(fence, ops, 'read rollout instances');
+      const kvs = res.responses.map((x) => x.response_range.kvs.map(toRaw));
+      let k = 0;
+      if (first) {
+        out.states = kvs[k++] ?? [];
+        out.healths = kvs[k++] ?? [];
+      }
+      for (const e of part) {
+        const names = new Set(Object.keys(e.rollout.value.instances));
+        const units = (kvs[k++] ?? []).filter((kv) => names.has(kv.key.slice(this.keys.units().length)));
+        const [template, statuses, holds, revision, service] = [kvs[k++]?.[0], kvs[k++] ?? [], kvs[k++] ?? [], kvs[k++]?.[0], kvs[k++]?.[0]];
+        out.details.push({
+          units,
+          ...(template ? { template } : {}),
+          statuses,
+          holds,
+          ...(revision && e.rollout.value.toRevision !== undefined ? { revision } : {}),
+          ...(service ? { service } : {}),
+        });
+      }
+    }
+    return out;
+  }
+
+  /** Writes the batches in order, each a fenced transaction guarded by the rollout key's mod revision. */
+  async commit(fence: Fence, rolloutKey: string, rolloutModRevision: string, batches: Batch[]): Promise<void> {
+    for (const b of batches) {
+      const guards = [{ key: rolloutKey, modRevision: rolloutModRevision }, ...b.guards];
+      const ops = b.ops.map((o): IRequestOp =>
+        o.type === 'put'
+          ? { request_put: { key: Buffer.from(o.key), value: Buffer.from(o.value) } }
+          : { request_delete_range: { key: Buffer.from(o.key) } },
+      );
+      await this.txn(fence, ops, 'write rollout steps', guards);
+    }
+  }
+
+  private range(prefix: string): IRequestOp {
+    return { request_range: { key: Buffer.from(prefix), range_end: prefixEnd(prefix) } };
+  }
+
+  private get(key: string): IRequestOp {
+    return { request_range: { key: Buffer.from(key) } };
+  }
+
+  private async txn(fence: Fence, ops: IRequestOp[], what: string, guards: { key: string; modRevision: string }[] = []): Promise<ITxnResponse> {
+    this.requests++;
+    let res: ITxnResponse;
+    try {
+      let b = fenced(this.client, fence);
+      for (const g of guards) b = b.and(g.key, 'Mod', '==', g.modRevision);
+      res = await b
+        .then(...ops)
+        .else(this.get(fence.key))
+        .options({ deadline: Date.now() + this.callTimeoutMs })
+        .commit();
+    } catch (e) {
+      if (isFleetxError(e)) throw e;
+      if (this.convert !== undefined) throw this.convert(e);
+      throw unavailableError(`rollout controller: cannot ${what} in etcd: ${(e as Error)?.message ?? String(e)}`, e);
+    }
+    if (res.succeeded) return res;
+    // The else branch read the leader key: tell a lost term from a changed record.
+    const leader = res.responses[0]?.response_range.kvs[0];
+    if (leader === undefined || leader.value.toString() !== fence.id || leader.create_revision !== fence.createRevision) {
+      throw new FencedOutError(fence);
+    }
+    throw new FleetxError('conflict', `rollout controller: cannot ${what}: a record changed since it was read; retrying on the next pass`, {
+      retryable: true,
+    });
+  }
+}
+
+/** {p}/rollout-control/ (the keyspace names one service's key only). */
+export function rolloutControls(keys: Keyspace): string {
+  return keys.rolloutControl('');
+}
+
+function toRaw(kv: IKeyValue): RawKV {
+  return { key: kv.key.toString(), value: kv.value.toString(), modRevision: kv.mod_revision };
+}

@@ -1,0 +1,189 @@
+/**
+ * From what one pass read out of etcd to the RolloutView nextSteps() takes
+ * (pure). A record that is not valid JSON is skipped and reported as a
+ * problem: one corrupt key must not stop every rollout.
+ */
+import type { HealthRecord } from '../health/types.js';
+import type { PresenceStatusRecord } from '../presence/types.js';
+import { lastSegment } from '../registry/keys.js';
+import type { UnitRecord, UnitStateRecord } from '../registry/records.js';
+import type { InstanceView, RolloutControl, RolloutRecord, RolloutView } from '../rollout/types.js';
+import type { RevisionRecord, ServiceRecord } from '../service/types.js';
+
+/** A key-value as read, with the mod revision writes compare against. */
+export interface RawKV {
+  key: string;
+  value: string;
+  modRevision: string;
+}
+
+export interface Versioned<T> {
+  value: T;
+  modRevision: string;
+}
+
+/** One rollout lock and its control command. */
+export interface RolloutEntry {
+  service: string;
+  rollout: Versioned<RolloutRecord>;
+  control?: RolloutControl;
+}
+
+/** What the second read of a pass returns for one rollout. */
+export interface RolloutDetails {
+  /** instance unit records, by name (only names in the rollout record) */
+  units: Map<string, Versioned<UnitRecord>>;
+  template?: Versioned<UnitRecord>;
+  statuses: Map<string, PresenceStatusRecord>;
+  holds: Set<string>;
+  revision?: Versioned<RevisionRecord>;
+  service?: Versioned<ServiceRecord>;
+}
+
+/** The second read of a pass for one rollout, undecoded. */
+export interface RawDetails {
+  units: RawKV[];
+  template?: RawKV;
+  statuses: RawKV[];
+  holds: RawKV[];
+  revision?: RawKV;
+  service?: RawKV;
+}
+
+/** States and health of every unit, by unit name: shared by all rollouts of a pass. */
+export interface Reports {
+  states: Map<string, UnitStateRecord[]>;
+  health: Map<string, HealthRecord[]>;
+}
+
+export class Decoder {
+  readonly problems: string[] = [];
+
+  json<T>(kv: RawKV): T | undefined {
+    try {
+      return JSON.parse(kv.value) as T;
+    } catch {
+      this.problems.push(`corrupt record at ${kv.key} (not JSON); ignored`);
+      return undefined;
+    }
+  }
+
+  versioned<T>(kv: RawKV | undefined): Versioned<T> | undefined {
+    if (kv === undefined) return undefined;
+    const value = this.json<T>(kv);
+    return value === undefined ? undefined : { value, modRevision: kv.modRevision };
+  }
+
+  /** Rollout records and control commands, keyed by service (the last key segment). */
+  rollouts(rollouts: RawKV[], controls: RawKV[]): RolloutEntry[] {
+    const byService = new Map<string, RolloutControl>();
+    for (const kv of controls) {
+      const c = this.json<RolloutControl>(kv);
+      if (c !== undefined) byService.set(lastSegment(kv.key), c);
+    }
+    const out: RolloutEntry[] = [];
+    for (const kv of rollouts) {
+      const rollout = this.versioned<RolloutRecord>(kv);
+      if (rollout === undefined) continue;
+      const service = lastSegment(kv.key);
+      const control = byService.get(service);
+      out.push({ service, rollout, ...(control !== undefined ? { control } : {}) });
+    }
+    return out;
+  }
+
+  details(raw: RawDetails, holdsPrefix: string): RolloutDetails {
+    const units = new Map<string, Versioned<UnitRecord>>();
+    for (const kv of raw.units) {
+      const v = this.versioned<UnitRecord>(kv);
+      if (v !== undefined) units.set(v.value.name, v);
+    }
+    const statuses = new Map<string, PresenceStatusRecord>();
+    for (const kv of raw.statuses) {
+      const s = this.json<PresenceStatusRecord>(kv);
+      if (s !== undefined) statuses.set(s.unit, s);
+    }
+    const template = this.versioned<UnitRecord>(raw.template);
+    const revision = this.versioned<RevisionRecord>(raw.revision);
+    const service = this.versioned<ServiceRecord>(raw.service);
+    return {
+      units,
+      statuses,
+      holds: new Set(raw.holds.map((kv) => kv.key.slice(holdsPrefix.length))),
+      ...(template !== undefined ? { template } : {}),
+      ...(revision !== undefined ? { revision } : {}),
+      ...(service !== undefined ? { service } : {}),
+    };
+  }
+
+  reports(states: RawKV[], healths: RawKV[]): Reports {
+    const out: Reports = { states: new Map(), health: new Map() };
+    for (const kv of states) {
+      const s = this.json<UnitStateRecord>(kv);
+      if (s !== undefined) push(out.states, s.name, s);
+    }
+    for (const kv of healths) {
+      const h = this.json<HealthRecord>(kv);
+      if (h !== undefined) push(out.health, h.unit, h);
+    }
+    return out;
+  }
+}
+
+/** The view of one rollout: every instance the record names, in name order. */
+export function buildView(entry: RolloutEntry, details: RolloutDetails, reports: Reports, now: number): RolloutView {
+  const record = entry.rollout.value;
+  const instances: InstanceView[] = Object.keys(record.instances)
+    .sort()
+    .map((unit) => {
+      const states = reports.states.get(unit) ?? [];
+      const unitRecord = details.units.get(unit)?.value;
+      const health = pickHealth(reports.health.get(unit) ?? [], states);
+      const presence = details.statuses.get(unit);
+      return {
+        unit,
+        ...(unitRecord !== undefined ? { record: unitRecord } : {}),
+        states,
+        ...(health !== undefined ? { health } : {}),
+        ...(presence !== undefined ? { presence } : {}),
+        held: details.holds.has(unit),
+      };
+    });
+  return { rollout: record, instances, ...(entry.control !== undefined ? { control: entry.control } : {}), now };
+}
+
+/**
+ * The health record of the machine that runs the unit. A unit that moved
+ * may briefly have records from two machines (the old one's lease has not
+ * expired yet): a machine that reports a state for the unit wins, an active
+ * one first, then the newest check.
+ */
+export function pickHealth(records: HealthRecord[], states: UnitStateRecord[]): HealthRecord | undefined {
+  if (records.length <= 1) return records[0];
+  const rank = (h: HealthRecord): number => {
+    const s = states.find((x) => x.machine === h.machine);
+    return s === undefined ? 0 : s.activeState === 'active' ? 2 : 1;
+  };
+  return [...records].sort((a, b) => rank(b) - rank(a) || b.checkedAt.localeCompare(a.checkedAt) || a.machine.localeCompare(b.machine))[0];
+}
+
+/**
+ * The key prefix all instance names of a rollout share, so their unit
+ * records are one range read ("app@" for app@1.service … app@9.service).
+ */
+export function commonPrefix(names: string[]): string {
+  if (names.length === 0) return '';
+  let p = names[0]!;
+  for (const n of names) {
+    let i = 0;
+    while (i < p.length && i < n.length && p[i] === n[i]) i++;
+    p = p.slice(0, i);
+  }
+  return p;
+}
+
+function push<T>(m: Map<string, T[]>, k: string, v: T): void {
+  const xs = m.get(k);
+  if (xs === undefined) m.set(k, [v]);
+  else xs.push(v);
+}
