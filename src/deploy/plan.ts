@@ -240,9 +240,9 @@ export function undoTarget(revisions: RevisionRecord[], current: number | undefi
   return revisions.filter((r) => r.healthy && r.revision !== current && r.hash !== currentHash).at(-1);
 }
 
-/** Rollout ids sort by start time: 20261122T004001Z-1a2b3c. */
+/** Rollout ids sort by start time (to the millisecond): 20261122T004001.123Z-1a2b3c. */
 export function rolloutId(now: Date, random: string): string {
-  return `${now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${random}`;
+  return `${now.toISOString().replace(/[-:]/g, '')}-${random}`;
 }
 
 /** The plan as text, for `fleetx plan` and `deploy --dry-run`. */

@@ -10,7 +10,7 @@
  * as the records that reference it (what gc.ts relies on).
  */
 import type { Etcd3 } from 'etcd3';
-import { conflictError, FleetxError, notFoundError } from '../errors/errors.js';
+import { conflictError, FleetxError, invalidError, notFoundError } from '../errors/errors.js';
 import { decode, decodeKv, encode } from '../registry/codec.js';
 import { toFleetxError, type ErrorContext } from '../registry/errors.js';
 import { collectBodies } from '../registry/gc.js';
@@ -40,11 +40,15 @@ export interface Versioned<T> {
 }
 
 export class DeployStore {
+  readonly keys: Keyspace;
+
   constructor(
     private readonly client: Etcd3,
-    readonly keys: Keyspace,
+    keys: Keyspace,
     private readonly connection: ErrorContext,
-  ) {}
+  ) {
+    this.keys = guarded(keys);
+  }
 
   getService(name: string): Promise<ServiceRecord | undefined> {
     return this.run(() => this.getJson<ServiceRecord>(this.keys.service(name)));
@@ -196,13 +200,12 @@ export class DeployStore {
     return this.run(() => this.getJson<RolloutControl>(this.keys.rolloutControl(svc)));
   }
 
-  /** Finished rollouts of a service, oldest first (ids sort by start time). */
+  /** Finished rollouts of a service, oldest first. */
   listHistory(svc: string): Promise<RolloutRecord[]> {
     return this.run(async () => {
       const raw = await this.client.getAll().prefix(this.keys.rolloutHistories(svc)).strings();
-      return Object.keys(raw)
-        .sort()
-        .map((k) => decode<RolloutRecord>(k, raw[k]!));
+      const list = Object.entries(raw).map(([k, v]) => decode<RolloutRecord>(k, v));
+      return list.sort((a, b) => (a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     });
   }
 
@@ -277,6 +280,26 @@ export function lockError(r: RolloutRecord): FleetxError {
     `a rollout of ${r.service} is already running: ${what} by ${r.holder.user}@${r.holder.host}${build} since ${r.createdAt} (${r.state}); ` +
       `follow it with fleetx rollout status ${r.service} --follow, or fleetx rollout abort ${r.service}`,
   );
+}
+
+/** Service names and ids become key segments: a "/" would move a record elsewhere in the keyspace. */
+function guarded(keys: Keyspace): Keyspace {
+  const check = (what: string, v: string) => {
+    if (v === '' || v.includes('/')) throw invalidError(`${what} "${v}" must be non-empty and contain no "/"`);
+    return v;
+  };
+  return {
+    ...keys,
+    service: (s) => keys.service(check('service name', s)),
+    revision: (s, n) => keys.revision(check('service name', s), n),
+    revisions: (s) => keys.revisions(check('service name', s)),
+    rollout: (s) => keys.rollout(check('service name', s)),
+    rolloutControl: (s) => keys.rolloutControl(check('service name', s)),
+    rolloutHistory: (s, id) => keys.rolloutHistory(check('service name', s), check('rollout id', id)),
+    rolloutHistories: (s) => keys.rolloutHistories(check('service name', s)),
+    unit: (n) => keys.unit(check('unit name', n)),
+    body: (h) => keys.body(check('body hash', h)),
+  };
 }
 
 function sortBy<T>(xs: T[], key: (x: T) => string | number): T[] {

@@ -188,6 +188,7 @@ describe('fleetx deploy', () => {
     expect(r.stderr).toContain('services/bad.yaml:4: rollout.deadline must be a duration');
     expect(await snapshot(e)).toEqual({});
     expect((await fleetx(['deploy', 'nosuch'], e, CWD)).code).toBe(EXIT['not-found']);
+    expect((await fleetx(['rollout', 'abort', 'a/b'], e, CWD)).code).toBe(EXIT.invalid);
   });
 });
 

@@ -129,8 +129,8 @@ describe('undoTarget, rolloutId, formatPlan', () => {
   });
 
   it('ids sort by time', () => {
-    expect(rolloutId(new Date('2026-11-22T00:40:01.123Z'), 'abc')).toBe('20261122T004001Z-abc');
-    expect(rolloutId(new Date('2026-11-22T00:40:01Z'), 'z') < rolloutId(new Date('2026-11-22T00:40:02Z'), 'a')).toBe(true);
+    expect(rolloutId(new Date('2026-11-22T00:40:01.123Z'), 'abc')).toBe('20261122T004001.123Z-abc');
+    expect(rolloutId(new Date('2026-11-22T00:40:01.998Z'), 'z') < rolloutId(new Date('2026-11-22T00:40:01.999Z'), 'a')).toBe(true);
   });
 
   it('prints the plan', () => {
