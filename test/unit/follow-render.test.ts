@@ -85,7 +85,7 @@ describe('TTY frame', () => {
   it('a header and one line per instance with its phase and time in it', () => {
     expect(ttyFrame(s4, Date.parse(T(12)))).toEqual([
       'deploy of app to revision 4: running (1/2 done)',
-      '  ✔ app@1.service  done    ',
+      '  ✔ app@1.service  done',
       '  › app@2.service  leaving   3s',
     ]);
     expect(ttyFrame(end, Date.parse(T(41))).slice(-2)).toEqual([

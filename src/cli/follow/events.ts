@@ -63,7 +63,7 @@ export function ttyFrame(r: RolloutRecord, nowMs: number): string[] {
     const secs = Math.max(0, Math.round((nowMs - Date.parse(i.since)) / 1000));
     const active = i.phase !== 'pending' && i.phase !== 'done';
     const extra = i.error ? `  ${i.error}` : '';
-    lines.push(`  ${mark(i.phase)} ${i.unit.padEnd(width)}  ${i.phase.padEnd(8)}${active ? `  ${secs}s` : ''}${extra}`);
+    lines.push(`  ${mark(i.phase)} ${i.unit.padEnd(width)}  ${i.phase.padEnd(8)}${active ? `  ${secs}s` : ''}${extra}`.trimEnd());
   }
   if (r.message) lines.push(`  ${r.message}`);
   return lines;

@@ -9,6 +9,7 @@ import type { DeployStore } from '../../deploy/store.js';
 import type { RolloutRecord } from '../../rollout/types.js';
 import type { Renderer } from './render.js';
 import { outcome } from './events.js';
+import { formatDuration } from '../../service/duration.js';
 
 export interface FollowOptions {
   service: string;
@@ -66,7 +67,7 @@ export async function followRollout(store: DeployStore, opts: FollowOptions): Pr
       if (opts.signal?.aborted) return onAbort();
       opts.signal?.addEventListener('abort', onAbort, { once: true });
       if (opts.timeoutMs !== undefined) {
-        timer = setTimeout(() => fail(failedError(`stopped following after ${opts.timeoutMs}ms: the rollout of ${service} continues`, `follow it with fleetx rollout status ${service} --follow`)), opts.timeoutMs);
+        timer = setTimeout(() => fail(failedError(`stopped following after ${formatDuration(opts.timeoutMs!)}: the rollout of ${service} continues`, `follow it with fleetx rollout status ${service} --follow`)), opts.timeoutMs);
       }
       begin().catch(fail);
     });
