@@ -49,13 +49,21 @@ export function mergeValues(base: Record<string, unknown>, over: Record<string, 
 
 /**
  * A default also fixes a value's shape: where the template expects a list or
- * a map, `{{#each}}` would silently skip a string (`--set ports=80:80`).
+ * a map, `{{#each}}` would silently skip a string (`--set ports=80:80`), and
+ * where it expects a boolean, `--set flag=false` (a string) would be truthy,
+ * so "true" / "false" are turned into booleans here (values is the merged
+ * copy made for this render).
  */
 export function checkShapes(defaults: Record<string, unknown>, values: Record<string, unknown>, templateName: string, path = ''): void {
   for (const [k, d] of Object.entries(defaults)) {
     const v = values[k];
     if (v === undefined || v === null) continue;
     const p = path ? `${path}.${k}` : k;
+    if (typeof d === 'boolean' && typeof v !== 'boolean') {
+      if (v !== 'true' && v !== 'false') throw invalidError(`template ${templateName}: value ${p} must be true or false, got "${String(v)}"`);
+      values[k] = v === 'true';
+      continue;
+    }
     if (Array.isArray(d) && !Array.isArray(v)) {
       throw invalidError(`template ${templateName}: value ${p} must be a list`, `e.g. --set ${p}[0]=... or a YAML list`);
     }

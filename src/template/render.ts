@@ -52,8 +52,8 @@ export function renderTemplate(source: string, values: Record<string, unknown>, 
     return fail(`line ${(e as Handlebars.Exception).lineNumber ?? '?'}: ${firstLine(e)}`);
   }
   const defaults = templateDefaults(ast, name);
-  checkShapes(defaults, values, name);
   const merged = mergeValues(defaults, values);
+  checkShapes(defaults, merged, name);
   validateValues(merged, name);
 
   const missing = findMissing(ast, merged, KNOWN_HELPERS);

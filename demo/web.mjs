@@ -1,0 +1,64 @@
+#!/usr/bin/env node
+// The sandbox's demo service: a small HTTP server that behaves like a real
+// app during restarts. It takes a moment to start (--start-delay), answers
+// GET / with its version and instance, serves /healthz, and on SIGTERM stops
+// accepting connections, finishes the requests in flight, then exits.
+//
+//   node demo/web.mjs --port 8080 --version v1 [--start-delay 1500] [--unhealthy]
+//
+// Plain JavaScript on purpose: it runs with the host's node, no build, no deps.
+import { createServer } from 'node:http';
+import { hostname } from 'node:os';
+import { parseArgs } from 'node:util';
+
+const { values } = parseArgs({
+  options: {
+    port: { type: 'string', default: '8080' },
+    version: { type: 'string', default: 'v1' },
+    instance: { type: 'string', default: '' },
+    'start-delay': { type: 'string', default: '1500' },
+    unhealthy: { type: 'boolean', default: false },
+    grace: { type: 'string', default: '20000' },
+  },
+});
+const port = Number(values.port);
+const startDelay = Number(values['start-delay']);
+let stopping = false;
+let inFlight = 0;
+
+const server = createServer((req, res) => {
+  inFlight++;
+  res.on('close', () => inFlight--);
+  const url = new URL(req.url ?? '/', 'http://x');
+  if (url.pathname === '/healthz') {
+    const ok = !stopping && !values.unhealthy;
+    res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ok\n' : 'unhealthy\n');
+    return;
+  }
+  const delay = Math.min(Number(url.searchParams.get('delay') ?? 0) || 0, 10_000);
+  setTimeout(() => {
+    // While stopping, ask clients to open a new connection for the next request.
+    if (stopping) res.setHeader('connection', 'close');
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ version: values.version, instance: values.instance, host: hostname() }) + '\n');
+  }, delay);
+});
+server.keepAliveTimeout = 5_000;
+
+process.on('SIGTERM', () => {
+  stopping = true;
+  // Stop accepting; close idle keep-alive connections; let requests in flight finish.
+  server.close(() => process.exit(0));
+  server.closeIdleConnections();
+  const timer = setInterval(() => {
+    if (inFlight === 0) server.closeAllConnections();
+  }, 50);
+  timer.unref();
+  setTimeout(() => process.exit(0), Number(values.grace)).unref();
+});
+
+setTimeout(() => {
+  server.listen(port, '0.0.0.0', () => {
+    process.stdout.write(`web ${values.version} listening on :${port}\n`);
+  });
+}, startDelay);
