@@ -15,6 +15,9 @@ import { nextRevision } from '../registry/codec.js';
 
 export type Accept<T> = (key: string, value: string) => T | undefined;
 
+/** Every key under a prefix, or one exact key (a prefix read needs a wider etcd permission). */
+export type Range = { prefix: string } | { key: string };
+
 export class PrefixMirror<T> {
   private items = new Map<string, T>();
   private watcher?: Watcher;
@@ -25,7 +28,7 @@ export class PrefixMirror<T> {
 
   constructor(
     private readonly client: Etcd3,
-    private readonly prefix: string,
+    private readonly range: Range,
     private readonly accept: Accept<T>,
     private readonly onChange: () => void,
     private readonly onProblem: (msg: string, err: unknown) => void,
@@ -35,6 +38,10 @@ export class PrefixMirror<T> {
   /** True once the first list succeeded (until then values() is empty, not "nothing there"). */
   get ready(): boolean {
     return this.synced;
+  }
+
+  private get where(): string {
+    return 'prefix' in this.range ? this.range.prefix : this.range.key;
   }
 
   values(): T[] {
@@ -64,10 +71,12 @@ export class PrefixMirror<T> {
     this.timer = undefined;
     await this.cancel();
     try {
-      const res = await this.client.getAll().prefix(this.prefix).exec();
+      const r = this.range;
+      const res = await ('prefix' in r ? this.client.getAll().prefix(r.prefix) : this.client.get(r.key)).exec();
       const items = new Map<string, T>();
       for (const kv of res.kvs) this.keep(items, kv);
-      const w = await this.client.watch().prefix(this.prefix).startRevision(nextRevision(res.header.revision)).create();
+      const builder = 'prefix' in r ? this.client.watch().prefix(r.prefix) : this.client.watch().key(r.key);
+      const w = await builder.startRevision(nextRevision(res.header.revision)).create();
       if (gen !== this.generation || this.stopped) {
         await w.cancel().catch(() => undefined);
         return;
@@ -84,11 +93,11 @@ export class PrefixMirror<T> {
         if (this.items.delete(kv.key.toString())) this.onChange();
       });
       w.on('error', (e) => {
-        if (this.watcher === w) this.fail(gen, `watch on ${this.prefix} failed; re-listing`, e);
+        if (this.watcher === w) this.fail(gen, `watch on ${this.where} failed; re-listing`, e);
       });
       this.onChange();
     } catch (e) {
-      this.fail(gen, `cannot list ${this.prefix}; retrying`, e);
+      this.fail(gen, `cannot read ${this.where}; retrying`, e);
     }
   }
 

@@ -20,7 +20,7 @@
 import { EventEmitter } from 'node:events';
 import type { Etcd3 } from 'etcd3';
 import type { HealthRecord } from '../health/types.js';
-import type { ErrorContext } from '../registry/errors.js';
+import { toFleetxError, type ErrorContext } from '../registry/errors.js';
 import type { Keyspace } from '../registry/keys.js';
 import type { MachineRecord } from '../registry/records.js';
 import type { PresenceConfig, ServiceRecord } from '../service/types.js';
@@ -93,13 +93,13 @@ export class PresenceSyncer extends EventEmitter<SyncerEvents> {
     this.o = { leaseTtlSec: 10, coalesceMs: 50, tickMs: 500, retryMs: 2000, pollMs: 2000, now: () => new Date(), ...opts };
     const { client, keys, service } = this.o;
     const changed = () => this.schedule(this.o.coalesceMs);
-    const problem = (msg: string, e: unknown) => this.emit('problem', msg, e);
+    const problem = (msg: string, e: unknown) => this.emit('problem', msg, e instanceof Error ? toFleetxError(e, this.o.connection) : e);
     const json = <T>(v: string) => JSON.parse(v) as T;
     const serviceKey = keys.service(service);
-    this.serviceMirror = new PrefixMirror(client, serviceKey, (k, v) => (k === serviceKey ? json<ServiceRecord>(v) : undefined), changed, problem);
+    this.serviceMirror = new PrefixMirror(client, { key: serviceKey }, (_k, v) => json<ServiceRecord>(v), changed, problem);
     this.healthMirror = new PrefixMirror(
       client,
-      keys.healths(),
+      { prefix: keys.healths() },
       (_k, v) => {
         const h = json<HealthRecord>(v);
         return this.template && isInstanceOf(this.template, h.unit) ? h : undefined;
@@ -107,8 +107,8 @@ export class PresenceSyncer extends EventEmitter<SyncerEvents> {
       changed,
       problem,
     );
-    this.holdMirror = new PrefixMirror(client, keys.presenceHolds(service), (_k, v) => json<PresenceHold>(v), changed, problem);
-    this.machineMirror = new PrefixMirror(client, keys.machines(), (_k, v) => json<MachineRecord>(v), changed, problem);
+    this.holdMirror = new PrefixMirror(client, { prefix: keys.presenceHolds(service) }, (_k, v) => json<PresenceHold>(v), changed, problem);
+    this.machineMirror = new PrefixMirror(client, { prefix: keys.machines() }, (_k, v) => json<MachineRecord>(v), changed, problem);
     this.reporter = new StatusReporter({
       client,
       keys,
