@@ -1,0 +1,220 @@
+/**
+ * The rollout controller against a real etcd, with a real Engine for
+ * leadership and scheduling, and a fake cluster (agents + presence syncer
+ * writing their records into etcd) reacting to the engine's schedule keys.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Etcd3 } from 'etcd3';
+import { RolloutController } from '../../src/controller/controller.js';
+import { Engine } from '../../src/engine/engine.js';
+import { connect } from '../../src/registry/client.js';
+import { keyspace, type Keyspace } from '../../src/registry/keys.js';
+import type { UnitRecord } from '../../src/registry/records.js';
+import type { RolloutControl, RolloutRecord } from '../../src/rollout/types.js';
+import type { RevisionRecord, ServiceRecord } from '../../src/service/types.js';
+import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
+import { body, FakeCluster, POLICY, rolloutRecord, submitService } from './controller-cluster.js';
+
+let etcd: EtcdServer;
+let client: Etcd3;
+const cleanups: (() => Promise<void>)[] = [];
+let n = 0;
+
+const NAMES = ['app@1.service', 'app@2.service', 'app@3.service'];
+const V1 = body('1');
+const V2 = body('2');
+
+beforeAll(async () => {
+  etcd = await startEtcd();
+  client = connect({ endpoints: etcd.endpoints, requestTimeoutMs: 3000, prefix: '/fleetx' });
+});
+
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+afterAll(async () => {
+  client?.close();
+  await etcd?.stop();
+});
+
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 15_000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 40));
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function getJson<T>(key: string): Promise<T | undefined> {
+  const s = await client.get(key).string();
+  return s === null ? undefined : (JSON.parse(s) as T);
+}
+
+/** A fresh keyspace with the service on V1 everywhere, a leading engine, the controller and the fake cluster. */
+async function setup(opts: { badHashes?: Set<string> } = {}) {
+  const keys = keyspace(`/c${++n}`);
+  await submitService(client, keys, V1, NAMES);
+  const engine = new Engine({ client, keys, machineId: 'm1', leaseTtlSeconds: 2, retryMs: 200, debounceMs: 20 });
+  engine.start();
+  cleanups.push(() => engine.stop());
+  const cluster = new FakeCluster({ client, keys, machines: ['m1', 'm2', 'm3'], service: 'app', instancePrefix: 'app@', badHashes: opts.badHashes });
+  await cluster.start();
+  cleanups.push(() => cluster.stop());
+  const controller = new RolloutController({ client, keys, engine, tickMs: 100, debounceMs: 30, retryMs: 200 });
+  const warnings: string[] = [];
+  controller.on('warning', (e) => warnings.push(e.message));
+  controller.start();
+  cleanups.push(() => controller.stop());
+  // every instance up and in the balancer before the rollout starts
+  await waitFor('instances active and in', async () => {
+    const st = await client.getAll().prefix(keys.presenceStatuses('app')).strings();
+    return Object.values(st).filter((v) => JSON.parse(v).state === 'in').length === 3;
+  });
+  await waitFor('controller active', () => controller.state === 'active');
+  return { keys, engine, cluster, controller, warnings };
+}
+
+async function history(keys: Keyspace, id: string): Promise<RolloutRecord> {
+  return waitFor(`rollout ${id} in history`, () => getJson<RolloutRecord>(keys.rolloutHistory('app', id)), 30_000);
+}
+
+describe('rollout controller', () => {
+  it('rolls a restart through 3 instances one at a time and archives it', async () => {
+    const { keys, cluster, controller, engine, warnings } = await setup();
+    const start = cluster.events.length;
+    await client.put(keys.rollout('app')).value(JSON.stringify(rolloutRecord({ id: 'r1', kind: 'restart', toHash: V1.hash, names: NAMES }))).exec();
+
+    const done = await history(keys, 'r1');
+    expect(done.state).toBe('succeeded');
+    expect(done.finishedAt).toBeDefined();
+    expect(Object.values(done.instances).map((p) => p.phase)).toEqual(['done', 'done', 'done']);
+    expect(await client.get(keys.rollout('app')).string()).toBeNull();
+    expect(await client.get(keys.rolloutControl('app')).string()).toBeNull();
+    expect(await client.getAll().prefix(keys.presenceHolds('app')).keys()).toEqual([]);
+    expect(cluster.maxDown).toBe(1);
+
+    const events = cluster.events.slice(start);
+    for (const name of NAMES) {
+      // hold -> unit loaded -> unit launched -> release, in etcd's order
+      const seq: string[] = [];
+      for (const e of events) {
+        if (e.key === keys.presenceHold('app', name)) seq.push(e.type === 'put' ? 'hold' : 'release');
+        if (e.key === keys.unit(name) && e.type === 'put') seq.push((JSON.parse(e.value) as UnitRecord).targetState);
+      }
+      expect(seq, name).toEqual(['hold', 'loaded', 'launched', 'release']);
+      // the phases the record went through, without repeats
+      const phases: string[] = [];
+      for (const e of events) {
+        // the last step may go straight to history (done and finished in one pass)
+        if ((e.key !== keys.rollout('app') && e.key !== keys.rolloutHistory('app', 'r1')) || e.type !== 'put') continue;
+        const p = (JSON.parse(e.value) as RolloutRecord).instances[name]!.phase;
+        if (phases.at(-1) !== p) phases.push(p);
+      }
+      expect(phases.filter((p) => ['stopping', 'starting', 'checking', 'done'].includes(p)), name).toEqual(['stopping', 'starting', 'checking', 'done']);
+      expect(phases[0], name).toBe('pending');
+    }
+    // instances went one after another: each was done before the next one was held
+    const holdAt = (name: string) => events.find((e) => e.key === keys.presenceHold('app', name) && e.type === 'put')!.revision;
+    const releaseAt = (name: string) => events.find((e) => e.key === keys.presenceHold('app', name) && e.type === 'delete')!.revision;
+    const order = [...NAMES].sort((a, b) => Number(holdAt(a) - holdAt(b)));
+    expect(releaseAt(order[0]!) < holdAt(order[1]!)).toBe(true);
+    expect(releaseAt(order[1]!) < holdAt(order[2]!)).toBe(true);
+
+    // with nothing running, a pass is one request
+    const idle = await controller.passOnce(await waitFor('fence', () => engine.fence));
+    expect(idle.rollouts).toBe(0);
+    expect(idle.requests).toBe(1);
+    expect(warnings).toEqual([]);
+  }, 60_000);
+
+  it('fails a deploy whose body never gets healthy after the deadline and reverts every instance', async () => {
+    const { keys, cluster } = await setup({ badHashes: new Set([V2.hash]) });
+    // what `fleetx deploy` writes: body, revision 2, service on it, template on V2, the rollout
+    const rev1: RevisionRecord = { service: 'app', revision: 1, hash: V1.hash, values: {}, createdAt: '', createdBy: 't', healthy: true };
+    const rev2: RevisionRecord = { ...rev1, revision: 2, hash: V2.hash, healthy: false };
+    const svc = { name: 'app', template: 'app@.service', values: {}, instances: 3, rollout: POLICY, revision: 2, updatedAt: '' } as unknown as ServiceRecord;
+    await client.put(keys.body(V2.hash)).value(V2.text).exec();
+    await client.put(keys.revision('app', 1)).value(JSON.stringify(rev1)).exec();
+    await client.put(keys.revision('app', 2)).value(JSON.stringify(rev2)).exec();
+    await client.put(keys.service('app')).value(JSON.stringify(svc)).exec();
+    await client.put(keys.unit('app@.service')).value(JSON.stringify({ name: 'app@.service', hash: V2.hash, targetState: 'inactive' })).exec();
+    const rec = rolloutRecord({
+      id: 'r2', kind: 'deploy', toHash: V2.hash, toRevision: 2, names: NAMES,
+      revertTo: { revision: 1, hash: V1.hash }, policy: { deadlineMs: 1500 },
+    });
+    const t0 = Date.now();
+    await client.put(keys.rollout('app')).value(JSON.stringify(rec)).exec();
+
+    const done = await history(keys, 'r2');
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(1500);
+    expect(done.state).toBe('failed');
+    expect(done.message).toMatch(/reverted to revision 1/);
+    expect(Object.values(done.instances).map((p) => [p.phase, p.targetHash])).toEqual(NAMES.map(() => ['done', V1.hash]));
+    for (const name of NAMES) {
+      const u = (await getJson<UnitRecord>(keys.unit(name)))!;
+      expect([u.hash, u.targetState]).toEqual([V1.hash, 'launched']);
+    }
+    // only one instance ever ran the bad body
+    const triedBad = NAMES.filter((name) => cluster.eventsOf(keys.unit(name)).some((e) => (JSON.parse(e.value) as UnitRecord).hash === V2.hash));
+    expect(triedBad).toHaveLength(1);
+    expect(cluster.maxDown).toBe(1);
+    expect((await getJson<RevisionRecord>(keys.revision('app', 2)))!.healthy).toBe(false);
+    // the service and its template say what runs again
+    expect((await getJson<ServiceRecord>(keys.service('app')))!.revision).toBe(1);
+    expect((await getJson<UnitRecord>(keys.unit('app@.service')))!.hash).toBe(V1.hash);
+    expect(await client.get(keys.rollout('app')).string()).toBeNull();
+    expect(await client.getAll().prefix(keys.presenceHolds('app')).keys()).toEqual([]);
+    // everything is back in the balancer
+    await waitFor('all in', async () => {
+      const st = await client.getAll().prefix(keys.presenceStatuses('app')).strings();
+      return Object.values(st).filter((v) => JSON.parse(v).state === 'in').length === 3;
+    });
+  }, 60_000);
+
+  it('marks the revision healthy when a deploy succeeds', async () => {
+    const { keys } = await setup();
+    const rev2: RevisionRecord = { service: 'app', revision: 2, hash: V2.hash, values: {}, createdAt: '', createdBy: 't', healthy: false };
+    await client.put(keys.body(V2.hash)).value(V2.text).exec();
+    await client.put(keys.revision('app', 2)).value(JSON.stringify(rev2)).exec();
+    await client.put(keys.rollout('app')).value(JSON.stringify(rolloutRecord({ id: 'r3', kind: 'deploy', toHash: V2.hash, toRevision: 2, names: NAMES, presence: false }))).exec();
+    const done = await history(keys, 'r3');
+    expect(done.state).toBe('succeeded');
+    expect((await getJson<RevisionRecord>(keys.revision('app', 2)))!.healthy).toBe(true);
+    for (const name of NAMES) expect((await getJson<UnitRecord>(keys.unit(name)))!.hash).toBe(V2.hash);
+  }, 60_000);
+
+  it('pause starts no new instance, resume carries on', async () => {
+    const { keys } = await setup();
+    const rec = rolloutRecord({ id: 'r4', kind: 'restart', toHash: V1.hash, names: NAMES, policy: { minHealthyMs: 600 } });
+    await client.put(keys.rollout('app')).value(JSON.stringify(rec)).exec();
+    await waitFor('an instance in flight', async () => {
+      const r = await getJson<RolloutRecord>(keys.rollout('app'));
+      return r !== undefined && Object.values(r.instances).some((p) => p.phase !== 'pending');
+    });
+    const pause: RolloutControl = { command: 'pause', by: 'tester', at: new Date().toISOString() };
+    await client.put(keys.rolloutControl('app')).value(JSON.stringify(pause)).exec();
+
+    // the one in flight finishes, nothing else starts
+    const paused = await waitFor('paused with the first instance done', async () => {
+      const r = await getJson<RolloutRecord>(keys.rollout('app'));
+      return r?.state === 'paused' && Object.values(r.instances).some((p) => p.phase === 'done') && r;
+    });
+    expect(Object.values(paused.instances).filter((p) => p.phase === 'pending')).toHaveLength(2);
+    await sleep(1500);
+    const still = (await getJson<RolloutRecord>(keys.rollout('app')))!;
+    expect(still.state).toBe('paused');
+    expect(Object.values(still.instances).map((p) => p.phase).sort()).toEqual(['done', 'pending', 'pending']);
+
+    const resume: RolloutControl = { command: 'resume', by: 'tester', at: new Date().toISOString() };
+    await client.put(keys.rolloutControl('app')).value(JSON.stringify(resume)).exec();
+    const done = await history(keys, 'r4');
+    expect(done.state).toBe('succeeded');
+    expect(done.control?.command).toBe('resume');
+    expect(await client.get(keys.rolloutControl('app')).string()).toBeNull();
+  }, 60_000);
+});
