@@ -48,6 +48,8 @@ export interface RolloutRecord {
   template: string;
   kind: RolloutKind;
   state: RolloutState;
+  /** revision the service was on when the rollout began (for history) */
+  fromRevision?: number;
   /** revision and body the rollout brings instances to */
   toRevision?: number;
   toHash: string;
