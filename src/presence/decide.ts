@@ -66,7 +66,7 @@ function pickHealth(records: readonly HealthRecord[], machines: ReadonlyMap<stri
   const score = (h: HealthRecord) => [machines.has(h.machine) ? 0 : 1, h.status === 'healthy' ? 0 : 1] as const;
   return [...records].sort((a, b) => {
     const [sa, sb] = [score(a), score(b)];
-    return sa[0] - sb[0] || sa[1] - sb[1] || cmp(b.checkedAt, a.checkedAt) || cmp(a.machine, b.machine);
+    return sa[0] - sb[0] || sa[1] - sb[1] || cmp(b.checkedAt, a.checkedAt) || cmp(a.machine, b.machine) || cmp(a.status, b.status);
   })[0];
 }
 
