@@ -9,7 +9,9 @@
  * checks, a failed call) it passes again every tickMs (retryMs after an
  * error), so session counts are re-read and failures retried without any
  * etcd change; when settled, every pollMs, to notice what the LB changed
- * by itself (failed checks, a restart that reset its runtime state). A change of the service's presence config or template
+ * by itself (failed checks, a restart that reset its runtime state). While
+ * the driver fails as a whole (LB unreachable) the statuses are withdrawn:
+ * what the LB does is unknown, and rollouts must wait rather than guess. A change of the service's presence config or template
  * rebuilds the driver.
  *
  * State: idle -> running -> stopping -> stopped. stop() waits for the
@@ -188,6 +190,8 @@ export class PresenceSyncer extends EventEmitter<SyncerEvents> {
     } catch (e) {
       this.emit('problem', `presence driver ${driver.kind} failed; retrying`, e);
       this.schedule(this.o.retryMs);
+      // what the LB does is unknown now: withdraw the statuses so rollouts wait
+      await this.reporter.report([]).catch(() => undefined);
       return;
     }
     this.observed = observed;

@@ -35,6 +35,8 @@ export interface HaproxyServer {
   command(cmd: string): Promise<string>;
   /** `show stat` rows of the backend's servers: name -> { status, scur, addr } */
   servers(): Promise<Map<string, { status: string; scur: number; addr: string }>>;
+  /** Kills HAProxy and starts it again from its config (runtime changes are lost, as on a real restart). */
+  restart(downMs?: number): Promise<void>;
   /** Kills HAProxy and removes its directory. Safe to call more than once. */
   stop(): Promise<void>;
 }
@@ -78,37 +80,18 @@ export async function startHaproxy(opts: StartHaproxyOptions): Promise<HaproxySe
   ].join('\n');
   const cfgFile = join(dir, 'haproxy.cfg');
   await writeFile(cfgFile, config);
-  const args = ['-db', '-f', cfgFile];
-  const [cmd, argv] = existsSync(SETPRIV) ? [SETPRIV, ['--pdeathsig', 'SIGKILL', '--', HAPROXY, ...args]] : [HAPROXY, args];
-  const child = spawn(cmd, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
-  running.add(child);
-  let stderr = '';
-  child.stderr?.setEncoding('utf8');
-  child.stderr?.on('data', (c: string) => (stderr = (stderr + c).slice(-8000)));
-  let exited: string | undefined;
-  child.on('exit', (code, signal) => {
-    running.delete(child);
-    exited = `haproxy exited (code ${code}, signal ${signal})`;
-  });
-
   const command = (c: string) => runtimeCommand(socket, c);
+  let child: ChildProcess;
+  try {
+    child = await spawnHaproxy(cfgFile, command);
+  } catch (e) {
+    await rm(dir, { recursive: true, force: true });
+    throw e;
+  }
   const stop = once(async () => {
     await killChild(child);
     await rm(dir, { recursive: true, force: true });
   });
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    if (exited) {
-      await rm(dir, { recursive: true, force: true });
-      throw new Error(`${exited} at start:\n${stderr}`);
-    }
-    if (await command('show info').then(() => true, () => false)) break;
-    if (Date.now() > deadline) {
-      await stop();
-      throw new Error(`haproxy not answering on ${socket} after 10s:\n${stderr}`);
-    }
-    await sleep(50);
-  }
   return {
     socket,
     frontendPort,
@@ -127,8 +110,39 @@ export async function startHaproxy(opts: StartHaproxyOptions): Promise<HaproxySe
       }
       return out;
     },
+    restart: async (downMs = 0) => {
+      await killChild(child);
+      await sleep(downMs);
+      child = await spawnHaproxy(cfgFile, command);
+    },
     stop,
   };
+}
+
+/** Starts HAProxy in the foreground and waits until its runtime API answers. */
+async function spawnHaproxy(cfgFile: string, command: (c: string) => Promise<string>): Promise<ChildProcess> {
+  const args = ['-db', '-f', cfgFile];
+  const [cmd, argv] = existsSync(SETPRIV) ? [SETPRIV, ['--pdeathsig', 'SIGKILL', '--', HAPROXY, ...args]] : [HAPROXY, args];
+  const child = spawn(cmd, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
+  running.add(child);
+  let stderr = '';
+  child.stderr?.setEncoding('utf8');
+  child.stderr?.on('data', (c: string) => (stderr = (stderr + c).slice(-8000)));
+  let exited: string | undefined;
+  child.on('exit', (code, signal) => {
+    running.delete(child);
+    exited = `haproxy exited (code ${code}, signal ${signal})`;
+  });
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    if (exited) throw new Error(`${exited} at start:\n${stderr}`);
+    if (await command('show info').then(() => true, () => false)) return child;
+    if (Date.now() > deadline) {
+      await killChild(child);
+      throw new Error(`haproxy not answering after 10s:\n${stderr}`);
+    }
+    await sleep(50);
+  }
 }
 
 /** One command over a fresh connection (HAProxy closes it after answering). */

@@ -197,6 +197,17 @@ describe('presence syncer with HAProxy', () => {
     await waitState('app@1.service', 'in');
   });
 
+  it('HAProxy down: statuses withdrawn; restarted with its config (all slots parked): instances put back in', async () => {
+    const problemsBefore = problems.length;
+    const restarted = lb.restart(2500);
+    await waitFor('statuses withdrawn', async () => ((await statuses()).size === 0 ? true : undefined), 5000);
+    expect(problems.slice(problemsBefore).some((p) => /presence driver haproxy failed/.test(p) && /not reachable/.test(p))).toBe(true);
+    await restarted;
+    for (const u of UNITS) await waitState(u, 'in', 10_000);
+    const s = await lb.servers();
+    for (const i of [1, 2, 3]) expect(s.get(`app-${i}`)!.status).toBe('UP');
+  });
+
   it('stop() revokes the lease: statuses vanish, HAProxy keeps its state', async () => {
     await syncer!.stop();
     expect(syncer!.state).toBe('stopped');

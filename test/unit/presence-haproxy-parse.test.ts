@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { observe } from '../../src/presence/drivers/haproxy.js';
+import { hostPort, observe } from '../../src/presence/drivers/haproxy.js';
 import { parseShowStat, parseSocket } from '../../src/presence/drivers/haproxy-api.js';
 
 const STAT = [
@@ -45,5 +45,11 @@ describe('haproxy runtime API parsing', () => {
     ['DOWN 1/2', 0, 'out'],
   ])('status %s with %i sessions is %s', (status, scur, state) => {
     expect(observe('app@1.service', { backend: 'app', server: 'app-1', status, scur, addr: '10.0.0.1:80' })).toMatchObject({ state, sessions: scur, address: '10.0.0.1' });
+  });
+
+  it('IPv6 addresses as show stat writes them', () => {
+    expect(hostPort('fd00::1', 80)).toBe('[fd00::1]:80');
+    expect(hostPort('10.0.0.1', 80)).toBe('10.0.0.1:80');
+    expect(observe('app@1.service', { backend: 'app', server: 'app-1', status: 'UP', scur: 0, addr: '[::1]:8080' }).address).toBe('::1');
   });
 });

@@ -98,7 +98,7 @@ export class HaproxyDriver implements PresenceDriver {
       if (s.scur === 0) await send('state maint');
       return true;
     }
-    const target = `${d.address}:${d.port}`;
+    const target = hostPort(d.address!, d.port);
     if (s.addr !== target) {
       if (!st.startsWith('DRAIN')) await send('state drain');
       await send(`addr ${d.address} port ${d.port}`);
@@ -134,8 +134,13 @@ export class HaproxyDriver implements PresenceDriver {
 
 /** What a slot's `show stat` row means for its instance. */
 export function observe(unit: string, s: ServerStat): Observed {
-  const address = s.addr.replace(/:\d+$/, '');
+  const address = s.addr.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
   const base = { unit, sessions: s.scur, ...(address && address !== '0.0.0.0' ? { address } : {}) };
   if (s.status.startsWith('UP') || s.status === 'no check') return { ...base, state: 'in' };
   return { ...base, state: s.scur > 0 ? 'draining' : 'out' };
+}
+
+/** How `show stat` writes an address: `10.0.0.1:80`, `[fd00::1]:80`. */
+export function hostPort(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
 }
