@@ -16,7 +16,8 @@ import { writeLayer } from './layer.js';
 import { enabledUnits, unitsToMask } from './masks.js';
 import { mountOverlay, mountsUnder, unmountAll } from './mounts.js';
 import { findProcs, isAlive, listProcs, signal, sleep, waitGone } from './proc.js';
-import { run, SYSTEM_PATH, type RunResult } from './run.js';
+import { linkExists } from './network.js';
+import { run, runOk, SYSTEM_PATH, type RunResult } from './run.js';
 
 export interface HostSpec {
   /** Also the nspawn machine name and the hostname, [a-z0-9-]. */
@@ -84,6 +85,8 @@ interface HostRecord {
   leaderPid: number;
   /** nspawn's lock on the image dir; left behind when nspawn is killed. */
   lockFile?: string;
+  /** The machine's end of the host's veth (bridge mode). */
+  veth?: string;
 }
 
 const NSPAWN_RUN = '/run/systemd/nspawn';
@@ -141,21 +144,44 @@ export async function haltHostDir(stateDir: string, graceMs = 15_000): Promise<v
   const rec = readRecord(stateDir);
   const nspawns = nspawnsOf(stateDir);
   const leaders = nspawns.map(leaderOf).filter((p): p is number => p !== undefined);
-  for (const pid of nspawns) signal(pid, 'SIGTERM');
-  if (!(await waitGone(nspawns, graceMs))) {
+  // Without a running systemd there is no orderly shutdown to wait for (and
+  // nspawn still setting up ignores SIGTERM). systemd still booting may miss
+  // the halt signal nspawn forwards: repeat it every second.
+  const until = Date.now() + (leaders.length > 0 ? graceMs : 1_000);
+  let gone = nspawns.length === 0;
+  while (!gone && Date.now() < until) {
+    for (const pid of nspawns) signal(pid, 'SIGTERM');
+    gone = await waitGone(nspawns, Math.min(1_000, Math.max(0, until - Date.now())));
+  }
+  if (!gone) {
     for (const pid of [...leaders, ...nspawns]) signal(pid, 'SIGKILL');
     await waitGone([...leaders, ...nspawns], 5_000);
   }
-  if (rec) {
-    // Whatever nspawn left in the host's cgroup goes too.
-    const key = cgroupKey(rec.name, stateDir);
-    const rest = cgroupPids(key);
+  if (rec) await emptyCgroup(stateDir, cgroupKey(rec.name, stateDir));
+  await unmountAll(hostPaths(stateDir).merged);
+  if (rec) await removeNspawnLeftovers(rec);
+}
+
+/**
+ * Kills whatever is left in the host's cgroup, until it stays empty, then
+ * removes it. "Stays": a host whose booter was killed mid-spawn may still
+ * have its wrapper sh about to join the cgroup and exec nspawn; once the
+ * cgroup is gone that join fails and nothing starts.
+ */
+async function emptyCgroup(stateDir: string, key: string): Promise<void> {
+  let quiet = 0;
+  for (let round = 0; round < 20 && quiet < 2; round++) {
+    const rest = [...new Set([...cgroupPids(key), ...nspawnsOf(stateDir)])];
+    if (rest.length === 0) {
+      quiet++;
+      await sleep(100);
+      continue;
+    }
+    quiet = 0;
     for (const pid of rest) signal(pid, 'SIGKILL');
     await waitGone(rest, 5_000);
-    await removeHostCgroups(key);
   }
-  await unmountAll(hostPaths(stateDir).merged);
-  if (rec) removeNspawnLeftovers(rec);
+  await removeHostCgroups(key);
 }
 
 /** haltHostDir, then remove stateDir. Idempotent. */
@@ -189,11 +215,15 @@ function readRecord(stateDir: string): HostRecord | undefined {
 }
 
 /**
- * A killed nspawn leaves its image lock and its propagation dir under /run;
- * remove them once no nspawn uses this machine name any more.
+ * A killed nspawn leaves its image lock and its propagation dir under /run,
+ * sometimes its veth; remove them once no nspawn uses this machine name.
  */
-function removeNspawnLeftovers(rec: HostRecord): void {
+async function removeNspawnLeftovers(rec: HostRecord): Promise<void> {
   if (findProcs(rec.name, 'systemd-nspawn').length > 0) return;
+  // Killed mid-setup, nspawn can leave the container's network namespace
+  // pinned with no process in it, and with it the veth: delete our end.
+  const veth = rec.veth ?? (rec.name.length <= 12 ? `vb-${rec.name}` : undefined);
+  if (veth && (await linkExists(veth))) await run('ip', ['link', 'del', veth]);
   if (rec.lockFile?.startsWith(`${NSPAWN_RUN}/locks/`)) rmSync(rec.lockFile, { force: true });
   try {
     rmdirSync(join(NSPAWN_RUN, 'propagate', rec.name));
@@ -288,6 +318,13 @@ function nspawnArgs(spec: HostSpec, merged: string): string[] {
   return args;
 }
 
+/** The machine's end of host0: the link whose index host0 names as its peer. */
+async function vethOf(host: Host): Promise<string | undefined> {
+  const peer = Number((await host.exec(['cat', '/sys/class/net/host0/iflink'])).stdout.trim());
+  const links = JSON.parse((await runOk('ip', ['-j', 'link', 'show'])).stdout) as Array<{ ifindex: number; ifname: string }>;
+  return links.find((l) => l.ifindex === peer)?.ifname;
+}
+
 /**
  * The net unit may have failed and be waiting for its retry (see netUnit):
  * make sure host0 has its address before handing the host out.
@@ -380,6 +417,10 @@ export async function bootHost(spec: HostSpec): Promise<Host> {
     rec.leaderPid = await waitForLeader(nspawnPid, spec, timeoutMs);
     writeFileSync(paths.record, `${JSON.stringify(rec, null, 2)}\n`);
     const host = new NspawnHost(spec.stateDir, rec);
+    if (spec.bridge) {
+      rec.veth = await vethOf(host);
+      writeFileSync(paths.record, `${JSON.stringify(rec, null, 2)}\n`);
+    }
     if (spec.waitForSystemd ?? true) {
       await host.waitForSystemd(timeoutMs);
       if (spec.bridge) await ensureAddress(host, spec.bridge.address);

@@ -28,6 +28,7 @@ export async function leftovers(stateDir: string, bridge?: string, hosts: Array<
     // nspawn's propagation dir, left behind when nspawn is killed and nobody cleans up.
     if (existsSync(`/run/systemd/nspawn/propagate/${name}`)) found.push(`nspawn dir of ${name}`);
     for (const cg of hostCgroups(cgroupKey(name, dir))) if (existsSync(cg)) found.push(`cgroup ${cg}`);
+    if (name.length <= 12 && (await linkExists(`vb-${name}`))) found.push(`link vb-${name}`);
   }
   for (const m of mountsUnder(stateDir)) found.push(`mount ${m}`);
   for (const p of listProcs()) {

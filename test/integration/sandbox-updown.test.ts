@@ -5,6 +5,7 @@ import { bufferIo } from '../../src/cli/io.js';
 import { sandboxCommand } from '../../src/cli/commands/sandbox.js';
 import { openHost } from '../../src/sandbox/host.js';
 import { mountsUnder } from '../../src/sandbox/mounts.js';
+import { listProcs } from '../../src/sandbox/proc.js';
 import { sandboxDown, sandboxStatus, sandboxUp, type SandboxStatus } from '../../src/sandbox/sandbox.js';
 import { leftovers, testNet, testStateDir } from '../helpers/hosts.js';
 
@@ -137,22 +138,31 @@ describe('sandbox up / status / down', () => {
 });
 
 describe('sandbox down after a crash', () => {
-  const net2 = testNet();
-  const dir = testStateDir('crash');
+  const dirs: string[] = [];
   afterAll(async () => {
-    await sandboxDown(dir);
+    for (const d of dirs) await sandboxDown(d);
   });
 
-  it('cleans up after an up that was killed half-way', async () => {
+  const nspawnStarted = (dir: string) => () =>
+    listProcs().some((p) => p.argv[0]?.endsWith('systemd-nspawn') && p.argv.some((a) => a.startsWith(dir)));
+  const mounted = (dir: string) => () => mountsUnder(dir).length > 0;
+
+  it.each([
+    ['once the first overlay is mounted', mounted],
+    ['once the first nspawn runs', nspawnStarted],
+  ])('cleans up after an up killed %s', async (_, when) => {
+    const net2 = testNet();
+    const dir = testStateDir('crash');
+    dirs.push(dir);
     const o = { hosts: 2, stateDir: dir, repoRoot, bridge: net2.bridge, subnet: net2.prefix, hostPrefix: 'fxc' };
     const script = `import { sandboxUp } from './src/sandbox/sandbox.ts'; await sandboxUp(${JSON.stringify(o)});`;
     const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: repoRoot, stdio: 'ignore' });
-    // Kill it once the first host's overlay is mounted, i.e. mid-boot.
+    const ready = when(dir);
     const end = Date.now() + 20_000;
-    while (!mountsUnder(dir).length && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    while (!ready() && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));
-    expect(mountsUnder(dir).length).toBeGreaterThan(0);
+    expect(ready()).toBe(true);
 
     const result = await sandboxDown(dir);
     expect(result.removed).toContain(`bridge ${net2.bridge}`);
