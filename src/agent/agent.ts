@@ -20,6 +20,7 @@ import type { Etcd3 } from 'etcd3';
 import type { Keyspace } from '../registry/keys.js';
 import type { Systemd, UnitStatus } from '../systemd/types.js';
 import { readCurrent, RUNTIME_DIR } from './current.js';
+import { LaunchMemory } from './launched.js';
 import type { Identity } from './identity.js';
 import { planTasks } from './plan.js';
 import { Registration } from './registration.js';
@@ -74,6 +75,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   private readonly bodies: BodyCache;
   private readonly registration: Registration;
   private readonly reporter: StateReporter;
+  private readonly launched = new LaunchMemory();
   private readonly loops: Promise<void>[] = [];
   private readonly unsubscribe: Array<() => void> = [];
   private desiredNow = new Map<string, DesiredUnit>();
@@ -173,14 +175,10 @@ export class Agent extends EventEmitter<AgentEvents> {
   private onUnitChange(s: UnitStatus): void {
     if (!this.reporter.isManaged(s.name)) return;
     this.reporter.observe(s);
-    // Re-plan only when the unit left the state the schedule wants, so a
-    // unit systemd restarts by itself (Restart=) does not cause passes.
+    // A launched unit that stops is systemd's business (see launched.ts); a
+    // unit that must only be loaded but was started must be stopped again.
     const want = this.desiredNow.get(s.name);
-    if (!want) return;
-    const running = isRunning(s.activeState);
-    if ((want.targetState === 'launched' && !running && s.activeState !== 'deactivating') || (want.targetState === 'loaded' && running)) {
-      this.kick();
-    }
+    if (want?.targetState === 'loaded' && isRunning(s.activeState)) this.kick();
   }
 
   private async reconcileLoop(): Promise<void> {
@@ -240,12 +238,17 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.reporter.setManaged(managedHashes(current));
       for (const c of current.values()) if (c.fileHash !== undefined) this.reporter.observe(statusOf(c));
 
+      this.launched.annotate(desired, current);
       tasks = planTasks(desired, current);
       const outcome = await runTasks(tasks, { systemd: this.o.systemd, bodyOf: (h) => this.bodies.get(h)?.text }, (t) => {
         if (t.type === 'write-file') this.reporter.manage(t.unit, t.hash);
         if (t.type === 'remove-file') this.reporter.unmanage(t.unit);
+        this.launched.record(t, desired);
         this.emit('task', t);
       });
+      // a job systemd ran but that did not succeed still counts as launched: the
+      // failure is reported through the unit's state, not retried every pass
+      if (outcome.failed?.error.kind === 'failed') this.launched.record(outcome.failed.task, desired);
       await this.refreshStatuses(tasks);
       this.bodies.retainOnly([...desired.values()].map((d) => d.hash));
       this.emit('pass', { tasks, outcome });

@@ -14,7 +14,9 @@
  *    stop it first.
  *  - [Install] section present and not enabled: enable (runtime); enabled but
  *    the body has no [Install]: disable.
- *  - launched and not running: start. loaded and running: stop.
+ *  - launched and not running: start, unless this agent already launched it
+ *    at this hash (`settled`: systemd's Restart= owns it from there).
+ *    loaded and running: stop.
  * A unit that is launched with the file's hash and running gets no task at
  * all, so an agent restart never disturbs a running workload.
  */
@@ -74,7 +76,7 @@ function planScheduled(want: DesiredUnit, have: CurrentUnit | undefined, tasks: 
   }
 
   if (want.targetState === 'launched') {
-    if (!running) tasks.push({ type: 'start', unit, reason: REASONS.shouldBeLaunched });
+    if (!running && (rewrite || !have?.settled)) tasks.push({ type: 'start', unit, reason: REASONS.shouldBeLaunched });
     else if (rewrite) tasks.push({ type: 'restart', unit, reason: REASONS.hashDiffers });
   } else if (running) {
     tasks.push({ type: 'stop', unit, reason: REASONS.shouldBeLoaded });

@@ -37,6 +37,13 @@ export interface CurrentUnit {
   enabled: boolean;
   /** systemd has not yet read the file on disk (NeedDaemonReload, or not-found while a file exists) */
   needsReload: boolean;
+  /**
+   * This agent already launched the unit at fileHash (or found it running
+   * so). If it has stopped since, that is systemd's business (Restart=, a
+   * oneshot that finished, a crash the operator should see): no new start.
+   * As in fleet, a unit is started once per launch, not kept alive by polling.
+   */
+  settled?: boolean;
   mainPid?: number;
 }
 

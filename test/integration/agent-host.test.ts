@@ -149,6 +149,20 @@ describe('fleetx agent on a real systemd host', () => {
     expect((await show('side.service')).UnitFileState).toBe('enabled-runtime');
   });
 
+  it('starts a launched unit once: a finished oneshot or a crashed unit is not restarted by the agent', async () => {
+    // each run appends a line; units that finish are unloaded by systemd, so count runs on disk
+    await submit('once.service', '[Service]\nType=oneshot\nExecStart=/bin/sh -c "echo run >> /run/once.count"\n', 'launched');
+    await submit('crash.service', '[Service]\nExecStart=/bin/sh -c "echo run >> /run/crash.count; sleep 0.2; exit 3"\n', 'launched');
+    const runs = async (u: string) => (await host.exec(['cat', `/run/${u}.count`])).stdout.split('\n').filter(Boolean).length;
+    await until('crash failed and reported', async () => (await stateRecord('crash.service'))?.activeState === 'failed');
+    await until('once ran', async () => (await runs('once')) === 1);
+    await new Promise((r) => setTimeout(r, 2500));
+    expect({ once: await runs('once'), crash: await runs('crash') }).toEqual({ once: 1, crash: 1 });
+    await etcd.delete().key(keys.schedule(host.machineId, 'once.service'));
+    await etcd.delete().key(keys.schedule(host.machineId, 'crash.service'));
+    await until('removed', async () => (await host.exec(['test', '-e', '/run/systemd/system/crash.service'])).code !== 0);
+  }, 30_000);
+
   it('never disturbs running units when the agent is SIGKILLed and restarted', async () => {
     await submit('web.service', sleepUnit('web'), 'launched');
     await until('web active', async () => (await show('web.service')).ActiveState === 'active');

@@ -113,6 +113,19 @@ describe('planTasks: named cases', () => {
     expect(types(planTasks(desiredOf('launched', false), c))).toBe('reload start');
   });
 
+  it.each<[Have, boolean, string]>([
+    ['inactive', true, ''],
+    ['failed', true, ''],
+    ['active', true, ''],
+    ['inactive', false, 'write-file reload start'],
+    ['failed', false, 'write-file reload start'],
+    ['active', false, 'write-file reload restart'],
+  ])('a launched unit this agent already started (settled) and now %s, same hash %s → [%s]', (have, same, expected) => {
+    const c = currentOf(have, same);
+    c.get(U)!.settled = true;
+    expect(types(planTasks(desiredOf('launched', false), c))).toBe(expected);
+  });
+
   it('never touches a unit that has no fleetx file and is not scheduled', () => {
     const c = new Map([[U, { ...currentOf('active', true).get(U)!, fileHash: undefined }]]);
     expect(planTasks(new Map(), c)).toEqual([]);
@@ -158,6 +171,7 @@ const currentArb = fc.uniqueArray(
     subState: fc.constant('x'),
     enabled: fc.boolean(),
     needsReload: fc.boolean(),
+    settled: fc.boolean(),
   }),
   { selector: (u) => u.name },
 );
@@ -230,6 +244,18 @@ describe('planTasks properties', () => {
       const foreign = new Set(c.filter((u) => u.fileHash === undefined && !scheduled.has(u.name)).map((u) => u.name));
       for (const t of planTasks(toMap(d), toMap(c))) {
         if ('unit' in t) expect(foreign.has(t.unit)).toBe(false);
+      }
+    }));
+  });
+
+  it('never starts a settled unit again at the same hash', () => {
+    fc.assert(fc.property(desiredArb, currentArb, (d, c) => {
+      const current = toMap(c);
+      for (const t of planTasks(toMap(d), current)) {
+        if (t.type !== 'start') continue;
+        const have = current.get(t.unit);
+        const want = d.find((u) => u.name === t.unit)!;
+        expect(have?.settled === true && have.fileHash === want.hash).toBe(false);
       }
     }));
   });
