@@ -1,0 +1,143 @@
+/**
+ * PrefixMirror against a real etcd reached through a TCP proxy the test can
+ * cut: while the mirror is cut off, keys change and etcd compacts its
+ * history, so the watch cannot resume (etcd cancels it: "required revision
+ * has been compacted"); the mirror must re-list and watch again, and end up
+ * with exactly what etcd holds.
+ */
+import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net';
+import type { Etcd3 } from 'etcd3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PrefixMirror } from '../../src/presence/mirror.js';
+import { connect } from '../../src/registry/client.js';
+import { resolveConnection } from '../../src/registry/connection.js';
+import { freePort, startEtcd, type EtcdServer } from '../helpers/etcd.js';
+
+/** A TCP forwarder to etcd; cut() drops every connection and refuses new ones until restore(). */
+class Proxy {
+  private server?: Server;
+  private readonly sockets = new Set<Socket>();
+  constructor(readonly port: number, private readonly target: number) {}
+  async restore(): Promise<void> {
+    this.server = createServer((client) => {
+      const upstream = tcpConnect(this.target, '127.0.0.1');
+      for (const s of [client, upstream]) {
+        this.sockets.add(s);
+        s.on('close', () => this.sockets.delete(s));
+        s.on('error', () => undefined);
+      }
+      client.pipe(upstream).pipe(client);
+    });
+    await new Promise<void>((r) => this.server!.listen(this.port, '127.0.0.1', () => r()));
+  }
+  async cut(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise((r) => (this.server ? this.server.close(r) : r(undefined)));
+    this.server = undefined;
+  }
+}
+
+let etcd: EtcdServer;
+let direct: Etcd3;
+let viaProxy: Etcd3;
+let proxy: Proxy;
+
+beforeAll(async () => {
+  etcd = await startEtcd();
+  direct = connect(resolveConnection({ endpoint: etcd.endpoints[0] }, {}));
+  proxy = new Proxy(await freePort(), Number(new URL(etcd.endpoints[0]!).port));
+  await proxy.restore();
+  viaProxy = connect(resolveConnection({ endpoint: `http://127.0.0.1:${proxy.port}`, requestTimeout: '1' }, {}));
+});
+
+afterAll(async () => {
+  viaProxy?.close();
+  direct?.close();
+  await proxy?.cut();
+  await etcd?.stop();
+});
+
+async function waitFor(what: string, fn: () => boolean, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!fn()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+describe('PrefixMirror', () => {
+  it('follows puts and deletes, filters with accept, and reports unreadable records', async () => {
+    await direct.put('/m1/a').value('{"n":1}').exec();
+    await direct.put('/m1/skip').value('{"n":-1}').exec();
+    const problems: string[] = [];
+    let changes = 0;
+    const m = new PrefixMirror<{ n: number }>(
+      viaProxy,
+      { prefix: '/m1/' },
+      (_k, v) => {
+        const r = JSON.parse(v) as { n: number };
+        return r.n >= 0 ? r : undefined;
+      },
+      () => changes++,
+      (msg) => problems.push(msg),
+      200,
+    );
+    try {
+      await m.start();
+      expect(m.ready).toBe(true);
+      expect(m.values()).toEqual([{ n: 1 }]);
+      await direct.put('/m1/b').value('{"n":2}').exec();
+      await direct.delete().key('/m1/a').exec();
+      await direct.put('/m1/bad').value('not json').exec();
+      await waitFor('b in, a out', () => JSON.stringify(m.values()) === '[{"n":2}]' && problems.length === 1);
+      expect(problems[0]).toMatch(/unreadable record at \/m1\/bad/);
+      expect(changes).toBeGreaterThanOrEqual(3);
+    } finally {
+      await m.stop();
+    }
+  });
+
+  it('one exact key does not match longer keys', async () => {
+    await direct.put('/m2/app').value('{"n":1}').exec();
+    await direct.put('/m2/app2').value('{"n":2}').exec();
+    const m = new PrefixMirror<{ n: number }>(viaProxy, { key: '/m2/app' }, (_k, v) => JSON.parse(v), () => undefined, () => undefined, 200);
+    try {
+      await m.start();
+      expect(m.values()).toEqual([{ n: 1 }]);
+      await direct.put('/m2/app2').value('{"n":3}').exec();
+      await direct.put('/m2/app').value('{"n":4}').exec();
+      await waitFor('app updated', () => m.values()[0]?.n === 4);
+      expect(m.values()).toEqual([{ n: 4 }]);
+    } finally {
+      await m.stop();
+    }
+  });
+
+  it('a watch that cannot resume after compaction is re-listed and re-watched', async () => {
+    await direct.put('/m3/a').value('{"n":1}').exec();
+    const problems: string[] = [];
+    const m = new PrefixMirror<{ n: number }>(viaProxy, { prefix: '/m3/' }, (_k, v) => JSON.parse(v), () => undefined, (msg) => problems.push(msg), 200);
+    try {
+      await m.start();
+      expect(m.values()).toEqual([{ n: 1 }]);
+      await proxy.cut();
+      // while the mirror is cut off: changes, then history compacted away
+      await direct.delete().key('/m3/a').exec();
+      await direct.put('/m3/b').value('{"n":2}').exec();
+      const res = await direct.put('/m3/c').value('{"n":3}').exec();
+      await direct.put('/m3/d').value('{"n":4}').exec();
+      await direct.delete().key('/m3/d').exec();
+      const compactTo = (BigInt(res.header.revision) + 2n).toString();
+      // etcd3 1.1.2 has no compact() helper: use the raw KV client
+      await direct.kv.compact({ revision: compactTo, physical: true });
+      await proxy.restore();
+      await waitFor('mirror caught up', () => JSON.stringify(m.values().map((v) => v.n).sort()) === '[2,3]');
+      expect(problems).toContain('watch on /m3/ failed; re-listing');
+      // and it keeps following
+      await direct.put('/m3/e').value('{"n":5}').exec();
+      await waitFor('e seen', () => m.values().some((v) => v.n === 5));
+    } finally {
+      await m.stop();
+    }
+  });
+});
