@@ -85,9 +85,10 @@ export class PrefixMirror<T> {
       this.items = items;
       this.synced = true;
       w.on('put', (kv) => {
-        this.items.delete(kv.key.toString());
+        // records `accept` ignores (other services' health) wake nobody
+        const had = this.items.delete(kv.key.toString());
         this.keep(this.items, kv);
-        this.onChange();
+        if (had || this.items.has(kv.key.toString())) this.onChange();
       });
       w.on('delete', (kv) => {
         if (this.items.delete(kv.key.toString())) this.onChange();

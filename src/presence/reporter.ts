@@ -37,6 +37,7 @@ export class StatusReporter {
   /** Makes the status keys match `observed`; returns the records written. */
   async report(observed: readonly Observed[]): Promise<PresenceStatusRecord[]> {
     const { client, keys, service } = this.o;
+    if (!this.lease && observed.length === 0 && this.written.size === 0) return []; // no lease just to write nothing
     try {
       const lease = await this.ensureLease();
       const done: PresenceStatusRecord[] = [];

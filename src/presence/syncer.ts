@@ -83,6 +83,8 @@ export class PresenceSyncer extends EventEmitter<SyncerEvents> {
   private driver?: PresenceDriver;
   private driverKey?: string;
   private observed: Observed[] = [];
+  /** the last decision applied, when, and whether the LB matched it */
+  private last?: { key: string; at: number; settled: boolean };
   private lastProblem?: string;
   private loop?: Promise<void>;
   private due = false;
@@ -172,7 +174,11 @@ export class PresenceSyncer extends EventEmitter<SyncerEvents> {
     }
     if (!this.healthMirror.ready || !this.holdMirror.ready || !this.machineMirror.ready) return; // a mirror retries and wakes us
     const driver = await this.ensureDriver(svc);
-    if (!driver) return;
+    if (!driver) {
+      // not load-balanced (driver none, or a config we cannot use): no statuses
+      await this.reporter.report([]).catch(() => undefined);
+      return;
+    }
     const port = svc.presence.port;
     if (port === undefined) return this.problemOnce(`service ${svc.name}: presence.port is not set`);
 
@@ -184,11 +190,20 @@ export class PresenceSyncer extends EventEmitter<SyncerEvents> {
       machines: this.machineMirror.values(),
       observed: this.observed,
     });
+    // A settled LB is asked again only when the decision changed or pollMs
+    // passed: health records are rewritten on every check, which must not
+    // turn into a runtime API call each time.
+    const key = JSON.stringify(desired);
+    if (this.last && this.last.settled && this.last.key === key && Date.now() - this.last.at < this.o.pollMs) {
+      this.schedule(this.last.at + this.o.pollMs - Date.now());
+      return;
+    }
     let observed: Observed[];
     try {
       observed = await driver.apply(desired);
     } catch (e) {
-      this.emit('problem', `presence driver ${driver.kind} failed; retrying`, e);
+      this.last = undefined;
+      this.problemOnce(`presence driver ${driver.kind} failed; retrying every ${this.o.retryMs} ms`, e);
       this.schedule(this.o.retryMs);
       // what the LB does is unknown now: withdraw the statuses so rollouts wait
       await this.reporter.report([]).catch(() => undefined);
@@ -208,6 +223,7 @@ export class PresenceSyncer extends EventEmitter<SyncerEvents> {
     if (failed) this.schedule(this.o.retryMs);
     else if (!settled) this.schedule(this.o.tickMs);
     else this.schedule(this.o.pollMs);
+    this.last = { key, at: Date.now(), settled };
     this.lastProblem = undefined;
     this.emit('pass', { desired, observed, written, settled });
   }
@@ -219,20 +235,23 @@ export class PresenceSyncer extends EventEmitter<SyncerEvents> {
     await this.driver?.close();
     this.driver = undefined;
     this.observed = [];
+    this.last = undefined;
     this.driverKey = key;
     try {
       const make = this.o.createDriver ?? createDriver;
       this.driver = make(svc.presence, { service: svc.name, template: svc.template, client: this.o.client, connection: this.o.connection });
       if (!this.driver) this.problemOnce(`service ${svc.name} has presence driver "none"; nothing to do`);
     } catch (e) {
-      this.emit('problem', `cannot use the presence config of service ${svc.name}`, e);
+      this.problemOnce(`cannot use the presence config of service ${svc.name}`, e);
     }
     return this.driver;
   }
 
-  private problemOnce(msg: string): void {
-    if (msg !== this.lastProblem) this.emit('problem', msg, undefined);
-    this.lastProblem = msg;
+  /** Emits a problem unless it repeats the previous one (an outage logs once, not every retry). */
+  private problemOnce(msg: string, err?: unknown): void {
+    const id = `${msg}|${err instanceof Error ? err.message : ''}`;
+    if (id !== this.lastProblem) this.emit('problem', msg, err);
+    this.lastProblem = id;
   }
 
   /** Wakes the loop in `ms` unless it is already due sooner. */

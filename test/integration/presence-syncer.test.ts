@@ -22,10 +22,12 @@ const now = () => new Date().toISOString();
 class MemoryDriver implements PresenceDriver {
   readonly kind = 'memory';
   calls: Desired[][] = [];
+  attempts = 0;
   failNext = 0;
   closed = false;
   constructor(readonly cfg: PresenceConfig) {}
   async apply(desired: readonly Desired[]): Promise<Observed[]> {
+    this.attempts++;
     if (this.failNext > 0) {
       this.failNext--;
       throw new FleetxError('unavailable', 'memory LB is down');
@@ -71,9 +73,9 @@ async function statuses(c = client): Promise<Record<string, PresenceStatusRecord
   return Object.fromEntries(Object.values(raw).map((v) => JSON.parse(v) as PresenceStatusRecord).map((r) => [r.unit, r]));
 }
 
-function newSyncer(c: Etcd3, cn: ConnectionOptions, ttl = 10): PresenceSyncer {
+function newSyncer(c: Etcd3, cn: ConnectionOptions, ttl = 10, pollMs = 300): PresenceSyncer {
   const s = new PresenceSyncer({
-    client: c, keys, service: 'app', connection: cn, leaseTtlSec: ttl, retryMs: 200, tickMs: 100, pollMs: 300,
+    client: c, keys, service: 'app', connection: cn, leaseTtlSec: ttl, retryMs: 200, tickMs: 100, pollMs,
     createDriver: (cfg) => {
       const d = new MemoryDriver(cfg);
       d.failNext = failFirst;
@@ -114,7 +116,8 @@ describe('PresenceSyncer', () => {
     await put(keys.service('app'), service(8080));
     await waitFor('driver', () => drivers.length === 1);
     await waitFor('status in', async () => (await statuses())['app@1.service']?.state === 'in');
-    expect(problems.filter((p) => /memory LB is down/.test(p))).toHaveLength(2);
+    expect(drivers[0]!.attempts).toBeGreaterThanOrEqual(3);
+    expect(problems.filter((p) => /memory LB is down/.test(p))).toHaveLength(1); // an outage is logged once
     expect((await statuses())['app@1.service']).toMatchObject({ service: 'app', unit: 'app@1.service', state: 'in', address: '10.0.0.1' });
     expect(drivers[0]!.calls.at(-1)).toEqual([{ unit: 'app@1.service', address: '10.0.0.1', port: 8080, want: 'in', reason: 'healthy on m1' }]);
   });
@@ -144,6 +147,28 @@ describe('PresenceSyncer', () => {
     } finally {
       await w.cancel();
     }
+  });
+
+  it('health records rewritten by every check (same verdict), and other services\' records, do not call the LB again', async () => {
+    syncer = newSyncer(client, conn, 10, 60_000);
+    await syncer.start();
+    await waitFor('in', async () => (await statuses())['app@1.service']?.state === 'in');
+    const d = drivers.at(-1)!;
+    const attempts = d.attempts;
+    const passCount = passes.length;
+    for (let i = 0; i < 20; i++) {
+      await put(keys.health('m1', 'app@1.service'), health('app@1.service', 'm1'));
+      await put(keys.health('m1', 'web@1.service'), health('web@1.service', 'm1'));
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    expect(d.attempts).toBe(attempts);
+    expect(passes.length).toBe(passCount);
+    // a different verdict does
+    await put(keys.health('m1', 'app@1.service'), health('app@1.service', 'm1', 'unhealthy'));
+    await waitFor('out', async () => (await statuses())['app@1.service']?.state === 'out');
+    expect(d.attempts).toBe(attempts + 1);
+    await put(keys.health('m1', 'app@1.service'), health('app@1.service', 'm1'));
+    await waitFor('in', async () => (await statuses())['app@1.service']?.state === 'in');
   });
 
   it('a revoked lease: statuses vanish, the syncer takes a new lease and rewrites them', async () => {
