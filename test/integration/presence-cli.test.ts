@@ -2,6 +2,8 @@
  * `fleetx presence` as the CLI runs it (in-process, ended by an AbortSignal
  * instead of SIGTERM) against a real etcd, with the etcd driver.
  */
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import type { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bufferIo } from '../../src/cli/io.js';
@@ -13,6 +15,7 @@ import { keyspace } from '../../src/registry/keys.js';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
 
 const keys = keyspace('/fx');
+const BIN = fileURLToPath(new URL('../../bin/fleetx.mjs', import.meta.url));
 let etcd: EtcdServer;
 let client: Etcd3;
 
@@ -60,6 +63,28 @@ describe('fleetx presence', () => {
     expect(logs.every((l) => l.svc === 'fleetx-presence' && l.service === 'web')).toBe(true);
     expect(logs.map((l) => l.msg)).toEqual(expect.arrayContaining(['presence syncer starting', 'web@a.service in', 'presence syncer stopped']));
     expect(io.out).toEqual([]);
+  });
+
+  it('as a process: SIGTERM stops it cleanly (exit 0) and its statuses vanish at once', async () => {
+    const child = spawn(process.execPath, [BIN, 'presence', '--service', 'web', '--endpoint', etcd.endpoints[0]!, '--etcd-key-prefix', '/fx'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, FLEETX_ENDPOINT: '' },
+    });
+    let stderr = '';
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (d: string) => (stderr += d));
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    try {
+      const statusKey = keys.presenceStatus('web', 'web@a.service');
+      await waitFor('status in', async () => JSON.parse((await client.get(statusKey).string()) ?? '{}').state === 'in', 20_000);
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(await client.get(statusKey).string()).toBeNull();
+      expect(stderr).toMatch(/"msg":"signal received"/);
+      expect(stderr).toMatch(/"msg":"presence syncer stopped"/);
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 
   it('without --service it is a usage error', async () => {
