@@ -7,10 +7,11 @@
  * to report. We retry only UNAVAILABLE (a refused connection fails fast) and
  * only as many times as there are other endpoints to try; DEADLINE_EXCEEDED
  * is returned at once. Long-running callers (agent, engine) have their own
- * retry loops. etcd3's per-host circuit breaker stays as is.
+ * retry loops. etcd3's per-host circuit breaker stays as is. Watches and
+ * reconnects back off to at most a few seconds (see below).
  */
 import { readFileSync } from 'node:fs';
-import { handleType, noop, retry } from 'cockatiel';
+import { ExponentialBackoff, handleType, noop, retry, type IBackoff } from 'cockatiel';
 import { Etcd3, GRPCUnavailableError, type IOptions } from 'etcd3';
 import { usageError } from '../errors/errors.js';
 import type { ConnectionOptions } from './connection.js';
@@ -27,7 +28,13 @@ export function connect(opts: ConnectionOptions): Etcd3 {
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + opts.requestTimeoutMs }),
     faultHandling: {
       global: opts.endpoints.length > 1 ? retry(handleType(GRPCUnavailableError), { maxAttempts: opts.endpoints.length - 1 }) : noop,
+      // etcd3 waits up to 30 s before reopening a broken watch; agents must
+      // see their schedule again within seconds of etcd coming back.
+      // (etcd3 only calls .next() on it; its typings predate cockatiel 3.)
+      watchBackoff: new ExponentialBackoff({ initialDelay: 200, maxDelay: 5000 }) as unknown as IBackoff<unknown>,
     },
+    // gRPC's reconnect backoff grows to 120 s by default; same reason.
+    grpcOptions: { 'grpc.max_reconnect_backoff_ms': 2000 },
   };
   if (opts.caFile) {
     options.credentials = {
