@@ -30,10 +30,10 @@ afterAll(async () => {
 });
 
 describe('command driver', () => {
-  // a node one-liner that appends its argv and FLEETX_PRESENCE_* to a file, then exits with $EXIT_WITH
+  // a node one-liner that appends its argv and FLEETX_*/FLEETCTL_* variables to a file, then exits with $EXIT_WITH
   const script = [
     'const fs = require("fs");',
-    'const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith("FLEETX_PRESENCE_")));',
+    'const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => /^(FLEETX|FLEETCTL)_/.test(k)));',
     'fs.appendFileSync(process.argv[1], JSON.stringify({ argv: process.argv.slice(2), env }) + "\\n");',
     'process.exit(Number(process.env.EXIT_WITH || 0));',
   ].join(' ');
@@ -43,7 +43,8 @@ describe('command driver', () => {
     const log = join(dir, 'cmd.log');
     const canary = join(dir, 'pwned');
     const weird = `we ird "q" 'q' $(touch ${canary}) \`touch ${canary}\` ; touch ${canary}`;
-    const driver = new CommandDriver({ service: weird, argv: [process.execPath, '-e', script, log, weird, '*'], env: { PATH: process.env.PATH } });
+    const env = { PATH: process.env.PATH, FLEETX_ETCD_PASSWORD: 'etcd-secret', FLEETCTL_ENDPOINT: 'http://x:2379', FLEETX_PRESENCE_UNIT: 'stale' };
+    const driver = new CommandDriver({ service: weird, argv: [process.execPath, '-e', script, log, weird, '*'], env });
     const got = await driver.apply([inD('app@1.service'), outD('app@2.service')]);
     expect(got).toEqual([
       { unit: 'app@1.service', state: 'in', address: '10.0.0.1' },
@@ -61,6 +62,7 @@ describe('command driver', () => {
     });
     expect(c[1].env).toMatchObject({ FLEETX_PRESENCE_UNIT: 'app@2.service', FLEETX_PRESENCE_STATE: 'out', FLEETX_PRESENCE_ADDRESS: '' });
     expect(existsSync(canary)).toBe(false);
+    // (the env check above is exact: the syncer's FLEETX_*/FLEETCTL_* settings, e.g. an etcd password, are not passed on)
 
     // unchanged instances are not pushed again; a changed address is
     await driver.apply([inD('app@1.service'), outD('app@2.service')]);

@@ -19,6 +19,10 @@ describe('haproxy runtime API parsing', () => {
     expect(m.get('app-1')).toEqual({ backend: 'app', server: 'app-1', status: 'UP', scur: 2, addr: '127.0.0.1:8080' });
   });
 
+  it('show stat: a backend HAProxy does not have is a usage error', () => {
+    expect(() => parseShowStat(STAT, 'nope')).toThrow(expect.objectContaining({ kind: 'usage', message: expect.stringMatching(/no backend "nope"/) }));
+  });
+
   it('show stat: an answer that is not CSV is unavailable', () => {
     expect(() => parseShowStat('Unknown command\n', 'app')).toThrow(expect.objectContaining({ kind: 'unavailable' }));
   });

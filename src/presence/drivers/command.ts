@@ -4,6 +4,8 @@
  *   FLEETX_PRESENCE_SERVICE, FLEETX_PRESENCE_UNIT, FLEETX_PRESENCE_ADDRESS,
  *   FLEETX_PRESENCE_PORT, FLEETX_PRESENCE_STATE (in|out).
  * Values reach the program literally: no word splitting, quotes or `$(…)`.
+ * The rest of the environment is the syncer's without its FLEETX_* and
+ * FLEETCTL_* settings (they may hold etcd credentials).
  * Exit 0 = applied; any other exit, a signal or the timeout (the process is
  * killed) is a per-instance error, retried. No session counts (changes.ts).
  */
@@ -32,7 +34,7 @@ export class CommandDriver extends ChangeDriver {
   protected send(change: PresenceChange): Promise<void> {
     const [file, ...args] = this.opts.argv as [string, ...string[]];
     const env = {
-      ...(this.opts.env ?? process.env),
+      ...inherited(this.opts.env ?? process.env),
       FLEETX_PRESENCE_SERVICE: change.service,
       FLEETX_PRESENCE_UNIT: change.unit,
       FLEETX_PRESENCE_ADDRESS: change.address,
@@ -54,4 +56,13 @@ export class CommandDriver extends ChangeDriver {
       });
     });
   }
+}
+
+/**
+ * The syncer's environment minus its own settings: FLEETX_* / FLEETCTL_*
+ * may carry etcd credentials (FLEETX_ETCD_PASSWORD), which a hook command
+ * has no business seeing.
+ */
+function inherited(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([k]) => !/^(FLEETX|FLEETCTL)_/.test(k)));
 }

@@ -82,7 +82,8 @@ export interface ServerStat {
 /**
  * Parses `show stat` CSV (header line "# pxname,svname,…") into the server
  * rows of one backend, looked up by column name so added columns in other
- * HAProxy versions do not matter. @throws 'unavailable' on an answer that is not CSV.
+ * HAProxy versions do not matter. @throws 'unavailable' on an answer that
+ * is not CSV, 'usage' when the backend does not exist.
  */
 export function parseShowStat(text: string, backend: string): Map<string, ServerStat> {
   const lines = text.split('\n').filter((l) => l.trim() !== '');
@@ -96,10 +97,13 @@ export function parseShowStat(text: string, backend: string): Map<string, Server
   };
   const [px, sv, st, sc, ad] = [at('pxname'), at('svname'), at('status'), at('scur'), cols.indexOf('addr')];
   const out = new Map<string, ServerStat>();
+  let exists = false;
   for (const line of lines.slice(1)) {
     const f = line.split(',');
+    if (f[px] === backend) exists = true;
     if (f[px] !== backend || f[sv] === 'FRONTEND' || f[sv] === 'BACKEND') continue;
     out.set(f[sv]!, { backend, server: f[sv]!, status: f[st] ?? '', scur: Number(f[sc] ?? 0) || 0, addr: ad >= 0 ? (f[ad] ?? '') : '' });
   }
+  if (!exists) throw usageError(`HAProxy has no backend "${backend}"`, 'check presence.backend against the HAProxy config');
   return out;
 }
