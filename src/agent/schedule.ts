@@ -101,6 +101,7 @@ export class ScheduleSource {
     let offStop = () => {};
     let done = false;
     let why = 'other' as 'resync' | 'other';
+    let failed = false;
     try {
       await new Promise<void>((resolve) => {
         this.relist = (r) => {
@@ -132,6 +133,7 @@ export class ScheduleSource {
         w.on('put', (kv) => { this.apply(this.records, kv, 'put'); this.events.changed(); });
         w.on('delete', (kv) => { this.apply(this.records, kv, 'delete'); this.events.changed(); });
         w.on('error', (e) => {
+          failed = true;
           this.events.problem('schedule watch failed; listing again', e);
           resolve();
         });
@@ -142,8 +144,11 @@ export class ScheduleSource {
       // a resync re-lists a watch that was current: stay live (no flapping, passes go on)
       if (why !== 'resync') this.setLive(false);
       this.relist = undefined;
-      // cancel() waits for etcd's answer and can hang while the stream reconnects
-      await Promise.race([w.cancel().catch(() => undefined), sleep(1000)]);
+      // No cancel() after 'error': etcd3 already dropped that watcher, and
+      // cancelling it again makes etcd3 throw from a stream handler (an
+      // uncaught exception). Otherwise cancel, without waiting on a stream
+      // that may be reconnecting.
+      if (!failed) await Promise.race([w.cancel().catch(() => undefined), sleep(1000)]);
     }
   }
 

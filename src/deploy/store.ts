@@ -242,7 +242,9 @@ export class DeployStore {
       watcher.on('delete', () => void (closed || on.delete()));
       watcher.on('error', (e) => {
         if (closed) return;
-        void cancel();
+        // No cancel() here: etcd3 already dropped the watcher, and cancelling
+        // it again makes etcd3 throw from a stream handler (uncaught).
+        closed = true;
         on.error(toFleetxError(e, this.connection));
       });
       return cancel;
