@@ -29,6 +29,8 @@ const SETPRIV = '/usr/bin/setpriv';
 export interface HaproxyServer {
   /** admin socket path (unix) */
   socket: string;
+  /** the same runtime API over TCP: ipv4@127.0.0.1:PORT */
+  tcpSocket: string;
   frontendPort: number;
   dir: string;
   /** Sends one runtime API command and returns the answer. */
@@ -59,9 +61,11 @@ export async function startHaproxy(opts: StartHaproxyOptions): Promise<HaproxySe
   const dir = await mkdtemp(join(tmpdir(), 'fleetx-haproxy-'));
   const socket = join(dir, 'admin.sock');
   const frontendPort = await freePort();
+  const tcpSocket = `ipv4@127.0.0.1:${await freePort()}`;
   const config = [
     'global',
     `  stats socket ${socket} mode 600 level admin`,
+    `  stats socket ${tcpSocket} level admin`,
     '  stats timeout 30s',
     'defaults',
     '  mode http',
@@ -94,6 +98,7 @@ export async function startHaproxy(opts: StartHaproxyOptions): Promise<HaproxySe
   });
   return {
     socket,
+    tcpSocket,
     frontendPort,
     dir,
     command,

@@ -11,6 +11,7 @@
 import type { Etcd3, Watcher } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HealthRecord, HealthStatus } from '../../src/health/types.js';
+import { HaproxyDriver } from '../../src/presence/drivers/haproxy.js';
 import { PresenceSyncer } from '../../src/presence/syncer.js';
 import type { PresenceHold, PresenceStatusRecord } from '../../src/presence/types.js';
 import { connect } from '../../src/registry/client.js';
@@ -195,6 +196,22 @@ describe('presence syncer with HAProxy', () => {
     expect((await lb.servers()).get('app-1')!.status).toBe('MAINT');
     await json(keys.machine('m1'), machine(1));
     await waitState('app@1.service', 'in');
+  });
+
+  it('the driver over the TCP runtime socket; an instance without a slot is a per-instance error', async () => {
+    const driver = new HaproxyDriver({ template: 'app@.service', socket: lb.tcpSocket, backend: 'app' });
+    const got = await driver.apply([
+      { unit: 'app@1.service', address: '127.0.0.1', port: backends[0]!.port, want: 'in', reason: 't' },
+      { unit: 'app@9.service', address: '127.0.0.9', port: backends[0]!.port, want: 'in', reason: 't' },
+    ]);
+    expect(got[0]).toEqual({ unit: 'app@1.service', state: 'in', sessions: 0, address: '127.0.0.1' });
+    expect(got[1]).toMatchObject({ unit: 'app@9.service', state: 'unknown', error: expect.stringMatching(/no server slot app-9/) });
+    // slots of instances it was not asked about but that are in are reported, so they get taken out
+    expect(got.slice(2).map((o) => o.unit).sort()).toEqual(['app@2.service', 'app@3.service']);
+    const wrong = new HaproxyDriver({ template: 'app@.service', socket: lb.tcpSocket, backend: 'nope' });
+    await expect(wrong.apply([])).rejects.toMatchObject({ kind: 'usage' });
+    const closed = new HaproxyDriver({ template: 'app@.service', socket: `ipv4@127.0.0.1:${await freePort()}`, backend: 'app' });
+    await expect(closed.apply([])).rejects.toMatchObject({ kind: 'unavailable', message: expect.stringMatching(/ECONNREFUSED/) });
   });
 
   it('HAProxy down: statuses withdrawn; restarted with its config (all slots parked): instances put back in', async () => {
