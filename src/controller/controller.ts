@@ -16,7 +16,7 @@ import { isFencedOut, type Fence } from '../engine/fence.js';
 import { PassRunner, type PassOutcome } from '../engine/runner.js';
 import { PrefixWatches } from '../engine/watches.js';
 import { toFleetxError, type ErrorContext } from '../registry/errors.js';
-import { keyspace, type Keyspace } from '../registry/keys.js';
+import { keyspace, lastSegment, type Keyspace } from '../registry/keys.js';
 import { nextSteps } from '../rollout/plan.js';
 import type { RolloutAction, RolloutRecord } from '../rollout/types.js';
 import { ControllerStore, rolloutControls } from './store.js';
@@ -56,6 +56,8 @@ export interface ControllerPassReport {
   triggers: string[];
   /** rollout records seen */
   rollouts: number;
+  /** instances of the rollouts still running after the pass (their reports are watched) */
+  instances: string[];
   steps: StepReport[];
   /** etcd requests the pass made */
   requests: number;
@@ -101,6 +103,7 @@ export class RolloutController extends EventEmitter<ControllerEvents> {
   private session: Session | undefined;
   private transitions: Promise<void> = Promise.resolve();
   private current: ControllerState = 'stopped';
+  private reported = new Set<string>();
   private readonly onElected = (fence: Fence) => this.transition(() => this.begin(fence));
   private readonly onDeposed = (fence: Fence) =>
     this.transition(async () => {
@@ -146,20 +149,20 @@ export class RolloutController extends EventEmitter<ControllerEvents> {
   /** One pass with `fence` now. Exposed for tests and tools; throws FencedOutError or 'unavailable'. */
   async passOnce(fence: Fence, triggers: string[] = ['manual']): Promise<ControllerPassReport> {
     const t0 = Date.now();
-    const before = this.store.requests;
+    const store = this.store.metered();
     const decoder = new Decoder();
-    const raw = await this.store.readRollouts(fence);
+    const raw = await store.readRollouts(fence);
     const entries = decoder.rollouts(raw.rollouts, raw.controls);
     const steps: StepReport[] = [];
     const conflicts: string[] = [];
     if (entries.length > 0) {
-      const read = await this.store.readDetails(fence, entries);
+      const read = await store.readDetails(fence, entries);
       const reports = decoder.reports(read.states, read.healths);
       const now = this.now();
       for (const [i, entry] of entries.entries()) {
         const details = decoder.details(read.details[i]!, this.keys.presenceHolds(entry.service));
         try {
-          const s = await this.step(fence, entry, details, reports, now);
+          const s = await this.step(store, fence, entry, details, reports, now);
           if (s !== undefined) steps.push(s);
         } catch (e) {
           if (isFencedOut(e) || !isFleetxError(e) || e.kind !== 'conflict') throw e;
@@ -167,12 +170,16 @@ export class RolloutController extends EventEmitter<ControllerEvents> {
         }
       }
     }
-    for (const p of decoder.problems) this.emit('warning', new FleetxError('internal', `rollout controller: ${p}`));
+    // a corrupt record is reported once, not on every tick
+    for (const p of decoder.problems) if (!this.reported.has(p)) this.emit('warning', new FleetxError('internal', `rollout controller: ${p}`));
+    this.reported = new Set(decoder.problems);
+    const finished = new Set(steps.filter((s) => s.finished).map((s) => s.service));
     const report: ControllerPassReport = {
       triggers,
       rollouts: entries.length,
+      instances: entries.filter((e) => !finished.has(e.service)).flatMap((e) => Object.keys(e.rollout.value.instances)),
       steps,
-      requests: this.store.requests - before,
+      requests: store.requests,
       durationMs: Date.now() - t0,
       problems: decoder.problems,
       conflicts,
@@ -180,12 +187,12 @@ export class RolloutController extends EventEmitter<ControllerEvents> {
     return report;
   }
 
-  private async step(fence: Fence, entry: RolloutEntry, details: RolloutDetails, reports: Reports, now: number): Promise<StepReport | undefined> {
+  private async step(store: ControllerStore, fence: Fence, entry: RolloutEntry, details: RolloutDetails, reports: Reports, now: number): Promise<StepReport | undefined> {
     const view = buildView(entry, details, reports, now);
     const step = nextSteps(view);
     if (step.changed === false && step.actions.length === 0) return undefined;
     const plan = planWrites({ keys: this.keys, entry, details, view, step, now: new Date(now).toISOString() });
-    await this.store.commit(fence, this.keys.rollout(entry.service), entry.rollout.modRevision, plan.batches);
+    await store.commit(fence, this.keys.rollout(entry.service), entry.rollout.modRevision, plan.batches);
     const report: StepReport = {
       service: entry.service,
       id: step.rollout.id,
@@ -207,16 +214,20 @@ export class RolloutController extends EventEmitter<ControllerEvents> {
       const report = await this.passOnce(session.fence, triggers);
       this.emit('pass', report);
       for (const c of report.conflicts) this.emit('warning', new FleetxError('conflict', `rollout controller: ${c}`, { retryable: true }));
-      session.after(report.rollouts - report.steps.filter((s) => s.finished).length > 0);
+      session.after(report.rollouts > report.steps.filter((s) => s.finished).length, report.instances);
       return report.conflicts.length > 0 ? 'retry' : 'ok';
     } catch (e) {
       if (isFencedOut(e)) {
         this.emit('warning', e);
+        // this term is over: stand by until the engine is elected again
+        this.transition(async () => {
+          if (this.session === session) await this.end();
+        });
         return 'stop';
       }
       const err = isFleetxError(e) ? e : new FleetxError('internal', `rollout controller pass failed: ${String(e)}`, { cause: e });
       this.emit('warning', err);
-      session.after(true);
+      session.after(true); // keep the tick: the retry must not wait for an event
       return 'retry';
     }
   }
@@ -280,6 +291,7 @@ class Session {
   private detail: PrefixWatches | undefined;
   private tick: NodeJS.Timeout | undefined;
   private stopped = false;
+  private relevant = new Set<string>();
 
   constructor(
     private readonly controller: RolloutController,
@@ -295,9 +307,14 @@ class Session {
     void this.watches.start().then(() => this.runner.kick('elected', 0));
   }
 
-  /** After a pass: whether some rollout still runs (then instance watches and the tick are needed). */
-  after(running: boolean): void {
+  /**
+   * After a pass: whether some rollout still runs (then instance watches and
+   * the tick are needed) and which instances it rolls (events about other
+   * units do not trigger passes).
+   */
+  after(running: boolean, instances?: string[]): void {
     if (this.stopped) return;
+    if (instances !== undefined) this.relevant = new Set(instances);
     if (!running) {
       const d = this.detail;
       this.detail = undefined;
@@ -305,7 +322,7 @@ class Session {
       return;
     }
     if (this.detail === undefined) {
-      this.detail = this.watch(this.controller.settings.detailPrefixes);
+      this.detail = this.watch(this.controller.settings.detailPrefixes, (why) => this.matters(why));
       void this.detail.start().then(() => this.runner.kick('instance watches opened', 0));
     }
     if (this.tick === undefined) {
@@ -324,12 +341,18 @@ class Session {
     await this.runner.stop();
   }
 
-  private watch(prefixes: string[]): PrefixWatches {
+  /** PrefixWatches reports "put KEY" / "delete KEY"; state, health and unit keys end with the unit name. */
+  private matters(why: string): boolean {
+    const m = /^(?:put|delete) (.*)$/.exec(why);
+    return m === null || this.relevant.has(lastSegment(m[1]!));
+  }
+
+  private watch(prefixes: string[], filter: (why: string) => boolean = () => true): PrefixWatches {
     const s = this.controller.settings;
     return new PrefixWatches(
       s.client,
       prefixes,
-      (why) => this.runner.kick(why),
+      (why) => filter(why) && this.runner.kick(why),
       (why, e) => this.controller.emit('warning', new FleetxError('unavailable', `rollout controller: ${why}`, { cause: e })),
       s.retryMs,
     );

@@ -34,7 +34,13 @@ export class ControllerStore {
     private readonly keys: Keyspace,
     private readonly callTimeoutMs = 5000,
     private readonly convert?: (e: unknown) => FleetxError,
+    private readonly parent?: ControllerStore,
   ) {}
+
+  /** The same store with its own request counter (one per pass; passes may overlap with passOnce() calls). */
+  metered(): ControllerStore {
+    return new ControllerStore(this.client, this.keys, this.callTimeoutMs, this.convert, this);
+  }
 
   async readRollouts(fence: Fence): Promise<{ rollouts: RawKV[]; controls: RawKV[] }> {
     const res = await this.txn(fence, [this.range(this.keys.rollouts()), this.range(rolloutControls(this.keys))], 'read rollouts');
@@ -109,6 +115,7 @@ export class ControllerStore {
 
   private async txn(fence: Fence, ops: IRequestOp[], what: string, guards: { key: string; modRevision: string }[] = []): Promise<ITxnResponse> {
     this.requests++;
+    if (this.parent !== undefined) this.parent.requests++;
     let res: ITxnResponse;
     try {
       let b = fenced(this.client, fence);
