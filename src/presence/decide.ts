@@ -6,8 +6,9 @@
  * An instance is IN when it is not held by a rollout, its health record
  * says healthy, and the machine that reported it is still registered.
  * Everything else is OUT. The instances considered are the union of units
- * with a health record, held units and units the driver reported (so an
- * instance that vanished from etcd is still taken out of the LB). Output is
+ * with a health record, held units and units the driver reported as not out
+ * (so an instance that vanished from etcd is still taken out of the LB, and
+ * then forgotten, its status deleted). Output is
  * sorted by unit name; no clock, no I/O.
  */
 import type { HealthRecord } from '../health/types.js';
@@ -42,7 +43,9 @@ export function decide(input: DecideInput): Desired[] {
   const lastAddress = new Map<string, string>();
   for (const o of input.observed) if (o.address !== undefined) lastAddress.set(o.unit, o.address);
 
-  const units = new Set<string>([...health.keys(), ...holds.keys(), ...input.observed.map((o) => o.unit).filter(mine)]);
+  // an instance the driver has out and nobody reports any more is done with
+  const lingering = input.observed.filter((o) => o.state !== 'out' && mine(o.unit)).map((o) => o.unit);
+  const units = new Set<string>([...health.keys(), ...holds.keys(), ...lingering]);
   return [...units].sort(cmp).map((unit): Desired => {
     const record = pickHealth(health.get(unit) ?? [], machines);
     const machine = record ? machines.get(record.machine) : undefined;

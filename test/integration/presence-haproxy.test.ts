@@ -238,7 +238,9 @@ describe('presence syncer with HAProxy', () => {
     syncer.on('problem', (msg) => problems.push(msg));
     await syncer.start();
     await waitState('app@1.service', 'in');
-    await waitState('app@3.service', 'out');
-    expect((await lb.servers()).get('app-3')!.status).toBe('MAINT');
+    await waitFor('app-3 parked', async () => ((await lb.servers()).get('app-3')!.status === 'MAINT' ? true : undefined));
+    // taken out, then forgotten: no status for an instance that no longer exists
+    await waitFor('app@3 status gone', async () => ((await statuses()).has('app@3.service') ? undefined : true));
+    expect([...(await statuses()).keys()].sort()).toEqual(['app@1.service', 'app@2.service']);
   });
 });

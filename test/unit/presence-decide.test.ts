@@ -24,6 +24,7 @@ describe('decide', () => {
     ['machine gone -> out, no address', { health: [health('app@1.service', 'm9')], machines: M }, [['app@1.service', 'out', undefined]]],
     ['held without health record -> out', { holds: [hold('app@2.service')], machines: M }, [['app@2.service', 'out']]],
     ['driver still has a unit nobody reports -> out, last address kept', { machines: M, observed: [{ unit: 'app@3.service', state: 'in', address: '10.0.0.3' }] }, [['app@3.service', 'out', '10.0.0.3']]],
+    ['an instance the driver has out and nobody reports is forgotten', { machines: M, observed: [{ unit: 'app@3.service', state: 'out' }] }, []],
     ['other services\' units are ignored', { health: [health('web@1.service', 'm1'), health('app@1.service', 'm1'), health('app.service', 'm1')], machines: M }, [['app@1.service', 'in']]],
     ['moving unit: the live machine\'s record wins', { health: [health('app@1.service', 'm9'), health('app@1.service', 'm2', 'healthy')], machines: M }, [['app@1.service', 'in', '10.0.0.2']]],
     ['two live records: healthy wins', { health: [health('app@1.service', 'm1', 'unhealthy', '2026-01-01T00:00:09Z'), health('app@1.service', 'm2')], machines: M }, [['app@1.service', 'in', '10.0.0.2']]],
@@ -71,8 +72,9 @@ describe('decide', () => {
         const shuffled = { ...inp, health: [...inp.health].reverse(), machines: [...inp.machines].reverse(), holds: [...inp.holds].reverse() };
         expect(decide(shuffled)).toEqual(got);
         expect(decide(inp)).toEqual(got);
-        // every instance with a record, hold or observation is decided, once
-        const units = new Set([...inp.health.map((h) => h.unit), ...inp.holds.map((h) => h.unit), ...inp.observed.map((o) => o.unit)].filter((u) => isInstanceOf(T, u)));
+        // every instance with a record, a hold or still in the LB is decided, once
+        const lingering = inp.observed.filter((o) => o.state !== 'out').map((o) => o.unit);
+        const units = new Set([...inp.health.map((h) => h.unit), ...inp.holds.map((h) => h.unit), ...lingering].filter((u) => isInstanceOf(T, u)));
         expect(got.map((d) => d.unit).sort()).toEqual([...units].sort());
       }),
       { numRuns: 500 },
