@@ -6,7 +6,8 @@
  * registry supplies is ever interpreted by a shell.
  */
 import { spawn } from 'node:child_process';
-import { failedError, unavailableError } from '../errors/errors.js';
+import { constants } from 'node:os';
+import { FleetxError, failedError } from '../errors/errors.js';
 
 export interface SshOptions {
   user: string;
@@ -19,6 +20,23 @@ export interface SshOptions {
   identityFile?: string;
   forwardAgent?: boolean;
   connectTimeoutSec?: number;
+}
+
+/** Where a remote command's output goes when it is not handed the terminal: one call per line, without its newline. */
+export interface RemoteOutput {
+  stdout(line: string): void;
+  stderr(line: string): void;
+}
+
+export interface RunRemoteOptions {
+  /** Ask for a remote terminal (`-t`): an interactive shell. */
+  tty: boolean;
+  /**
+   * Pipe the output, line by line, here instead of sharing this process's
+   * stdout/stderr with ssh (in-process callers and tests). A remote terminal
+   * always gets this process's streams.
+   */
+  output?: RemoteOutput;
 }
 
 /** POSIX single-quote one argument so the remote shell passes it through verbatim. */
@@ -47,19 +65,83 @@ export function sshArgv(host: string, command: string[], opts: SshOptions, tty: 
   return argv;
 }
 
+/** Splits a byte stream into lines (a line may span chunks; UTF-8 is decoded across chunk borders). */
+function lineSink(emit: (line: string) => void): { write(chunk: Buffer): void; end(): void } {
+  const decoder = new TextDecoder();
+  let rest = '';
+  return {
+    write(chunk) {
+      const lines = (rest + decoder.decode(chunk, { stream: true })).split('\n');
+      rest = lines.pop()!;
+      for (const l of lines) emit(l);
+    },
+    end() {
+      rest += decoder.decode();
+      if (rest !== '') emit(rest);
+      rest = '';
+    },
+  };
+}
+
+const FORWARDED = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/** What ssh says when the host's key is not the one on record. */
+const HOST_KEY = /Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|No \S+ host key is known for/;
+
 /**
- * Run a command on a host with the terminal attached and return its exit
- * code. Throws 'unavailable' when ssh itself cannot connect (exit 255).
+ * Runs a command on a host and returns its exit code (128+n when it ended
+ * by signal n). SIGINT/SIGTERM/SIGHUP sent to this process while it runs
+ * are passed on to ssh, so `journal -f` stops with it and leaves nothing
+ * behind on either side.
+ * @throws FleetxError 'unavailable' when ssh cannot connect or the host key
+ *         does not match the known-hosts file (ssh's exit 255),
+ *         'failed' when ssh cannot be run at all.
  */
-export async function runRemote(host: string, command: string[], opts: SshOptions, tty: boolean): Promise<number> {
-  const argv = sshArgv(host, command, opts, tty);
+export async function runRemote(host: string, command: string[], opts: SshOptions, run: RunRemoteOptions): Promise<number> {
+  const argv = sshArgv(host, command, opts, run.tty);
+  const piped = run.output !== undefined && !run.tty ? run.output : undefined;
+  const sshSaid: string[] = [];
   const code = await new Promise<number>((resolve, reject) => {
-    const child = spawn('ssh', argv, { stdio: 'inherit' });
-    child.on('error', (e) => reject(failedError(`cannot run ssh: ${e.message}`, 'install openssh-client')));
-    child.on('exit', (c, signal) => resolve(c ?? (signal ? 128 : 1)));
+    const child = spawn('ssh', argv, { stdio: piped ? ['inherit', 'pipe', 'pipe'] : 'inherit' });
+    const forward = (sig: NodeJS.Signals) => void child.kill(sig);
+    for (const s of FORWARDED) process.on(s, forward);
+    const done = () => {
+      for (const s of FORWARDED) process.off(s, forward);
+    };
+    if (piped) {
+      const out = lineSink((l) => piped.stdout(l));
+      const err = lineSink((l) => {
+        sshSaid.push(l);
+        if (sshSaid.length > 20) sshSaid.shift();
+        piped.stderr(l);
+      });
+      child.stdout!.on('data', (c: Buffer) => out.write(c));
+      child.stderr!.on('data', (c: Buffer) => err.write(c));
+      child.stdout!.on('end', () => out.end());
+      child.stderr!.on('end', () => err.end());
+    }
+    child.on('error', (e) => {
+      done();
+      reject(failedError(`cannot run ssh: ${e.message}`, 'install openssh-client'));
+    });
+    // 'close', not 'exit': all output has been read by then.
+    child.on('close', (c, signal) => {
+      done();
+      resolve(c ?? (signal ? 128 + (constants.signals[signal] ?? 0) : 1));
+    });
   });
-  if (code === 255) {
-    throw unavailableError(`cannot reach ${opts.user}@${host} over SSH${opts.tunnel ? ` through ${opts.tunnel}` : ''}`);
-  }
+  if (code === 255) throw connectError(host, opts, sshSaid.join('\n'));
   return code;
+}
+
+function connectError(host: string, opts: SshOptions, said: string): FleetxError {
+  const where = `${opts.user}@${host}${opts.tunnel ? ` through ${opts.tunnel}` : ''}`;
+  if (HOST_KEY.test(said)) {
+    return new FleetxError('unavailable', `refusing to connect to ${where}: its SSH host key does not match the one on record`, {
+      hint: `known hosts: ${opts.knownHostsFile ?? '~/.ssh/known_hosts'}; if the machine was really re-installed, replace its entry (ssh-keygen -R ${host})`,
+      retryable: false,
+    });
+  }
+  const last = said.trim().split('\n').pop();
+  return new FleetxError('unavailable', `cannot reach ${where} over SSH${last ? `: ${last}` : ''}`);
 }

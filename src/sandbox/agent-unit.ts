@@ -1,9 +1,10 @@
 /**
- * The fleetx agent as a systemd unit inside each sandbox host.
- *
- * TODO: switch to units/fleetx-agent.service.hbs (being written separately)
- * once it exists, so the sandbox installs exactly the unit users get.
+ * The fleetx agent as a systemd unit inside each sandbox host, rendered from
+ * the shipped template (units/fleetx-agent.service.hbs) so the sandbox
+ * installs exactly the unit users get.
  */
+import { readFileSync } from 'node:fs';
+import { findTemplate, renderTemplate } from '../template/index.js';
 
 export const AGENT_UNIT = 'fleetx-agent.service';
 
@@ -25,26 +26,32 @@ export interface AgentUnitOptions {
   /** The host's own address, advertised to the cluster. */
   ip: string;
   nodePath?: string;
+  /** Machine metadata (`--metadata k=v`). */
+  metadata?: Record<string, string>;
 }
 
-/** Pure: the unit text. Restart=always: an agent that dies comes back, like on a real host. */
+/** Pure: the template's values for a sandbox host. */
+export function agentValues(o: AgentUnitOptions): Record<string, unknown> {
+  return {
+    node: o.nodePath ?? '/usr/bin/node',
+    fleetxBin: `${o.repoRoot}/bin/fleetx.mjs`,
+    endpoints: [o.endpoint],
+    ip: o.ip,
+    metadata: o.metadata ?? {},
+  };
+}
+
+/** Pure: renders the agent template source with the sandbox host's values. */
+export function renderAgentUnit(source: string, o: AgentUnitOptions): string {
+  return renderTemplate(source, agentValues(o), { templateName: AGENT_UNIT }).text;
+}
+
+/**
+ * The unit text from the checkout's own template (`<repoRoot>/units/`), the
+ * one that matches the bin/fleetx.mjs the hosts run.
+ * @throws FleetxError 'not-found' without the template, 'invalid' when a value cannot be rendered.
+ */
 export function agentUnit(o: AgentUnitOptions): string {
-  const exec = [o.nodePath ?? '/usr/bin/node', `${o.repoRoot}/bin/fleetx.mjs`, 'agent', '--endpoint', o.endpoint, '--ip', o.ip]
-    .map(execArg)
-    .join(' ');
-  return [
-    '[Unit]',
-    'Description=fleetx agent',
-    'Wants=network-online.target',
-    'After=network-online.target',
-    '',
-    '[Service]',
-    `ExecStart=${exec}`,
-    'Restart=always',
-    'RestartSec=2',
-    '',
-    '[Install]',
-    'WantedBy=multi-user.target',
-    '',
-  ].join('\n');
+  const found = findTemplate(AGENT_UNIT, o.repoRoot);
+  return renderAgentUnit(readFileSync(found.path, 'utf8'), o);
 }

@@ -18,6 +18,7 @@ import { mountOverlay, mountsUnder, unmountAll } from './mounts.js';
 import { findProcs, isAlive, listProcs, signal, sleep, waitGone } from './proc.js';
 import { linkExists } from './network.js';
 import { run, runOk, SYSTEM_PATH, type RunResult } from './run.js';
+import { prepareSshd, SSH_UNIT_FILE, SSH_UNITS } from './sshd.js';
 
 export interface HostSpec {
   /** Also the nspawn machine name and the hostname, [a-z0-9-]. */
@@ -41,6 +42,12 @@ export interface HostSpec {
    * overlay shows only the root filesystem, not what is mounted below it.
    */
   bindReadOnly?: string[];
+  /**
+   * Run OpenSSH's sshd with a host key of its own (made once, kept across
+   * reboots) and these public keys in root's authorized_keys. Without it
+   * the ssh units stay masked. Needs openssh-server on the machine.
+   */
+  sshd?: { authorizedKeys: string[] };
   /** Keep an existing upper layer (a "reboot" after poweroff) instead of starting fresh. */
   reuseState?: boolean;
   /** Wait for systemd to finish booting before returning (default true). */
@@ -64,6 +71,8 @@ export interface Host {
   /** pid (on the machine) of the host's systemd, for nsenter. */
   readonly leaderPid: number;
   readonly stateDir: string;
+  /** The host's SSH public host key line ("ssh-ed25519 AAAA... root@name") when it runs sshd. */
+  readonly sshHostKey?: string;
   /**
    * Runs argv inside the host (all its namespaces). A non-zero exit is a result.
    * @throws FleetxError 'unavailable' on timeout, 'failed' when nsenter cannot run.
@@ -87,6 +96,7 @@ interface HostRecord {
   lockFile?: string;
   /** The machine's end of the host's veth (bridge mode). */
   veth?: string;
+  sshHostKey?: string;
 }
 
 const NSPAWN_RUN = '/run/systemd/nspawn';
@@ -238,6 +248,7 @@ class NspawnHost implements Host {
   readonly address?: string;
   readonly leaderPid: number;
   readonly stateDir: string;
+  readonly sshHostKey?: string;
   private readonly nspawnPid: number;
 
   constructor(stateDir: string, rec: HostRecord) {
@@ -247,6 +258,7 @@ class NspawnHost implements Host {
     this.address = rec.address;
     this.leaderPid = rec.leaderPid;
     this.nspawnPid = rec.nspawnPid;
+    this.sshHostKey = rec.sshHostKey;
   }
 
   async exec(argv: string[], opts: ExecOptions = {}): Promise<RunResult> {
@@ -339,6 +351,18 @@ async function ensureAddress(host: Host, cidr: string): Promise<void> {
   }
 }
 
+/**
+ * sshd failing to start leaves systemd merely "degraded": check it, so a
+ * host handed out with sshd asked for can be reached.
+ * @throws FleetxError 'failed' with sshd's journal in the hint.
+ */
+async function ensureSshd(host: Host): Promise<void> {
+  const r = await host.exec(['systemctl', 'is-active', 'ssh.service']);
+  if (r.stdout.trim() === 'active') return;
+  const log = await host.exec(['journalctl', '--no-pager', '-n', '15', '-u', 'ssh.service']);
+  throw failedError(`host ${host.name}: sshd is ${r.stdout.trim() || 'not running'}`, log.stdout.trim());
+}
+
 async function waitForLeader(nspawnPid: number, spec: HostSpec, timeoutMs: number): Promise<number> {
   const until = Date.now() + timeoutMs;
   for (;;) {
@@ -373,18 +397,21 @@ export async function bootHost(spec: HostSpec): Promise<Host> {
   for (const d of [paths.upper, paths.work, paths.merged]) mkdirSync(d, { recursive: true });
 
   const address = spec.bridge?.address.split('/')[0];
+  const keep = [...(spec.keep ?? []), ...(spec.sshd ? SSH_UNITS : [])];
   writeLayer(paths.upper, {
     name: spec.name,
     machineId,
     address: spec.bridge?.address,
     files: spec.files ?? {},
-    masks: unitsToMask(enabledUnits('/'), spec.mask, spec.keep),
+    masks: unitsToMask(enabledUnits('/'), spec.mask, keep),
     enable: spec.enable ?? [],
+    links: spec.sshd ? { '/etc/systemd/system/multi-user.target.wants/ssh.service': SSH_UNIT_FILE } : {},
   });
+  const sshHostKey = spec.sshd ? await prepareSshd(paths.upper, spec.name, spec.sshd.authorizedKeys) : undefined;
 
   // Recorded before anything runs, so that cleanup after a crash at any
   // point knows the host's name (its cgroup) and machine id.
-  const rec: HostRecord = { name: spec.name, machineId, address, nspawnPid: 0, leaderPid: 0 };
+  const rec: HostRecord = { name: spec.name, machineId, address, nspawnPid: 0, leaderPid: 0, sshHostKey };
   writeFileSync(paths.record, `${JSON.stringify(rec, null, 2)}\n`);
   let nspawnPid: number | undefined;
   try {
@@ -424,6 +451,7 @@ export async function bootHost(spec: HostSpec): Promise<Host> {
     if (spec.waitForSystemd ?? true) {
       await host.waitForSystemd(timeoutMs);
       if (spec.bridge) await ensureAddress(host, spec.bridge.address);
+      if (spec.sshd) await ensureSshd(host);
     }
     return host;
   } catch (e) {

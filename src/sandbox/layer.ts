@@ -19,6 +19,8 @@ export interface LayerSpec {
   masks: string[];
   /** Units to start at boot: linked into multi-user.target.wants. */
   enable: string[];
+  /** In-host symlink path -> target, e.g. a wants link to a unit under /lib/systemd/system. */
+  links?: Record<string, string>;
 }
 
 /**
@@ -65,7 +67,7 @@ export function upperPath(upper: string, hostPath: string): string {
  * metadata wins in the merged view, so a plain mkdir would turn /root 0700
  * into 0755.
  */
-function mkdirLike(upper: string, hostDir: string): void {
+export function mkdirLike(upper: string, hostDir: string): void {
   let rel = '';
   for (const part of hostDir.split('/').filter(Boolean)) {
     rel = `${rel}/${part}`;
@@ -117,6 +119,7 @@ export function writeLayer(upper: string, spec: LayerSpec): void {
   for (const [path, content] of Object.entries(files)) writeHostFile(upper, path, content);
   const wants: Array<[string, string]> = spec.enable.map((u) => ['multi-user.target', u]);
   if (spec.address !== undefined) wants.push(['multi-user.target', NET_UNIT], ['network-online.target', NET_UNIT]);
+  for (const [path, to] of Object.entries(spec.links ?? {})) linkHostFile(upper, path, to);
   for (const [target, unit] of wants) {
     // Template instances (name@x.service) link to their template file.
     const file = unit.replace(/@[^.]+\./, '@.');

@@ -14,7 +14,8 @@ import { etcdHealthy, isOurEtcd, startEtcd, stopEtcd } from './etcd.js';
 import { bootHost, destroyHostDir, haltHostDir, openHost, recordedMachineId, type Host } from './host.js';
 import { mountsUnder, unmountAll } from './mounts.js';
 import { createBridge, deleteBridge, linkExists } from './network.js';
-import { envFileText, OWN_ENTRIES, readState, sandboxPaths, writeState, type SandboxHostEntry, type SandboxState } from './state.js';
+import { ensureKeyPair, knownHostsText } from './sshd.js';
+import { envFileText, envValues, OWN_ENTRIES, readState, sandboxPaths, writeState, type SandboxHostEntry, type SandboxState } from './state.js';
 
 export interface SandboxOptions {
   hosts: number;
@@ -51,8 +52,10 @@ export interface SandboxStatus {
   bridge?: { name: string; address: string; present: boolean };
   etcd?: { endpoints: string[]; pid?: number; running: boolean; logFile: string };
   hosts: SandboxHostStatus[];
-  /** `. ENVFILE` sets FLEETX_ENDPOINT for fleetx on this machine. */
+  /** `. ENVFILE` sets FLEETX_ENDPOINT and the SSH settings for fleetx on this machine. */
   envFile?: string;
+  /** The same settings as values (for running fleetx from code). */
+  env?: Record<string, string>;
 }
 
 const DEFAULTS = { bridge: 'fleetx0', subnet: '10.213.0', etcdPort: 2379, hostPrefix: 'sandbox' };
@@ -120,9 +123,10 @@ async function ensureEtcd(state: SandboxState): Promise<void> {
 }
 
 /** Keeps a healthy host; otherwise "reboots" it on its existing upper layer. */
-async function ensureHost(state: SandboxState, entry: SandboxHostEntry, agent: boolean): Promise<Host> {
+async function ensureHost(state: SandboxState, entry: SandboxHostEntry, agent: boolean, clientKey: string): Promise<Host> {
   const running = openHost(entry.dir);
-  if (running) {
+  // A host booted before the sandbox ran sshd is rebooted with it.
+  if (running?.sshHostKey) {
     try {
       await running.waitForSystemd(5_000);
       return running;
@@ -135,6 +139,7 @@ async function ensureHost(state: SandboxState, entry: SandboxHostEntry, agent: b
   const files: Record<string, string> = {};
   if (agent) files[`/etc/systemd/system/${AGENT_UNIT}`] = agentUnit({ repoRoot: state.repoRoot, endpoint, ip: entry.address });
   return bootHost({
+    sshd: { authorizedKeys: [clientKey] },
     name: entry.name,
     stateDir: entry.dir,
     bridge: { name: state.bridge.name, address: `${entry.address}/24` },
@@ -177,10 +182,14 @@ async function up(o: SandboxOptions): Promise<void> {
 
   const wanted = new Set(state.hosts.map((h) => h.dir));
   for (const d of hostDirs(o.stateDir)) if (!wanted.has(d)) await destroyHostDir(d);
-  const booted = await Promise.all(state.hosts.map((h) => ensureHost(state, h, o.agent ?? true)));
+  const paths = sandboxPaths(o.stateDir);
+  const clientKey = await ensureKeyPair(paths.sshKey, `fleetx-sandbox@${o.stateDir}`);
+  const booted = await Promise.all(state.hosts.map((h) => ensureHost(state, h, o.agent ?? true, clientKey)));
   state.hosts.forEach((h, i) => (h.machineId = booted[i]!.machineId));
   writeState(state);
-  writeFileSync(sandboxPaths(o.stateDir).env, envFileText(state.etcd.endpoints, o.stateDir));
+  const keys = state.hosts.map((h, i) => ({ address: h.address, hostKey: booted[i]!.sshHostKey! }));
+  writeFileSync(paths.knownHosts, knownHostsText(keys), { mode: 0o644 });
+  writeFileSync(paths.env, envFileText(state.etcd.endpoints, o.stateDir));
 }
 
 /** Old entries first so that hosts about to be removed are still named. */
@@ -223,6 +232,7 @@ export async function sandboxStatus(stateDir: string): Promise<SandboxStatus> {
     etcd: { endpoints: e.endpoints, pid: etcdUp ? e.pid : undefined, running: etcdUp, logFile: e.logFile },
     hosts,
     envFile: sandboxPaths(stateDir).env,
+    env: envValues(e.endpoints, stateDir),
   };
 }
 

@@ -43,10 +43,14 @@ export const sandboxPaths = (stateDir: string) => ({
   etcdLog: join(stateDir, 'etcd.log'),
   hosts: join(stateDir, 'hosts'),
   lock: join(stateDir, 'lock'),
+  /** The sandbox's SSH client key (0600; `.pub` next to it), authorized for root on every host. */
+  sshKey: join(stateDir, 'id_ed25519'),
+  /** Every host's address and SSH host key. */
+  knownHosts: join(stateDir, 'known_hosts'),
 });
 
 /** Names `down` may delete inside stateDir; anything else there is left alone. */
-export const OWN_ENTRIES = ['state.json', 'state.json.tmp', 'env', 'etcd', 'etcd.log', 'hosts', 'lock'];
+export const OWN_ENTRIES = ['state.json', 'state.json.tmp', 'env', 'etcd', 'etcd.log', 'hosts', 'id_ed25519', 'id_ed25519.pub', 'known_hosts', 'lock'];
 
 /** The state, or undefined when there is none or it is unreadable (then `down` falls back to scanning). */
 export function readState(stateDir: string): SandboxState | undefined {
@@ -67,13 +71,24 @@ export function writeState(state: SandboxState): void {
   renameSync(`${file}.tmp`, file);
 }
 
+/** The variables `. stateDir/env` sets: etcd, and SSH for status/journal/ssh. */
+export function envValues(endpoints: string[], stateDir: string): Record<string, string> {
+  const paths = sandboxPaths(stateDir);
+  return {
+    FLEETX_ENDPOINT: endpoints.join(','),
+    FLEETX_SANDBOX_DIR: stateDir,
+    FLEETX_KNOWN_HOSTS_FILE: paths.knownHosts,
+    FLEETX_SSH_IDENTITY_FILE: paths.sshKey,
+    FLEETX_SSH_USERNAME: 'root',
+  };
+}
+
 /** Pure: the shell snippet behind `eval "$(cat stateDir/env)"` / `. stateDir/env`. */
 export function envFileText(endpoints: string[], stateDir: string): string {
   const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
   return [
-    '# fleetx sandbox: `. THIS_FILE` points fleetx on this machine at the sandbox etcd.',
-    `export FLEETX_ENDPOINT=${q(endpoints.join(','))}`,
-    `export FLEETX_SANDBOX_DIR=${q(stateDir)}`,
+    '# fleetx sandbox: `. THIS_FILE` points fleetx on this machine at the sandbox etcd and its hosts.',
+    ...Object.entries(envValues(endpoints, stateDir)).map(([k, v]) => `export ${k}=${q(v)}`),
     '',
   ].join('\n');
 }

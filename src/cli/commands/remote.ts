@@ -5,7 +5,7 @@
 import { FleetxError, notFoundError, usageError } from '../../errors/errors.js';
 import type { MachineRecord } from '../../registry/records.js';
 import { parseUnitName } from '../../unit/name.js';
-import { runRemote, type SshOptions } from '../../remote/ssh.js';
+import { runRemote, type RemoteOutput, type SshOptions } from '../../remote/ssh.js';
 import type { CommandContext } from '../context.js';
 
 export interface RemoteFlags {
@@ -59,12 +59,22 @@ function remoteFailed(code: number): FleetxError {
   return new FleetxError('failed', `remote command exited with status ${code}`, { exitCode: code });
 }
 
+/**
+ * A terminal gets ssh's own streams (colours, pagers, raw bytes); otherwise
+ * output goes through the command's Io, line by line, so in-process callers
+ * and tests see it.
+ */
+function outputOf(ctx: CommandContext): RemoteOutput | undefined {
+  if (ctx.io.isTTY) return undefined;
+  return { stdout: (l) => ctx.io.stdout(l), stderr: (l) => ctx.io.stderr(l) };
+}
+
 export async function statusCommand(opts: { units: string[]; flags: RemoteFlags }, ctx: CommandContext): Promise<void> {
   const ssh = sshOptions(opts.flags, ctx.io.env);
   let worst = 0;
   for (const unit of opts.units) {
     for (const m of await machinesOfUnit(ctx, unit)) {
-      const code = await runRemote(m.ip, ['systemctl', 'status', '--no-pager', '-l', parseUnitName(unit).full], ssh, false);
+      const code = await runRemote(m.ip, ['systemctl', 'status', '--no-pager', '-l', parseUnitName(unit).full], ssh, { tty: false, output: outputOf(ctx) });
       worst = Math.max(worst, code);
     }
   }
@@ -76,13 +86,13 @@ export async function journalCommand(opts: { unit: string; lines: number; follow
   const [m] = await machinesOfUnit(ctx, opts.unit);
   const argv = ['journalctl', '--no-pager', '--unit', parseUnitName(opts.unit).full, '--lines', String(opts.lines)];
   if (opts.follow) argv.push('--follow');
-  const code = await runRemote(m!.ip, argv, ssh, false);
+  const code = await runRemote(m!.ip, argv, ssh, { tty: false, output: outputOf(ctx) });
   if (code !== 0) throw remoteFailed(code);
 }
 
 export async function sshCommand(opts: { target: string; command: string[]; forwardAgent: boolean; flags: RemoteFlags }, ctx: CommandContext): Promise<void> {
   const ssh = { ...sshOptions(opts.flags, ctx.io.env), forwardAgent: opts.forwardAgent };
   const m = await machineByIdOrUnit(ctx, opts.target);
-  const code = await runRemote(m.ip, opts.command, ssh, opts.command.length === 0 && ctx.io.isTTY);
+  const code = await runRemote(m.ip, opts.command, ssh, { tty: opts.command.length === 0 && ctx.io.isTTY, output: outputOf(ctx) });
   if (code !== 0) throw remoteFailed(code);
 }
