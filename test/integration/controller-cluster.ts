@@ -29,17 +29,16 @@ export interface FakeClusterOptions {
   client: Etcd3;
   keys: Keyspace;
   machines: string[];
-  service: string;
-  /** units whose name starts with this belong to the service (e.g. "app@") */
-  instancePrefix: string;
+  /** service -> prefix of its instances' names (e.g. app -> "app@") */
+  services: Record<string, string>;
   /** bodies that start but never pass their health check */
   badHashes?: Set<string>;
   stepMs?: number;
 }
 
 export class FakeCluster {
-  /** most instances not active at once, as the agents reported them */
-  maxDown = 0;
+  /** per service, most instances not active at once, as the agents reported them */
+  readonly maxDownOf = new Map<string, number>();
   readonly events: LoggedEvent[] = [];
   private timer: NodeJS.Timeout | undefined;
   private watcher: Watcher | undefined;
@@ -77,6 +76,11 @@ export class FakeCluster {
     await Promise.all(this.leases.map((l) => l.revoke().catch(() => undefined)));
   }
 
+  /** most instances of the first service not active at once */
+  get maxDown(): number {
+    return this.maxDownOf.get(Object.keys(this.o.services)[0]!) ?? 0;
+  }
+
   /** Events on one key, in revision order. */
   eventsOf(key: string): LoggedEvent[] {
     return this.events.filter((e) => e.key === key);
@@ -88,7 +92,7 @@ export class FakeCluster {
 
   /** One round of every agent and the syncer. */
   private async step(): Promise<void> {
-    const { client, keys, service } = this.o;
+    const { client, keys } = this.o;
     const now = new Date().toISOString();
     const schedules = await readAll<ScheduleRecord>(client, keys.schedules());
     const states = new Map((await readAll<UnitStateRecord>(client, keys.states())).map(([k, v]) => [k, v]));
@@ -119,14 +123,20 @@ export class FakeCluster {
         await client.delete().key(key).exec();
       }
     }
-    const mine = [...states.values()].filter((s) => s.name.startsWith(this.o.instancePrefix));
-    this.maxDown = Math.max(this.maxDown, mine.filter((s) => s.activeState !== 'active').length);
+    for (const [service, prefix] of Object.entries(this.o.services)) {
+      const mine = [...states.values()].filter((s) => s.name.startsWith(prefix));
+      this.maxDownOf.set(service, Math.max(this.maxDownOf.get(service) ?? 0, mine.filter((s) => s.activeState !== 'active').length));
+      await this.syncPresence(service, prefix, healths, now);
+    }
+  }
 
-    // the presence syncer: out when held or unhealthy, else in
+  /** The presence syncer: out when held or unhealthy, else in. */
+  private async syncPresence(service: string, prefix: string, healths: Map<string, HealthRecord>, now: string): Promise<void> {
+    const { client, keys } = this.o;
     const holds = new Set((await client.getAll().prefix(keys.presenceHolds(service)).keys()).map((k) => k.slice(keys.presenceHolds(service).length)));
     const statuses = new Map((await readAll<PresenceStatusRecord>(client, keys.presenceStatuses(service))).map(([, v]) => [v.unit, v]));
     for (const h of healths.values()) {
-      if (!h.unit.startsWith(this.o.instancePrefix)) continue;
+      if (!h.unit.startsWith(prefix)) continue;
       const state: PresenceStatusRecord['state'] = holds.has(h.unit) || h.status !== 'healthy' ? 'out' : 'in';
       if (statuses.get(h.unit)?.state === state) continue;
       const rec: PresenceStatusRecord = { service, unit: h.unit, state, sessions: 0, address: '127.0.0.1', updatedAt: now };
@@ -162,6 +172,7 @@ export const POLICY: RolloutPolicy = { maxUnavailable: 1, surge: 0, minHealthyMs
 export function rolloutRecord(o: {
   id: string;
   service?: string;
+  template?: string;
   kind: RolloutRecord['kind'];
   toHash: string;
   names: string[];
@@ -176,7 +187,7 @@ export function rolloutRecord(o: {
   return {
     id: o.id,
     service: o.service ?? 'app',
-    template: 'app@.service',
+    template: o.template ?? 'app@.service',
     kind: o.kind,
     state: 'running',
     toHash: o.toHash,

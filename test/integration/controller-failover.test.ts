@@ -3,6 +3,7 @@
  * a deposed leader's fence is refused by etcd, and whoever leads next
  * carries the rollout on from etcd alone.
  */
+import { execFileSync } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Etcd3 } from 'etcd3';
 import { RolloutController } from '../../src/controller/controller.js';
@@ -56,6 +57,15 @@ async function getJson<T>(key: string): Promise<T | undefined> {
   return s === null ? undefined : (JSON.parse(s) as T);
 }
 
+/** The pid of the test etcd (the process listening on its client port). */
+function etcdPid(): number {
+  const port = new URL(etcd.endpoints[0]!).port;
+  const out = execFileSync('ss', ['-Hltnp', `sport = :${port}`], { encoding: 'utf8' });
+  const m = /pid=(\d+)/.exec(out);
+  if (m === null) throw new Error(`no process listens on ${port}: ${out}`);
+  return Number(m[1]);
+}
+
 function engine(keys: Keyspace, id: string): Engine {
   const e = new Engine({ client, keys, machineId: id, leaseTtlSeconds: 2, retryMs: 200, debounceMs: 20, electionPollMs: 2000 });
   e.start();
@@ -72,7 +82,7 @@ function controller(keys: Keyspace, e: Engine): RolloutController {
 
 async function cluster(keys: Keyspace): Promise<FakeCluster> {
   await submitService(client, keys, V1, NAMES);
-  const c = new FakeCluster({ client, keys, machines: ['m1', 'm2', 'm3'], service: 'app', instancePrefix: 'app@' });
+  const c = new FakeCluster({ client, keys, machines: ['m1', 'm2', 'm3'], services: { app: 'app@' } });
   await c.start();
   cleanups.push(() => c.stop());
   await waitFor('instances in', async () => {
@@ -190,4 +200,28 @@ describe('rollout controller fail-over', () => {
     expect((await getJson<RolloutRecord>(keys.rollout('app')))!.id).toBe('next');
     expect(await client.get(keys.rolloutHistory('app', 'old')).string()).toBeNull();
   }, 30_000);
+
+  it('etcd unresponsive mid-rollout: warnings, no crash, the rollout finishes once it answers again', async () => {
+    const keys = keyspace(`/f${++n}`);
+    const a = engine(keys, 'm1');
+    await waitFor('m1 leads', () => a.state === 'leader');
+    const c = new RolloutController({ client, keys, engine: a, tickMs: 100, debounceMs: 30, retryMs: 200, callTimeoutMs: 500 });
+    const warnings: string[] = [];
+    c.on('warning', (e) => warnings.push(`${e.kind}: ${e.message}`));
+    c.start();
+    cleanups.push(() => c.stop());
+    const fake = await cluster(keys);
+    await startRollout(keys, 'r4');
+    const pid = etcdPid();
+    process.kill(pid, 'SIGSTOP');
+    try {
+      await sleep(1500);
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    const done = await finished(keys, 'r4');
+    expect(done.state).toBe('succeeded');
+    expect(warnings.some((w) => w.startsWith('unavailable'))).toBe(true);
+    expect(fake.maxDown).toBe(1);
+  }, 60_000);
 });

@@ -56,13 +56,14 @@ async function getJson<T>(key: string): Promise<T | undefined> {
 }
 
 /** A fresh keyspace with the service on V1 everywhere, a leading engine, the controller and the fake cluster. */
-async function setup(opts: { badHashes?: Set<string> } = {}) {
+async function setup(opts: { badHashes?: Set<string>; services?: Record<string, string[]> } = {}) {
   const keys = keyspace(`/c${++n}`);
-  await submitService(client, keys, V1, NAMES);
+  const services = opts.services ?? { app: NAMES };
+  for (const [svc, names] of Object.entries(services)) await submitService(client, keys, V1, names, `${svc}@.service`);
   const engine = new Engine({ client, keys, machineId: 'm1', leaseTtlSeconds: 2, retryMs: 200, debounceMs: 20 });
   engine.start();
   cleanups.push(() => engine.stop());
-  const cluster = new FakeCluster({ client, keys, machines: ['m1', 'm2', 'm3'], service: 'app', instancePrefix: 'app@', badHashes: opts.badHashes });
+  const cluster = new FakeCluster({ client, keys, machines: ['m1', 'm2', 'm3'], services: Object.fromEntries(Object.keys(services).map((s) => [s, `${s}@`])), badHashes: opts.badHashes });
   await cluster.start();
   cleanups.push(() => cluster.stop());
   const controller = new RolloutController({ client, keys, engine, tickMs: 100, debounceMs: 30, retryMs: 200 });
@@ -73,16 +74,18 @@ async function setup(opts: { badHashes?: Set<string> } = {}) {
   controller.start();
   cleanups.push(() => controller.stop());
   // every instance up and in the balancer before the rollout starts
-  await waitFor('instances active and in', async () => {
-    const st = await client.getAll().prefix(keys.presenceStatuses('app')).strings();
-    return Object.values(st).filter((v) => JSON.parse(v).state === 'in').length === 3;
-  });
+  for (const [svc, names] of Object.entries(services)) {
+    await waitFor(`${svc} instances active and in`, async () => {
+      const st = await client.getAll().prefix(keys.presenceStatuses(svc)).strings();
+      return Object.values(st).filter((v) => JSON.parse(v).state === 'in').length === names.length;
+    });
+  }
   await waitFor('controller active', () => controller.state === 'active');
   return { keys, engine, cluster, controller, warnings, passes };
 }
 
-async function history(keys: Keyspace, id: string): Promise<RolloutRecord> {
-  return waitFor(`rollout ${id} in history`, () => getJson<RolloutRecord>(keys.rolloutHistory('app', id)), 30_000);
+async function history(keys: Keyspace, id: string, svc = 'app'): Promise<RolloutRecord> {
+  return waitFor(`rollout ${id} in history`, () => getJson<RolloutRecord>(keys.rolloutHistory(svc, id)), 30_000);
 }
 
 describe('rollout controller', () => {
@@ -225,5 +228,41 @@ describe('rollout controller', () => {
     expect(done.state).toBe('succeeded');
     expect(done.control?.command).toBe('resume');
     expect(await client.get(keys.rolloutControl('app')).string()).toBeNull();
+  }, 60_000);
+
+  it('abort lets the instance in flight finish, leaves the rest and archives the rollout aborted', async () => {
+    const { keys, cluster } = await setup();
+    const rec = rolloutRecord({ id: 'r5', kind: 'restart', toHash: V1.hash, names: NAMES, policy: { minHealthyMs: 600 } });
+    await client.put(keys.rollout('app')).value(JSON.stringify(rec)).exec();
+    await waitFor('an instance checking', async () => {
+      const r = await getJson<RolloutRecord>(keys.rollout('app'));
+      return r !== undefined && Object.values(r.instances).some((p) => p.phase === 'checking');
+    });
+    const abort: RolloutControl = { command: 'abort', by: 'tester', at: new Date().toISOString() };
+    await client.put(keys.rolloutControl('app')).value(JSON.stringify(abort)).exec();
+    const done = await history(keys, 'r5');
+    expect(done.state).toBe('aborted');
+    expect(Object.values(done.instances).map((p) => p.phase).sort()).toEqual(['done', 'pending', 'pending']);
+    expect(await client.get(keys.rollout('app')).string()).toBeNull();
+    expect(await client.get(keys.rolloutControl('app')).string()).toBeNull();
+    expect(await client.getAll().prefix(keys.presenceHolds('app')).keys()).toEqual([]);
+    // the two left pending were never touched
+    const touched = NAMES.filter((name) => cluster.eventsOf(keys.unit(name)).length > 0);
+    expect(touched).toHaveLength(1);
+  }, 60_000);
+
+  it('rolls two services at once, each within its own budget', async () => {
+    const web = ['web@1.service', 'web@2.service'];
+    const { keys, cluster, passes } = await setup({ services: { app: NAMES, web } });
+    await client.put(keys.rollout('app')).value(JSON.stringify(rolloutRecord({ id: 'ra', kind: 'restart', toHash: V1.hash, names: NAMES }))).exec();
+    await client.put(keys.rollout('web')).value(JSON.stringify(rolloutRecord({ id: 'rw', service: 'web', template: 'web@.service', kind: 'restart', toHash: V1.hash, names: web }))).exec();
+    expect((await history(keys, 'ra')).state).toBe('succeeded');
+    expect((await history(keys, 'rw', 'web')).state).toBe('succeeded');
+    expect(cluster.maxDownOf.get('app')).toBe(1);
+    expect(cluster.maxDownOf.get('web')).toBe(1);
+    // both rollouts were read in the same passes: still 2 reads a pass
+    const both = passes.filter((p) => p.rollouts === 2);
+    expect(both.length).toBeGreaterThan(0);
+    for (const p of both) expect(p.requests).toBe(2 + p.steps.reduce((s, x) => s + x.transactions, 0));
   }, 60_000);
 });
