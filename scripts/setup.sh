@@ -10,6 +10,7 @@ packages=(
   dbus                      # the system bus systemd is driven through
   haproxy                   # the load balancer of the sandbox demo
   iproute2 openssl          # bridges for test hosts; TLS material in tests
+  openssh-server openssh-client # sshd in sandbox hosts; ssh for status/journal/ssh
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -18,13 +19,22 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  # policy-rc.d keeps apt from starting etcd/haproxy on the machine itself
-  # (a systemd machine would); fleetx starts its own, on its own addresses.
+  # policy-rc.d keeps apt from starting etcd/haproxy/sshd on the machine
+  # itself (a systemd machine would; invoke-rc.d and deb-systemd-invoke both
+  # obey it); fleetx starts its own, on its own addresses. The packages still
+  # enable their services for the machine's next boot: see below.
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
     trap 'rm -f /usr/sbin/policy-rc.d' EXIT
   fi
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+# openssh-server is here for the sandbox's hosts, not to open the machine to
+# SSH: when this script installed it, keep a systemd machine from starting
+# sshd at its next boot (sandbox hosts enable ssh.service in their own layer).
+# A machine that already had it keeps its own setting.
+if [[ " ${missing[*]} " == *" openssh-server "* ]] && command -v systemctl >/dev/null; then
+  systemctl disable ssh.service >/dev/null 2>&1 || true
 fi
 
 npm ci --no-audit --no-fund

@@ -86,7 +86,8 @@ function lineSink(emit: (line: string) => void): { write(chunk: Buffer): void; e
 const FORWARDED = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
 /** What ssh says when the host's key is not the one on record. */
-const HOST_KEY = /Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|No \S+ host key is known for/;
+const HOST_KEY = /Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED/;
+const UNKNOWN_HOST = /No \S+ host key is known for/;
 
 /**
  * Runs a command on a host and returns its exit code (128+n when it ended
@@ -136,9 +137,16 @@ export async function runRemote(host: string, command: string[], opts: SshOption
 
 function connectError(host: string, opts: SshOptions, said: string): FleetxError {
   const where = `${opts.user}@${host}${opts.tunnel ? ` through ${opts.tunnel}` : ''}`;
+  const file = opts.knownHostsFile ?? '~/.ssh/known_hosts';
+  if (UNKNOWN_HOST.test(said)) {
+    return new FleetxError('unavailable', `refusing to connect to ${where}: its SSH host key does not match any on record (none is known for it)`, {
+      hint: `add the machine's host key to ${file}, or pass --known-hosts-file`,
+      retryable: false,
+    });
+  }
   if (HOST_KEY.test(said)) {
     return new FleetxError('unavailable', `refusing to connect to ${where}: its SSH host key does not match the one on record`, {
-      hint: `known hosts: ${opts.knownHostsFile ?? '~/.ssh/known_hosts'}; if the machine was really re-installed, replace its entry (ssh-keygen -R ${host})`,
+      hint: `known hosts: ${file}; if the machine was really re-installed, replace its entry (ssh-keygen -f ${file} -R ${host})`,
       retryable: false,
     });
   }

@@ -68,7 +68,7 @@ describe('sandbox up / status / down', () => {
       const host = openHost(`${stateDir}/hosts/${name}`)!;
       const unit = await host.exec(['systemctl', 'cat', 'fleetx-agent.service']);
       expect(unit.stdout).toContain(
-        `ExecStart=/usr/bin/node ${repoRoot}/bin/fleetx.mjs agent --endpoint http://${net.prefix}.1:2379 --ip ${net.prefix}.${11 + i}`,
+        `ExecStart=/usr/bin/node "${repoRoot}/bin/fleetx.mjs" agent \\\n  --endpoint "http://${net.prefix}.1:2379" \\\n  --ip "${net.prefix}.${11 + i}" \\\n`,
       );
       expect((await host.exec(['systemctl', 'is-enabled', 'fleetx-agent.service'])).stdout.trim()).toBe('enabled');
       // The host reaches etcd over the bridge.

@@ -70,7 +70,8 @@ describe('unit texts', () => {
 
   it('the agent unit runs the repo CLI against the sandbox etcd and restarts', () => {
     const unit = agentUnit({ repoRoot: '/work/main', endpoint: 'http://10.213.0.1:2379', ip: '10.213.0.11' });
-    expect(unit).toContain('ExecStart=/usr/bin/node /work/main/bin/fleetx.mjs agent --endpoint http://10.213.0.1:2379 --ip 10.213.0.11\n');
+    // Rendered from units/fleetx-agent.service.hbs: one quoted argument per value.
+    expect(unit).toContain('ExecStart=/usr/bin/node "/work/main/bin/fleetx.mjs" agent \\\n  --endpoint "http://10.213.0.1:2379" \\\n  --ip "10.213.0.11" \\\n');
     expect(unit).toContain('Restart=always\n');
     expect(unit).toContain('After=network-online.target\n');
   });
