@@ -96,15 +96,20 @@ const UNKNOWN_HOST = /No \S+ host key is known for/;
  * behind on either side.
  * @throws FleetxError 'unavailable' when ssh cannot connect or the host key
  *         does not match the known-hosts file (ssh's exit 255),
- *         'failed' when ssh cannot be run at all.
+ *         'failed' when ssh cannot be run at all, and 'failed' with exit
+ *         code 128+n ("interrupted by SIGxxx") after passing on signal n.
  */
 export async function runRemote(host: string, command: string[], opts: SshOptions, run: RunRemoteOptions): Promise<number> {
   const argv = sshArgv(host, command, opts, run.tty);
   const piped = run.output !== undefined && !run.tty ? run.output : undefined;
   const sshSaid: string[] = [];
+  let interrupted: NodeJS.Signals | undefined;
   const code = await new Promise<number>((resolve, reject) => {
     const child = spawn('ssh', argv, { stdio: piped ? ['inherit', 'pipe', 'pipe'] : 'inherit' });
-    const forward = (sig: NodeJS.Signals) => void child.kill(sig);
+    const forward = (sig: NodeJS.Signals) => {
+      interrupted ??= sig;
+      child.kill(sig);
+    };
     for (const s of FORWARDED) process.on(s, forward);
     const done = () => {
       for (const s of FORWARDED) process.off(s, forward);
@@ -131,8 +136,15 @@ export async function runRemote(host: string, command: string[], opts: SshOption
       resolve(c ?? (signal ? 128 + (constants.signals[signal] ?? 0) : 1));
     });
   });
+  // ssh stopped on our behalf may say 255 ("Killed by signal"): not a connection problem.
+  if (interrupted) throw interruptedError(interrupted);
   if (code === 255) throw connectError(host, opts, sshSaid.join('\n'));
   return code;
+}
+
+/** Exit status 128+n, as a shell reports a command killed by signal n. */
+function interruptedError(sig: NodeJS.Signals): FleetxError {
+  return new FleetxError('failed', `interrupted by ${sig}`, { exitCode: 128 + (constants.signals[sig] ?? 0) });
 }
 
 function connectError(host: string, opts: SshOptions, said: string): FleetxError {

@@ -157,7 +157,10 @@ describe('status, journal and ssh over SSH to sandbox hosts', () => {
     expect(r.stderr).toMatch(/none is known for it/);
   });
 
-  it('journal -f follows until killed, then exits and leaves no ssh behind', async () => {
+  it.each([
+    ['SIGTERM', 143],
+    ['SIGINT', 130],
+  ] as const)('journal -f follows until %s, then exits (%i) and leaves nothing running on either side', async (sig, status) => {
     const child = spawn(process.execPath, [BIN, 'journal', '-f', '--lines', '3', UNIT], {
       env: { PATH: process.env.PATH, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -167,18 +170,22 @@ describe('status, journal and ssh over SSH to sandbox hosts', () => {
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
     child.stderr.on('data', (c: Buffer) => (err += c.toString()));
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-    await until('journal output', async () => (out.split('\n').length > 2 ? true : undefined), 20_000).catch((e: Error) => {
+    await until('journal output', async () => (out.split('\n').length > 3 ? true : undefined), 20_000).catch((e: Error) => {
       throw new Error(`${e.message}; stderr: ${err}`);
     });
     // A new entry shows up while following.
+    const seen = out.split(MARKER).length;
     await host.exec(['systemctl', 'restart', UNIT]);
-    await until('a followed entry', async () => (out.split(MARKER).length > 2 ? true : undefined), 20_000);
+    await until('a followed entry', async () => (out.split(MARKER).length > seen ? true : undefined), 20_000);
+    expect((await host.exec(['pgrep', '-x', 'journalctl'])).code).toBe(0);
     expect(listProcs().some((p) => p.argv[0] === 'ssh' && p.argv.some((a) => a.includes(stateDir)))).toBe(true);
 
-    child.kill('SIGTERM');
+    child.kill(sig);
     const code = await Promise.race([exited, sleep(10_000).then(() => 'hung' as const)]);
-    expect(code).not.toBe('hung');
+    expect(code).toBe(status);
+    expect(err).toContain(`interrupted by ${sig}`);
     await until('ssh gone', async () => (listProcs().some((p) => p.argv[0] === 'ssh' && p.argv.some((a) => a.includes(stateDir))) ? undefined : true), 5_000);
+    await until('journalctl gone on the host', async () => ((await host.exec(['pgrep', '-x', 'journalctl'])).code === 0 ? undefined : true), 10_000);
   });
 
   it('down removes everything, keys and known_hosts too', async () => {
