@@ -17,6 +17,9 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Etcd3 } from 'etcd3';
+import { HealthMonitor } from '../health/monitor.js';
+import type { Probe } from '../health/probes.js';
+import { ServiceChecks } from '../health/services.js';
 import type { Keyspace } from '../registry/keys.js';
 import type { Systemd, UnitStatus } from '../systemd/types.js';
 import { readCurrent, RUNTIME_DIR } from './current.js';
@@ -66,6 +69,8 @@ export interface AgentOptions {
   /** how long stop() may spend writing the last state records (default 2 s) */
   flushOnStopMs?: number;
   now?: () => Date;
+  /** runs one health check (default: the real http/tcp/command probes) */
+  probe?: Probe;
 }
 
 export class Agent extends EventEmitter<AgentEvents> {
@@ -75,6 +80,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   private readonly bodies: BodyCache;
   private readonly registration: Registration;
   private readonly reporter: StateReporter;
+  private readonly health: HealthMonitor;
+  private readonly services: ServiceChecks;
   private readonly launched = new LaunchMemory();
   private readonly loops: Promise<void>[] = [];
   private readonly unsubscribe: Array<() => void> = [];
@@ -99,6 +106,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.registration = new Registration(o.client, o.keys, o.identity, { ttlSec: o.ttlSec ?? 10, version: o.version, startedAt: now().toISOString() }, {
       registered: (id) => {
         this.reporter.rewriteAll();
+        this.health.rewriteAll();
         this.emit('registered', id);
       },
       lost: (err) => this.emit('leaseLost', err),
@@ -111,6 +119,16 @@ export class Agent extends EventEmitter<AgentEvents> {
       now,
       onError: problem,
     });
+    // health of this machine's instances, written under the same lease as the states
+    this.health = new HealthMonitor({
+      machineId: o.identity.id,
+      keys: o.keys,
+      sink: this.registration,
+      now,
+      ...(o.probe ? { probe: o.probe } : {}),
+      onError: problem,
+    });
+    this.services = new ServiceChecks(o.client, o.keys, { changed: (c) => this.health.setServices(c), problem });
   }
 
   get state(): AgentState {
@@ -132,6 +150,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.schedule.run(stop),
       this.reconcileLoop(),
       this.resyncLoop(),
+      this.services.start().catch((e) => void this.emit('problem', 'watching services failed', e)),
     );
     this.setState('running');
   }
@@ -149,15 +168,17 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.wake?.();
     for (const off of this.unsubscribe) off();
     await Promise.allSettled(this.loops);
+    await Promise.allSettled([this.services.stop(), this.health.stop()]);
     if (opts.purge) {
       await this.purge();
       await this.registration.revoke().catch((e) => this.emit('problem', 'revoking the lease failed', e));
     } else {
       // last states out if etcd is there; never hold up an exit for it
-      await Promise.race([this.reporter.flush(), sleep(this.o.flushOnStopMs ?? 2000)]);
+      await Promise.race([Promise.all([this.reporter.flush(), this.health.flush()]), sleep(this.o.flushOnStopMs ?? 2000)]);
       this.registration.release();
     }
     this.reporter.close();
+    this.health.close();
     this.setState('stopped');
   }
 
@@ -175,6 +196,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   private onUnitChange(s: UnitStatus): void {
     if (!this.reporter.isManaged(s.name)) return;
     this.reporter.observe(s);
+    this.health.observe(s);
     // A launched unit that stops is systemd's business (see launched.ts); a
     // unit that must only be loaded but was started must be stopped again.
     const want = this.desiredNow.get(s.name);
@@ -236,13 +258,24 @@ export class Agent extends EventEmitter<AgentEvents> {
       }
       this.desiredNow = desired;
       this.reporter.setManaged(managedHashes(current));
-      for (const c of current.values()) if (c.fileHash !== undefined) this.reporter.observe(statusOf(c));
+      this.health.setManaged(managedHashes(current));
+      for (const c of current.values()) {
+        if (c.fileHash === undefined) continue;
+        this.reporter.observe(statusOf(c));
+        this.health.observe(statusOf(c));
+      }
 
       this.launched.annotate(desired, current);
       tasks = planTasks(desired, current);
       const outcome = await runTasks(tasks, { systemd: this.o.systemd, bodyOf: (h) => this.bodies.get(h)?.text }, (t) => {
-        if (t.type === 'write-file') this.reporter.manage(t.unit, t.hash);
-        if (t.type === 'remove-file') this.reporter.unmanage(t.unit);
+        if (t.type === 'write-file') {
+          this.reporter.manage(t.unit, t.hash);
+          this.health.manage(t.unit, t.hash);
+        }
+        if (t.type === 'remove-file') {
+          this.reporter.unmanage(t.unit);
+          this.health.unmanage(t.unit);
+        }
         this.launched.record(t, desired);
         this.emit('task', t);
       });
@@ -264,7 +297,10 @@ export class Agent extends EventEmitter<AgentEvents> {
   private async refreshStatuses(tasks: Task[]): Promise<void> {
     const names = [...new Set(tasks.flatMap((t) => ('unit' in t ? [t.unit] : [])))].filter((n) => this.reporter.isManaged(n));
     if (names.length === 0) return;
-    for (const s of await this.o.systemd.listUnits(names)) this.reporter.observe(s);
+    for (const s of await this.o.systemd.listUnits(names)) {
+      this.reporter.observe(s);
+      this.health.observe(s);
+    }
   }
 
   /** fleet's --purge behaviour: stop and remove everything fleetx put on this host. */
@@ -272,16 +308,20 @@ export class Agent extends EventEmitter<AgentEvents> {
     try {
       const { current } = await readCurrent(this.o.systemd, [], (t) => this.bodies.hashOfText(t), this.o.runtimeDir ?? RUNTIME_DIR);
       this.reporter.setManaged(managedHashes(current)); // even if no pass ran yet: their records get deleted
+      this.health.setManaged(managedHashes(current));
       const tasks = planTasks(new Map(), current);
       const outcome = await runTasks(tasks, { systemd: this.o.systemd, bodyOf: () => undefined }, (t) => {
-        if (t.type === 'remove-file') this.reporter.unmanage(t.unit);
+        if (t.type === 'remove-file') {
+          this.reporter.unmanage(t.unit);
+          this.health.unmanage(t.unit);
+        }
         this.emit('task', t);
       });
       this.emit('pass', { tasks, outcome });
     } catch (e) {
       this.emit('problem', 'purging units failed', e);
     }
-    await this.reporter.flush();
+    await Promise.all([this.reporter.flush(), this.health.flush()]);
   }
 }
 

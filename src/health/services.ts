@@ -1,0 +1,125 @@
+/**
+ * The services' health checks, kept current from etcd: {p}/service/ holds
+ * a handful of records, so every change re-lists the prefix (one request)
+ * rather than applying events. Watches come from PrefixWatches
+ * (engine/watches.ts), which handles a watch `error` (compaction, cancel by
+ * etcd) by opening a new watcher WITHOUT cancelling the failed one: etcd3
+ * throws an uncaught exception when a watcher it already reported through
+ * `error` is cancelled. A watch restart or reconnection re-lists too.
+ *
+ * A record whose check cannot be used maps its template to `undefined`, so
+ * its instances stay 'unknown' rather than falling back to type 'none'.
+ */
+import type { Etcd3 } from 'etcd3';
+import { PrefixWatches } from '../engine/watches.js';
+import type { Keyspace } from '../registry/keys.js';
+import type { HealthCheck } from '../service/types.js';
+import type { ChecksByTemplate } from './monitor.js';
+
+export interface ServiceChecksEvents {
+  /** the full map, after every successful list */
+  changed(checks: ChecksByTemplate): void;
+  problem(msg: string, err?: unknown): void;
+}
+
+const TYPES = new Set(['http', 'tcp', 'command', 'none']);
+
+/** The check of a stored service record, or undefined when it is unusable. */
+export function checkOf(record: unknown): HealthCheck | undefined {
+  if (record === null || typeof record !== 'object') return undefined;
+  const h = (record as { health?: unknown }).health;
+  if (h === null || typeof h !== 'object') return undefined;
+  const c = h as Record<string, unknown>;
+  const pos = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v > 0;
+  if (typeof c.type !== 'string' || !TYPES.has(c.type)) return undefined;
+  if (!pos(c.intervalMs) || !pos(c.timeoutMs) || !pos(c.threshold) || !pos(c.failureThreshold)) return undefined;
+  if ((c.type === 'http' || c.type === 'tcp') && !(pos(c.port) && (c.port as number) < 65536)) return undefined;
+  if (c.type === 'http' && c.path !== undefined && typeof c.path !== 'string') return undefined;
+  if (c.type === 'command' && !(Array.isArray(c.command) && c.command.length > 0 && c.command.every((a) => typeof a === 'string'))) return undefined;
+  return c as unknown as HealthCheck;
+}
+
+/** Template -> check over service records (key order; the first service of a template wins). */
+export function checksFrom(records: ReadonlyArray<{ key: string; value: string }>): { checks: Map<string, HealthCheck | undefined>; bad: string[] } {
+  const checks = new Map<string, HealthCheck | undefined>();
+  const bad: string[] = [];
+  for (const { key, value } of [...records].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))) {
+    let rec: unknown;
+    try {
+      rec = JSON.parse(value);
+    } catch {
+      bad.push(key);
+      continue;
+    }
+    const template = (rec as { template?: unknown } | null)?.template;
+    if (typeof template !== 'string' || template === '') {
+      bad.push(key);
+      continue;
+    }
+    const check = checkOf(rec);
+    if (check === undefined) bad.push(key);
+    if (!checks.has(template)) checks.set(template, check);
+  }
+  return { checks, bad };
+}
+
+export class ServiceChecks {
+  private readonly watches: PrefixWatches;
+  private stopped = false;
+  private wanted = false;
+  private listing?: Promise<void>;
+  private retry?: NodeJS.Timeout;
+  private attempt = 0;
+  private reported = '';
+
+  constructor(
+    private readonly client: Etcd3,
+    private readonly keys: Keyspace,
+    private readonly events: ServiceChecksEvents,
+    private readonly retryMs = 1000,
+  ) {
+    this.watches = new PrefixWatches(client, [keys.services()], () => this.relist(), (why, e) => events.problem(why, e), retryMs);
+  }
+
+  /** Opens the watch, then lists (retrying until it works). Returns once the watch is confirmed. */
+  async start(): Promise<void> {
+    await this.watches.start();
+    this.relist();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.retry) clearTimeout(this.retry);
+    await this.watches.stop();
+    await this.listing;
+  }
+
+  /** Coalesced: one list at a time, one more if a change came in meanwhile. */
+  private relist(): void {
+    this.wanted = true;
+    if (this.listing || this.stopped) return;
+    this.listing = this.listLoop().finally(() => (this.listing = undefined));
+  }
+
+  private async listLoop(): Promise<void> {
+    while (this.wanted && !this.stopped) {
+      this.wanted = false;
+      try {
+        const kvs = await this.client.getAll().prefix(this.keys.services()).strings();
+        if (this.stopped) return;
+        const { checks, bad } = checksFrom(Object.entries(kvs).map(([key, value]) => ({ key, value })));
+        const sig = bad.join(',');
+        if (bad.length > 0 && sig !== this.reported) this.events.problem(`unusable health check in ${bad.join(', ')}; its instances stay unknown`);
+        this.reported = sig;
+        this.attempt = 0;
+        this.events.changed(checks);
+      } catch (e) {
+        if (this.stopped) return;
+        if (this.attempt++ === 0) this.events.problem('listing services failed; retrying', e);
+        const delay = Math.min(5000, this.retryMs * 2 ** Math.min(this.attempt - 1, 3));
+        this.retry = setTimeout(() => this.relist(), delay);
+        return;
+      }
+    }
+  }
+}
