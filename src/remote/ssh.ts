@@ -151,14 +151,14 @@ function connectError(host: string, opts: SshOptions, said: string): FleetxError
   const where = `${opts.user}@${host}${opts.tunnel ? ` through ${opts.tunnel}` : ''}`;
   const file = opts.knownHostsFile ?? '~/.ssh/known_hosts';
   if (UNKNOWN_HOST.test(said)) {
-    return new FleetxError('unavailable', `refusing to connect to ${where}: its SSH host key does not match any on record (none is known for it)`, {
+    return new FleetxError('unavailable', `refusing to connect to ${where}: no SSH host key is on record for it in ${file}`, {
       hint: `add the machine's host key to ${file}, or pass --known-hosts-file`,
       retryable: false,
     });
   }
   if (HOST_KEY.test(said)) {
     return new FleetxError('unavailable', `refusing to connect to ${where}: its SSH host key does not match the one on record`, {
-      hint: `known hosts: ${file}; if the machine was really re-installed, replace its entry (ssh-keygen -f ${file} -R ${host})`,
+      hint: `known hosts: ${file}; if the machine was really re-installed, replace its entry (ssh-keygen${opts.knownHostsFile ? ` -f ${shellQuote(opts.knownHostsFile)}` : ''} -R ${shellQuote(host)})`,
       retryable: false,
     });
   }

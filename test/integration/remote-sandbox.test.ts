@@ -154,7 +154,7 @@ describe('status, journal and ssh over SSH to sandbox hosts', () => {
     writeFileSync(`${stateDir}-swapped`, '');
     const r = await fleetx(['ssh', UNIT, '--', 'true'], { ...env, FLEETX_KNOWN_HOSTS_FILE: `${stateDir}-swapped` });
     expect(r.code).toBe(EXIT.unavailable);
-    expect(r.stderr).toMatch(/none is known for it/);
+    expect(r.stderr).toMatch(/no SSH host key is on record for it/);
   });
 
   it.each([
