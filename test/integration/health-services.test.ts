@@ -1,0 +1,128 @@
+/**
+ * ServiceChecks against a real etcd reached through a TCP proxy the test can
+ * cut: service records are listed, followed, and after a watch that cannot
+ * resume (history compacted while cut off) re-listed and watched again,
+ * without the uncaught exception etcd3 throws when a failed watcher is
+ * cancelled.
+ */
+import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net';
+import type { Etcd3 } from 'etcd3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ChecksByTemplate } from '../../src/health/monitor.js';
+import { checksFrom, ServiceChecks } from '../../src/health/services.js';
+import { connect } from '../../src/registry/client.js';
+import { resolveConnection } from '../../src/registry/connection.js';
+import { keyspace } from '../../src/registry/keys.js';
+import type { HealthCheck } from '../../src/service/types.js';
+import { freePort, startEtcd, type EtcdServer } from '../helpers/etcd.js';
+
+class Proxy {
+  private server?: Server;
+  private readonly sockets = new Set<Socket>();
+  constructor(readonly port: number, private readonly target: number) {}
+  async restore(): Promise<void> {
+    this.server = createServer((client) => {
+      const upstream = tcpConnect(this.target, '127.0.0.1');
+      for (const s of [client, upstream]) {
+        this.sockets.add(s);
+        s.on('close', () => this.sockets.delete(s));
+        s.on('error', () => undefined);
+      }
+      client.pipe(upstream).pipe(client);
+    });
+    await new Promise<void>((r) => this.server!.listen(this.port, '127.0.0.1', () => r()));
+  }
+  async cut(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise((r) => (this.server ? this.server.close(r) : r(undefined)));
+    this.server = undefined;
+  }
+}
+
+const keys = keyspace('/hs');
+const check = (port: number): HealthCheck => ({ type: 'http', port, path: '/', intervalMs: 1000, timeoutMs: 500, threshold: 1, failureThreshold: 2 });
+const svc = (name: string, template: string, health: unknown) => JSON.stringify({ name, template, health });
+
+let etcd: EtcdServer;
+let direct: Etcd3;
+let viaProxy: Etcd3;
+let proxy: Proxy;
+
+beforeAll(async () => {
+  etcd = await startEtcd();
+  direct = connect(resolveConnection({ endpoint: etcd.endpoints[0] }, {}));
+  proxy = new Proxy(await freePort(), Number(new URL(etcd.endpoints[0]!).port));
+  await proxy.restore();
+  viaProxy = connect(resolveConnection({ endpoint: `http://127.0.0.1:${proxy.port}`, requestTimeout: '1' }, {}));
+});
+
+afterAll(async () => {
+  viaProxy?.close();
+  direct?.close();
+  await proxy?.cut();
+  await etcd?.stop();
+});
+
+async function waitFor(what: string, fn: () => boolean, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!fn()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+const portOf = (c: ChecksByTemplate | undefined, t: string) => c?.get(t)?.port;
+
+describe('checksFrom', () => {
+  it.each([
+    { why: 'a good record', value: svc('a', 'a@.service', check(80)), ok: true },
+    { why: 'not JSON', value: 'nope', ok: false },
+    { why: 'no template', value: JSON.stringify({ health: check(80) }), ok: false },
+    { why: 'http without port', value: svc('a', 'a@.service', { ...check(80), port: undefined }), ok: false },
+    { why: 'command without argv', value: svc('a', 'a@.service', { ...check(80), type: 'command' }), ok: false },
+    { why: 'unknown type', value: svc('a', 'a@.service', { ...check(80), type: 'grpc' }), ok: false },
+  ])('$why', ({ value, ok }) => {
+    const { checks, bad } = checksFrom([{ key: '/p/service/a', value }]);
+    expect(bad.length === 0).toBe(ok);
+    if (ok) expect(checks.get('a@.service')).toEqual(check(80));
+  });
+
+  it('an unusable check maps its template to undefined (instances stay unknown)', () => {
+    const { checks } = checksFrom([{ key: '/p/service/a', value: svc('a', 'a@.service', { type: 'http' }) }]);
+    expect(checks.has('a@.service')).toBe(true);
+    expect(checks.get('a@.service')).toBeUndefined();
+  });
+});
+
+describe('ServiceChecks', () => {
+  it('lists, follows changes, and recovers from a watch that cannot resume after compaction', async () => {
+    await direct.put(keys.service('web')).value(svc('web', 'web@.service', check(8080))).exec();
+    let latest: ChecksByTemplate | undefined;
+    const problems: string[] = [];
+    const s = new ServiceChecks(viaProxy, keys, { changed: (c) => (latest = c), problem: (m) => problems.push(m) }, 200);
+    try {
+      await s.start();
+      await waitFor('listed', () => portOf(latest, 'web@.service') === 8080);
+      await direct.put(keys.service('api')).value(svc('api', 'api@.service', check(9000))).exec();
+      await waitFor('api seen', () => portOf(latest, 'api@.service') === 9000);
+
+      await proxy.cut();
+      await direct.put(keys.service('web')).value(svc('web', 'web@.service', check(8081))).exec();
+      const res = await direct.delete().key(keys.service('api')).exec();
+      await direct.put('/hs/other').value('x').exec();
+      await direct.put('/hs/other').value('y').exec();
+      await direct.kv.compact({ revision: (BigInt(res.header.revision) + 2n).toString(), physical: true });
+      await proxy.restore();
+
+      await waitFor('re-listed after the watch failed', () => portOf(latest, 'web@.service') === 8081 && !latest!.has('api@.service'));
+      // and it keeps following
+      await direct.put(keys.service('web')).value(svc('web', 'web@.service', check(8082))).exec();
+      await waitFor('follows again', () => portOf(latest, 'web@.service') === 8082);
+      expect(problems.some((p) => p.startsWith('watch on /hs/service/ failed'))).toBe(true);
+    } finally {
+      await s.stop();
+    }
+    // give etcd3 a moment: a wrongly cancelled watcher would throw (uncaught) about now
+    await new Promise((r) => setTimeout(r, 500));
+  }, 40_000);
+});
