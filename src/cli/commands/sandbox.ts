@@ -7,6 +7,7 @@
 import { fileURLToPath } from 'node:url';
 import { resolve } from 'node:path';
 import { usageError } from '../../errors/errors.js';
+import { demoDown, demoStatus, demoUp, type DemoStatus } from '../../demo/demo.js';
 import { sandboxDown, sandboxStatus, sandboxUp, type SandboxStatus } from '../../sandbox/sandbox.js';
 import { DEFAULT_SANDBOX_DIR } from '../../sandbox/state.js';
 import type { Io, OutputFormat } from '../io.js';
@@ -20,6 +21,8 @@ export interface SandboxCommandOptions {
   stateDir?: string;
   /** Repository the hosts run the agent from (default: this checkout). */
   repoRoot?: string;
+  /** `up --demo`: HAProxy + presence syncer + the demo service (src/demo). */
+  demo?: boolean;
 }
 
 export const DEFAULT_SANDBOX_HOSTS = 3;
@@ -34,17 +37,23 @@ export async function sandboxCommand(opts: SandboxCommandOptions, io: Io): Promi
   const stateDir = sandboxDir(opts, io);
   switch (opts.action) {
     case 'up': {
-      const status = await sandboxUp({ hosts: opts.hosts ?? DEFAULT_SANDBOX_HOSTS, stateDir, repoRoot: opts.repoRoot ?? thisRepo() });
-      io.stdout(opts.output === 'json' ? JSON.stringify(status, null, 2) : statusText(status));
+      const repoRoot = opts.repoRoot ?? thisRepo();
+      const status = await sandboxUp({ hosts: opts.hosts ?? DEFAULT_SANDBOX_HOSTS, stateDir, repoRoot });
+      const demo = opts.demo ? await demoUp(status, { repoRoot, progress: (l) => io.stderr(l) }) : await demoStatus(stateDir);
+      io.stdout(opts.output === 'json' ? JSON.stringify(withDemo(status, demo), null, 2) : statusText(status, demo));
       return;
     }
     case 'status': {
       const status = await sandboxStatus(stateDir);
-      io.stdout(opts.output === 'json' ? JSON.stringify(status, null, 2) : statusText(status));
+      const demo = await demoStatus(stateDir);
+      io.stdout(opts.output === 'json' ? JSON.stringify(withDemo(status, demo), null, 2) : statusText(status, demo));
       return;
     }
     case 'down': {
+      // The demo's HAProxy binds the bridge address and its syncer talks to etcd: stop them first.
+      const demo = await demoDown(stateDir);
       const result = await sandboxDown(stateDir);
+      result.removed.unshift(...demo.removed);
       if (opts.output === 'json') io.stdout(JSON.stringify(result, null, 2));
       else io.stdout(result.removed.length ? `removed ${result.removed.join(', ')}` : `no sandbox at ${stateDir}`);
       return;
@@ -54,8 +63,13 @@ export async function sandboxCommand(opts: SandboxCommandOptions, io: Io): Promi
   }
 }
 
-/** Pure: the text view of a status. */
-export function statusText(s: SandboxStatus): string {
+/** The JSON status: the sandbox's, plus `demo` when one was brought up. */
+function withDemo(s: SandboxStatus, demo: DemoStatus): SandboxStatus & { demo?: DemoStatus } {
+  return demo.exists ? { ...s, demo } : s;
+}
+
+/** Pure: the text view of a status (and of the demo, when there is one). */
+export function statusText(s: SandboxStatus, demo?: DemoStatus): string {
   if (!s.exists) return `no sandbox at ${s.stateDir} (create one with \`fleetx sandbox up\`)`;
   const lines = [`sandbox ${s.stateDir}: ${s.healthy ? 'healthy' : 'NOT healthy'}`];
   if (s.etcd) lines.push(`etcd:   ${s.etcd.endpoints.join(',')} ${s.etcd.running ? `(pid ${s.etcd.pid})` : '(not running)'}`);
@@ -68,6 +82,20 @@ export function statusText(s: SandboxStatus): string {
     state: h.running ? (h.systemState ?? 'unknown') : 'stopped',
   }));
   lines.push(formatTable(rows, { fields: ['host', 'machine id', 'address', 'state'], legend: true }));
+  if (demo?.exists) lines.push('', ...demoText(demo));
   if (s.envFile) lines.push('', `use it from this machine:  . ${s.envFile}`);
   return lines.join('\n');
+}
+
+/** Pure: the demo part of the text status. */
+export function demoText(d: DemoStatus): string[] {
+  const lines = [
+    `demo:   ${d.service} behind ${d.lbUrl ?? '?'} (${d.healthy ? 'serving' : 'NOT all instances in service'})`,
+    `        HAProxy ${d.haproxyPid !== undefined ? `pid ${d.haproxyPid}` : 'not running'}, presence syncer ${d.syncerPid !== undefined ? `pid ${d.syncerPid}` : 'not running'}`,
+  ];
+  for (const i of d.instances) {
+    lines.push(`        ${i.unit}: ${i.active ?? '-'}, health ${i.health ?? '-'}, LB ${i.presence ?? '-'}${i.lb ? ` (${i.lb})` : ''}`);
+  }
+  if (d.serviceFile) lines.push(`        try: curl ${d.lbUrl ?? ''}   fleetx rolling-restart ${d.service}@   fleetx deploy ${d.service} --set version=v2`);
+  return lines;
 }

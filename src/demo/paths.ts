@@ -1,0 +1,28 @@
+/**
+ * Where the demo layer keeps its files: STATEDIR/demo/, next to the
+ * sandbox's own entries (which `sandbox down` removes; demoDown removes
+ * this dir first).
+ */
+import { join } from 'node:path';
+
+export const DEMO_DIR = 'demo';
+
+export const demoPaths = (stateDir: string) => {
+  const dir = join(stateDir, DEMO_DIR);
+  return {
+    dir,
+    /** what demoUp made (DemoState) */
+    state: join(dir, 'demo.json'),
+    haproxyConfig: join(dir, 'haproxy.cfg'),
+    /** HAProxy's runtime API (level admin), the service's presence.socket */
+    socket: join(dir, 'haproxy.sock'),
+    haproxyPid: join(dir, 'haproxy.pid'),
+    haproxyLog: join(dir, 'haproxy.log'),
+    syncerPid: join(dir, 'presence.pid'),
+    syncerLog: join(dir, 'presence.log'),
+    /** services/web.yaml with this checkout's script and this sandbox's socket */
+    serviceFile: join(dir, 'web.yaml'),
+  };
+};
+
+export type DemoPaths = ReturnType<typeof demoPaths>;
