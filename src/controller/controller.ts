@@ -64,8 +64,12 @@ export interface ControllerPassReport {
   durationMs: number;
   /** records that could not be decoded and were ignored */
   problems: string[];
-  /** rollouts whose write found a record changed since the read; retried by the next pass */
-  conflicts: string[];
+  /**
+   * rollouts whose step failed alone: a record changed since the read
+   * ('conflict'), or a bug ('internal'); retried by the next pass while the
+   * other rollouts move on
+   */
+  failures: { service: string; error: FleetxError }[];
 }
 
 export interface ControllerEvents {
@@ -154,7 +158,7 @@ export class RolloutController extends EventEmitter<ControllerEvents> {
     const raw = await store.readRollouts(fence);
     const entries = decoder.rollouts(raw.rollouts, raw.controls);
     const steps: StepReport[] = [];
-    const conflicts: string[] = [];
+    const failures: ControllerPassReport['failures'] = [];
     if (entries.length > 0) {
       const read = await store.readDetails(fence, entries);
       const reports = decoder.reports(read.states, read.healths);
@@ -165,8 +169,10 @@ export class RolloutController extends EventEmitter<ControllerEvents> {
           const s = await this.step(store, fence, entry, details, reports, now);
           if (s !== undefined) steps.push(s);
         } catch (e) {
-          if (isFencedOut(e) || !isFleetxError(e) || e.kind !== 'conflict') throw e;
-          conflicts.push(`${entry.service}: ${e.message}`); // other rollouts still move; this one is retried
+          // a lost term or etcd gone ends the pass; anything else is this rollout's own problem
+          if (isFencedOut(e) || (isFleetxError(e) && e.kind === 'unavailable')) throw e;
+          const error = isFleetxError(e) ? e : new FleetxError('internal', `rollout controller: step of ${entry.service} failed: ${String(e)}`, { cause: e });
+          failures.push({ service: entry.service, error });
         }
       }
     }
@@ -182,7 +188,7 @@ export class RolloutController extends EventEmitter<ControllerEvents> {
       requests: store.requests,
       durationMs: Date.now() - t0,
       problems: decoder.problems,
-      conflicts,
+      failures,
     };
     return report;
   }
@@ -213,9 +219,9 @@ export class RolloutController extends EventEmitter<ControllerEvents> {
     try {
       const report = await this.passOnce(session.fence, triggers);
       this.emit('pass', report);
-      for (const c of report.conflicts) this.emit('warning', new FleetxError('conflict', `rollout controller: ${c}`, { retryable: true }));
+      for (const f of report.failures) this.emit('warning', f.error);
       session.after(report.rollouts > report.steps.filter((s) => s.finished).length, report.instances);
-      return report.conflicts.length > 0 ? 'retry' : 'ok';
+      return report.failures.length > 0 ? 'retry' : 'ok';
     } catch (e) {
       if (isFencedOut(e)) {
         this.emit('warning', e);

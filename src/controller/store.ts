@@ -18,7 +18,7 @@ import type { Etcd3, IKeyValue, IRequestOp, ITxnResponse } from 'etcd3';
 import { FleetxError, isFleetxError, unavailableError } from '../errors/errors.js';
 import { FencedOutError, fenced, type Fence } from '../engine/fence.js';
 import { prefixEnd } from '../registry/codec.js';
-import type { Keyspace } from '../registry/keys.js';
+import { lastSegment, type Keyspace } from '../registry/keys.js';
 import type { Batch } from './writes.js';
 import { commonPrefix, type RawDetails, type RawKV, type RolloutEntry } from './view.js';
 
@@ -101,7 +101,7 @@ export class ControllerStore {
           ? { request_put: { key: Buffer.from(o.key), value: Buffer.from(o.value) } }
           : { request_delete_range: { key: Buffer.from(o.key) } },
       );
-      await this.txn(fence, ops, 'write rollout steps', guards);
+      await this.txn(fence, ops, `write the rollout of ${lastSegment(rolloutKey)}`, guards);
     }
   }
 

@@ -265,4 +265,19 @@ describe('rollout controller', () => {
     expect(both.length).toBeGreaterThan(0);
     for (const p of both) expect(p.requests).toBe(2 + p.steps.reduce((s, x) => s + x.transactions, 0));
   }, 60_000);
+
+  it('splits a step larger than one transaction into batches and still finishes', async () => {
+    const many = Array.from({ length: 110 }, (_, i) => `big@${String(i + 1).padStart(3, '0')}.service`);
+    const { keys, passes } = await setup({ services: { big: many } });
+    const rec = rolloutRecord({ id: 'rb', service: 'big', template: 'big@.service', kind: 'restart', toHash: V1.hash, names: many, presence: false, policy: { maxUnavailable: 110, minHealthyMs: 100 } });
+    await client.put(keys.rollout('big')).value(JSON.stringify(rec)).exec();
+    const done = await history(keys, 'rb', 'big');
+    expect(done.state).toBe('succeeded');
+    expect(Object.values(done.instances).every((p) => p.phase === 'done')).toBe(true);
+    // 110 set-unit + the record: more than one transaction
+    const steps = passes.flatMap((p) => p.steps);
+    expect(steps.some((s) => s.transactions > 1)).toBe(true);
+    expect(Math.max(...steps.map((s) => s.writes.length))).toBeGreaterThan(100);
+    expect(await client.getAll().prefix(keys.presenceHolds('big')).keys()).toEqual([]);
+  }, 60_000);
 });
