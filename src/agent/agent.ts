@@ -128,7 +128,13 @@ export class Agent extends EventEmitter<AgentEvents> {
       ...(o.probe ? { probe: o.probe } : {}),
       onError: problem,
     });
-    this.services = new ServiceChecks(o.client, o.keys, { changed: (c) => this.health.setServices(c), problem });
+    this.services = new ServiceChecks(
+      o.client,
+      o.keys,
+      { previous: (r) => this.health.seed(r), changed: (c) => this.health.setServices(c), problem },
+      1000,
+      o.identity.id,
+    );
   }
 
   get state(): AgentState {

@@ -6,8 +6,11 @@
  *
  * - A unit named as an instance of a service's template (app@3.service for
  *   app@.service) gets that service's check; any other unit gets type
- *   'none' (healthy while active). Until the services are listed every
- *   instance stays 'unknown': a missing list must never read as healthy.
+ *   'none' (healthy while active). Nothing is tracked or written until the
+ *   services are listed: a missing list must never read as healthy, and
+ *   writing 'unknown' meanwhile would pull healthy instances out of the load
+ *   balancer on every agent restart. Records left by the previous agent
+ *   process (seed()) are taken over for instances that did not restart.
  * - A check runs every intervalMs while the unit is running, one at a time
  *   per instance (the next starts intervalMs after the previous started, or
  *   at once when it overran); the timeout is capped by the interval.
@@ -69,6 +72,8 @@ export function templateOf(unit: string): string | undefined {
 export class HealthMonitor {
   private checks?: ChecksByTemplate;
   private readonly hashes = new Map<string, string>();
+  /** records found in etcd at start, by unit; each is used once */
+  private readonly previous = new Map<string, HealthRecord>();
   private readonly statuses = new Map<string, UnitSignal>();
   private readonly trackers = new Map<string, TrackerState>();
   private readonly runners = new Map<string, Runner>();
@@ -84,10 +89,17 @@ export class HealthMonitor {
 
   constructor(private readonly o: HealthMonitorOptions) {}
 
+  /** Records this machine had in etcd before this process started; call before the first setServices(). */
+  seed(records: readonly HealthRecord[]): void {
+    for (const r of records) if (r.machine === this.o.machineId) this.previous.set(r.unit, r);
+  }
+
   /** The services' checks (a full replacement, from the service watch). */
   setServices(checks: ChecksByTemplate): void {
+    const first = this.checks === undefined;
     this.checks = checks;
     for (const name of [...this.trackers.keys()]) this.apply(name, { type: 'configure', at: this.at(), check: this.checkFor(name) });
+    if (first) for (const name of [...this.hashes.keys()]) this.update(name);
   }
 
   /** The units fleetx manages here and their file hashes (as for state records). */
@@ -174,10 +186,13 @@ export class HealthMonitor {
     const hash = this.hashes.get(name);
     const s = this.statuses.get(name);
     if (hash === undefined || s === undefined) return; // written once systemd reports a status
+    if (this.checks === undefined) return; // tracked once the services are known
     const t = this.trackers.get(name);
     const obs = { hash, activeState: s.activeState, ...(s.mainPid !== undefined ? { mainPid: s.mainPid } : {}) };
     if (!t) {
-      const r = startTracking({ unit: name, machine: this.o.machineId, check: this.checkFor(name), at: this.at(), ...obs });
+      const previous = this.previous.get(name);
+      this.previous.delete(name);
+      const r = startTracking({ unit: name, machine: this.o.machineId, check: this.checkFor(name), at: this.at(), ...obs, ...(previous ? { previous } : {}) });
       this.took(name, r.state, r.record);
     } else {
       this.apply(name, { type: 'unit', at: this.at(), ...obs });

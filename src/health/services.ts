@@ -15,8 +15,11 @@ import { PrefixWatches } from '../engine/watches.js';
 import type { Keyspace } from '../registry/keys.js';
 import type { HealthCheck } from '../service/types.js';
 import type { ChecksByTemplate } from './monitor.js';
+import type { HealthRecord } from './types.js';
 
 export interface ServiceChecksEvents {
+  /** once, before the first changed(): the health records this machine has in etcd (left by a previous agent process) */
+  previous?(records: HealthRecord[]): void;
   /** the full map, after every successful list */
   changed(checks: ChecksByTemplate): void;
   problem(msg: string, err?: unknown): void;
@@ -71,12 +74,15 @@ export class ServiceChecks {
   private retry?: NodeJS.Timeout;
   private attempt = 0;
   private reported = '';
+  private seeded = false;
 
   constructor(
     private readonly client: Etcd3,
     private readonly keys: Keyspace,
     private readonly events: ServiceChecksEvents,
     private readonly retryMs = 1000,
+    /** the machine whose previous health records are read once (events.previous) */
+    private readonly machineId?: string,
   ) {
     this.watches = new PrefixWatches(client, [keys.services()], () => this.relist(), (why, e) => events.problem(why, e), retryMs);
   }
@@ -105,6 +111,12 @@ export class ServiceChecks {
     while (this.wanted && !this.stopped) {
       this.wanted = false;
       try {
+        if (!this.seeded && this.machineId !== undefined) {
+          const prev = await this.client.getAll().prefix(this.keys.machineHealth(this.machineId)).strings();
+          if (this.stopped) return;
+          this.events.previous?.(healthRecords(Object.values(prev)));
+          this.seeded = true;
+        }
         const kvs = await this.client.getAll().prefix(this.keys.services()).strings();
         if (this.stopped) return;
         const { checks, bad } = checksFrom(Object.entries(kvs).map(([key, value]) => ({ key, value })));
@@ -122,4 +134,18 @@ export class ServiceChecks {
       }
     }
   }
+}
+
+/** Health records out of raw values; unreadable ones are skipped (they only seed a restart). */
+function healthRecords(values: readonly string[]): HealthRecord[] {
+  const out: HealthRecord[] = [];
+  for (const v of values) {
+    try {
+      const r = JSON.parse(v) as HealthRecord;
+      if (r && typeof r.unit === 'string' && typeof r.machine === 'string' && typeof r.hash === 'string' && typeof r.since === 'string') out.push(r);
+    } catch {
+      // not ours to judge: the record is simply not taken over
+    }
+  }
+  return out;
 }

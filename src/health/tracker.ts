@@ -14,7 +14,10 @@
  *  - running: `threshold` consecutive ok results → 'healthy';
  *    `failureThreshold` consecutive failures → 'unhealthy';
  *  - type 'none': healthy as soon as systemd says active;
- *  - no check known yet (services not listed): 'unknown' while running.
+ *  - no check known yet (services not listed): 'unknown' while running;
+ *  - a record left by a previous agent process is taken over when it is for
+ *    the same hash and main PID of a running unit (the instance did not
+ *    restart): status and since carry on, so an agent restart moves nothing.
  * `since` never goes backwards, even if the clock passed in does.
  */
 import type { HealthCheck } from '../service/types.js';
@@ -72,10 +75,14 @@ export interface TrackerStart extends UnitObservation {
   machine: string;
   check: HealthCheck | undefined;
   at: number;
+  /** the record found in etcd for this unit and machine, if any */
+  previous?: HealthRecord;
 }
 
 /** Starts tracking an instance: 'unknown' since `at`, then what its current state implies. */
 export function startTracking(s: TrackerStart): Step {
+  const adopted = adopt(s);
+  if (adopted) return publish(adopted);
   const base: TrackerState = {
     unit: s.unit,
     machine: s.machine,
@@ -119,6 +126,7 @@ export function recordOf(s: TrackerState): HealthRecord {
     checkedAt: new Date(s.checkedAt).toISOString(),
     consecutive,
     message: s.message,
+    ...(s.mainPid !== undefined ? { mainPid: s.mainPid } : {}),
   };
 }
 
@@ -129,7 +137,34 @@ export function wantsChecks(s: TrackerState): boolean {
 
 /** What a record says, without the fields that change on every check. */
 export function signature(r: HealthRecord): string {
-  return JSON.stringify([r.unit, r.machine, r.hash, r.status, r.since, r.message ?? '']);
+  return JSON.stringify([r.unit, r.machine, r.hash, r.status, r.since, r.message ?? '', r.mainPid ?? 0]);
+}
+
+/** The state a previous agent process left, when it still describes this incarnation of the unit. */
+function adopt(s: TrackerStart): TrackerState | undefined {
+  const p = s.previous;
+  if (!p || p.unit !== s.unit || p.machine !== s.machine || p.hash !== s.hash) return undefined;
+  if (p.mainPid === undefined || p.mainPid <= 0 || p.mainPid !== s.mainPid || livenessOf(s.activeState) !== 'running') return undefined;
+  const since = Date.parse(p.since);
+  if (!Number.isFinite(since) || since > s.at) return undefined;
+  // only a status the current check could have produced (type none is healthy while active)
+  if (s.check === undefined || (s.check.type === 'none' && p.status !== 'healthy')) return undefined;
+  const n = Math.max(0, Math.floor(p.consecutive));
+  return {
+    unit: s.unit,
+    machine: s.machine,
+    check: s.check,
+    hash: s.hash,
+    activeState: s.activeState,
+    mainPid: p.mainPid,
+    status: p.status,
+    since,
+    checkedAt: s.at,
+    oks: p.status === 'healthy' ? n : 0,
+    fails: p.status === 'unhealthy' ? n : 0,
+    message: p.message ?? '',
+    epoch: 0,
+  };
 }
 
 function publish(s: TrackerState): Step {

@@ -13,4 +13,11 @@ export interface HealthRecord {
   /** consecutive results equal to the current status */
   consecutive: number;
   message?: string;
+  /**
+   * main PID of the instance when it was last checked (added by the agent's
+   * health monitor): a restarted agent keeps the status and since of an
+   * instance still running under the same PID and hash instead of starting
+   * over at 'unknown' (which would take it out of the load balancer).
+   */
+  mainPid?: number;
 }

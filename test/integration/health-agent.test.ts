@@ -191,6 +191,35 @@ describe('health checks by the agent on a real systemd host', () => {
     await until('side health deleted', async () => (await health('side.service')) === null);
   }, 30_000);
 
+  it('a restarted agent takes over: a running instance stays healthy with the same since', async () => {
+    const before = (await health('web@1.service'))!;
+    expect(before.status).toBe('healthy');
+    const oldLease = (await etcd.get(keys.health(host.machineId, 'web@1.service')).exec()).kvs[0]!.lease;
+    const from = seen.length;
+    expect((await host.exec(['systemctl', 'restart', 'fleetx-agent'])).code).toBe(0);
+    await until('record rewritten under the new lease', async () => {
+      const kv = (await etcd.get(keys.health(host.machineId, 'web@1.service')).exec()).kvs[0];
+      return kv !== undefined && kv.lease !== oldLease;
+    }, 20_000);
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(statusesOf('web@1.service', from)).toEqual(['healthy']);
+    expect((await health('web@1.service'))?.since).toBe(before.since);
+  }, 30_000);
+
+  it('a restart by systemd (same hash, new PID) resets to unknown with a newer since', async () => {
+    const before = (await health('web@1.service'))!;
+    const from = seen.length;
+    const t0 = Date.now();
+    expect((await host.exec(['systemctl', 'restart', 'web@1.service'])).code).toBe(0);
+    const rec = await until('healthy again', async () => {
+      const r = await health('web@1.service');
+      return r?.status === 'healthy' && r.since !== before.since ? r : undefined;
+    });
+    expect(statusesOf('web@1.service', from)[0]).not.toBe('healthy');
+    expect(rec.mainPid).not.toBe(before.mainPid);
+    expect(Date.parse(rec.since)).toBeGreaterThanOrEqual(t0 + 1000);
+  }, 30_000);
+
   it('the agent stops cleanly, leaving the records to its lease', async () => {
     const t0 = Date.now();
     expect((await host.exec(['systemctl', 'stop', 'fleetx-agent'])).code).toBe(0);

@@ -78,8 +78,8 @@ describe('HealthMonitor', () => {
     h.m.setManaged(new Map([['app@1.service', 'h1'], ['plain.service', 'h2']]));
     h.m.observe({ name: 'app@1.service', activeState: 'active', mainPid: 10 });
     h.m.observe({ name: 'plain.service', activeState: 'active', mainPid: 11 });
-    await until('unknown written', () => h.rec('app@1.service')?.status === 'unknown');
-    expect(h.rec('plain.service')?.status).toBe('unknown'); // services not listed yet: never healthy by default
+    await wait(50);
+    expect(h.writes).toEqual([]); // services not listed yet: nothing is known, nothing is written
     h.m.setServices(new Map([['app@.service', http]]));
     await until('healthy', () => h.rec('app@1.service')?.status === 'healthy' && h.rec('plain.service')?.status === 'healthy');
     expect(h.rec('app@1.service')).toMatchObject({ unit: 'app@1.service', machine: 'm1', hash: 'h1', consecutive: 2, message: 'HTTP 200' });
@@ -160,6 +160,24 @@ describe('HealthMonitor', () => {
     h.m.setServices(new Map());
     await until('healthy (none)', () => h.rec('app@1.service')?.status === 'healthy');
     expect(NO_CHECK.type).toBe('none');
+    await h.m.stop();
+  });
+
+  it('takes over a previous process\'s record for an instance with the same hash and PID; not after a restart', async () => {
+    const h = setup();
+    const old = (unit: string, mainPid: number): HealthRecord => ({
+      unit, machine: 'm1', hash: 'h1', status: 'healthy', since: '2026-01-01T00:00:00.000Z', checkedAt: '2026-01-01T00:00:05.000Z', consecutive: 5, message: 'HTTP 200', mainPid,
+    });
+    h.m.seed([old('app@1.service', 10), old('app@2.service', 99)]);
+    h.m.setManaged(new Map([['app@1.service', 'h1'], ['app@2.service', 'h1']]));
+    h.m.observe({ name: 'app@1.service', activeState: 'active', mainPid: 10 });
+    h.m.observe({ name: 'app@2.service', activeState: 'active', mainPid: 20 });
+    h.m.setServices(new Map([['app@.service', http]]));
+    await until('both healthy', () => h.rec('app@1.service')?.status === 'healthy' && h.rec('app@2.service')?.status === 'healthy');
+    expect(h.rec('app@1.service')?.since).toBe('2026-01-01T00:00:00.000Z');
+    expect(h.rec('app@2.service')!.since > '2026-01-02').toBe(true);
+    expect(h.writes.filter((w) => w.includes('app@1.service'))).toEqual(['put /p/health/m1/app@1.service healthy']);
+    expect(h.writes.filter((w) => w.includes('app@2.service'))[0]).toBe('put /p/health/m1/app@2.service unknown');
     await h.m.stop();
   });
 

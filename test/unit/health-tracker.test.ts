@@ -101,6 +101,37 @@ describe('health tracker', () => {
   });
 });
 
+describe('taking over a previous record', () => {
+  const prev = { unit: 'app@1.service', machine: 'm1', hash: 'h1', status: 'healthy' as const, since: new Date(500).toISOString(), checkedAt: new Date(900).toISOString(), consecutive: 3, message: 'HTTP 200', mainPid: 10 };
+  const start = (over: Partial<typeof prev>, activeState = 'active', mainPid = 10, check: HealthCheck | undefined = http) =>
+    startTracking({ unit: 'app@1.service', machine: 'm1', check, hash: 'h1', activeState, mainPid, at: 1000, previous: { ...prev, ...over } });
+
+  it.each([
+    { why: 'same hash, same PID, running: carried on', over: {}, status: 'healthy', since: 500 },
+    { why: 'an unhealthy one stays unhealthy', over: { status: 'unhealthy' as never, message: 'HTTP 503' }, status: 'unhealthy', since: 500 },
+    { why: 'another PID: the instance restarted', over: { mainPid: 11 }, status: 'unknown', since: 1000 },
+    { why: 'no PID in the old record', over: { mainPid: undefined }, status: 'unknown', since: 1000 },
+    { why: 'another hash', over: { hash: 'h0' }, status: 'unknown', since: 1000 },
+    { why: 'another machine', over: { machine: 'm2' }, status: 'unknown', since: 1000 },
+    { why: 'a since in the future', over: { since: new Date(5000).toISOString() }, status: 'unknown', since: 1000 },
+  ])('$why', ({ over, status, since }) => {
+    const r = start(over);
+    expect(r.state.status).toBe(status);
+    expect(r.state.since).toBe(since);
+    expect(r.record?.mainPid).toBe(10);
+  });
+
+  it('a stopped unit is not carried on', () => {
+    expect(start({}, 'inactive', 0).state.status).toBe('unhealthy');
+  });
+
+  it('keeps counting: failureThreshold failures after takeover make it unhealthy', () => {
+    let s = start({}).state;
+    for (let i = 0; i < 2; i++) s = step(s, { type: 'result', at: 1100 + i, ok: false, message: 'HTTP 503', epoch: s.epoch }).state;
+    expect(s.status).toBe('unhealthy');
+  });
+});
+
 const cmds = fc.constantFrom('ok', 'fail', 'stale-ok', 'active', 'active:11', 'active:12', 'activating', 'inactive', 'failed', 'deactivating', 'hash:h1', 'hash:h2', 'none', 'http', 'unknown-check');
 
 describe('health tracker properties', () => {
