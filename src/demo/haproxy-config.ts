@@ -48,7 +48,9 @@ export function haproxyConfig(o: HaproxyConfigOptions): string {
     // Idle server connections are reused only by requests that can be
     // retried safely; a draining instance closes its idle ones.
     '  http-reuse safe',
-    '  default-server inter 300ms fall 2 rise 2',
+    // Checks every 300 ms; 100 ms while a server is DOWN or changing state, so an
+    // instance the syncer puts back is UP after ~2 x 100 ms instead of 2 x 300 ms.
+    '  default-server inter 300ms fastinter 100ms downinter 100ms fall 2 rise 2',
     ...o.slots.map((s) => `  server ${s} 0.0.0.0:1 disabled check`),
     '',
   ].join('\n');

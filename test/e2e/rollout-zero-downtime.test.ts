@@ -13,30 +13,39 @@ import { useDemo } from '../helpers/demo.js';
 
 const demo = useDemo({ tag: 'zdt', hosts: 3 });
 
-/** Load through the LB while `fn` runs; bounded in count and time. */
-async function underLoad<T>(fn: () => Promise<T>): Promise<{ result: T; load: LoadReport }> {
+type Counters = Awaited<ReturnType<typeof demo.lbCounters>>;
+
+/** Load through the LB while `fn` runs; bounded in count and time. Also HAProxy's retries meanwhile. */
+async function underLoad<T>(fn: () => Promise<T>): Promise<{ result: T; load: LoadReport; lb: Counters }> {
+  const c0 = await demo.lbCounters();
   const load = startLoad({ url: demo.lbUrl, concurrency: 6, maxRequests: 400_000, maxDurationMs: 150_000, timeoutMs: 5_000 });
   // Let the load settle first, so the rollout starts under it.
   await new Promise((r) => setTimeout(r, 500));
   try {
     const result = await fn();
-    return { result, load: await load.stop() };
+    const report = await load.stop();
+    const c1 = await demo.lbCounters();
+    const lb = Object.fromEntries(Object.entries(c1).map(([k, v]) => [k, v - c0[k as keyof Counters]])) as Counters;
+    return { result, load: report, lb };
   } catch (e) {
     await load.stop();
     throw e;
   }
 }
 
-const summary = (what: string, l: LoadReport) =>
-  `${what}: ${l.requests} requests in ${(l.durationMs / 1000).toFixed(1)} s, ${l.failures} failed ${JSON.stringify(l.failuresByKind)}, versions ${JSON.stringify(l.versions)}, p99 ${l.p99Ms} ms`;
+const summary = (what: string, l: LoadReport, lb: Counters) =>
+  `${what}: ${l.requests} requests in ${(l.durationMs / 1000).toFixed(1)} s, ${l.failures} failed ${JSON.stringify(l.failuresByKind)}, ` +
+  `versions ${JSON.stringify(l.versions)}, p99 ${l.p99Ms} ms; HAProxy retried ${lb.retries} (redispatched ${lb.redispatches}, connection errors ${lb.connErrors}, response errors ${lb.respErrors})`;
 
 const fleetxFailures: number[] = [];
+const fleetxRetries: number[] = [];
 
 describe('zero-downtime rollouts through HAProxy', () => {
   it('rolling-restart under load: no failed request, every instance restarted, healthy and back in the LB', async () => {
     const before = await demo.allInService();
-    const { result, load } = await underLoad(() => demo.run(['rolling-restart', 'web@']));
-    console.log(summary('fleetx rolling-restart', load));
+    const { result, load, lb } = await underLoad(() => demo.run(['rolling-restart', 'web@']));
+    console.log(summary('fleetx rolling-restart', load, lb));
+    fleetxRetries.push(lb.retries);
     expect(result.code, result.stdout + result.stderr).toBe(0);
     expect(load.failures).toBe(0);
     expect(load.ok).toBeGreaterThan(100);
@@ -52,8 +61,9 @@ describe('zero-downtime rollouts through HAProxy', () => {
 
   it('deploy of version v2 under load: no failed request, every instance on the new revision', async () => {
     const before = await demo.allInService();
-    const { result, load } = await underLoad(() => demo.run(['deploy', '-f', demo.serviceFile, '--set', 'version=v2']));
-    console.log(summary('fleetx deploy v1 -> v2', load));
+    const { result, load, lb } = await underLoad(() => demo.run(['deploy', '-f', demo.serviceFile, '--set', 'version=v2']));
+    console.log(summary('fleetx deploy v1 -> v2', load, lb));
+    fleetxRetries.push(lb.retries);
     expect(result.code, result.stdout + result.stderr).toBe(0);
     expect(load.failures).toBe(0);
     expect(load.versions.v2).toBeGreaterThan(0);
@@ -70,7 +80,7 @@ describe('zero-downtime rollouts through HAProxy', () => {
 
   it('baseline: fleetctl-style stop/start of each instance under the same load (failures reported beside fleetx\'s)', async () => {
     await demo.allInService();
-    const { load } = await underLoad(async () => {
+    const { load, lb } = await underLoad(async () => {
       for (const unit of demo.units) {
         const stop = await demo.run(['stop', unit]);
         expect(stop.code, stop.stderr).toBe(0);
@@ -78,8 +88,9 @@ describe('zero-downtime rollouts through HAProxy', () => {
         expect(start.code, start.stderr).toBe(0);
       }
     });
-    console.log(summary('baseline stop/start loop', load));
+    console.log(summary('baseline stop/start loop', load, lb));
     console.log(`failed requests: fleetx ${fleetxFailures.join(' + ')}, baseline stop/start ${load.failures}`);
+    console.log(`requests that hit a stopping instance (HAProxy retried them): fleetx ${fleetxRetries.join(' + ')}, baseline stop/start ${lb.retries}`);
     expect(fleetxFailures.every((f) => f === 0)).toBe(true);
     if (load.failures === 0) console.log('note: the baseline lost no request either (HAProxy retried what hit a stopped instance)');
     await demo.allInService();
@@ -87,8 +98,8 @@ describe('zero-downtime rollouts through HAProxy', () => {
 
   it('a deploy that never becomes healthy fails, reverts every instance, and loses no request', async () => {
     const before = await demo.allInService();
-    const { result, load } = await underLoad(() => demo.run(['deploy', '-f', demo.serviceFile, '--set', 'version=v3', '--set', 'unhealthy=true']));
-    console.log(summary('fleetx deploy of an unhealthy v3 (reverted)', load));
+    const { result, load, lb } = await underLoad(() => demo.run(['deploy', '-f', demo.serviceFile, '--set', 'version=v3', '--set', 'unhealthy=true']));
+    console.log(summary('fleetx deploy of an unhealthy v3 (reverted)', load, lb));
     expect(result.code, result.stdout + result.stderr).toBe(1);
     expect(result.stdout + result.stderr).toMatch(/reverted to revision/);
     expect(load.failures).toBe(0);
@@ -100,7 +111,7 @@ describe('zero-downtime rollouts through HAProxy', () => {
 
   it('the CLI killed mid-rollout: the rollout completes and `rollout status --follow` reattaches', async () => {
     await demo.allInService();
-    const { result, load } = await underLoad(async () => {
+    const { result, load, lb } = await underLoad(async () => {
       const cli = demo.start(['rolling-restart', 'web@']);
       await demo.sb.until('an instance past pending', async () => {
         const r = await demo.running();
@@ -112,7 +123,7 @@ describe('zero-downtime rollouts through HAProxy', () => {
       expect(await demo.running()).toBeDefined();
       return demo.run(['rollout', 'status', 'web', '--follow']);
     });
-    console.log(summary('fleetx rolling-restart, CLI killed', load));
+    console.log(summary('fleetx rolling-restart, CLI killed', load, lb));
     expect(result.code, result.stdout + result.stderr).toBe(0);
     expect(result.stdout + result.stderr).toMatch(/succeeded/);
     expect(load.failures).toBe(0);

@@ -12,7 +12,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, beforeEach, expect } from 'vitest';
 import { demoDown, demoStatus, demoUp, DEMO_SERVICE, type DemoStatus } from '../../src/demo/demo.js';
 import { inService, readInstances, type DemoInstance } from '../../src/demo/instances.js';
-import { syncerPids } from '../../src/demo/processes.js';
+import { haproxyCommand, syncerPids } from '../../src/demo/processes.js';
 import type { RolloutRecord } from '../../src/rollout/types.js';
 import { BIN, REPO, type CliResult } from './cli.js';
 import { SandboxFixture } from './sandbox.js';
@@ -90,6 +90,22 @@ export class DemoFixture {
       const all = await this.instances();
       return all.every(inService) ? all : undefined;
     }, timeoutMs, 200);
+  }
+
+  /**
+   * The backend's counters in HAProxy: requests it had to send again
+   * (`wretr`: a connection to an instance failed or it answered nothing;
+   * `wredis`: sent to another instance) and connection / response errors.
+   * A request that needed a retry hit an instance that was going away.
+   */
+  async lbCounters(): Promise<{ retries: number; redispatches: number; connErrors: number; respErrors: number }> {
+    const text = await haproxyCommand(this.status!.socket!, 'show stat');
+    const lines = text.split('\n').filter((l) => l.trim() !== '');
+    const head = lines[0]!.replace(/^# /, '').split(',');
+    const row = lines.map((l) => l.split(',')).find((f) => f[0] === DEMO_SERVICE && f[1] === 'BACKEND');
+    if (!row) throw new Error(`no BACKEND row for ${DEMO_SERVICE} in show stat:\n${text}`);
+    const n = (col: string) => Number(row[head.indexOf(col)] || 0);
+    return { retries: n('wretr'), redispatches: n('wredis'), connErrors: n('econ'), respErrors: n('eresp') };
   }
 
   /** Finished rollouts of the demo service, oldest first. */
