@@ -22,6 +22,7 @@ const SLACK_MS = 8_000; // engine pass + agent pass + systemd start, on a noisy 
 
 const APP = ['[Unit]', 'Description=e2e app %i', '[Service]', 'ExecStart=/bin/sleep infinity', '[X-Fleet]', 'Conflicts=app@*.service', ''].join('\n');
 const WORKER = ['[Unit]', 'Description=e2e worker %i', '[Service]', 'ExecStart=/bin/sleep infinity', ''].join('\n');
+const GLOBAL = ['[Unit]', 'Description=e2e global', '[Service]', 'ExecStart=/bin/sleep infinity', '[X-Fleet]', 'Global=true', ''].join('\n');
 const APPS = ['app@1.service', 'app@2.service'];
 const WORKERS = ['w@1.service', 'w@2.service', 'w@3.service', 'w@4.service', 'w@5.service', 'w@6.service'];
 
@@ -121,6 +122,15 @@ async function journalOverlaps(host: Host): Promise<{ spans: number; overlaps: s
   return { spans: spans.length, overlaps: found };
 }
 
+/** What systemd's journal says happened to g.service on `host` since `since` (ms epoch). */
+async function globalGap(host: Host, since: number): Promise<string> {
+  const r = await host.exec(['journalctl', '-o', 'json', '--no-pager', '-u', 'g.service', `MESSAGE_ID=${STARTED}`, `MESSAGE_ID=${STOPPED}`]);
+  const events = r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { MESSAGE_ID: string; __REALTIME_TIMESTAMP: string })
+    .map((e) => ({ what: e.MESSAGE_ID === STARTED ? 'started' : 'stopped', at: Math.round(Number(e.__REALTIME_TIMESTAMP) / 1000 - since) }))
+    .filter((e) => e.at >= 0);
+  return events.length === 0 ? 'kept running' : events.map((e) => `${e.what} at +${e.at} ms`).join(', ');
+}
+
 describe('fail-over on real hosts', () => {
   let monitor: ConflictMonitor | undefined;
   afterAll(async () => {
@@ -138,8 +148,13 @@ describe('fail-over on real hosts', () => {
   it('places two conflicting instances and six workers', async () => {
     sb.writeUnit('app@.service', APP);
     sb.writeUnit('w@.service', WORKER);
-    await sb.cliOk(['start', '--no-block', ...APPS, ...WORKERS]);
+    sb.writeUnit('g.service', GLOBAL);
+    await sb.cliOk(['start', '--no-block', ...APPS, ...WORKERS, 'g.service']);
     await sb.until('all units running once', async () => onlyOnce(await snapshot()), 30_000);
+    await sb.until('the global unit everywhere', async () => {
+      const on = await Promise.all(sb.runningHosts().map((h) => sb.runningUnits(h, 'g.service')));
+      return on.every((u) => u.length === 1);
+    });
     monitor = new ConflictMonitor();
   }, 60_000);
 
@@ -194,6 +209,9 @@ describe('fail-over on real hosts', () => {
     await sb.until('stale copies stopped', async () => onlyOnce(await snapshot()), 30_000, 100);
     console.log(`${victim.name} back on the network: its stale copies stopped after ${Date.now() - healed} ms`);
     await sb.waitForMachines([victim.machineId]);
+    // The global unit runs there again (whether it was interrupted is printed: see globalGap).
+    await sb.until('global unit back on the reconnected host', async () => (await sb.runningUnits(victim, 'g.service')).length === 1, 30_000);
+    console.log(`global unit on ${victim.name} after reconnecting: ${await globalGap(victim, healed)}`);
     await sleep(2_000);
     expect(onlyOnce(await snapshot())).toBe(true);
   }, TTL_MS + 90_000);
