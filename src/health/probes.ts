@@ -60,8 +60,8 @@ export function probeHttp(o: Timed & { host: string; port: number; path: string 
     const path = o.path.startsWith('/') ? o.path : `/${o.path}`;
     const req = request({ host: o.host, port: o.port, path, method: 'GET', agent: false, headers: { 'user-agent': 'fleetx-health', connection: 'close' } }, (res) => {
       const code = res.statusCode ?? 0;
-      res.resume(); // drain, the body is not needed
       finish({ ok: code >= 200 && code < 400, message: `HTTP ${code}` });
+      req.destroy(); // the body is not needed, and an endless one must not keep the socket
     });
     const finish = guard(o, resolve, () => req.destroy());
     req.on('error', (e) => finish({ ok: false, message: netMessage(e) }));

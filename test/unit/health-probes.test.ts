@@ -20,6 +20,12 @@ beforeAll(async () => {
   http = createHttp((req, res) => {
     const code = Number(req.url?.slice(1)) || 200;
     if (req.url === '/slow') return void setTimeout(() => res.end('late'), 2000);
+    if (req.url === '/stream') {
+      res.writeHead(200);
+      const t = setInterval(() => res.write('x'.repeat(1024)), 5);
+      res.on('close', () => clearInterval(t));
+      return;
+    }
     res.writeHead(code, code === 302 ? { location: '/elsewhere' } : {}).end('x');
   });
   await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
@@ -55,6 +61,13 @@ describe('http probe', () => {
     const t0 = Date.now();
     expect(await runProbe(check({ port: httpPort, path: '/slow' }), { unit: 'a.service' })).toEqual({ ok: false, message: 'timed out after 300 ms' });
     expect(Date.now() - t0).toBeLessThan(1000);
+  });
+
+  it('an endless body does not hold the probe or its connection', async () => {
+    expect(await runProbe(check({ port: httpPort, path: '/stream' }), { unit: 'a.service' })).toEqual({ ok: true, message: 'HTTP 200' });
+    await new Promise((r) => setTimeout(r, 50));
+    const open = await new Promise<number>((r) => http.getConnections((_e, n) => r(n)));
+    expect(open).toBe(0);
   });
 
   it('a closed port is refused', async () => {
