@@ -56,7 +56,9 @@ async function apply(u: ResolvedUnit, opts: SubmitOptions, ctx: CommandContext):
     const rec: UnitRecord = {
       name: u.name,
       hash: u.hash,
-      targetState: u.existing?.targetState ?? 'inactive',
+      // A new unit is created at its target state at once (one transaction
+      // instead of create-then-raise); an existing one keeps its own.
+      targetState: u.existing?.targetState ?? opts.target,
       ...(u.template ? { template: u.template } : {}),
       submittedBy: opts.user,
       updatedAt,
@@ -64,9 +66,9 @@ async function apply(u: ResolvedUnit, opts: SubmitOptions, ctx: CommandContext):
     // Instances started from a registry template reuse the stored body.
     const text = u.text ?? (await registry.getBody(u.hash)) ?? '';
     await registry.createUnit(rec, text, { replace: opts.replace });
-    action = u.existing ? 'replaced' : 'submitted';
+    action = u.existing ? 'replaced' : opts.target === 'inactive' ? 'submitted' : `submitted and set to ${opts.target}`;
   }
-  const current = u.existing?.targetState ?? 'inactive';
+  const current = u.existing?.targetState ?? opts.target;
   if (rank(opts.target) > rank(current)) {
     await registry.setTargetState(u.name, opts.target);
     action = opts.target === 'launched' ? 'set to launched' : 'set to loaded';
