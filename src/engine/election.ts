@@ -169,7 +169,7 @@ export class Election extends EventEmitter<ElectionEvents> {
   }
 
   /** One transaction: create the key if absent, else read it. */
-  private async campaign(leaseId: string): Promise<Outcome> {
+  private async campaign(leaseId: string, reclaimed = false): Promise<Outcome> {
     const res = await this.client
       .if(this.key, 'Create', '==', 0)
       .then(this.client.put(this.key).value(this.id).lease(leaseId))
@@ -184,6 +184,21 @@ export class Election extends EventEmitter<ElectionEvents> {
     // Our own key under our live lease: the term continues (or resumes after a self-deposition).
     if (value === this.id && kv.lease === leaseId) {
       return { kind: 'leader', fence: { key: this.key, id: this.id, createRevision: kv.create_revision }, revision };
+    }
+    if (value === this.id && !reclaimed) {
+      // One agent runs per machine, so our id under another lease is the
+      // term of this machine's previous agent process, killed before it
+      // could resign. Waiting for its lease to lapse would stall scheduling
+      // for a whole TTL; take the key back now. The compare on its create
+      // revision deletes nothing newer, and that old term's writes are
+      // fenced out by the same create revision.
+      await this.client
+        .if(this.key, 'Create', '==', kv.create_revision)
+        .and(this.key, 'Value', '==', this.id)
+        .then(this.client.delete().key(this.key))
+        .options({ deadline: this.deadline() })
+        .commit();
+      return this.campaign(leaseId, true);
     }
     return { kind: 'follower', leader: value, revision };
   }

@@ -215,3 +215,32 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 function putOp(machine: string, name: string) {
   return { type: 'put-schedule' as const, machine, record: { name, hash: 'h', targetState: 'launched' as const }, reason: 'test' };
 }
+
+describe('a restarted agent on the leader machine', () => {
+  it('takes its own leader key back from its dead previous process instead of waiting for the lease', async () => {
+    const keys = freshKeys();
+    // The previous agent process of machine m1 led under a lease that is
+    // still alive (it was SIGKILLed a moment ago; etcd expires it after 30 s).
+    const stale = client.lease(30);
+    await stale.put(keys.leader()).value('m1').exec();
+    const staleCreate = (await client.get(keys.leader()).exec()).kvs[0]!.create_revision;
+    const started = Date.now();
+    const e = engine(keys, 'm1');
+    await waitFor('m1 to lead again', () => e.state === 'leader');
+    expect(Date.now() - started).toBeLessThan(5_000); // well before the 30 s lease
+    expect(e.fence!.createRevision).not.toBe(staleCreate); // a new term, so the old one stays fenced out
+    await stale.revoke().catch(() => undefined);
+  });
+
+  it('never takes a key that another machine holds', async () => {
+    const keys = freshKeys();
+    const other = client.lease(30);
+    await other.put(keys.leader()).value('m2').exec();
+    const e = engine(keys, 'm1');
+    await waitFor('m1 to settle as follower', () => e.state === 'follower');
+    await new Promise((r) => setTimeout(r, 500));
+    expect(e.state).toBe('follower');
+    expect((await client.get(keys.leader()).string())).toBe('m2');
+    await other.revoke().catch(() => undefined);
+  });
+});
