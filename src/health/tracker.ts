@@ -9,6 +9,9 @@
  *  - tracking starts 'unknown', since = that moment;
  *  - a (re)start resets to 'unknown' with a new since: the unit going from
  *    down to activating/active, a new main PID, or a new hash;
+ *  - a new hash while the old process still runs: 'unknown' and no checks
+ *    until that process is replaced (the agent restarts it next), so the
+ *    old code can never make the new hash look healthy;
  *  - not running (inactive, failed, deactivating, not-found…) → 'unhealthy'
  *    at once; activating → 'unknown';
  *  - running: `threshold` consecutive ok results → 'healthy';
@@ -60,6 +63,8 @@ export interface TrackerState {
   readonly message: string;
   /** bumped on every (re)start: results of checks begun before it are dropped */
   readonly epoch: number;
+  /** the hash changed while the old process kept running: wait for its restart */
+  readonly awaitingRestart?: boolean;
   /** signature of the last record returned, to publish only changes */
   readonly published?: string;
 }
@@ -132,7 +137,7 @@ export function recordOf(s: TrackerState): HealthRecord {
 
 /** Whether a check should be running now (a probe type and the unit running). */
 export function wantsChecks(s: TrackerState): boolean {
-  return s.check !== undefined && s.check.type !== 'none' && livenessOf(s.activeState) === 'running';
+  return !s.awaitingRestart && s.check !== undefined && s.check.type !== 'none' && livenessOf(s.activeState) === 'running';
 }
 
 /** What a record says, without the fields that change on every check. */
@@ -183,7 +188,12 @@ function applyUnit(s: TrackerState, o: UnitObservation, at: number, first: boole
   let next: TrackerState = { ...s, activeState: o.activeState, checkedAt: Math.max(s.checkedAt, at) };
   if (pid !== undefined) next = { ...next, mainPid: pid };
   else if (now === 'down') next = { ...next, mainPid: undefined };
-  if (!first && (o.hash !== s.hash || started || newPid)) next = reset({ ...next, hash: o.hash }, at, o.hash !== s.hash ? 'new hash' : 'restarted');
+  if (!first && (o.hash !== s.hash || started || newPid)) {
+    const stale = o.hash !== s.hash && !started && !newPid && before !== 'down' && now !== 'down';
+    next = reset({ ...next, hash: o.hash, awaitingRestart: stale || undefined }, at, o.hash !== s.hash ? 'new hash' : 'restarted');
+  } else if (next.awaitingRestart && now === 'down') {
+    next = { ...next, awaitingRestart: undefined }; // the old process is gone; the next start runs the new hash
+  }
   return settle(next, at);
 }
 
@@ -192,6 +202,7 @@ function settle(s: TrackerState, at: number): TrackerState {
   const l = livenessOf(s.activeState);
   if (l === 'down') return setStatus({ ...s, oks: 0, fails: 0 }, 'unhealthy', at, `unit is ${s.activeState}`);
   if (l === 'starting') return setStatus(s, 'unknown', at, 'unit is activating');
+  if (s.awaitingRestart) return setStatus(s, 'unknown', at, 'new hash; waiting for the unit to restart');
   if (s.check?.type === 'none') return setStatus(s, 'healthy', at, 'unit is active');
   if (s.check === undefined) return setStatus(s, 'unknown', at, 'health check not known yet');
   // a probe type: only results move it, except a unit that came back from down

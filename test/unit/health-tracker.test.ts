@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { HealthStatus } from '../../src/health/types.js';
-import { startTracking, step, wantsChecks, type HealthInput, type TrackerState } from '../../src/health/tracker.js';
+import { livenessOf, startTracking, step, wantsChecks, type HealthInput, type TrackerState } from '../../src/health/tracker.js';
 import type { HealthCheck } from '../../src/service/types.js';
 
 const http: HealthCheck = { type: 'http', port: 8080, path: '/healthz', intervalMs: 1000, timeoutMs: 500, threshold: 2, failureThreshold: 2 };
@@ -61,6 +61,9 @@ describe('health tracker', () => {
     { why: 'activating is unknown', script: ['ok', 'ok', 'inactive', 'activating'], end: 'unknown' },
     { why: 'restart (new pid) resets', script: ['ok', 'ok', 'active:11'], end: 'unknown' },
     { why: 'new hash resets', script: ['ok', 'ok', 'hash:h2'], end: 'unknown' },
+    { why: 'new hash, old process still running: its checks do not count', script: ['hash:h2', 'ok', 'ok', 'ok'], end: 'unknown' },
+    { why: 'new hash, then the restart: checks count again', script: ['hash:h2', 'active:11', 'ok', 'ok'], end: 'healthy' },
+    { why: 'new hash, old process stops, new one starts', script: ['hash:h2', 'inactive', 'activating', 'active:12', 'ok', 'ok'], end: 'healthy' },
     { why: 'results from before a restart are dropped', script: ['active:11', 'stale-ok', 'stale-ok'], end: 'unknown' },
     { why: 'results while down are dropped', script: ['inactive', 'ok', 'ok'], end: 'unhealthy' },
     { why: 'service check switched to none: healthy', script: ['none'], end: 'healthy' },
@@ -77,6 +80,8 @@ describe('health tracker', () => {
     { why: 'unhealthy when stopped', start: 'active:10', script: ['inactive'], end: 'unhealthy' },
     { why: 'check results are ignored', start: 'inactive', script: ['ok', 'ok'], end: 'unhealthy' },
     { why: 'healthy again after a restart', start: 'active:10', script: ['inactive', 'active:12'], end: 'healthy' },
+    { why: 'a new hash waits for the restart', start: 'active:10', script: ['hash:h2'], end: 'unknown' },
+    { why: 'a new hash, restarted: healthy', start: 'active:10', script: ['hash:h2', 'active:13'], end: 'healthy' },
   ])('type none: $why', ({ start, script, end }) => {
     const { s } = run(script, none, start);
     expect(s.status).toBe(end);
@@ -181,11 +186,11 @@ describe('health tracker properties', () => {
         for (const cmd of prefix.filter((c) => c !== 'none' && c !== 'http' && c !== 'unknown-check')) s = step(s, input(s, cmd, ++t)).state;
         // a first PID seen for a running unit is not a restart
         if (restart === 'active:99' && s.activeState !== 'inactive' && s.activeState !== 'failed' && s.activeState !== 'deactivating' && (s.mainPid === 99 || s.mainPid === undefined)) return;
-        const wasRunning = s.activeState === 'active';
+        const down = livenessOf(s.activeState) === 'down';
         const r = step(s, input(s, restart, ++t));
-        const expected = useNone && wasRunning ? 'healthy' : s.activeState === 'activating' ? 'unknown' : !wasRunning && restart === 'hash:h9' ? 'unhealthy' : 'unknown';
-        if (restart === 'active:99' && !useNone) expect(r.state.status).toBe('unknown');
-        else if (restart === 'hash:h9') expect(r.state.status).toBe(expected);
+        // a new hash: unhealthy while down, else unknown until the old process is replaced
+        if (restart === 'hash:h9') expect(r.state.status).toBe(down ? 'unhealthy' : 'unknown');
+        else expect(r.state.status).toBe(useNone ? 'healthy' : 'unknown');
         expect(r.state.since).toBe(t);
         expect(r.state.epoch).toBe(s.epoch + 1);
         expect(r.record?.since).toBe(new Date(t).toISOString());
