@@ -22,6 +22,7 @@ import { keyspace } from '../../registry/keys.js';
 import { connectSystemd } from '../../systemd/systemd.js';
 import { connectionFrom } from '../context.js';
 import type { Io } from '../io.js';
+import { waitForStop } from '../daemon.js';
 import type { GlobalFlags } from '../program/flags.js';
 
 export interface AgentCommandOptions extends Partial<Omit<GlobalFlags, 'output'>> {
@@ -93,7 +94,7 @@ export async function agentCommand(opts: AgentCommandOptions, io: Io): Promise<v
     agent.start();
     engine?.start();
     rollouts?.start();
-    await waitForSignal(opts.signal, log);
+    await waitForStop(opts.signal, log);
     log.info({ purge: Boolean(opts.purgeOnExit) }, 'agent stopping');
     await rollouts?.stop();
     await engine?.stop();
@@ -120,24 +121,6 @@ function wireLogs(agent: Agent, log: Logger): void {
     } else if (p.tasks.length > 0) {
       log.info({ tasks: p.tasks.length }, 'pass done');
     }
-  });
-}
-
-async function waitForSignal(signal: AbortSignal | undefined, log: Logger): Promise<void> {
-  if (signal) {
-    if (signal.aborted) return;
-    await new Promise<void>((r) => signal.addEventListener('abort', () => r(), { once: true }));
-    return;
-  }
-  await new Promise<void>((resolve) => {
-    const on = (sig: NodeJS.Signals) => {
-      log.info({ signal: sig }, 'signal received');
-      process.off('SIGTERM', on);
-      process.off('SIGINT', on);
-      resolve();
-    };
-    process.on('SIGTERM', on);
-    process.on('SIGINT', on);
   });
 }
 

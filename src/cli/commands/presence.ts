@@ -11,6 +11,7 @@ import { keyspace } from '../../registry/keys.js';
 import { PresenceSyncer } from '../../presence/syncer.js';
 import { connectionFrom } from '../context.js';
 import type { Io } from '../io.js';
+import { waitForStop } from '../daemon.js';
 import type { GlobalFlags } from '../program/flags.js';
 
 export interface PresenceCommandOptions extends Partial<Omit<GlobalFlags, 'output'>> {
@@ -35,7 +36,7 @@ export async function presenceCommand(opts: PresenceCommandOptions, io: Io): Pro
     wireLogs(syncer, log);
     log.info({ endpoints: connection.endpoints, prefix: connection.prefix }, 'presence syncer starting');
     await syncer.start();
-    await waitForSignal(opts.signal, log);
+    await waitForStop(opts.signal, log);
     log.info('presence syncer stopping');
     await syncer.stop();
     log.info('presence syncer stopped');
@@ -55,20 +56,3 @@ function wireLogs(syncer: PresenceSyncer, log: Logger): void {
   });
 }
 
-async function waitForSignal(signal: AbortSignal | undefined, log: Logger): Promise<void> {
-  if (signal) {
-    if (signal.aborted) return;
-    await new Promise<void>((r) => signal.addEventListener('abort', () => r(), { once: true }));
-    return;
-  }
-  await new Promise<void>((resolve) => {
-    const on = (sig: NodeJS.Signals) => {
-      log.info({ signal: sig }, 'signal received');
-      process.off('SIGTERM', on);
-      process.off('SIGINT', on);
-      resolve();
-    };
-    process.on('SIGTERM', on);
-    process.on('SIGINT', on);
-  });
-}
