@@ -6,6 +6,7 @@
  * unit once. Unchanged records are not rewritten. A failed write stays dirty
  * and is retried; a new lease (`rewriteAll`) marks everything dirty again.
  */
+import { DirtyWriter } from '../registry/dirty-writer.js';
 import type { Keyspace } from '../registry/keys.js';
 import type { UnitStateRecord } from '../registry/records.js';
 import type { UnitStatus } from '../systemd/types.js';
@@ -31,17 +32,19 @@ type Entry = { hash: string; status?: UnitStatus };
 
 export class StateReporter {
   private readonly units = new Map<string, Entry>();
-  /** names whose record must be written (or deleted when no longer in units) */
-  private readonly dirty = new Set<string>();
   /** last written record per name, without updatedAt, to skip no-op writes */
   private readonly written = new Map<string, string>();
-  private timer?: NodeJS.Timeout;
-  private flushing?: Promise<void>;
-  private closed = false;
-  /** set after a failed write, cleared by a successful one: errors are reported once per outage */
-  private failing = false;
+  /** names whose record must be written (or deleted when no longer in units) */
+  private readonly writer: DirtyWriter;
 
-  constructor(private readonly o: ReporterOptions) {}
+  constructor(private readonly o: ReporterOptions) {
+    this.writer = new DirtyWriter({
+      write: (name) => this.writeOne(name),
+      coalesceMs: o.coalesceMs ?? 50,
+      retryMs: o.retryMs ?? 1000,
+      onError: (name, err) => o.onError?.(`reporting state of ${name} failed; retrying until it works`, err),
+    });
+  }
 
   /** The units fleetx manages here and the hash of each file. Units that left are deleted from etcd. */
   setManaged(hashes: ReadonlyMap<string, string>): void {
@@ -94,49 +97,16 @@ export class StateReporter {
   }
 
   /** Writes pending records now; resolves when done (errors are reported, not thrown). */
-  async flush(): Promise<void> {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    while (this.flushing) await this.flushing;
-    if (this.dirty.size === 0) return;
-    this.flushing = this.writeDirty().finally(() => (this.flushing = undefined));
-    await this.flushing;
+  flush(): Promise<void> {
+    return this.writer.flush();
   }
 
   close(): void {
-    this.closed = true;
-    if (this.timer) clearTimeout(this.timer);
+    this.writer.close();
   }
 
   private markDirty(name: string): void {
-    this.dirty.add(name);
-    this.schedule(this.o.coalesceMs ?? 50);
-  }
-
-  private schedule(ms: number): void {
-    if (this.closed || this.timer) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      void this.flush();
-    }, ms);
-  }
-
-  private async writeDirty(): Promise<void> {
-    const names = [...this.dirty].sort();
-    this.dirty.clear();
-    for (const [i, name] of names.entries()) {
-      try {
-        await this.writeOne(name);
-        this.failing = false;
-      } catch (err) {
-        // etcd is likely away: keep this and the rest pending and retry them later
-        for (const n of names.slice(i)) this.dirty.add(n);
-        if (!this.failing) this.o.onError?.(`reporting state of ${name} failed; retrying until it works`, err);
-        this.failing = true;
-        this.schedule(this.o.retryMs ?? 1000);
-        return;
-      }
-    }
+    this.writer.mark(name);
   }
 
   private async writeOne(name: string): Promise<void> {

@@ -18,6 +18,7 @@
  *   hash, message), coalesced, retried after a failed write; rewriteAll()
  *   after a new lease. A unit that leaves the machine has its record deleted.
  */
+import { DirtyWriter } from '../registry/dirty-writer.js';
 import type { Keyspace } from '../registry/keys.js';
 import type { HealthCheck } from '../service/types.js';
 import { runProbe, type Probe } from './probes.js';
@@ -79,15 +80,18 @@ export class HealthMonitor {
   private readonly runners = new Map<string, Runner>();
   /** latest record per unit; a dirty name without a record is deleted */
   private readonly records = new Map<string, HealthRecord>();
-  private readonly dirty = new Set<string>();
+  private readonly writer: DirtyWriter;
   private readonly abort = new AbortController();
-  private writeTimer?: NodeJS.Timeout;
-  private flushing?: Promise<void>;
   private stopped = false;
-  private closed = false;
-  private failing = false;
 
-  constructor(private readonly o: HealthMonitorOptions) {}
+  constructor(private readonly o: HealthMonitorOptions) {
+    this.writer = new DirtyWriter({
+      write: (name) => this.writeOne(name),
+      coalesceMs: o.coalesceMs ?? 20,
+      retryMs: o.retryMs ?? 1000,
+      onError: (name, err) => o.onError?.(`writing the health of ${name} failed; retrying until it works`, err),
+    });
+  }
 
   /** Records this machine had in etcd before this process started; call before the first setServices(). */
   seed(records: readonly HealthRecord[]): void {
@@ -143,13 +147,8 @@ export class HealthMonitor {
   }
 
   /** Writes pending records now; errors are reported, not thrown. */
-  async flush(): Promise<void> {
-    if (this.writeTimer) clearTimeout(this.writeTimer);
-    this.writeTimer = undefined;
-    while (this.flushing) await this.flushing;
-    if (this.dirty.size === 0) return;
-    this.flushing = this.writeDirty().finally(() => (this.flushing = undefined));
-    await this.flushing;
+  flush(): Promise<void> {
+    return this.writer.flush();
   }
 
   /** Stops every check (running ones are aborted) and waits for them; records can still be flushed. */
@@ -167,8 +166,7 @@ export class HealthMonitor {
 
   /** No more writes (after stop() and the last flush). */
   close(): void {
-    this.closed = true;
-    if (this.writeTimer) clearTimeout(this.writeTimer);
+    this.writer.close();
   }
 
   private at(): number {
@@ -261,36 +259,13 @@ export class HealthMonitor {
   }
 
   private markDirty(name: string): void {
-    this.dirty.add(name);
-    this.scheduleWrite(this.o.coalesceMs ?? 20);
+    this.writer.mark(name);
   }
 
-  private scheduleWrite(ms: number): void {
-    if (this.closed || this.writeTimer) return;
-    this.writeTimer = setTimeout(() => {
-      this.writeTimer = undefined;
-      void this.flush();
-    }, ms);
-  }
-
-  private async writeDirty(): Promise<void> {
-    const names = [...this.dirty].sort();
-    this.dirty.clear();
-    for (const [i, name] of names.entries()) {
-      const key = this.o.keys.health(this.o.machineId, name);
-      const rec = this.records.get(name);
-      try {
-        if (rec) await this.o.sink.put(key, JSON.stringify(rec));
-        else await this.o.sink.delete(key);
-        this.failing = false;
-      } catch (err) {
-        // etcd or the lease is away: keep this and the rest pending, retry later
-        for (const n of names.slice(i)) this.dirty.add(n);
-        if (!this.failing) this.o.onError?.(`writing the health of ${name} failed; retrying until it works`, err);
-        this.failing = true;
-        this.scheduleWrite(this.o.retryMs ?? 1000);
-        return;
-      }
-    }
+  private async writeOne(name: string): Promise<void> {
+    const key = this.o.keys.health(this.o.machineId, name);
+    const rec = this.records.get(name);
+    if (rec) await this.o.sink.put(key, JSON.stringify(rec));
+    else await this.o.sink.delete(key);
   }
 }
