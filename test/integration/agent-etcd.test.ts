@@ -5,7 +5,6 @@
  * etcd runs from a fixed data dir so the test can stop and restart it.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Etcd3 } from 'etcd3';
@@ -19,13 +18,14 @@ import { keyspace } from '../../src/registry/keys.js';
 import type { MachineRecord, UnitStateRecord } from '../../src/registry/records.js';
 import { startEtcd, stopEtcd } from '../../src/sandbox/etcd.js';
 import { freePort } from '../helpers/etcd.js';
+import { TcpProxy } from '../helpers/tcp-proxy.js';
 
 const keys = keyspace('/fx-agent-test');
 const ME = 'machine-a';
 let dir: string;
 let spec: { dataDir: string; logFile: string; clientUrl: string; peerUrl: string };
 let client: Etcd3; // the agent's, through a TCP proxy the test can cut
-let proxy: Proxy;
+let proxy: TcpProxy;
 let admin: Etcd3; // the test's, playing engine and operator
 
 async function until<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 10_000): Promise<T> {
@@ -38,43 +38,6 @@ async function until<T>(what: string, fn: () => Promise<T | undefined | false> |
   }
 }
 
-/** A TCP proxy to etcd: cut() drops every connection and refuses new ones until restore(). */
-interface Proxy {
-  url: string;
-  cut(): Promise<void>;
-  restore(): Promise<void>;
-}
-
-async function startProxy(target: number): Promise<Proxy> {
-  const port = await freePort();
-  const sockets = new Set<Socket>();
-  let server: Server | undefined;
-  const listen = () =>
-    new Promise<void>((resolve, reject) => {
-      server = createServer((c) => {
-        const up = tcpConnect(target, '127.0.0.1');
-        for (const s of [c, up]) {
-          sockets.add(s);
-          s.on('close', () => sockets.delete(s));
-          s.on('error', () => undefined);
-        }
-        c.pipe(up).pipe(c);
-      });
-      server.once('error', reject);
-      server.listen(port, '127.0.0.1', () => resolve());
-    });
-  await listen();
-  return {
-    url: `http://127.0.0.1:${port}`,
-    cut: async () => {
-      await new Promise<void>((r) => {
-        server?.close(() => r());
-        for (const s of sockets) s.destroy();
-      });
-    },
-    restore: listen,
-  };
-}
 
 const sched = (name: string, hash = 'h1', targetState = 'launched') => JSON.stringify({ name, hash, targetState });
 
@@ -83,7 +46,7 @@ beforeAll(async () => {
   const [cp, pp] = [await freePort(), await freePort()];
   spec = { dataDir: join(dir, 'data'), logFile: join(dir, 'etcd.log'), clientUrl: `http://127.0.0.1:${cp}`, peerUrl: `http://127.0.0.1:${pp}` };
   await startEtcd(spec);
-  proxy = await startProxy(cp);
+  proxy = await TcpProxy.start(cp);
   client = connect({ endpoints: [proxy.url], requestTimeoutMs: 2000, prefix: keys.prefix });
   admin = connect({ endpoints: [spec.clientUrl], requestTimeoutMs: 2000, prefix: keys.prefix });
 });

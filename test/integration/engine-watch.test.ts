@@ -5,7 +5,6 @@
  * re-lists, re-watches and keeps scheduling. The connection is broken with a
  * small TCP proxy between the engine's client and a real etcd.
  */
-import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Etcd3 } from 'etcd3';
 import { connect } from '../../src/registry/client.js';
@@ -16,57 +15,18 @@ import { Engine } from '../../src/engine/engine.js';
 import { parseUnit } from '../../src/unit/parse.js';
 import { unitHash } from '../../src/unit/hash.js';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
+import { TcpProxy } from '../helpers/tcp-proxy.js';
 
-/** Forwards TCP to `target`; `block()` drops every connection and refuses new ones until `unblock()`. */
-class Proxy {
-  private readonly sockets = new Set<Socket>();
-  private blocked = false;
-  private server: Server | undefined;
-  port = 0;
-
-  constructor(private readonly target: { host: string; port: number }) {}
-
-  async start(): Promise<void> {
-    this.server = createServer((down) => {
-      if (this.blocked) return down.destroy();
-      const up = tcpConnect(this.target.port, this.target.host);
-      for (const s of [down, up]) {
-        this.sockets.add(s);
-        s.on('error', () => undefined);
-        s.on('close', () => this.sockets.delete(s));
-      }
-      down.pipe(up).pipe(down);
-    });
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
-    const addr = this.server.address();
-    this.port = typeof addr === 'object' && addr ? addr.port : 0;
-  }
-
-  block(): void {
-    this.blocked = true;
-    for (const s of this.sockets) s.destroy();
-  }
-
-  unblock(): void {
-    this.blocked = false;
-  }
-
-  async stop(): Promise<void> {
-    this.block();
-    await new Promise((r) => this.server?.close(r));
-  }
-}
 
 let etcd: EtcdServer;
-let proxy: Proxy;
+let proxy: TcpProxy;
 let admin: Etcd3;
 let viaProxy: Etcd3;
 
 beforeAll(async () => {
   etcd = await startEtcd();
   const url = new URL(etcd.endpoints[0]!);
-  proxy = new Proxy({ host: url.hostname, port: Number(url.port) });
-  await proxy.start();
+  proxy = await TcpProxy.start(Number(url.port));
   admin = connect({ endpoints: etcd.endpoints, requestTimeoutMs: 3000, prefix: '/fleetx' });
   viaProxy = connect({ endpoints: [`http://127.0.0.1:${proxy.port}`], requestTimeoutMs: 2000, prefix: '/fleetx' });
 });
@@ -74,7 +34,7 @@ beforeAll(async () => {
 afterAll(async () => {
   viaProxy?.close();
   admin?.close();
-  await proxy?.stop();
+  await proxy?.cut();
   await etcd?.stop();
 });
 
@@ -110,12 +70,12 @@ describe('engine watches', () => {
       await submit('before.service');
       await waitFor('before.service placed', () => placed('before.service'), 5000);
 
-      proxy.block();
+      await proxy.cut();
       await submit('during.service');
       for (let i = 0; i < 5; i++) await admin.put(`/w/noise/${i}`).value('x').exec();
       const rev = (await admin.get('/w/noise/4').exec()).header.revision;
       await admin.kv.compact({ revision: rev, physical: true });
-      proxy.unblock();
+      await proxy.restore();
 
       // etcd3 may first reconnect (a pass follows), then learn that the
       // revision was compacted (cancel + error): both lead to a full re-list.

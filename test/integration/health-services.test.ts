@@ -5,7 +5,6 @@
  * without the uncaught exception etcd3 throws when a failed watcher is
  * cancelled.
  */
-import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net';
 import type { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ChecksByTemplate } from '../../src/health/monitor.js';
@@ -14,30 +13,9 @@ import { connect } from '../../src/registry/client.js';
 import { resolveConnection } from '../../src/registry/connection.js';
 import { keyspace } from '../../src/registry/keys.js';
 import type { HealthCheck } from '../../src/service/types.js';
-import { freePort, startEtcd, type EtcdServer } from '../helpers/etcd.js';
+import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
+import { TcpProxy } from '../helpers/tcp-proxy.js';
 
-class Proxy {
-  private server?: Server;
-  private readonly sockets = new Set<Socket>();
-  constructor(readonly port: number, private readonly target: number) {}
-  async restore(): Promise<void> {
-    this.server = createServer((client) => {
-      const upstream = tcpConnect(this.target, '127.0.0.1');
-      for (const s of [client, upstream]) {
-        this.sockets.add(s);
-        s.on('close', () => this.sockets.delete(s));
-        s.on('error', () => undefined);
-      }
-      client.pipe(upstream).pipe(client);
-    });
-    await new Promise<void>((r) => this.server!.listen(this.port, '127.0.0.1', () => r()));
-  }
-  async cut(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    await new Promise((r) => (this.server ? this.server.close(r) : r(undefined)));
-    this.server = undefined;
-  }
-}
 
 const keys = keyspace('/hs');
 const check = (port: number): HealthCheck => ({ type: 'http', port, path: '/', intervalMs: 1000, timeoutMs: 500, threshold: 1, failureThreshold: 2 });
@@ -46,13 +24,12 @@ const svc = (name: string, template: string, health: unknown) => JSON.stringify(
 let etcd: EtcdServer;
 let direct: Etcd3;
 let viaProxy: Etcd3;
-let proxy: Proxy;
+let proxy: TcpProxy;
 
 beforeAll(async () => {
   etcd = await startEtcd();
   direct = connect(resolveConnection({ endpoint: etcd.endpoints[0] }, {}));
-  proxy = new Proxy(await freePort(), Number(new URL(etcd.endpoints[0]!).port));
-  await proxy.restore();
+  proxy = await TcpProxy.start(Number(new URL(etcd.endpoints[0]!).port));
   viaProxy = connect(resolveConnection({ endpoint: `http://127.0.0.1:${proxy.port}`, requestTimeout: '1' }, {}));
 });
 

@@ -5,48 +5,24 @@
  * has been compacted"); the mirror must re-list and watch again, and end up
  * with exactly what etcd holds.
  */
-import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net';
 import type { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PrefixMirror } from '../../src/presence/mirror.js';
 import { connect } from '../../src/registry/client.js';
 import { resolveConnection } from '../../src/registry/connection.js';
-import { freePort, startEtcd, type EtcdServer } from '../helpers/etcd.js';
+import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
+import { TcpProxy } from '../helpers/tcp-proxy.js';
 
-/** A TCP forwarder to etcd; cut() drops every connection and refuses new ones until restore(). */
-class Proxy {
-  private server?: Server;
-  private readonly sockets = new Set<Socket>();
-  constructor(readonly port: number, private readonly target: number) {}
-  async restore(): Promise<void> {
-    this.server = createServer((client) => {
-      const upstream = tcpConnect(this.target, '127.0.0.1');
-      for (const s of [client, upstream]) {
-        this.sockets.add(s);
-        s.on('close', () => this.sockets.delete(s));
-        s.on('error', () => undefined);
-      }
-      client.pipe(upstream).pipe(client);
-    });
-    await new Promise<void>((r) => this.server!.listen(this.port, '127.0.0.1', () => r()));
-  }
-  async cut(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    await new Promise((r) => (this.server ? this.server.close(r) : r(undefined)));
-    this.server = undefined;
-  }
-}
 
 let etcd: EtcdServer;
 let direct: Etcd3;
 let viaProxy: Etcd3;
-let proxy: Proxy;
+let proxy: TcpProxy;
 
 beforeAll(async () => {
   etcd = await startEtcd();
   direct = connect(resolveConnection({ endpoint: etcd.endpoints[0] }, {}));
-  proxy = new Proxy(await freePort(), Number(new URL(etcd.endpoints[0]!).port));
-  await proxy.restore();
+  proxy = await TcpProxy.start(Number(new URL(etcd.endpoints[0]!).port));
   viaProxy = connect(resolveConnection({ endpoint: `http://127.0.0.1:${proxy.port}`, requestTimeout: '1' }, {}));
 });
 
