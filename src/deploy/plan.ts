@@ -138,7 +138,14 @@ export function deployWrites(input: DeployInput, plan: DeployPlan, ctx: ApplyCon
     policy: spec.rollout,
     holder: ctx.holder,
     now: ctx.now,
-    instances: plan.restart.map((unit) => ({ unit, targetHash: body.hash })),
+    // Instances created by this deploy are launched on the new body in the
+    // same transaction, so they join the rollout already 'starting': the
+    // controller waits for them to be healthy (and in the LB) like any
+    // other, and the revision is marked healthy only once they are.
+    instances: [
+      ...plan.restart.map((unit) => ({ unit, targetHash: body.hash })),
+      ...plan.create.map((unit) => ({ unit, targetHash: body.hash, created: true })),
+    ],
   });
   return {
     service: spec.name,
@@ -207,7 +214,7 @@ function rolloutRecord(a: {
   policy: RolloutPolicy;
   holder: RolloutHolder;
   now: string;
-  instances: Array<{ unit: string; targetHash: string }>;
+  instances: Array<{ unit: string; targetHash: string; created?: boolean }>;
 }): DeployRolloutRecord {
   return {
     id: a.id,
@@ -226,7 +233,14 @@ function rolloutRecord(a: {
     holder: a.holder,
     createdAt: a.now,
     updatedAt: a.now,
-    instances: Object.fromEntries(a.instances.map((i) => [i.unit, { unit: i.unit, phase: 'pending' as const, since: a.now, targetHash: i.targetHash }])),
+    instances: Object.fromEntries(
+      a.instances.map((i) => [
+        i.unit,
+        i.created
+          ? { unit: i.unit, phase: 'starting' as const, since: a.now, startedAt: a.now, targetHash: i.targetHash }
+          : { unit: i.unit, phase: 'pending' as const, since: a.now, targetHash: i.targetHash },
+      ]),
+    ),
   };
 }
 

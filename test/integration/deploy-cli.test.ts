@@ -139,7 +139,9 @@ describe('fleetx deploy', () => {
     expect(tpl.hash).not.toBe(old.hash);
     // web@1 still runs the old body until the controller moves it: the body stays
     expect(await client.get(k.body(old.hash)).string()).not.toBeNull();
-    expect(Object.keys((await json<RolloutRecord>(k.rollout('web')))!.instances)).toEqual(['web@1.service']);
+    // web@1 is restarted onto the new body; web@2, created by the deploy, starts on it
+    const instances = (await json<RolloutRecord>(k.rollout('web')))!.instances;
+    expect(Object.values(instances).map((i) => [i.unit, i.phase])).toEqual([['web@1.service', 'pending'], ['web@2.service', 'starting']]);
   });
 
   it('collects the replaced template body when nothing else uses it', async () => {
@@ -244,7 +246,7 @@ describe('fleetx rollout', () => {
     const e = env();
     expect((await fleetx(['deploy', '-f', 'services/web.yaml', '--detach'], e, CWD)).code).toBe(0);
     const status = await fleetx(['rollout', 'status'], e, CWD);
-    expect(status.stdout).toMatch(/web\s+deploy\s+1\s+running\s+0\/0/);
+    expect(status.stdout).toMatch(/web\s+deploy\s+1\s+running\s+0\/2/); // the two instances it creates
     await finish(e, 'web', 'succeeded', '0 instance(s) on revision 1');
     expect((await fleetx(['deploy', 'web', '--set', 'greeting=hola', '--detach'], e, CWD)).code).toBe(0);
     await finish(e, 'web', 'failed', 'reverted to revision 1 after: web@1.service not healthy');

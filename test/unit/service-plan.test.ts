@@ -92,6 +92,7 @@ describe('deployWrites', () => {
     });
     expect(w.rollout!.instances).toEqual({
       'app@1.service': { unit: 'app@1.service', phase: 'pending', since: ctx.now, targetHash: 'new' },
+      'app@3.service': { unit: 'app@3.service', phase: 'starting', since: ctx.now, startedAt: ctx.now, targetHash: 'new' },
       'app@4.service': { unit: 'app@4.service', phase: 'pending', since: ctx.now, targetHash: 'new' },
     });
   });
