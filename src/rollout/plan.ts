@@ -45,8 +45,15 @@ export function nextSteps(view: RolloutView): RolloutStep {
     });
   }
 
-  const actions: RolloutAction[] = [];
-  for (const p of sortedInstances(r)) actions.push(...ensure(p, views.get(p.unit), ctx));
+  const perInstance: RolloutAction[] = [];
+  for (const p of sortedInstances(r)) perInstance.push(...ensure(p, views.get(p.unit), ctx));
+  // Releases first: the budget that let another instance be taken down in
+  // this step may count on them, so capacity comes back before more leaves
+  // (a controller that applies actions one by one never dips below it).
+  const actions: RolloutAction[] = [
+    ...perInstance.filter((a) => a.type === 'release'),
+    ...perInstance.filter((a) => a.type !== 'release'),
+  ];
   r = finishIfSettled(r, aborting, views, ctx, actions);
 
   const changed = canonical({ ...r, updatedAt: '' }) !== canonical({ ...before, updatedAt: '' });

@@ -267,6 +267,18 @@ const params: fc.Arbitrary<Params> = fc.integer({ min: 1, max: 9 }).chain((n) =>
 const RUNS = 300;
 
 describe('nextSteps in a simulated cluster', () => {
+  it('regression: a release in the same step comes before the hold it makes room for', () => {
+    // Found by the property below: on a revert, app@4 (held, not yet
+    // stopped) was released and app@1 held in one step, hold first, so a
+    // controller applying them in order briefly had one instance too few.
+    const p: Params = {
+      n: 6, maxUnavailable: 2, presence: true, kind: 'deploy', down: ['no', 'unhealthy', 'failed', 'no', 'unhealthy', 'no'],
+      mode: 'ok', autoRevert: true, hasRevertTo: true, minHealthyMs: 0, deadlineMs: 8000, drainTimeoutMs: 1001, sessions: 2,
+      pause: { at: 1, resumeAfter: 1 }, abortAt: undefined, flaky: { index: 4, at: 0, duration: 14 }, destroy: undefined,
+    };
+    expect(simulate(p).violations).toEqual([]);
+  });
+
   it('respects the availability budget, never stops an instance in the balancer, and is idempotent', () => {
     fc.assert(fc.property(params, (p) => {
       expect(simulate(p).violations).toEqual([]);
