@@ -4,6 +4,7 @@
  * the sandbox etcd) through the bridge's own address. Both calls are
  * idempotent.
  */
+import { createHash } from 'node:crypto';
 import { conflictError, invalidError } from '../errors/errors.js';
 import { run, runOk } from './run.js';
 
@@ -67,10 +68,23 @@ export async function createBridge(name: string, cidr: string): Promise<void> {
       }
     }
   }
-  if (!(await linkExists(name))) await runOk('ip', ['link', 'add', name, 'type', 'bridge']);
+  // A bridge without an address of its own takes the lowest MAC of its
+  // ports and changes it when that port goes (a host powered off): every
+  // host's ARP entry for the bridge (where etcd listens) then points
+  // nowhere until it is resolved again, long enough for leases to lapse.
+  // A fixed MAC, derived from the name, never changes.
+  if (!(await linkExists(name))) await runOk('ip', ['link', 'add', name, 'address', bridgeMac(name), 'type', 'bridge']);
+  else await runOk('ip', ['link', 'set', name, 'address', bridgeMac(name)]);
   const mine = (await addresses()).find((l) => l.ifname === name)?.addr_info ?? [];
   if (!mine.some((a) => a.family === 'inet' && a.local === ip)) await runOk('ip', ['addr', 'add', cidr, 'dev', name]);
   await runOk('ip', ['link', 'set', name, 'up']);
+}
+
+/** Pure: a locally administered unicast MAC derived from the bridge name. */
+export function bridgeMac(name: string): string {
+  const h = createHash('sha256').update(`fleetx bridge ${name}`).digest();
+  const bytes = [0x02, h[0]!, h[1]!, h[2]!, h[3]!, h[4]!];
+  return bytes.map((b) => b.toString(16).padStart(2, '0')).join(':');
 }
 
 /** Deletes the bridge; absent is fine. */

@@ -127,3 +127,12 @@ describe('safety', () => {
     await expect(unmountAll(dir)).rejects.toMatchObject({ kind: 'internal' });
   });
 });
+
+describe('bridgeMac', () => {
+  it('is a locally administered unicast address, the same for the same name', async () => {
+    const { bridgeMac } = await import('../../src/sandbox/network.js');
+    expect(bridgeMac('fleetx0')).toMatch(/^02(:[0-9a-f]{2}){5}$/);
+    expect(bridgeMac('fleetx0')).toBe(bridgeMac('fleetx0'));
+    expect(bridgeMac('fleetx0')).not.toBe(bridgeMac('fxt123456'));
+  });
+});
