@@ -15,7 +15,8 @@ import type { Etcd3, Lease } from 'etcd3';
 import { unavailableError } from '../errors/errors.js';
 import type { Keyspace } from '../registry/keys.js';
 import type { MachineRecord } from '../registry/records.js';
-import { mergeMetadata, type Identity } from './identity.js';
+import type { Identity } from './identity.js';
+import { metadataOf, withOverrides } from '../registry/metadata.js';
 import { abortable, backoff, sleep, type Stopper } from './util.js';
 
 export interface RegistrationEvents {
@@ -64,7 +65,7 @@ export class Registration {
       id: this.identity.id,
       ip: this.identity.ip,
       hostname: this.identity.hostname,
-      metadata: mergeMetadata(this.identity.metadata, this.etcdMeta),
+      metadata: withOverrides(this.identity.metadata, this.etcdMeta),
       version: this.opts.version,
       startedAt: this.opts.startedAt,
     };
@@ -160,12 +161,3 @@ export class Registration {
   }
 }
 
-/** {p}/machine-meta/{id} holds either the map itself or { metadata: map } (as the engine reads it). */
-function metadataOf(v: unknown): Record<string, string> {
-  if (v === null || typeof v !== 'object') return {};
-  const o = v as Record<string, unknown>;
-  const src = o.metadata !== null && typeof o.metadata === 'object' ? (o.metadata as Record<string, unknown>) : o;
-  const out: Record<string, string> = {};
-  for (const [k, val] of Object.entries(src)) if (typeof val === 'string') out[k] = val;
-  return out;
-}

@@ -4,6 +4,7 @@
  * (undecodable keys are skipped and reported, never fatal: one bad record
  * must not stop scheduling for everyone).
  */
+import { metadataOf, withOverrides } from '../registry/metadata.js';
 import type { Keyspace } from '../registry/keys.js';
 import type { MachineRecord, ScheduleRecord, TargetState, UnitRecord, UnschedulableRecord } from '../registry/records.js';
 import { TARGET_STATES } from '../registry/records.js';
@@ -71,7 +72,7 @@ export function decodeView(keys: Keyspace, raw: RawView): { view: ClusterView; p
     const v = json(kv) as Partial<MachineRecord> | undefined;
     if (id === '' || id.includes('/')) continue;
     const own = v && typeof v === 'object' ? metadataOf(v.metadata ?? {}) : {};
-    machines.push({ id, metadata: { ...own, ...(metas.get(id) ?? {}) } });
+    machines.push({ id, metadata: withOverrides(own, metas.get(id)) });
   }
 
   const schedules: Placement[] = [];
@@ -114,19 +115,6 @@ function isUnitLike(v: unknown): v is { name: string; hash: string; targetState:
   if (v === null || typeof v !== 'object') return false;
   const r = v as Record<string, unknown>;
   return typeof r.name === 'string' && typeof r.hash === 'string' && TARGET_STATES.includes(r.targetState as TargetState);
-}
-
-/**
- * Machine metadata as a string map. {p}/machine-meta/{id} holds either the
- * map itself or an object with a `metadata` map; accept both.
- */
-function metadataOf(v: unknown): Record<string, string> {
-  if (v === null || typeof v !== 'object') return {};
-  const o = v as Record<string, unknown>;
-  const src = o.metadata !== null && typeof o.metadata === 'object' ? (o.metadata as Record<string, unknown>) : o;
-  const out: Record<string, string> = {};
-  for (const [k, val] of Object.entries(src)) if (typeof val === 'string') out[k] = val;
-  return out;
 }
 
 function byName<T extends { name: string }>(xs: T[]): void {

@@ -9,6 +9,7 @@
  *   'not-found' / 'conflict' as documented per method, 'internal'
  *   (corrupt record, bug).
  */
+import { metadataOf, withOverrides } from './metadata.js';
 import type { Etcd3 } from 'etcd3';
 import { conflictError, invalidError, notFoundError } from '../errors/errors.js';
 import type { Keyspace } from './keys.js';
@@ -176,10 +177,19 @@ export class Registry {
       const machines = await this.listJson<MachineRecord>(this.keys.machines());
       const metas = await this.client.getAll().prefix(this.keys.machineMetas()).strings();
       const overrides = new Map<string, Record<string, string>>();
-      for (const [k, v] of Object.entries(metas)) overrides.set(lastSegment(k), decode<Record<string, string>>(k, v));
+      for (const [k, v] of Object.entries(metas)) overrides.set(lastSegment(k), metadataOf(decode<unknown>(k, v)));
       return machines
-        .map((m) => ({ ...m, metadata: { ...m.metadata, ...overrides.get(m.id) } }))
+        .map((m) => ({ ...m, metadata: withOverrides(m.metadata ?? {}, overrides.get(m.id)) }))
         .sort((a, b) => cmp(a.id, b.id));
+    });
+  }
+
+  /** A machine's `set-metadata` overrides (an empty value removes that key). */
+  getMachineMetadata(id: string): Promise<Record<string, string>> {
+    return this.run(async () => {
+      assertSegment('machine id', id);
+      const v = await this.client.get(this.keys.machineMeta(id)).string();
+      return v === null ? {} : metadataOf(decode<unknown>(this.keys.machineMeta(id), v));
     });
   }
 

@@ -135,6 +135,31 @@ describe('fleetctl unit commands', () => {
   });
 });
 
+describe('machines', () => {
+  it('list-machines shows live machines; set-metadata changes a machine\'s metadata and key= removes a key', async () => {
+    const e = env();
+    const p = e.FLEETX_ETCD_KEY_PREFIX!;
+    const lease = client.lease(30);
+    const id = '0123456789abcdef0123456789abcdef';
+    await lease.put(`${p}/machine/${id}`).value(JSON.stringify({ id, ip: '10.0.0.5', metadata: { region: 'eu', disk: 'hdd' }, version: 't', startedAt: '' })).exec();
+    try {
+      const list = await fleetx(['list-machines', '--no-legend'], e, FIXTURES);
+      expect(list.stdout.split(/\s+/)).toEqual(['01234567...', '10.0.0.5', 'disk=hdd,region=eu']);
+      const set = await fleetx(['set-metadata', '0123', 'disk=ssd', 'region='], e, FIXTURES);
+      expect(set.code, set.stderr).toBe(0);
+      const [m] = JSON.parse((await fleetx(['-o', 'json', 'list-machines'], e, FIXTURES)).stdout);
+      expect(m.metadata).toEqual({ disk: 'ssd' });
+      const bad = await fleetx(['set-metadata', '0123', 'no equals'], e, FIXTURES);
+      expect(bad.code).toBe(EXIT.usage);
+      const none = await fleetx(['set-metadata', 'ffff', 'a=b'], e, FIXTURES);
+      expect(none.code).toBe(EXIT.usage);
+      expect(none.stderr).toMatch(/no live machine/);
+    } finally {
+      await lease.revoke();
+    }
+  });
+});
+
 describe('connection failures', () => {
   it('an unreachable etcd gives a one-line error naming the endpoint, within the request timeout', async () => {
     const r = await fleetxProcess(['list-units'], { FLEETX_ENDPOINT: 'http://127.0.0.1:9', FLEETX_REQUEST_TIMEOUT: '2' });

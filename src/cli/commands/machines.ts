@@ -33,7 +33,7 @@ export function formatMetadata(md: Record<string, string>): string {
   return entries.length === 0 ? '-' : entries.map(([k, v]) => `${k}=${v}`).join(',');
 }
 
-/** Parse `key=value` pairs; an empty value (`key=`) removes the key. */
+/** Parse `key=value` pairs; an empty value (`key=`) means: remove the key. */
 export function parseMetadataArgs(pairs: string[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (const p of pairs) {
@@ -51,12 +51,11 @@ export async function setMetadataCommand(opts: { machine: string; pairs: string[
   if (hits.length === 0) throw usageError(`no live machine has an ID starting with "${opts.machine}"`, 'see: fleetx list-machines --full');
   if (hits.length > 1) throw usageError(`"${opts.machine}" matches ${hits.length} machines; give more of the ID`);
   const m = hits[0]!;
-  const merged: Record<string, string> = { ...m.metadata };
-  for (const [k, v] of Object.entries(changes)) {
-    if (v === '') delete merged[k];
-    else merged[k] = v;
-  }
-  await ctx.registry.setMachineMetadata(m.id, merged);
+  // Overrides are kept apart from what the agent reports; `key=` is stored
+  // as an empty override, which removes the key even if the agent reports it.
+  const overrides = { ...(await ctx.registry.getMachineMetadata(m.id)), ...changes };
+  await ctx.registry.setMachineMetadata(m.id, overrides);
+  const merged = (await ctx.registry.listMachines()).find((x) => x.id === m.id)?.metadata ?? {};
   if (ctx.output === 'json') ctx.io.stdout(JSON.stringify({ machine: m.id, metadata: merged }));
   else ctx.io.stdout(`Machine ${shortMachine(m.id, false)} metadata: ${formatMetadata(merged)}`);
 }
