@@ -48,9 +48,13 @@ export function haproxyConfig(o: HaproxyConfigOptions): string {
     // Idle server connections are reused only by requests that can be
     // retried safely; a draining instance closes its idle ones.
     '  http-reuse safe',
-    // Checks every 300 ms; 100 ms while a server is DOWN or changing state, so an
-    // instance the syncer puts back is UP after ~2 x 100 ms instead of 2 x 300 ms.
-    '  default-server inter 300ms fastinter 100ms downinter 100ms fall 2 rise 2',
+    // Checks every 100 ms (a handful of servers: cheap), so a readied server is
+    // seen UP within about one interval.
+    // One good check brings a server back (rise 1): fleetx's own health
+    // checks have already held the instance healthy for the minimum healthy
+    // time before the syncer readies it, so HAProxy only has to confirm it
+    // reaches the instance. Two failures (fall 2) take one out.
+    '  default-server inter 100ms fall 2 rise 1',
     ...o.slots.map((s) => `  server ${s} 0.0.0.0:1 disabled check`),
     '',
   ].join('\n');

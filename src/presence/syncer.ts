@@ -55,7 +55,7 @@ export interface SyncerOptions {
   connection: ErrorContext;
   /** TTL of the lease the statuses live under (default 10 s) */
   leaseTtlSec?: number;
-  /** events within this window make one pass (default 50 ms) */
+  /** events within this window make one pass (default 20 ms) */
   coalesceMs?: number;
   /** re-pass interval while not settled (default 100 ms): a rollout waits on it when an instance drains or rejoins */
   tickMs?: number;
@@ -94,7 +94,7 @@ export class PresenceSyncer extends EventEmitter<SyncerEvents> {
 
   constructor(opts: SyncerOptions) {
     super();
-    this.o = { leaseTtlSec: 10, coalesceMs: 50, tickMs: 100, retryMs: 2000, pollMs: 2000, now: () => new Date(), ...opts };
+    this.o = { leaseTtlSec: 10, coalesceMs: 20, tickMs: 100, retryMs: 2000, pollMs: 2000, now: () => new Date(), ...opts };
     const { client, keys, service } = this.o;
     const changed = () => this.schedule(this.o.coalesceMs);
     const problem = (msg: string, e: unknown) => this.emit('problem', msg, e instanceof Error ? toFleetxError(e, this.o.connection) : e);
