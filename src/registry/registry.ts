@@ -129,6 +129,32 @@ export class Registry {
   }
 
   /**
+   * Moves a unit from one body to another (an instance following its
+   * replaced template), with compare-and-swap. Returns false, writing
+   * nothing, when the unit is gone or no longer on `from` (someone moved it
+   * meanwhile: theirs wins). The old body is left to tidyBody/gcBodies.
+   */
+  switchBody(name: string, from: string, to: string): Promise<boolean> {
+    return this.run(async () => {
+      assertSegment('body hash', to);
+      for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+        const current = await this.readUnit(name);
+        if (!current || current.record.hash !== from) return false;
+        const unit: UnitRecord = { ...current.record, hash: to, updatedAt: this.stamp() };
+        const key = this.keys.unit(name);
+        const res = await this.client
+          .if(key, 'Mod', '==', current.modRevision)
+          .and(this.keys.body(to), 'Create', '>', 0)
+          .then(this.client.put(key).value(encode(unit)))
+          .commit();
+        if (res.succeeded) return true;
+        if ((await this.getBody(to)) === undefined) throw notFoundError(`body ${to.slice(0, 7)} is not in the registry`);
+      }
+      throw this.contended(name);
+    });
+  }
+
+  /**
    * Deletes a unit, its schedule entries on every machine and its
    * unschedulable reason in one transaction, then its body if unused.
    * A schedule entry the engine writes concurrently is not covered: the

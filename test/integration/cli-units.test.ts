@@ -114,6 +114,36 @@ describe('fleetctl unit commands', () => {
     }
   });
 
+  it('--replace of a template reaches its instances, and leaves one moved by hand alone', async () => {
+    const e = env();
+    const fs = await import('node:fs/promises');
+    const dir = await fs.mkdtemp(`${REPO}test/fixtures/cli/.tmp-`);
+    try {
+      await fs.writeFile(`${dir}/t@.service`, '[Service]\nExecStart=/bin/sleep 1\n');
+      expect((await fleetx(['start', '--no-block', 't@1.service', 't@2.service'], e, dir)).code).toBe(0);
+      await fs.writeFile(`${dir}/t@3.service`, '[Service]\nExecStart=/bin/sleep 3\n'); // its own body
+      expect((await fleetx(['start', '--no-block', 't@3.service'], e, dir)).code).toBe(0);
+      await fs.rm(`${dir}/t@3.service`);
+      expect((await fleetx(['submit', 't@.service'], e, dir)).code).toBe(0);
+      await fs.writeFile(`${dir}/t@.service`, '[Service]\nExecStart=/bin/sleep 2\n');
+      const r = await fleetx(['submit', '--replace', 't@.service'], e, dir);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(/t@1\.service follows its template's new body/);
+      const units = JSON.parse((await fleetx(['-o', 'json', 'list-unit-files'], e, dir)).stdout) as { name: string; hash: string; targetState: string }[];
+      const hash = (n: string) => units.find((u) => u.name === n)!.hash;
+      expect(hash('t@1.service')).toBe(hash('t@.service'));
+      expect(hash('t@2.service')).toBe(hash('t@.service'));
+      expect(hash('t@3.service')).not.toBe(hash('t@.service'));
+      expect(units.find((u) => u.name === 't@1.service')!.targetState).toBe('launched');
+      expect((await fleetx(['cat', 't@2.service'], e, dir)).stdout).toContain('sleep 2');
+      // the template's old body is gone; t@3's own body stays
+      const bodies = Object.keys(await snapshot(e.FLEETX_ETCD_KEY_PREFIX!)).filter((k) => k.includes('/body/'));
+      expect(bodies).toHaveLength(2);
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it.each([
     ['a file with a syntax error', ['submit', 'hello.service', 'bad-syntax.service'], EXIT.invalid, /bad-syntax\.service:3: line has no "="/],
     ['MachineID combined with Conflicts', ['start', '--no-block', 'bad-combo.service'], EXIT.invalid, /MachineID.*Conflicts|Conflicts.*MachineID/],

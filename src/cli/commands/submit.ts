@@ -7,6 +7,7 @@
  */
 import { conflictError } from '../../errors/errors.js';
 import type { TargetState, UnitRecord } from '../../registry/records.js';
+import { parseUnitName } from '../../unit/name.js';
 import type { CommandContext } from '../context.js';
 import { resolveUnits, type ResolvedUnit } from '../units/resolve.js';
 import { waitForUnits, type BlockOptions } from '../units/wait.js';
@@ -67,6 +68,7 @@ async function apply(u: ResolvedUnit, opts: SubmitOptions, ctx: CommandContext):
     const text = u.text ?? (await registry.getBody(u.hash)) ?? '';
     await registry.createUnit(rec, text, { replace: opts.replace });
     action = u.existing ? 'replaced' : opts.target === 'inactive' ? 'submitted' : `submitted and set to ${opts.target}`;
+    if (u.existing && parseUnitName(u.name).isTemplate) await followTemplate(u.name, u.existing.hash, u.hash, ctx);
   }
   const current = u.existing?.targetState ?? opts.target;
   if (rank(opts.target) > rank(current)) {
@@ -74,6 +76,23 @@ async function apply(u: ResolvedUnit, opts: SubmitOptions, ctx: CommandContext):
     action = opts.target === 'launched' ? 'set to launched' : 'set to loaded';
   }
   return action;
+}
+
+/**
+ * A replaced template reaches its instances (fleet could not do this):
+ * every instance still on the template's old body moves to the new one,
+ * and the agents of launched ones restart them on it. All at once, like
+ * --replace of a plain unit; `fleetx deploy` does the same a batch at a
+ * time, out of the load balancer.
+ */
+async function followTemplate(template: string, from: string, to: string, ctx: CommandContext): Promise<void> {
+  const instances = (await ctx.registry.listUnits()).filter((x) => x.template === template && x.hash === from);
+  for (const i of instances) {
+    if ((await ctx.registry.switchBody(i.name, from, to)) && ctx.output === 'text') {
+      ctx.io.stderr(`Unit ${i.name} follows its template's new body${i.targetState === 'launched' ? ' (its machine restarts it)' : ''}`);
+    }
+  }
+  if (instances.length > 0) await ctx.registry.gcBodies();
 }
 
 const rank = (s: TargetState): number => ({ inactive: 0, loaded: 1, launched: 2 })[s];
