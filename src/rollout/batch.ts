@@ -7,38 +7,58 @@
  */
 import { isStarted, isUnhealthy } from './conditions.js';
 import { IN_FLIGHT } from './phases.js';
-import type { InstanceView, RolloutRecord } from './types.js';
+import type { InstanceProgress, InstanceView, RolloutRecord } from './types.js';
 
 export interface Budget {
+  /** instances in flight, surge instances not counted */
   inFlight: number;
-  /** down already (not healthy or not active) and not in flight */
+  /** down already (not healthy or not active) and not in flight; surge instances not counted */
   downIdle: number;
   maxUnavailable: number;
+  /** surge instances serving (phase 'serving', healthy, active, not held, and with presence in the balancer) */
+  surge: number;
 }
 
 export function budget(r: RolloutRecord, views: ReadonlyMap<string, InstanceView>): Budget {
   let inFlight = 0;
   let downIdle = 0;
+  let surge = 0;
   for (const p of Object.values(r.instances)) {
-    if (IN_FLIGHT.has(p.phase)) inFlight++;
+    if (p.surge) {
+      if (surgeServes(r, p, views.get(p.unit))) surge++;
+    } else if (IN_FLIGHT.has(p.phase)) inFlight++;
     else if (isUnhealthy(views.get(p.unit))) downIdle++;
   }
   // A policy of 0 would never make progress; one instance at a time is the least a rollout can do.
-  return { inFlight, downIdle, maxUnavailable: Math.max(1, Math.floor(r.policy.maxUnavailable)) };
+  return { inFlight, downIdle, maxUnavailable: Math.max(1, Math.floor(r.policy.maxUnavailable)), surge };
 }
 
-/** Pending instances to take now, in the order they are taken (down first, then by name). */
+/** A surge instance that adds capacity now: serving, up, not held and (with presence) in the balancer. */
+export function surgeServes(r: RolloutRecord, p: InstanceProgress, v: InstanceView | undefined): boolean {
+  return p.surge === true && p.phase === 'serving' && isUp(v) && !v!.held && (!r.presence || v!.presence?.state === 'in');
+}
+
+/** Has a unit record, healthy and active somewhere. */
+export function isUp(v: InstanceView | undefined): boolean {
+  return v?.record !== undefined && !isUnhealthy(v);
+}
+
+/**
+ * Pending instances to take now, in the order they are taken (down first,
+ * then by name). Each serving surge instance widens the budget by one.
+ */
 export function pickToStart(r: RolloutRecord, views: ReadonlyMap<string, InstanceView>): string[] {
   const b = budget(r, views);
+  const limit = b.maxUnavailable + b.surge;
   const pending = Object.values(r.instances)
-    .filter((p) => p.phase === 'pending')
+    .filter((p) => p.phase === 'pending' && !p.surge)
     .map((p) => ({ unit: p.unit, down: isUnhealthy(views.get(p.unit)) }))
     .sort((a, c) => (a.down === c.down ? cmp(a.unit, c.unit) : a.down ? -1 : 1));
   const taken: string[] = [];
   let { inFlight, downIdle } = b;
   for (const c of pending) {
-    if (inFlight >= b.maxUnavailable) break;
-    if (!c.down && inFlight + downIdle >= b.maxUnavailable) break; // the rest are healthy too
+    if (inFlight >= limit) break;
+    if (!c.down && inFlight + downIdle >= limit) break; // the rest are healthy too
     taken.push(c.unit);
     inFlight++;
     if (c.down) downIdle--;

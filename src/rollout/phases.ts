@@ -60,14 +60,30 @@ function step(p: InstanceProgress, v: InstanceView, ctx: PhaseContext): Instance
       return failIfDue(p, v, ctx);
     case 'checking':
       if (isHealthyEnough(v, p.targetHash, startedAt(p), ctx.now, ctx.policy.minHealthyMs)) {
-        return enter(p, ctx.presence ? 'joining' : 'done', ctx);
+        return enter(p, ctx.presence ? 'joining' : p.surge ? 'serving' : 'done', ctx);
       }
       return failIfDue(p, v, ctx);
     case 'joining':
-      return !ctx.presence || hasJoined(v) ? enter(p, 'done', ctx) : p;
+      return !ctx.presence || hasJoined(v) ? enter(p, p.surge ? 'serving' : 'done', ctx) : p;
+    case 'retiring':
+      return isRetired(v, ms(p.since), ctx) ? enter(p, 'removing', ctx) : p;
     default:
+      // serving: the planner decides when to retire it; removing: done once the unit record is gone (plan.ts)
       return p;
   }
+}
+
+/**
+ * A retiring surge instance may be destroyed: no balancer; or no presence
+ * status (the syncer never put it in); or status `out`; or status
+ * `draining` with no session left or the drain timeout (counted from
+ * entering 'retiring') passed. Status `in` waits for the syncer to act on
+ * the hold, like 'leaving'.
+ */
+function isRetired(v: InstanceView, since: number, ctx: PhaseContext): boolean {
+  const s = v.presence;
+  if (!ctx.presence || s === undefined || s.state === 'out') return true;
+  return s.state === 'draining' && (s.sessions === 0 || ctx.now - since >= ctx.drainTimeoutMs);
 }
 
 function startedAt(p: InstanceProgress): number {
@@ -77,13 +93,17 @@ function startedAt(p: InstanceProgress): number {
 function failIfDue(p: InstanceProgress, v: InstanceView, ctx: PhaseContext): InstanceProgress {
   const started = startedAt(p);
   const crashed = failedReport(v, p.targetHash, started);
+  // A surge instance that fails or cannot be placed gives no capacity but never fails the rollout.
+  if (crashed !== undefined && p.surge) return enter(p, 'retiring', ctx, { note: `surge instance given up: ${crashed}` });
   if (crashed !== undefined) return enter(p, 'failed', ctx, { error: crashed });
   if (ctx.now - started > ctx.policy.deadlineMs) {
     const h = v.health;
     const health = h === undefined ? 'no health record'
       : `health ${h.status} on ${h.hash === p.targetHash ? 'the target body' : `body ${h.hash}`}${h.message ? `: ${h.message}` : ''}`;
     const what = p.phase === 'starting' ? 'not active' : 'not healthy long enough';
-    return enter(p, 'failed', ctx, { error: `${what} ${ctx.policy.deadlineMs} ms after start (${health})` });
+    const error = `${what} ${ctx.policy.deadlineMs} ms after start (${health})`;
+    if (p.surge) return enter(p, 'retiring', ctx, { note: `surge instance given up: ${error}` });
+    return enter(p, 'failed', ctx, { error });
   }
   return p;
 }
@@ -104,6 +124,16 @@ export function ensure(p: InstanceProgress, v: InstanceView | undefined, ctx: Ph
     case 'pending':
     case 'done':
       release('not in flight, so the rollout holds it out of the balancer no longer');
+      break;
+    case 'serving':
+      release('surge instance healthy on the target body, serving as extra capacity');
+      break;
+    case 'retiring':
+      hold('surge instance held out of the balancer before it is destroyed');
+      break;
+    case 'removing':
+      hold('surge instance kept out of the balancer while it is destroyed');
+      if (rec !== undefined) out.push({ type: 'destroy-unit', unit, reason: 'removing: surge instance no longer needed' });
       break;
     case 'leaving':
     case 'draining':

@@ -8,6 +8,7 @@ import { alreadyOnTarget, budget, cmp, pickToStart } from './batch.js';
 import { DEFAULT_DRAIN_TIMEOUT_MS, ms } from './conditions.js';
 import { advance, ensure, enter, firstPhase, IN_FLIGHT, type PhaseContext } from './phases.js';
 import { standDown, startRevert } from './revert.js';
+import { isSurge, regular, retireSurge, settled } from './surge.js';
 import type {
   InstanceProgress, InstanceView, RolloutAction, RolloutControl, RolloutRecord, RolloutState, RolloutStep, RolloutView,
 } from './types.js';
@@ -44,6 +45,8 @@ export function nextSteps(view: RolloutView): RolloutStep {
       return take.has(p.unit) && v !== undefined ? advance(enter(p, first, ctx, { note: undefined }), v, ctx) : p;
     });
   }
+  // Surge instances go once the regular ones are settled (whatever the outcome).
+  if (settled(r, aborting)) r = retireSurge(r, views, ctx, aborting || hasFailed(r));
 
   const perInstance: RolloutAction[] = [];
   for (const p of sortedInstances(r)) perInstance.push(...ensure(p, views.get(p.unit), ctx));
@@ -78,26 +81,32 @@ function moveOn(r: RolloutRecord, views: ReadonlyMap<string, InstanceView>, ctx:
     if (p.phase === 'pending' && alreadyOnTarget(r, v, p.targetHash)) {
       return enter(p, 'done', ctx, { note: 'already running the target body, healthy' });
     }
-    return IN_FLIGHT.has(p.phase) ? advance(p, v, ctx) : p;
+    return IN_FLIGHT.has(p.phase) || p.phase === 'retiring' ? advance(p, v, ctx) : p;
   });
 }
 
 /** An instance whose unit was destroyed meanwhile: nothing left to roll. */
 function gone(p: InstanceProgress, ctx: PhaseContext): InstanceProgress {
   if (p.phase === 'done' || p.phase === 'failed') return p;
+  if (isSurge(p) && p.phase === 'removing') return enter(p, 'done', ctx, { note: 'surge instance destroyed' });
   return enter(p, 'done', ctx, { note: `unit destroyed during the rollout (was ${p.phase})` });
 }
 
 function finishIfSettled(
   r: RolloutRecord, aborting: boolean, views: ReadonlyMap<string, InstanceView>, ctx: PhaseContext, actions: RolloutAction[],
 ): RolloutRecord {
-  const all = sortedInstances(r);
+  const all = regular(r);
   const inFlight = all.filter((p) => IN_FLIGHT.has(p.phase));
   const failed = all.filter((p) => p.phase === 'failed');
   const pending = all.filter((p) => p.phase === 'pending');
   const done = all.filter((p) => p.phase === 'done');
   if (inFlight.length > 0 || (pending.length > 0 && failed.length === 0 && !aborting)) {
     return { ...r, message: progress(r, done.length, inFlight, pending.length, aborting, views) };
+  }
+  // The rollout ends only once its surge instances are gone.
+  const surging = sortedInstances(r).filter((p) => isSurge(p) && p.phase !== 'done');
+  if (surging.length > 0) {
+    return { ...r, message: `${done.length}/${all.length} done; retiring surge instance(s): ${surging.map((p) => `${p.unit} ${p.phase}`).join(', ')}` };
   }
   const finish = (state: 'succeeded' | 'failed' | 'aborted', message: string): RolloutRecord => {
     actions.push({ type: 'finish', state, reason: message });
@@ -127,7 +136,7 @@ function finishIfSettled(
 function progress(
   r: RolloutRecord, done: number, inFlight: InstanceProgress[], pending: number, aborting: boolean, views: ReadonlyMap<string, InstanceView>,
 ): string {
-  const total = Object.keys(r.instances).length;
+  const total = regular(r).length;
   const parts = [`${done}/${total} done`];
   if (inFlight.length > 0) parts.push(`in flight: ${inFlight.map((p) => `${p.unit} ${p.phase}`).join(', ')}`);
   if (pending > 0) parts.push(`${pending} pending`);
@@ -138,6 +147,8 @@ function progress(
     const b = budget(r, views);
     parts.push(`waiting: ${b.downIdle} instance(s) down outside the rollout use the maxUnavailable budget of ${b.maxUnavailable}`);
   }
+  const surge = Object.values(r.instances).filter((p) => isSurge(p) && p.phase !== 'done');
+  if (surge.length > 0) parts.push(`surge: ${surge.map((p) => `${p.unit} ${p.phase}`).sort().join(', ')}`);
   return parts.join('; ');
 }
 

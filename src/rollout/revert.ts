@@ -30,6 +30,8 @@ export function startRevert(r: RolloutRecord, views: ReadonlyMap<string, Instanc
 }
 
 function retarget(p: InstanceProgress, v: InstanceView | undefined, target: string, ctx: PhaseContext): InstanceProgress {
+  // Surge instances keep their body: they are retired at the end, never rolled back.
+  if (p.surge) return p;
   const onTarget = v?.record?.hash === target;
   const gone = v?.record === undefined;
   switch (p.phase) {
@@ -52,6 +54,10 @@ function retarget(p: InstanceProgress, v: InstanceView | undefined, target: stri
       return enter(p, 'stopping', ctx, { targetHash: target });
     case 'joining':
       return enter(p, 'pending', ctx, { targetHash: target });
+    case 'serving':
+    case 'retiring':
+    case 'removing':
+      return p; // surge phases only
   }
 }
 

@@ -16,9 +16,13 @@ export type RolloutState = 'running' | 'paused' | 'reverting' | 'succeeded' | 'f
  * pending -> leaving (held out of the LB) -> draining (sessions end) ->
  * stopping -> starting -> checking (healthy for minHealthyMs) ->
  * joining (back in the LB) -> done. 'failed' ends the rollout.
+ * A surge instance (created extra by the CLI, `surge: true`) goes
+ * starting -> checking -> joining -> serving (extra capacity) ->
+ * retiring (held out, drained) -> removing (unit record deleted) -> done.
  */
 export type InstancePhase =
-  | 'pending' | 'leaving' | 'draining' | 'stopping' | 'starting' | 'checking' | 'joining' | 'done' | 'failed';
+  | 'pending' | 'leaving' | 'draining' | 'stopping' | 'starting' | 'checking' | 'joining' | 'done' | 'failed'
+  | 'serving' | 'retiring' | 'removing';
 
 export interface InstanceProgress {
   unit: string;
@@ -32,6 +36,8 @@ export interface InstanceProgress {
   startedAt?: string;
   /** why the planner did something unusual with it (destroyed meanwhile, released on abort, …) */
   note?: string;
+  /** an extra instance created for the rollout (policy.surge); retired and destroyed before it finishes */
+  surge?: boolean;
 }
 
 export interface RolloutHolder {
@@ -97,6 +103,7 @@ export type RolloutAction =
   | { type: 'hold'; unit: string; reason: string }
   | { type: 'release'; unit: string; reason: string }
   | { type: 'set-unit'; unit: string; targetState: 'loaded' | 'launched'; hash: string; reason: string }
+  | { type: 'destroy-unit'; unit: string; reason: string }
   | { type: 'mark-healthy'; revision: number; reason: string }
   | { type: 'finish'; state: 'succeeded' | 'failed' | 'aborted'; reason: string };
 

@@ -33,6 +33,8 @@ interface Inst {
   inRecord?: boolean;
   inView?: boolean;
   error?: string;
+  /** a surge instance (policy.surge) */
+  surge?: boolean;
 }
 
 interface Setup {
@@ -48,6 +50,7 @@ interface Setup {
   /** seconds */
   now?: number;
   drainTimeoutMs?: number;
+  surge?: number;
 }
 
 const POLICY = { surge: 0, minHealthyMs: 2000, deadlineMs: 60_000, autoRevert: true };
@@ -63,6 +66,7 @@ function build(s: Setup): { rollout: RolloutRecord; instances: InstanceView[]; n
       instances[unit] = {
         unit, phase: i.phase ?? 'pending', since: at(i.since ?? 0), targetHash: i.target ?? NEW,
         ...(i.startedAt !== undefined ? { startedAt: at(i.startedAt) } : {}), ...(i.error ? { error: i.error } : {}),
+        ...(i.surge ? { surge: true } : {}),
       };
     }
     if (i.inView === false) continue;
@@ -86,7 +90,7 @@ function build(s: Setup): { rollout: RolloutRecord; instances: InstanceView[]; n
     id: 'r1', service: 'app', template: 'app@.service', kind: s.kind ?? 'deploy', state: s.state ?? 'running',
     toRevision: 2, toHash: NEW, ...(s.revertTo === false ? {} : { revertTo: { revision: 1, hash: OLD } }),
     autoRevert: s.autoRevert ?? true, presence: s.presence ?? true,
-    policy: { ...POLICY, maxUnavailable: s.max ?? 1 }, holder: { user: 'u', host: 'h' },
+    policy: { ...POLICY, maxUnavailable: s.max ?? 1, surge: s.surge ?? 0 }, holder: { user: 'u', host: 'h' },
     createdAt: at(-10), updatedAt: at(-10), instances, drainTimeoutMs: s.drainTimeoutMs ?? 10_000,
     ...(s.applied ? { control: s.applied } : {}),
   };
@@ -103,6 +107,7 @@ function brief(step: RolloutStep): { state: string; phases: string; actions: str
       a.type === 'set-unit' ? `set ${short(a.unit)} ${a.targetState} ${a.hash === OLD ? 'old' : 'new'}`
       : a.type === 'hold' || a.type === 'release' ? `${a.type} ${short(a.unit)}`
       : a.type === 'mark-healthy' ? `mark-healthy ${a.revision}`
+      : a.type === 'destroy-unit' ? `destroy ${short(a.unit)}`
       : `finish ${a.state}`),
   };
 }
@@ -238,6 +243,90 @@ describe('nextSteps: failure, revert, control', () => {
     expect(out.state).toBe(state);
     expect(out.phases).toBe(phases);
     expect(out.actions).toEqual(actions);
+  });
+});
+
+/** A surge instance serving: healthy on the new body, released, in the balancer. */
+const surgeServing = (extra: Inst = {}): Inst => ({ surge: true, phase: 'serving', ...onNew(0), ...extra });
+/** A surge instance the scheduler could not place: no state, no health, no presence status. */
+const unplaced = (extra: Inst = {}): Inst => ({
+  surge: true, phase: 'starting', startedAt: 0, held: true, record: { hash: NEW, targetState: 'launched' }, states: [], health: null, lb: null, ...extra,
+});
+
+describe('nextSteps: surge instances', () => {
+  it.each<[string, Setup, string, string, string[]]>([
+    ['a serving surge instance lets a second old instance go',
+      { surge: 1, insts: { a: { phase: 'leaving', held: true }, b: {}, s: surgeServing() } }, 'running', 'a:leaving b:leaving s:serving', ['hold b']],
+    ['a surge instance still checking gives nothing yet',
+      { surge: 1, insts: { a: { phase: 'leaving', held: true }, b: {}, s: { surge: true, phase: 'checking', startedAt: 5, held: true, lb: ['out'], ...onNew(9) } } },
+      'running', 'a:leaving b:pending s:checking', []],
+    ['a healthy surge instance not yet in the balancer gives nothing',
+      { surge: 1, insts: { a: { phase: 'leaving', held: true }, b: {}, s: surgeServing({ lb: ['out'] }) } }, 'running', 'a:leaving b:pending s:serving', []],
+    ['a serving surge instance that turned unhealthy gives nothing',
+      { surge: 1, insts: { a: { phase: 'leaving', held: true }, b: {}, s: surgeServing({ health: ['unhealthy', NEW, 5] }) } }, 'running', 'a:leaving b:pending s:serving', []],
+    ['surge checking healthy long enough: joining (released)',
+      { surge: 1, insts: { a: {}, s: { surge: true, phase: 'checking', startedAt: 0, held: true, lb: ['out'], ...onNew(1) } } },
+      'running', 'a:leaving s:joining', ['release s', 'hold a']],
+    ['surge joined the balancer: serving, and the budget widens in the same step',
+      { surge: 1, insts: { a: { phase: 'leaving', held: true }, b: {}, s: { surge: true, phase: 'joining', ...onNew(1) } } },
+      'running', 'a:leaving b:leaving s:serving', ['hold b']],
+    ['surge without presence: checking -> serving, not done',
+      { surge: 1, presence: false, insts: { a: { phase: 'stopping', record: { hash: OLD, targetState: 'loaded' } }, b: {}, s: { surge: true, phase: 'checking', startedAt: 0, ...onNew(1) } } },
+      'running', 'a:stopping b:stopping s:serving', ['set b loaded old']],
+    ['an unplaceable surge instance past the deadline is given up, the rollout goes on',
+      { surge: 1, now: 61, insts: { a: { phase: 'leaving', held: true }, b: {}, s: unplaced() } }, 'running', 'a:leaving b:pending s:removing', ['destroy s']],
+    ['an unplaceable surge instance before the deadline: waited for',
+      { surge: 1, now: 30, insts: { a: { phase: 'leaving', held: true }, s: unplaced() } }, 'running', 'a:leaving s:starting', []],
+    ['a surge instance failed on the target body: retired, nothing fails, no revert',
+      { surge: 1, insts: { a: { phase: 'leaving', held: true }, s: unplaced({ states: [['failed', NEW, 6]], lb: ['out'] }) } },
+      'running', 'a:leaving s:removing', ['destroy s']],
+    ['every regular instance done: the surge instance is held out first',
+      { surge: 1, insts: { a: { phase: 'done', ...onNew(0) }, s: surgeServing() } }, 'running', 'a:done s:retiring', ['hold s']],
+    ['retiring, balancer still sending: wait', { surge: 1, insts: { a: { phase: 'done', ...onNew(0) }, s: surgeServing({ phase: 'retiring', held: true }) } }, 'running', 'a:done s:retiring', []],
+    ['retiring, sessions open within the drain timeout: wait',
+      { surge: 1, insts: { a: { phase: 'done', ...onNew(0) }, s: surgeServing({ phase: 'retiring', since: 5, held: true, lb: ['draining', 2] }) } }, 'running', 'a:done s:retiring', []],
+    ['retiring, drained: destroy it',
+      { surge: 1, insts: { a: { phase: 'done', ...onNew(0) }, s: surgeServing({ phase: 'retiring', since: 5, held: true, lb: ['draining', 0] }) } }, 'running', 'a:done s:removing', ['destroy s']],
+    ['retiring past the drain timeout: destroy it',
+      { surge: 1, now: 20, insts: { a: { phase: 'done', ...onNew(0) }, s: surgeServing({ phase: 'retiring', since: 5, held: true, lb: ['draining', 2] }) } }, 'running', 'a:done s:removing', ['destroy s']],
+    ['removing, record still there: destroy again (lost action)',
+      { surge: 1, insts: { a: { phase: 'done', ...onNew(0) }, s: surgeServing({ phase: 'removing', held: true, lb: ['out'] }) } }, 'running', 'a:done s:removing', ['destroy s']],
+    ['removing, record gone: done, the rollout succeeds',
+      { surge: 1, insts: { a: { phase: 'done', ...onNew(0) }, s: { surge: true, phase: 'removing', record: null, inView: false } } }, 'succeeded', 'a:done s:done', ['mark-healthy 2', 'finish succeeded']],
+    ['without presence the surge instance is destroyed at once',
+      { surge: 1, presence: false, insts: { a: { phase: 'done', ...onNew(0) }, s: surgeServing() } }, 'running', 'a:done s:removing', ['destroy s']],
+    ['end: one regular instance down, the surge covers it: retired within the budget',
+      { surge: 1, insts: { a: { phase: 'done', ...onNew(0), health: ['unhealthy', NEW, 5] }, b: { phase: 'done', ...onNew(0) }, s: surgeServing() } },
+      'running', 'a:done b:done s:retiring', ['hold s']],
+    ['end: more regular instances down than the budget: the serving surge instance waits',
+      { surge: 1, insts: { a: { phase: 'done', ...onNew(0), health: ['unhealthy', NEW, 5] }, b: { phase: 'done', ...onNew(0), health: ['unhealthy', NEW, 5] }, s: surgeServing() } },
+      'running', 'a:done b:done s:serving', []],
+    ['failure without revert: the surge instance is retired, the rollout waits for it',
+      { surge: 1, autoRevert: false, now: 61, insts: { a: checkingLate(), s: surgeServing() } }, 'running', 'a:failed s:retiring', ['hold s']],
+    ['failure without revert, surge gone: finish failed',
+      { surge: 1, autoRevert: false, now: 61, insts: { a: checkingLate(), s: { surge: true, phase: 'removing', record: null, inView: false } } }, 'failed', 'a:failed s:done', ['finish failed']],
+    ['abort: the surge instance is retired even with instances down left untouched',
+      { surge: 1, control: abort, insts: { a: { health: ['unhealthy', OLD, 0], lb: ['out'] }, b: { health: ['unhealthy', OLD, 0], lb: ['out'] }, s: surgeServing() } },
+      'running', 'a:pending b:pending s:retiring', ['hold s']],
+    ['revert: the surge instance keeps serving (not rolled back) and widens the revert\'s budget too',
+      { surge: 1, now: 61, insts: { a: checkingLate(), b: { phase: 'done', ...onNew(0) }, s: surgeServing() } }, 'reverting', 'a:stopping@old b:leaving@old s:serving', ['set a loaded new', 'hold b']],
+    ['revert done: the surge instance is retired, then the rollout ends reverted',
+      { surge: 1, state: 'reverting', insts: { a: { phase: 'done', target: OLD, error: 'x' }, s: surgeServing() } }, 'reverting', 'a:done@old s:retiring', ['hold s']],
+    ['paused with instances pending: the surge instance keeps serving',
+      { surge: 1, state: 'paused', control: pause, applied: pause, insts: { a: { phase: 'done', ...onNew(0) }, b: {}, s: surgeServing() } }, 'paused', 'a:done b:pending s:serving', []],
+  ])('%s', (_d, setup, state, phases, actions) => {
+    const out = run(setup);
+    expect(out.state).toBe(state);
+    expect(out.phases).toBe(phases);
+    expect(out.actions).toEqual(actions);
+  });
+
+  it('a surge instance given up keeps why in its note and sets no error', () => {
+    const step = nextSteps(build({ surge: 1, now: 61, insts: { a: { phase: 'leaving', held: true }, s: unplaced() } }));
+    const s = step.rollout.instances['s.service'];
+    expect(s?.error).toBeUndefined();
+    expect(s?.note).toMatch(/surge instance given up: not active 60000 ms after start/);
+    expect(step.rollout.message).toMatch(/surge: s.service removing/);
   });
 });
 

@@ -3,7 +3,8 @@
  * targets, health checkers and the presence syncer report, time advances one
  * second per step. Properties over random clusters: the availability budget,
  * no stop while in the balancer, termination, end states, idempotency,
- * determinism.
+ * determinism; with surge instances (policy.surge), availability is measured
+ * against the original instance count and no surge unit outlives the rollout.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -41,6 +42,10 @@ interface Params {
   /** an instance destroyed by a user in the middle of the rollout */
   destroy?: { index: number; at: number };
   abortAt?: number;
+  /** surge instances the CLI created with the rollout */
+  surge?: number;
+  /** the scheduler finds no machine for the surge instances: they never report a state */
+  unplaceable?: boolean;
 }
 
 interface Inst {
@@ -54,6 +59,8 @@ interface Inst {
   presence: 'in' | 'draining' | 'out';
   sessions: number;
   held: boolean;
+  surge: boolean;
+  placed: boolean;
 }
 
 class World {
@@ -69,9 +76,25 @@ class World {
         name, record: { name, hash: OLD, targetState: 'launched', template: 'app@.service' },
         active, runningHash: OLD, stateAt: T0 - 60_000, broken: down !== 'no',
         health: { unit: name, machine: `m${i}`, hash: OLD, status: healthy ? 'healthy' : 'unhealthy', since: iso(T0 - 60_000), checkedAt: iso(T0), consecutive: 3 },
-        presence: healthy ? 'in' : 'out', sessions: 0, held: false,
+        presence: healthy ? 'in' : 'out', sessions: 0, held: false, surge: false, placed: true,
       } satisfies Inst;
     });
+    // Surge instances: created launched on the target body with the rollout record, not running yet.
+    const target = p.kind === 'restart' ? OLD : NEW;
+    for (let k = 0; k < (p.surge ?? 0); k++) {
+      const name = `app@${p.n + k + 1}.service`;
+      this.insts.push({
+        name, record: { name, hash: target, targetState: 'launched', template: 'app@.service' },
+        active: 'inactive', runningHash: '', stateAt: T0, broken: false,
+        health: { unit: name, machine: `s${k}`, hash: '', status: 'unknown', since: iso(T0), checkedAt: iso(T0), consecutive: 0 },
+        presence: 'out', sessions: 0, held: false, surge: true, placed: !p.unplaceable,
+      });
+    }
+  }
+
+  /** Instances the service had before the rollout and still has (its N). */
+  regular(): number {
+    return this.insts.filter((i) => !i.surge && !this.gone(i)).length;
   }
 
   good(hash: string): boolean {
@@ -96,29 +119,46 @@ class World {
       rollout, control, now: this.now,
       instances: this.insts.filter((i) => !this.gone(i) || i.held).map((i) => ({
         unit: i.name, record: i.record ? { ...i.record } : undefined, held: i.held, health: { ...i.health },
-        states: [{ name: i.name, machine: i.health.machine, hash: i.runningHash, loadState: 'loaded', activeState: i.active, subState: i.active === 'active' ? 'running' : 'dead', updatedAt: iso(i.stateAt) }],
+        states: !i.placed ? [] : [{ name: i.name, machine: i.health.machine, hash: i.runningHash, loadState: 'loaded', activeState: i.active, subState: i.active === 'active' ? 'running' : 'dead', updatedAt: iso(i.stateAt) }],
         presence: this.p.presence ? { service: 'app', unit: i.name, state: i.presence, sessions: i.sessions, updatedAt: iso(this.now) } : undefined,
       })),
     };
   }
 
-  /** Applies one action; returns a violation message, if any. */
-  apply(a: RolloutAction): string | undefined {
+  /**
+   * Applies one action; returns a violation message, if any. Availability
+   * counts against the instances the service had (surge ones add to the
+   * serving side only): serving never drops below N - maxUnavailable
+   * because of the rollout. `ending`: an instance failed or an abort was
+   * seen, so retiring a surge instance may go below (the failed or
+   * untouched-down instances will not come back and the rollout must end).
+   */
+  apply(a: RolloutAction, ending = false): string | undefined {
     if (a.type === 'mark-healthy' || a.type === 'finish') return undefined;
     const i = this.insts.find((x) => x.name === a.unit);
     if (i === undefined) return `action on unknown unit ${a.unit}`;
-    const takesDown = (a.type === 'hold' && !i.held) || (a.type === 'set-unit' && i.active === 'active' && (a.targetState === 'loaded' || a.hash !== i.runningHash));
+    const stops = (a.type === 'set-unit' && i.active === 'active' && (a.targetState === 'loaded' || a.hash !== i.runningHash))
+      || (a.type === 'destroy-unit' && i.active === 'active');
+    const takesDown = (a.type === 'hold' && !i.held) || stops || a.type === 'destroy-unit';
     let violation: string | undefined;
-    if (takesDown && this.serving(i)) {
-      const others = this.insts.filter((x) => x !== i && !this.gone(x) && !this.serving(x)).length;
-      if (others >= this.p.maxUnavailable) violation = `${a.type} ${i.name} takes a serving instance down while ${others} are unavailable`;
+    if (takesDown && this.serving(i) && !(i.surge && ending)) {
+      const serving = this.insts.filter((x) => !this.gone(x) && this.serving(x)).length;
+      if (serving - 1 < this.regular() - this.p.maxUnavailable) {
+        violation = `${a.type} ${i.name} takes a serving instance down leaving ${serving - 1} of ${this.regular()} serving`;
+      }
     }
-    if (a.type === 'set-unit' && this.p.presence && i.active === 'active' && (a.targetState === 'loaded' || a.hash !== i.runningHash)) {
+    if (stops && this.p.presence) {
       if (!i.held || i.presence === 'in') violation = `stops ${i.name} while in the balancer (held=${i.held}, presence=${i.presence})`;
     }
+    if (a.type === 'destroy-unit' && !i.surge) violation = `destroys ${i.name}, which is not a surge instance`;
     if (a.type === 'hold') i.held = true;
     else if (a.type === 'release') i.held = false;
-    else if (i.record) i.record = { ...i.record, targetState: a.targetState, hash: a.hash };
+    else if (a.type === 'destroy-unit') {
+      i.record = undefined;
+      i.held = false; // the controller deletes the hold with the unit
+      i.active = 'inactive';
+      i.stateAt = this.now;
+    } else if (i.record) i.record = { ...i.record, targetState: a.targetState, hash: a.hash };
     return violation;
   }
 
@@ -127,14 +167,14 @@ class World {
     this.now += STEP_MS;
     const d = this.p.destroy;
     if (d !== undefined && (this.now - T0) / STEP_MS === d.at) {
-      const i = this.insts[d.index % this.insts.length]!;
+      const i = this.insts[d.index % this.p.n]!;
       i.record = undefined;
       i.active = 'inactive';
       i.stateAt = this.now;
     }
     for (const i of this.insts) {
       const r = i.record;
-      if (r === undefined) continue;
+      if (r === undefined || !i.placed) continue;
       // Level-triggered like src/agent/plan.ts: launched and not running -> start,
       // loaded and running -> stop, running another body -> restart.
       if (r.targetState !== 'launched' && i.active === 'active') {
@@ -150,7 +190,7 @@ class World {
       }
       const f = this.p.flaky;
       const step = (this.now - T0) / STEP_MS;
-      const flaking = f !== undefined && this.insts[f.index % this.insts.length] === i && step >= f.at && step < f.at + f.duration;
+      const flaking = f !== undefined && this.insts[f.index % this.p.n] === i && step >= f.at && step < f.at + f.duration;
       const ok = i.active === 'active' && !i.broken && !flaking && this.good(i.runningHash);
       this.setHealth(i, ok ? 'healthy' : 'unhealthy');
     }
@@ -175,13 +215,16 @@ class World {
 }
 
 function rollout(p: Params, w: World): RolloutRecord {
-  const instances = Object.fromEntries(w.insts.map((i) => [i.name, { unit: i.name, phase: 'pending' as const, since: iso(T0), targetHash: p.kind === 'restart' ? OLD : NEW }]));
+  const targetHash = p.kind === 'restart' ? OLD : NEW;
+  const instances = Object.fromEntries(w.insts.map((i) => [i.name, i.surge
+    ? { unit: i.name, phase: 'starting' as const, since: iso(T0), startedAt: iso(T0), targetHash, surge: true }
+    : { unit: i.name, phase: 'pending' as const, since: iso(T0), targetHash }]));
   return {
     id: 'r1', service: 'app', template: 'app@.service', kind: p.kind, state: 'running',
     toRevision: p.kind === 'restart' ? 1 : 2, toHash: p.kind === 'restart' ? OLD : NEW,
     revertTo: p.hasRevertTo && p.kind !== 'restart' ? { revision: 1, hash: OLD } : undefined,
     autoRevert: p.autoRevert, presence: p.presence,
-    policy: { maxUnavailable: p.maxUnavailable, surge: 0, minHealthyMs: p.minHealthyMs, deadlineMs: p.deadlineMs, autoRevert: p.autoRevert },
+    policy: { maxUnavailable: p.maxUnavailable, surge: p.surge ?? 0, minHealthyMs: p.minHealthyMs, deadlineMs: p.deadlineMs, autoRevert: p.autoRevert },
     holder: { user: 'u', host: 'h' }, createdAt: iso(T0), updatedAt: iso(T0), instances, drainTimeoutMs: p.drainTimeoutMs,
   };
 }
@@ -204,6 +247,8 @@ interface Outcome {
   marked: number[];
   everReverting: boolean;
   steps: number;
+  /** most regular (not surge) instances in flight at once */
+  maxInFlight: number;
 }
 
 function simulate(p: Params): Outcome {
@@ -214,13 +259,16 @@ function simulate(p: Params): Outcome {
   const marked: number[] = [];
   let finishes = 0;
   let everReverting = false;
+  let maxInFlight = 0;
   let step = 0;
   for (; step < MAX_STEPS && finishes === 0; step++) {
     const control = controlAt(p, step);
     const prev = r;
     const out = nextSteps(world.view(r, control));
-    const inFlight = Object.values(out.rollout.instances).filter((x) => IN_FLIGHT.has(x.phase)).length;
-    if (inFlight > p.maxUnavailable) violations.push(`step ${step}: ${inFlight} in flight`);
+    const inFlight = Object.values(out.rollout.instances).filter((x) => !x.surge && IN_FLIGHT.has(x.phase)).length;
+    maxInFlight = Math.max(maxInFlight, inFlight);
+    if (inFlight > p.maxUnavailable + (p.surge ?? 0)) violations.push(`step ${step}: ${inFlight} in flight`);
+    const ending = out.rollout.control?.command === 'abort' || Object.values(out.rollout.instances).some((x) => x.phase === 'failed');
     const frozen = out.rollout.state === 'paused' || out.rollout.control?.command === 'abort';
     for (const x of Object.values(out.rollout.instances)) {
       if (frozen && prev.instances[x.unit]?.phase === 'pending' && x.phase !== 'pending' && x.phase !== 'done') {
@@ -231,18 +279,21 @@ function simulate(p: Params): Outcome {
     everReverting ||= r.state === 'reverting';
     for (const a of out.actions) {
       trace.push(`${step} ${a.type} ${'unit' in a ? a.unit : ''} ${a.type === 'set-unit' ? `${a.targetState} ${a.hash}` : ''}`);
-      const v = world.apply(a);
+      const v = world.apply(a, ending);
       if (v) violations.push(`step ${step}: ${v}`);
       if (a.type === 'finish') finishes++;
       if (a.type === 'mark-healthy') marked.push(a.revision);
     }
     // Idempotency: the same reports with the actions applied ask for nothing more.
+    // A destroy-unit is the one action whose effect is itself a report (the
+    // unit record is gone), which moves that surge instance to done.
     const again = nextSteps(world.view(r, control));
     const extra = again.actions.filter((a) => a.type !== 'finish' && a.type !== 'mark-healthy');
-    if (extra.length > 0 || again.changed) violations.push(`step ${step}: repeat call not idempotent: ${JSON.stringify(extra)} changed=${again.changed}`);
+    const destroyed = out.actions.some((a) => a.type === 'destroy-unit');
+    if (extra.length > 0 || (again.changed && !destroyed)) violations.push(`step ${step}: repeat call not idempotent: ${JSON.stringify(extra)} changed=${again.changed}`);
     if (finishes === 0) world.tick();
   }
-  return { world, final: r, trace, violations, finishes, marked, everReverting, steps: step };
+  return { world, final: r, trace, violations, finishes, marked, everReverting, steps: step, maxInFlight };
 }
 
 const params: fc.Arbitrary<Params> = fc.integer({ min: 1, max: 9 }).chain((n) => fc.record({
@@ -262,6 +313,8 @@ const params: fc.Arbitrary<Params> = fc.integer({ min: 1, max: 9 }).chain((n) =>
   abortAt: fc.option(fc.integer({ min: 0, max: 80 }), { nil: undefined }),
   flaky: fc.option(fc.record({ index: fc.nat(8), at: fc.integer({ min: 0, max: 60 }), duration: fc.integer({ min: 1, max: 40 }) }), { nil: undefined }),
   destroy: fc.option(fc.record({ index: fc.nat(8), at: fc.integer({ min: 1, max: 60 }) }), { freq: 4, nil: undefined }),
+  surge: fc.constantFrom(0, 0, 1, 2),
+  unplaceable: fc.boolean(),
 }));
 
 const RUNS = 300;
@@ -338,6 +391,38 @@ describe('nextSteps in a simulated cluster', () => {
         else if (p.presence) expect(i.held, `failed ${i.name} stays out of the balancer`).toBe(true);
       }
     }), { numRuns: RUNS });
+  });
+
+  it('no surge unit outlives the rollout, whatever its end', () => {
+    fc.assert(fc.property(params, (p) => {
+      const o = simulate({ ...p, surge: p.surge || 1 });
+      expect(o.finishes).toBe(1);
+      for (const i of o.world.insts.filter((x) => x.surge)) {
+        expect(o.world.gone(i), `${i.name} left behind`).toBe(true);
+        expect(i.held, `${i.name} hold left behind`).toBe(false);
+        expect(o.final.instances[i.name]?.phase).toBe('done');
+      }
+      if (o.final.state === 'succeeded' && p.presence === false) expect(o.final.message).not.toMatch(/surge/);
+    }), { numRuns: RUNS });
+  });
+
+  it('a serving surge instance lets one more regular instance go; an unplaceable one gives nothing and fails nothing', () => {
+    const base: Params = {
+      n: 4, maxUnavailable: 1, presence: true, kind: 'deploy', down: ['no', 'no', 'no', 'no'], mode: 'ok', autoRevert: true, hasRevertTo: true,
+      minHealthyMs: 1000, deadlineMs: 10_000, drainTimeoutMs: 2000, sessions: 1, surge: 1,
+    };
+    const surged = simulate(base);
+    expect(surged.violations).toEqual([]);
+    expect(surged.final.state).toBe('succeeded');
+    expect(surged.maxInFlight).toBe(2);
+    const unplaced = simulate({ ...base, unplaceable: true });
+    expect(unplaced.violations).toEqual([]);
+    expect(unplaced.final.state).toBe('succeeded');
+    expect(unplaced.maxInFlight).toBe(1);
+    expect(unplaced.final.instances['app@5.service']).toMatchObject({ phase: 'done', surge: true });
+    expect(unplaced.trace.some((t) => t.includes('destroy-unit app@5.service'))).toBe(true);
+    // and surge 0 is the rollout as before
+    expect(simulate({ ...base, surge: 0 }).maxInFlight).toBe(1);
   });
 
   it('is deterministic', () => {
