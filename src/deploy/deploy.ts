@@ -18,7 +18,7 @@ import { parseUnit } from '../unit/parse.js';
 import { serializeUnit } from '../unit/serialize.js';
 import { parseUnitName } from '../unit/name.js';
 import { parseXFleet } from '../unit/xfleet.js';
-import { deployWrites, planDeploy, restartRecord, undoTarget, type ApplyContext, type DeployInput, type DeployPlan, type RestartInput } from './plan.js';
+import { deployWrites, planDeploy, restartWrites, undoTarget, type ApplyContext, type DeployInput, type DeployPlan, type RestartInput } from './plan.js';
 import { lockError, type DeployStore } from './store.js';
 
 export interface DeploySource {
@@ -113,9 +113,9 @@ export async function startRestart(store: DeployStore, req: RestartRequest, ctx:
   service ??= (await store.listServices()).find((s) => s.template === template);
   const units = await store.unitsOf(template);
   if (units.instances.length === 0) throw notFoundError(`${template} has no submitted instances to restart`, `start some with fleetx start ${template.replace('@', '@1')}`);
-  const rec = restartRecord({ template, ...(service ? { service } : {}), instances: units.instances, ...(units.template ? { templateUnit: units.template } : {}), overrides: req.overrides }, ctx);
-  await store.createRollout(rec);
-  return rec;
+  const w = restartWrites({ template, ...(service ? { service } : {}), instances: units.instances, ...(units.template ? { templateUnit: units.template } : {}), overrides: req.overrides }, ctx);
+  await store.commitDeploy(w);
+  return w.rollout!;
 }
 
 /** app -> app@.service; app@ -> app@.service; app@.service stays. */

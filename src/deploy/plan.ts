@@ -7,7 +7,7 @@ import { createTwoFilesPatch } from 'diff';
 import type { UnitRecord } from '../registry/records.js';
 import type { RolloutHolder, RolloutKind, RolloutRecord } from '../rollout/types.js';
 import type { RevisionRecord, RolloutPolicy, ServiceRecord, ServiceSpec } from '../service/types.js';
-import { instanceOf } from '../unit/name.js';
+import { instanceOf, parseUnitName } from '../unit/name.js';
 import type { DeployWrite, Versioned } from './store.js';
 
 export interface DeployInput {
@@ -41,6 +41,8 @@ export interface DeployPlan {
   create: string[];
   /** instances beyond `instances` (kept; scale down with fleetx destroy) */
   extra: string[];
+  /** extra instances (policy.surge) created launched on toHash for the rollout, destroyed at its end; none when nothing restarts */
+  surge: string[];
   templateChanged: boolean;
   /** service settings (instances, health, presence, policy) differ from the stored ones */
   specChanged: boolean;
@@ -87,10 +89,32 @@ export function planDeploy(input: DeployInput): DeployPlan {
     restart,
     create,
     extra,
+    surge: restart.length > 0 ? surgeNames(spec.template, [...existing, ...create], spec.rollout.surge) : [],
     templateChanged,
     specChanged: input.current === undefined || !sameSpec(input.current, spec),
     nothingToDo: !newRevision && !templateChanged && restart.length === 0 && create.length === 0 && input.current?.revision === toRevision,
   };
+}
+
+/**
+ * Names for `count` surge instances: the next free instance numbers after
+ * the numbered ones that exist or are created (app@4.service … for app@1-3).
+ */
+export function surgeNames(template: string, taken: string[], count: number): string[] {
+  const n = Math.max(0, Math.floor(count));
+  if (n === 0) return [];
+  let top = 0;
+  for (const name of taken) {
+    const inst = parseUnitName(name).instance ?? '';
+    if (/^\d+$/.test(inst)) top = Math.max(top, Number(inst));
+  }
+  const used = new Set(taken);
+  const out: string[] = [];
+  for (let i = top + 1; out.length < n; i++) {
+    const name = instanceOf(template, String(i));
+    if (!used.has(name)) out.push(name);
+  }
+  return out;
 }
 
 function sameSpec(a: ServiceSpec, b: ServiceSpec): boolean {
@@ -121,7 +145,8 @@ export function deployWrites(input: DeployInput, plan: DeployPlan, ctx: ApplyCon
     const rec: UnitRecord = { name: spec.template, hash: body.hash, targetState: tpl?.value.targetState ?? 'inactive', submittedBy: ctx.user, updatedAt: ctx.now };
     units.push({ record: rec, readAt: tpl?.modRevision ?? '0' });
   }
-  for (const name of plan.create) {
+  // Created instances and surge instances: launched on the new body, in the deploy's transaction.
+  for (const name of [...plan.create, ...plan.surge]) {
     units.push({ record: { name, hash: body.hash, targetState: 'launched', template: spec.template, submittedBy: ctx.user, updatedAt: ctx.now }, readAt: '0' });
   }
   const rollout = rolloutRecord({
@@ -145,6 +170,7 @@ export function deployWrites(input: DeployInput, plan: DeployPlan, ctx: ApplyCon
     instances: [
       ...plan.restart.map((unit) => ({ unit, targetHash: body.hash })),
       ...plan.create.map((unit) => ({ unit, targetHash: body.hash, created: true })),
+      ...plan.surge.map((unit) => ({ unit, targetHash: body.hash, created: true, surge: true })),
     ],
   });
   return {
@@ -189,8 +215,29 @@ export function restartRecord(input: RestartInput, ctx: ApplyContext): RolloutRe
     policy,
     holder: ctx.holder,
     now: ctx.now,
-    instances: input.instances.map((i) => ({ unit: i.value.name, targetHash: i.value.hash })),
+    instances: [
+      ...input.instances.map((i) => ({ unit: i.value.name, targetHash: i.value.hash })),
+      ...restartSurge(input, policy, toHash).map((unit) => ({ unit, targetHash: toHash, created: true, surge: true })),
+    ],
   });
+}
+
+function restartSurge(input: RestartInput, policy: RolloutPolicy, toHash: string): string[] {
+  if (toHash === '' || input.instances.length === 0) return [];
+  return surgeNames(input.template, input.instances.map((i) => i.value.name), policy.surge);
+}
+
+/**
+ * A rolling restart in one transaction: the rollout record (the lock) and,
+ * with policy.surge, the surge instances' unit records launched on the
+ * rollout's hash (see DeployStore.commitDeploy).
+ */
+export function restartWrites(input: RestartInput, ctx: ApplyContext): DeployWrite {
+  const rollout = restartRecord(input, ctx);
+  const units: DeployWrite['units'] = Object.values(rollout.instances)
+    .filter((p) => p.surge)
+    .map((p) => ({ record: { name: p.unit, hash: p.targetHash, targetState: 'launched', template: input.template, submittedBy: ctx.user, updatedAt: ctx.now }, readAt: '0' }));
+  return { service: rollout.service, units, rollout };
 }
 
 /**
@@ -214,7 +261,7 @@ function rolloutRecord(a: {
   policy: RolloutPolicy;
   holder: RolloutHolder;
   now: string;
-  instances: Array<{ unit: string; targetHash: string; created?: boolean }>;
+  instances: Array<{ unit: string; targetHash: string; created?: boolean; surge?: boolean }>;
 }): DeployRolloutRecord {
   return {
     id: a.id,
@@ -237,7 +284,7 @@ function rolloutRecord(a: {
       a.instances.map((i) => [
         i.unit,
         i.created
-          ? { unit: i.unit, phase: 'starting' as const, since: a.now, startedAt: a.now, targetHash: i.targetHash }
+          ? { unit: i.unit, phase: 'starting' as const, since: a.now, startedAt: a.now, targetHash: i.targetHash, ...(i.surge ? { surge: true } : {}) }
           : { unit: i.unit, phase: 'pending' as const, since: a.now, targetHash: i.targetHash },
       ]),
     ),
@@ -269,6 +316,7 @@ export function formatPlan(p: DeployPlan): string[] {
   else out.push(`(unit ${p.template} unchanged)`);
   out.push(p.restart.length > 0 ? `Instances to restart (${p.restart.length}): ${p.restart.join(', ')}` : 'Instances to restart: none');
   if (p.create.length > 0) out.push(`Instances to create (${p.create.length}): ${p.create.join(', ')}`);
+  if (p.surge.length > 0) out.push(`Surge instances (${p.surge.length}, started first, destroyed when the rollout ends): ${p.surge.join(', ')}`);
   if (p.extra.length > 0) out.push(`Instances beyond ${p.service}'s count (kept, also restarted if listed above): ${p.extra.join(', ')}`);
   if (p.revertTo) out.push(`On failure: back to revision ${p.revertTo.revision}`);
   return out;

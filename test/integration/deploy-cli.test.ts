@@ -8,6 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Etcd3 } from 'etcd3';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
 import { spawn } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { BIN, fleetx, REPO } from '../helpers/cli.js';
 import { EXIT } from '../../src/errors/errors.js';
 import { keyspace } from '../../src/registry/keys.js';
@@ -191,6 +194,55 @@ describe('fleetx deploy', () => {
     expect(await snapshot(e)).toEqual({});
     expect((await fleetx(['deploy', 'nosuch'], e, CWD)).code).toBe(EXIT['not-found']);
     expect((await fleetx(['rollout', 'abort', 'a/b'], e, CWD)).code).toBe(EXIT.invalid);
+  });
+});
+
+describe('surge (rollout.surge)', () => {
+  it('deploy and rolling-restart create the surge instances in their transaction and list them in the rollout', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fleetx-surge-'));
+    try {
+      mkdirSync(join(dir, 'units'));
+      mkdirSync(join(dir, 'services'));
+      copyFileSync(`${CWD}/units/web@.service.hbs`, join(dir, 'units', 'web@.service.hbs'));
+      writeFileSync(join(dir, 'services', 'web.yaml'), readFileSync(`${CWD}/services/web.yaml`, 'utf8').replace('  maxUnavailable: 1', '  maxUnavailable: 1\n  surge: 1'));
+      const e = env();
+      const k = keysOf(e);
+      // The first deploy only creates instances: nothing restarts, so no surge.
+      expect((await fleetx(['deploy', '-f', 'services/web.yaml', '--detach'], e, dir)).code).toBe(0);
+      expect(Object.keys((await json<RolloutRecord>(k.rollout('web')))!.instances)).toEqual(['web@1.service', 'web@2.service']);
+      expect(await json<UnitRecord>(k.unit('web@3.service'))).toBeUndefined();
+      await finish(e, 'web', 'succeeded');
+
+      const plan = await fleetx(['plan', 'web', '--set', 'port=9090'], e, dir);
+      expect(plan.stdout).toContain('Surge instances (1, started first, destroyed when the rollout ends): web@3.service');
+      expect(await json<UnitRecord>(k.unit('web@3.service'))).toBeUndefined();
+
+      expect((await fleetx(['deploy', 'web', '--set', 'port=9090', '--detach'], e, dir)).code).toBe(0);
+      const rev = (await json<RevisionRecord>(k.revision('web', 2)))!;
+      const r = (await json<RolloutRecord>(k.rollout('web')))!;
+      expect(Object.keys(r.instances).sort()).toEqual(['web@1.service', 'web@2.service', 'web@3.service']);
+      expect(r.instances['web@1.service']).toMatchObject({ phase: 'pending' });
+      expect(r.instances['web@1.service']?.surge).toBeUndefined();
+      expect(r.instances['web@3.service']).toMatchObject({ phase: 'starting', surge: true, targetHash: rev.hash, startedAt: r.createdAt });
+      expect(r.policy.surge).toBe(1);
+      // written in the same transaction as the rollout record
+      const unitKv = await client.get(k.unit('web@3.service')).exec();
+      const lockKv = await client.get(k.rollout('web')).exec();
+      expect(unitKv.kvs[0]!.mod_revision).toBe(lockKv.kvs[0]!.mod_revision);
+      expect(await json<UnitRecord>(k.unit('web@3.service'))).toMatchObject({ hash: rev.hash, targetState: 'launched', template: 'web@.service' });
+      await finish(e, 'web', 'succeeded');
+
+      // The controller destroys surge instances at the end; here the test does.
+      await client.delete().key(k.unit('web@3.service'));
+      expect((await fleetx(['rolling-restart', 'web', '--detach'], e, dir)).code).toBe(0);
+      const rr = (await json<RolloutRecord>(k.rollout('web')))!;
+      expect(rr).toMatchObject({ kind: 'restart', policy: { surge: 1 } });
+      expect(rr.instances['web@3.service']).toMatchObject({ phase: 'starting', surge: true, targetHash: rev.hash });
+      const restartUnit = await client.get(k.unit('web@3.service')).exec();
+      expect(restartUnit.kvs[0]!.mod_revision).toBe((await client.get(k.rollout('web')).exec()).kvs[0]!.mod_revision);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -1,7 +1,7 @@
 /** Pure deploy planning: which revision, which instances restart or are created, the records written. */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { deployWrites, formatPlan, planDeploy, restartRecord, rolloutId, undoTarget, type DeployInput } from '../../src/deploy/plan.js';
+import { deployWrites, formatPlan, planDeploy, restartRecord, restartWrites, rolloutId, surgeNames, undoTarget, type DeployInput } from '../../src/deploy/plan.js';
 import type { UnitRecord } from '../../src/registry/records.js';
 import type { RevisionRecord, ServiceSpec } from '../../src/service/types.js';
 
@@ -102,6 +102,53 @@ describe('deployWrites', () => {
     const w = deployWrites(i, planDeploy(i), ctx);
     expect(w.revision).toBeUndefined();
     expect(w.rollout).toMatchObject({ toRevision: 1, autoRevert: true });
+  });
+});
+
+describe('surge', () => {
+  const surge = { ...spec, rollout: { ...spec.rollout, surge: 2 } };
+  it.each<[string, string[], number, string[]]>([
+    ['after the highest number', ['app@1.service', 'app@2.service', 'app@3.service'], 1, ['app@4.service']],
+    ['past gaps and named instances', ['app@1.service', 'app@7.service', 'app@blue.service'], 2, ['app@8.service', 'app@9.service']],
+    ['none asked', ['app@1.service'], 0, []],
+    ['no numbered instance', [], 1, ['app@1.service']],
+  ])('surgeNames: %s', (_d, taken, count, want) => {
+    expect(surgeNames('app@.service', taken, count)).toEqual(want);
+  });
+
+  it('deployWrites: surge instances launched in the deploy transaction, in the rollout as starting surge', () => {
+    const i = input({ spec: surge });
+    const plan = planDeploy(i);
+    expect(plan.surge).toEqual(['app@5.service', 'app@6.service']); // after app@4 and the created app@3
+    const w = deployWrites(i, plan, ctx);
+    expect(w.units.map((u) => [u.record.name, u.record.hash, u.record.targetState, u.readAt])).toEqual([
+      ['app@.service', 'new', 'inactive', '7'],
+      ['app@3.service', 'new', 'launched', '0'],
+      ['app@5.service', 'new', 'launched', '0'],
+      ['app@6.service', 'new', 'launched', '0'],
+    ]);
+    expect(w.rollout!.instances['app@5.service']).toEqual({ unit: 'app@5.service', phase: 'starting', since: ctx.now, startedAt: ctx.now, targetHash: 'new', surge: true });
+    expect(w.rollout!.instances['app@3.service']?.surge).toBeUndefined();
+    expect(formatPlan(plan)).toContain('Surge instances (2, started first, destroyed when the rollout ends): app@5.service, app@6.service');
+  });
+
+  it('no surge when nothing restarts, and none with surge 0', () => {
+    const onNew = input({ spec: surge, instances: [unit('app@1.service', 'new')] });
+    expect(planDeploy(onNew).surge).toEqual([]);
+    expect(planDeploy(input()).surge).toEqual([]);
+  });
+
+  it('restartWrites: the rollout record and the surge units, on the rollout hash', () => {
+    const instances = [unit('app@1.service', 't'), unit('app@2.service', 't')];
+    const w = restartWrites({ template: 'app@.service', service: { ...surge, revision: 4, updatedAt: '' }, instances, templateUnit: unit('app@.service', 't'), overrides: {} }, ctx);
+    expect(w.units.map((u) => [u.record.name, u.record.hash, u.record.targetState, u.readAt])).toEqual([
+      ['app@3.service', 't', 'launched', '0'],
+      ['app@4.service', 't', 'launched', '0'],
+    ]);
+    expect(w.rollout!.instances['app@3.service']).toMatchObject({ phase: 'starting', surge: true, targetHash: 't' });
+    expect(w.rollout!.instances['app@1.service']).toMatchObject({ phase: 'pending' });
+    const plain = restartWrites({ template: 'job@.service', instances: [unit('job@1.service', 'a')], overrides: {} }, ctx);
+    expect(plain.units).toEqual([]);
   });
 });
 
