@@ -90,6 +90,21 @@ export function planWrites(input: WriteInput): WritePlan {
         actions.put(keys.unit(a.unit), next, a.reason);
         break;
       }
+      case 'destroy-unit': {
+        // A surge instance the rollout no longer needs: deleting its record
+        // makes the engine unschedule it and the agent stop it.
+        const read = details.units.get(a.unit);
+        if (read === undefined) {
+          skipped.push(`destroy-unit ${a.unit}: the unit record is gone already`);
+          break;
+        }
+        units.delete(a.unit);
+        guards.set(keys.unit(a.unit), read.modRevision);
+        actions.del(keys.unit(a.unit), a.reason);
+        actions.del(keys.unschedulable(a.unit), `${a.reason}: its unschedulable reason goes with it`);
+        actions.del(keys.presenceHold(svc, a.unit), `${a.reason}: no hold outlives the unit`);
+        break;
+      }
       case 'mark-healthy': {
         const rev = details.revision;
         if (rev === undefined || rev.value.revision !== a.revision) {
@@ -140,7 +155,8 @@ function revertBookkeeping(input: WriteInput, ops: OpList, guards: Map<string, s
   const { keys, details, step, now } = input;
   const r = step.rollout;
   const revert = r.revertTo;
-  const progress = Object.values(r.instances);
+  // surge instances keep the attempted body until they are destroyed; they say nothing about the revert
+  const progress = Object.values(r.instances).filter((p) => !p.surge);
   if (r.state !== 'failed' || revert === undefined || progress.some((p) => p.phase === 'failed')) return;
   if (progress.some((p) => p.targetHash !== revert.hash)) return;
   const svc = details.service;

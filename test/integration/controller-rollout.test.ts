@@ -9,7 +9,7 @@ import { RolloutController, type ControllerPassReport } from '../../src/controll
 import { Engine } from '../../src/engine/engine.js';
 import { connect } from '../../src/registry/client.js';
 import { keyspace, type Keyspace } from '../../src/registry/keys.js';
-import type { UnitRecord } from '../../src/registry/records.js';
+import type { UnitRecord, UnitStateRecord } from '../../src/registry/records.js';
 import type { RolloutControl, RolloutRecord } from '../../src/rollout/types.js';
 import type { RevisionRecord, ServiceRecord } from '../../src/service/types.js';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
@@ -198,6 +198,59 @@ describe('rollout controller', () => {
     expect(done.state).toBe('succeeded');
     expect((await getJson<RevisionRecord>(keys.revision('app', 2)))!.healthy).toBe(true);
     for (const name of NAMES) expect((await getJson<UnitRecord>(keys.unit(name)))!.hash).toBe(V2.hash);
+  }, 60_000);
+
+  it('surge 1: an extra instance comes up first, two old ones may go at once, the extra one is destroyed before the rollout succeeds', async () => {
+    const { keys, cluster, warnings } = await setup();
+    const start = cluster.events.length;
+    const SURGE = 'app@4.service';
+    const rev2: RevisionRecord = { service: 'app', revision: 2, hash: V2.hash, values: {}, createdAt: '', createdBy: 't', healthy: false };
+    const rec = rolloutRecord({ id: 'rs', kind: 'deploy', toHash: V2.hash, toRevision: 2, names: NAMES, policy: { surge: 1, minHealthyMs: 300 } });
+    // what `fleetx deploy` writes with rollout.surge 1: the surge unit, launched on the new body, with the record, in one transaction
+    rec.instances[SURGE] = { unit: SURGE, phase: 'starting', since: rec.createdAt, startedAt: rec.createdAt, targetHash: V2.hash, surge: true };
+    const surgeUnit: UnitRecord = { name: SURGE, hash: V2.hash, targetState: 'launched', template: 'app@.service' };
+    await client.if(keys.rollout('app'), 'Create', '==', 0).then(
+      client.put(keys.body(V2.hash)).value(V2.text),
+      client.put(keys.revision('app', 2)).value(JSON.stringify(rev2)),
+      client.put(keys.unit(SURGE)).value(JSON.stringify(surgeUnit)),
+      client.put(keys.rollout('app')).value(JSON.stringify(rec)),
+    ).commit();
+
+    const done = await history(keys, 'rs');
+    expect(done.state, done.message).toBe('succeeded');
+    expect(done.instances[SURGE]).toMatchObject({ phase: 'done', surge: true, note: 'surge instance destroyed' });
+    for (const name of NAMES) {
+      expect(done.instances[name]?.phase).toBe('done');
+      expect((await getJson<UnitRecord>(keys.unit(name)))!.hash).toBe(V2.hash);
+    }
+    expect((await getJson<RevisionRecord>(keys.revision('app', 2)))!.healthy).toBe(true);
+    // the extra instance was really there: scheduled, active, in the balancer
+    const events = cluster.events.slice(start);
+    const surgeStates = events.filter((e) => e.key.startsWith(keys.states()) && e.key.endsWith(`/${SURGE}`));
+    expect(surgeStates.some((e) => e.type === 'put' && (JSON.parse(e.value) as UnitStateRecord).activeState === 'active')).toBe(true);
+    expect(events.some((e) => e.key === keys.presenceStatus('app', SURGE) && e.type === 'put' && JSON.parse(e.value).state === 'in')).toBe(true);
+    // ... and is gone: no unit record, no hold; the engine unschedules it and the agent's state goes
+    expect(await client.get(keys.unit(SURGE)).string()).toBeNull();
+    expect(await client.getAll().prefix(keys.presenceHolds('app')).keys()).toEqual([]);
+    await waitFor('surge instance unscheduled', async () => {
+      const left = (await client.getAll().prefix(keys.schedules()).keys()).filter((k) => k.endsWith(`/${SURGE}`));
+      const states = (await client.getAll().prefix(keys.states()).keys()).filter((k) => k.endsWith(`/${SURGE}`));
+      return left.length === 0 && states.length === 0;
+    });
+    // its unit record was deleted (by the controller) only after it left the balancer
+    const destroyedAt = events.find((e) => e.key === keys.unit(SURGE) && e.type === 'delete')!.revision;
+    const outAt = events.filter((e) => e.key === keys.presenceStatus('app', SURGE) && e.type === 'put' && JSON.parse(e.value).state === 'out').at(-1)!.revision;
+    expect(outAt < destroyedAt).toBe(true);
+    // the surge widened the budget: two old instances were held out at once at some point
+    let held = 0;
+    let most = 0;
+    for (const e of events) {
+      if (!NAMES.some((n) => e.key === keys.presenceHold('app', n))) continue;
+      held += e.type === 'put' ? 1 : -1;
+      most = Math.max(most, held);
+    }
+    expect(most).toBe(2);
+    expect(warnings).toEqual([]);
   }, 60_000);
 
   it('pause starts no new instance, resume carries on', async () => {
