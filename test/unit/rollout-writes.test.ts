@@ -1,0 +1,81 @@
+/** planWrites (pure) for the surge actions: destroy-unit and the revert bookkeeping that ignores surge instances. */
+import { describe, expect, it } from 'vitest';
+import { planWrites } from '../../src/controller/writes.js';
+import type { RolloutDetails, RolloutEntry } from '../../src/controller/view.js';
+import { keyspace } from '../../src/registry/keys.js';
+import type { RolloutRecord, RolloutStep, RolloutView } from '../../src/rollout/types.js';
+
+const keys = keyspace('/t');
+const NOW = '2026-01-01T00:00:10.000Z';
+const record: RolloutRecord = {
+  id: 'r1', service: 'app', template: 'app@.service', kind: 'deploy', state: 'running', toRevision: 2, toHash: 'new',
+  autoRevert: true, presence: true, policy: { maxUnavailable: 1, surge: 1, minHealthyMs: 0, deadlineMs: 1000, autoRevert: true },
+  holder: { user: 'u', host: 'h' }, createdAt: NOW, updatedAt: NOW,
+  instances: {
+    'app@1.service': { unit: 'app@1.service', phase: 'done', since: NOW, targetHash: 'new' },
+    'app@2.service': { unit: 'app@2.service', phase: 'removing', since: NOW, targetHash: 'new', surge: true },
+  },
+};
+const entry: RolloutEntry = { service: 'app', rollout: { value: record, modRevision: '40' } };
+const details = (withSurge = true): RolloutDetails => ({
+  units: new Map([
+    ['app@1.service', { value: { name: 'app@1.service', hash: 'new', targetState: 'launched' }, modRevision: '11' }],
+    ...(withSurge ? [['app@2.service', { value: { name: 'app@2.service', hash: 'new', targetState: 'launched' }, modRevision: '12' }] as const] : []),
+  ]),
+  statuses: new Map(),
+  holds: new Set(['app@2.service']),
+});
+const view: RolloutView = { rollout: record, instances: [], now: Date.parse(NOW) };
+
+describe('planWrites: destroy-unit', () => {
+  it('deletes the unit record guarded by its mod revision, its unschedulable reason and its hold, with the record in one batch', () => {
+    const step: RolloutStep = { rollout: { ...record, updatedAt: 'later' }, actions: [{ type: 'destroy-unit', unit: 'app@2.service', reason: 'removing' }], changed: true };
+    const plan = planWrites({ keys, entry, details: details(), view, step, now: NOW });
+    expect(plan.batches).toHaveLength(1);
+    const b = plan.batches[0]!;
+    expect(b.guards).toEqual([{ key: keys.unit('app@2.service'), modRevision: '12' }]);
+    expect(b.ops.map((o) => `${o.type} ${o.key}`)).toEqual([
+      `delete ${keys.unit('app@2.service')}`,
+      `delete ${keys.unschedulable('app@2.service')}`,
+      `delete ${keys.presenceHold('app', 'app@2.service')}`,
+      `put ${keys.rollout('app')}`,
+    ]);
+    expect(plan.skipped).toEqual([]);
+  });
+
+  it('a hold ensured in the same step does not survive the destroy', () => {
+    const step: RolloutStep = {
+      rollout: record, changed: false,
+      actions: [{ type: 'hold', unit: 'app@2.service', reason: 'removing' }, { type: 'destroy-unit', unit: 'app@2.service', reason: 'removing' }],
+    };
+    const ops = planWrites({ keys, entry, details: details(), view, step, now: NOW }).batches.flatMap((b) => b.ops);
+    expect(ops.filter((o) => o.key === keys.presenceHold('app', 'app@2.service')).map((o) => o.type)).toEqual(['delete']);
+  });
+
+  it('skips a unit already gone', () => {
+    const step: RolloutStep = { rollout: record, actions: [{ type: 'destroy-unit', unit: 'app@2.service', reason: 'removing' }], changed: false };
+    const plan = planWrites({ keys, entry, details: details(false), view, step, now: NOW });
+    expect(plan.batches).toEqual([]);
+    expect(plan.skipped).toEqual(['destroy-unit app@2.service: the unit record is gone already']);
+  });
+});
+
+describe('planWrites: revert bookkeeping with surge instances', () => {
+  it('a reverted rollout puts the service back even though its surge instance targeted the failed body', () => {
+    const reverted: RolloutRecord = {
+      ...record, state: 'failed', revertTo: { revision: 1, hash: 'old' }, finishedAt: NOW,
+      instances: {
+        'app@1.service': { unit: 'app@1.service', phase: 'done', since: NOW, targetHash: 'old' },
+        'app@2.service': { unit: 'app@2.service', phase: 'done', since: NOW, targetHash: 'new', surge: true },
+      },
+    };
+    const d: RolloutDetails = {
+      ...details(false),
+      service: { value: { name: 'app', revision: 2 } as never, modRevision: '5' },
+      template: { value: { name: 'app@.service', hash: 'new', targetState: 'inactive' }, modRevision: '6' },
+    };
+    const step: RolloutStep = { rollout: reverted, actions: [{ type: 'finish', state: 'failed', reason: 'reverted' }], changed: true };
+    const ops = planWrites({ keys, entry, details: d, view, step, now: NOW }).batches.flatMap((b) => b.ops);
+    expect(ops.map((o) => `${o.type} ${o.key}`)).toEqual(expect.arrayContaining([`put ${keys.service('app')}`, `put ${keys.unit('app@.service')}`]));
+  });
+});
