@@ -9,8 +9,8 @@
  *   ... etcd.endpoints, etcd.caFile, etcd.username ...
  *   await etcd.stop();
  */
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { killChild, once, spawnServer } from './children.js';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -22,7 +22,6 @@ const execFileP = promisify(execFile);
 const ETCD = '/usr/bin/etcd';
 const ETCDCTL = '/usr/bin/etcdctl';
 const OPENSSL = '/usr/bin/openssl';
-const SETPRIV = '/usr/bin/setpriv';
 
 export interface EtcdServer {
   endpoints: string[];
@@ -52,17 +51,6 @@ interface TlsFiles {
   keyFile: string;
 }
 
-const running = new Set<ChildProcess>();
-let exitHookInstalled = false;
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  // 'exit' handlers must be synchronous: a plain SIGKILL is all we can do.
-  process.on('exit', () => {
-    for (const child of running) child.kill('SIGKILL');
-  });
-}
 
 /** A port that was free a moment ago (bind :0, read it, release it). */
 export async function freePort(): Promise<number> {
@@ -79,7 +67,6 @@ export async function freePort(): Promise<number> {
 }
 
 export async function startEtcd(opts: StartEtcdOptions = {}): Promise<EtcdServer> {
-  installExitHook();
   const dataDir = await mkdtemp(join(tmpdir(), 'fleetx-etcd-'));
   try {
     const tls = opts.tls ? await makeCerts(join(dataDir, 'tls')) : undefined;
@@ -157,11 +144,7 @@ async function launch(root: string, attempt: number, tls?: TlsFiles): Promise<{ 
       `--trusted-ca-file=${tls.caFile}`,
     );
   }
-  const [cmd, argv] = existsSync(SETPRIV)
-    ? [SETPRIV, ['--pdeathsig', 'SIGKILL', '--', ETCD, ...args]]
-    : [ETCD, args];
-  const child = spawn(cmd, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
-  running.add(child);
+  const child = spawnServer(ETCD, args);
   let stderr = '';
   child.stderr?.setEncoding('utf8');
   child.stderr?.on('data', (chunk: string) => {
@@ -170,11 +153,10 @@ async function launch(root: string, attempt: number, tls?: TlsFiles): Promise<{ 
   });
   let exited: string | undefined;
   child.on('exit', (code, signal) => {
-    running.delete(child);
     exited = `etcd exited (code ${code}, signal ${signal})`;
   });
   child.on('error', (e) => {
-    exited = `cannot run ${cmd}: ${e.message}`;
+    exited = `cannot run ${ETCD}: ${e.message}`;
   });
 
   const deadline = Date.now() + 20_000;
@@ -284,20 +266,6 @@ async function openssl(args: string[]): Promise<void> {
   }
 }
 
-async function killChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
-  await gone;
-  clearTimeout(timer);
-  running.delete(child);
-}
-
-function once(fn: () => Promise<void>): () => Promise<void> {
-  let p: Promise<void> | undefined;
-  return () => (p ??= fn());
-}
 
 function randomToken(): string {
   return Math.random().toString(36).slice(2, 12);

@@ -14,8 +14,8 @@
  * Every HAProxy started here is killed when the test process exits, and by
  * the kernel if this process dies (setpriv --pdeathsig).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { killChild, once, spawnServer } from './children.js';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { connect } from 'node:net';
@@ -24,7 +24,6 @@ import { join } from 'node:path';
 import { freePort } from './etcd.js';
 
 const HAPROXY = '/usr/sbin/haproxy';
-const SETPRIV = '/usr/bin/setpriv';
 
 export interface HaproxyServer {
   /** admin socket path (unix) */
@@ -48,16 +47,7 @@ export interface StartHaproxyOptions {
   slots: string[];
 }
 
-const running = new Set<ChildProcess>();
-let hooked = false;
-
 export async function startHaproxy(opts: StartHaproxyOptions): Promise<HaproxyServer> {
-  if (!hooked) {
-    hooked = true;
-    process.on('exit', () => {
-      for (const c of running) c.kill('SIGKILL');
-    });
-  }
   const dir = await mkdtemp(join(tmpdir(), 'fleetx-haproxy-'));
   const socket = join(dir, 'admin.sock');
   const frontendPort = await freePort();
@@ -127,15 +117,12 @@ export async function startHaproxy(opts: StartHaproxyOptions): Promise<HaproxySe
 /** Starts HAProxy in the foreground and waits until its runtime API answers. */
 async function spawnHaproxy(cfgFile: string, command: (c: string) => Promise<string>): Promise<ChildProcess> {
   const args = ['-db', '-f', cfgFile];
-  const [cmd, argv] = existsSync(SETPRIV) ? [SETPRIV, ['--pdeathsig', 'SIGKILL', '--', HAPROXY, ...args]] : [HAPROXY, args];
-  const child = spawn(cmd, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
-  running.add(child);
+  const child = spawnServer(HAPROXY, args);
   let stderr = '';
   child.stderr?.setEncoding('utf8');
   child.stderr?.on('data', (c: string) => (stderr = (stderr + c).slice(-8000)));
   let exited: string | undefined;
   child.on('exit', (code, signal) => {
-    running.delete(child);
     exited = `haproxy exited (code ${code}, signal ${signal})`;
   });
   const deadline = Date.now() + 10_000;
@@ -205,19 +192,5 @@ export async function startBackend(name: string, host = '127.0.0.1', port?: numb
   return b;
 }
 
-async function killChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
-  await gone;
-  clearTimeout(timer);
-  running.delete(child);
-}
-
-function once(fn: () => Promise<void>): () => Promise<void> {
-  let p: Promise<void> | undefined;
-  return () => (p ??= fn());
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
