@@ -2,6 +2,7 @@
  * Turning a failed rollout around (auto-revert) and standing instances down
  * when no new work may start (abort, failure without revert).
  */
+import { isUnhealthy } from './conditions.js';
 import { enter, type PhaseContext } from './phases.js';
 import type { InstanceProgress, InstanceView, RolloutRecord } from './types.js';
 
@@ -36,7 +37,8 @@ function retarget(p: InstanceProgress, v: InstanceView | undefined, target: stri
   const gone = v?.record === undefined;
   switch (p.phase) {
     case 'pending':
-      if (onTarget) return enter(p, 'done', ctx, { targetHash: target, note: 'already on the revert target' });
+      // Down on the revert body (e.g. down before the rollout): restart it like any pending one, or it would hold the budget forever.
+      if (onTarget && !isUnhealthy(v)) return enter(p, 'done', ctx, { targetHash: target, note: 'already on the revert target' });
       return { ...p, targetHash: target };
     case 'done':
       if (gone || (onTarget && p.targetHash === target)) return p;

@@ -132,8 +132,12 @@ class World {
    * because of the rollout. `ending`: an instance failed or an abort was
    * seen, so retiring a surge instance may go below (the failed or
    * untouched-down instances will not come back and the rollout must end).
+   * `inHand`: a regular instance was in flight (or failed) already before
+   * this step, so it is counted in the budget; a health check that turned
+   * healthy meanwhile (a flaky one, past its deadline) does not make
+   * stopping it a new loss.
    */
-  apply(a: RolloutAction, ending = false): string | undefined {
+  apply(a: RolloutAction, ending = false, inHand = false): string | undefined {
     if (a.type === 'mark-healthy' || a.type === 'finish') return undefined;
     const i = this.insts.find((x) => x.name === a.unit);
     if (i === undefined) return `action on unknown unit ${a.unit}`;
@@ -141,7 +145,7 @@ class World {
       || (a.type === 'destroy-unit' && i.active === 'active');
     const takesDown = (a.type === 'hold' && !i.held) || stops || a.type === 'destroy-unit';
     let violation: string | undefined;
-    if (takesDown && this.serving(i) && !(i.surge && ending)) {
+    if (takesDown && this.serving(i) && !(i.surge && ending) && !(inHand && !i.surge)) {
       const serving = this.insts.filter((x) => !this.gone(x) && this.serving(x)).length;
       if (serving - 1 < this.regular() - this.p.maxUnavailable) {
         violation = `${a.type} ${i.name} takes a serving instance down leaving ${serving - 1} of ${this.regular()} serving`;
@@ -279,7 +283,8 @@ function simulate(p: Params): Outcome {
     everReverting ||= r.state === 'reverting';
     for (const a of out.actions) {
       trace.push(`${step} ${a.type} ${'unit' in a ? a.unit : ''} ${a.type === 'set-unit' ? `${a.targetState} ${a.hash}` : ''}`);
-      const v = world.apply(a, ending);
+      const before = 'unit' in a ? prev.instances[a.unit]?.phase : undefined;
+      const v = world.apply(a, ending, before !== undefined && (IN_FLIGHT.has(before) || before === 'failed'));
       if (v) violations.push(`step ${step}: ${v}`);
       if (a.type === 'finish') finishes++;
       if (a.type === 'mark-healthy') marked.push(a.revision);
