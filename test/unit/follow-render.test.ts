@@ -94,6 +94,16 @@ describe('TTY frame', () => {
     ]);
   });
 
+  it('marks surge instances and leaves them out of the done count', () => {
+    const withSurge = { ...s4, instances: { ...s4.instances, 'app@3.service': { unit: 'app@3.service', phase: 'serving' as const, since: T(10), targetHash: 'x', surge: true } } };
+    expect(ttyFrame(withSurge, Date.parse(T(12)))).toEqual([
+      'deploy of app to revision 4: running (1/2 done)',
+      '  ✔ app@1.service  done',
+      '  › app@2.service  leaving   3s',
+      '  › app@3.service  serving   2s  (surge)',
+    ]);
+  });
+
   it('redraws in place on a terminal', () => {
     const io = { ...bufferIo(), isTTY: true };
     const r = pickRenderer(io, 'text', () => Date.parse(T(5)));

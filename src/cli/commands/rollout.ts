@@ -92,7 +92,8 @@ function historyRow(r: DeployRolloutRecord) {
 }
 
 function summaryRow(r: RolloutRecord): Record<string, string> {
-  const all = Object.values(r.instances);
+  // surge instances come and go; progress counts the service's own
+  const all = Object.values(r.instances).filter((i) => !i.surge);
   return {
     service: r.service,
     kind: r.kind,

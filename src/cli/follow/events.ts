@@ -56,14 +56,16 @@ export const jsonLine = (e: FollowEvent): string => JSON.stringify(e);
 /** The live view of a TTY: a header and one line per instance with its phase and time in it. */
 export function ttyFrame(r: RolloutRecord, nowMs: number): string[] {
   const all = Object.values(r.instances).sort((a, b) => (a.unit < b.unit ? -1 : 1));
-  const done = all.filter((i) => i.phase === 'done').length;
+  const regular = all.filter((i) => !i.surge);
+  const done = regular.filter((i) => i.phase === 'done').length;
   const width = Math.max(0, ...all.map((i) => i.unit.length));
-  const lines = [`${describe(r)}: ${r.state} (${done}/${all.length} done)`];
+  const lines = [`${describe(r)}: ${r.state} (${done}/${regular.length} done)`];
   for (const i of all) {
     const secs = Math.max(0, Math.round((nowMs - Date.parse(i.since)) / 1000));
     const active = i.phase !== 'pending' && i.phase !== 'done';
     const extra = i.error ? `  ${i.error}` : '';
-    lines.push(`  ${mark(i.phase)} ${i.unit.padEnd(width)}  ${i.phase.padEnd(8)}${active ? `  ${secs}s` : ''}${extra}`.trimEnd());
+    const surge = i.surge ? '  (surge)' : '';
+    lines.push(`  ${mark(i.phase)} ${i.unit.padEnd(width)}  ${i.phase.padEnd(8)}${active ? `  ${secs}s` : ''}${surge}${extra}`.trimEnd());
   }
   if (r.message) lines.push(`  ${r.message}`);
   return lines;
