@@ -6,6 +6,8 @@
  * fail. The fleetctl way (stop, then start, each instance) runs under the
  * same load as the baseline; its failures are printed next to fleetx's.
  */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { inService } from '../../src/demo/instances.js';
 import { startLoad, type LoadReport } from '../../src/loadgen/load.js';
@@ -130,4 +132,25 @@ describe('zero-downtime rollouts through HAProxy', () => {
     expect((await demo.history()).at(-1)).toMatchObject({ kind: 'restart', state: 'succeeded' });
     expect((await demo.instances()).every(inService)).toBe(true);
   }, 120_000);
+
+  it('surge: with a spare machine, a deploy first starts an extra instance, then retires it; no failed request', async () => {
+    await demo.sb.up(4); // a fourth host: Conflicts=web@*.service leaves it spare
+    await demo.allInService();
+    const file = join(demo.sb.stateDir, 'demo', 'web-surge.yaml'); // demo down removes it
+    writeFileSync(file, readFileSync(demo.serviceFile, 'utf8').replace(/^rollout:\n/m, 'rollout:\n  surge: 1\n'));
+    const { result, load, lb } = await underLoad(() => demo.run(['deploy', '-f', file, '--set', 'version=v5']));
+    console.log(summary('fleetx deploy v5 with surge 1', load, lb));
+    expect(result.code, result.stdout + result.stderr).toBe(0);
+    expect(load.failures).toBe(0);
+    const last = (await demo.history()).at(-1)!;
+    expect(last).toMatchObject({ kind: 'deploy', state: 'succeeded' });
+    const surge = Object.values(last.instances).filter((i) => i.surge);
+    expect(surge.map((i) => [i.unit, i.phase])).toEqual([['web@4.service', 'done']]);
+    // it served meanwhile, and is gone now: unit record, schedule, process
+    expect(load.versions.v5).toBeGreaterThan(0);
+    expect(await demo.sb.etcd().get(demo.sb.keys.unit('web@4.service')).string()).toBeNull();
+    const all = await demo.allInService();
+    expect(all.map((i) => i.unit)).toEqual(['web@1.service', 'web@2.service', 'web@3.service']);
+    expect(await demo.sampleVersions(6)).toEqual(Array(6).fill('v5'));
+  }, 150_000);
 });
