@@ -49,7 +49,9 @@ function checkCommon(raw: string, quoted = false): void {
   const c = CONTROL_RE.exec(raw);
   if (c) throw new ValueProblem(`contains ${describe(c[0])}; a unit value must stay on one line`);
   // Inside quotes the backslash is escaped, so only a bare one continues the line.
-  if (!quoted && raw.endsWith('\\')) throw new ValueProblem('ends with a backslash, which would continue the line');
+  // Trailing blanks do not help: systemd strips them, and a backslash then
+  // ends the line (fleetx's parser refuses the ambiguous "\\ " ending too).
+  if (!quoted && /\\[ \t]*$/.test(raw)) throw new ValueProblem('ends with a backslash, which would continue the line');
 }
 
 const escapePercent = (s: string) => s.replaceAll('%', '%%');

@@ -91,6 +91,7 @@ describe('injection attempts are refused or escaped', () => {
     ['newline inside a quoted arg', 'execArg', 'x\nExecStartPost=/bin/evil', /U\+000A/],
     ['trailing backslash (line continuation)', 'description', 'evil\\', /backslash/],
     ['trailing backslash in Exec', 'execPlain', 'evil\\', /backslash/],
+    ['trailing backslash hidden behind blanks', 'description', 'evil\\  ', /backslash/],
     ['NUL', 'description', 'a\u0000b', /U\+0000/],
     ['CR', 'description', 'a\rExecStart=/bin/evil', /U\+000D/],
     ['C1 next-line control', 'description', 'a\u0085b', /U\+0085/],

@@ -119,7 +119,7 @@ describe('verifyCommand on rendered shipped templates', () => {
 describe('systemd itself accepts what the escaping produces', () => {
   it('any single-line string as {{arg}}, {{kv}} and a plain Description passes systemd-analyze verify', async () => {
     const src = '[Unit]\nDescription=d {{v}}\n[Service]\nEnvironment={{kv "K" v}}\nExecStart=/bin/echo {{arg v}} {{kv "K" v}} end\n';
-    const value = fc.string({ unit: fc.constantFrom('a', ' ', '"', "'", '\\', '%', '$', '{', '}', ';', '-', '=', '#', 'x', '\u00e9', '\u{1F600}'), maxLength: 24 }).filter((v) => !v.endsWith('\\'));
+    const value = fc.string({ unit: fc.constantFrom('a', ' ', '"', "'", '\\', '%', '$', '{', '}', ';', '-', '=', '#', 'x', '\u00e9', '\u{1F600}'), maxLength: 24 }).filter((v) => !/\\[ \t]*$/.test(v)); // refused by design: see template-render
     await fc.assert(
       fc.asyncProperty(value, async (v) => {
         const { text } = renderTemplate(src, { v }, { templateName: 'probe.service' });
