@@ -3,6 +3,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    setupFiles: ['./test/setup/fast-check.ts'],
     // Integration suites start real etcd servers and boot real systemd hosts;
     // running files one at a time keeps a 2-core machine from thrashing.
     fileParallelism: false,
