@@ -1,4 +1,4 @@
-/** Shared plumbing of the long-running commands (agent, presence). */
+/** When a daemon must stop: shared by the host daemon and the presence daemon. */
 import type { Logger } from 'pino';
 
 /**

@@ -1,0 +1,45 @@
+/** What the daemons say in the journal: their typed events as JSON log lines. */
+import type { Logger } from 'pino';
+import type { Agent } from '../agent/agent.js';
+import { describeTask } from '../agent/plan.js';
+import type { RolloutController } from '../controller/controller.js';
+import type { Engine } from '../engine/engine.js';
+import type { PresenceSyncer } from '../presence/syncer.js';
+
+export function logAgent(agent: Agent, log: Logger): void {
+  agent.on('state', (state) => log.info({ state }, 'agent state'));
+  agent.on('registered', (lease) => log.info({ lease }, 'machine registered'));
+  agent.on('leaseLost', (err) => log.warn({ err }, 'lease lost; re-registering'));
+  agent.on('etcd', (live) => (live ? log.info('schedule watch connected') : log.warn('schedule watch disconnected; leaving units as they are')));
+  agent.on('task', (t) => log.info({ task: t.type, unit: 'unit' in t ? t.unit : undefined, reason: t.reason }, describeTask(t)));
+  agent.on('problem', (msg, err) => log.warn({ err }, msg));
+  agent.on('pass', (p) => {
+    if (p.outcome?.failed) {
+      const { task, error } = p.outcome.failed;
+      log.error({ err: error, task: describeTask(task) }, 'pass stopped at a failed task; will retry');
+    } else if (p.tasks.length > 0) {
+      log.info({ tasks: p.tasks.length }, 'pass done');
+    }
+  });
+}
+
+export function logEngine(engine: Engine, log: Logger): void {
+  engine.on('state', (state) => log.info({ state }, 'engine state'));
+  engine.on('warning', (err) => log.warn({ err }, 'engine warning'));
+  engine.on('pass', (p) => p.ops.length > 0 && log.info({ ops: p.ops.length, revision: p.revision }, 'engine pass'));
+}
+
+export function logRollouts(rollouts: RolloutController, log: Logger): void {
+  rollouts.on('warning', (err) => log.warn({ err }, 'rollout controller warning'));
+  rollouts.on('step', (s) => log.info({ service: s.service, rollout: s.id, state: s.state, actions: s.actions.map((a) => a.reason) }, 'rollout step'));
+}
+
+export function logPresence(syncer: PresenceSyncer, log: Logger): void {
+  syncer.on('state', (state) => log.info({ state }, 'syncer state'));
+  syncer.on('problem', (msg, err) => log.warn(err === undefined ? {} : { err }, msg));
+  syncer.on('pass', (p) => {
+    const want = new Map(p.desired.map((d) => [d.unit, d]));
+    for (const r of p.written) log.info({ unit: r.unit, state: r.state, sessions: r.sessions, address: r.address, reason: want.get(r.unit)?.reason }, `${r.unit} ${r.state}`);
+    for (const o of p.observed) if (o.error) log.warn({ unit: o.unit, state: o.state }, o.error);
+  });
+}
