@@ -3,6 +3,7 @@
  * and always closes the etcd client afterwards.
  */
 import { readFile } from 'node:fs/promises';
+import type { DeployStore } from '../deploy/store.js';
 import { usageError } from '../errors/errors.js';
 import { checkConnectionFiles, resolveConnection, type ConnectionOptions } from '../registry/connection.js';
 import { openRegistry } from '../registry/open.js';
@@ -13,6 +14,13 @@ import type { GlobalFlags } from './program/flags.js';
 export interface CommandContext {
   registry: Registry;
   connection: ConnectionOptions;
+  io: Io;
+  output: GlobalFlags['output'];
+}
+
+/** What deploy, plan, rolling-restart and rollout commands get: the deploy store instead of the registry. */
+export interface DeployContext {
+  store: DeployStore;
   io: Io;
   output: GlobalFlags['output'];
 }

@@ -4,6 +4,13 @@
  */
 import { usageError } from '../errors/errors.js';
 
+/** The flags of the list commands (list-units, list-unit-files, list-machines). */
+export interface ListOptions {
+  fields?: string;
+  full: boolean;
+  legend: boolean;
+}
+
 export interface TableOptions {
   fields: string[];
   legend: boolean;

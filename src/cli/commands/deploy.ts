@@ -4,25 +4,11 @@
  * start the rollout, then follow it until it ends (or --detach).
  */
 import { applyDeploy, prepareDeploy, prepareUndo } from '../../deploy/deploy.js';
-import { applyContext } from '../../deploy/open.js';
+import { applyContext } from '../../deploy/context.js';
 import { formatPlan, type DeployInput, type DeployPlan } from '../../deploy/plan.js';
-import { lockError, type DeployStore } from '../../deploy/store.js';
-import type { RolloutRecord } from '../../rollout/types.js';
-import type { Io, OutputFormat } from '../io.js';
-import { followToEnd, signalOnInterrupt } from '../follow/follow.js';
-import { pickRenderer } from '../follow/render.js';
-import { describe } from '../follow/events.js';
-
-export interface DeployContext {
-  store: DeployStore;
-  io: Io;
-  output: OutputFormat;
-}
-
-export interface FollowFlags {
-  detach: boolean;
-  timeoutMs?: number;
-}
+import { lockError } from '../../deploy/store.js';
+import type { DeployContext } from '../context.js';
+import { followOrDetach, type FollowFlags } from '../follow/started.js';
 
 export interface DeployOptions extends FollowFlags {
   file?: string;
@@ -80,27 +66,6 @@ async function apply(prepared: { input: DeployInput; plan: DeployPlan }, opts: F
     ctx.io.stderr(`Revision ${plan.toRevision} of ${plan.service}${plan.newRevision ? ' stored' : ''}; ${plan.create.length > 0 ? `created ${plan.create.join(', ')}; ` : ''}${plan.restart.length} instance(s) to restart`);
   }
   await followOrDetach(rollout, opts, ctx);
-}
-
-/** After starting a rollout: follow it to its end, or say how to follow it later. */
-export async function followOrDetach(rollout: RolloutRecord, opts: FollowFlags, ctx: DeployContext): Promise<void> {
-  if (opts.detach) {
-    if (ctx.output === 'json') ctx.io.stdout(JSON.stringify({ service: rollout.service, rollout: rollout.id, state: rollout.state }));
-    else ctx.io.stdout(`Started the ${describe(rollout)} (${rollout.id}). Follow it with: fleetx rollout status ${rollout.service} --follow`);
-    return;
-  }
-  const interrupt = signalOnInterrupt();
-  try {
-    await followToEnd(ctx.store, {
-      service: rollout.service,
-      id: rollout.id,
-      renderer: pickRenderer(ctx.io, ctx.output),
-      signal: interrupt.signal,
-      ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
-    });
-  } finally {
-    interrupt.dispose();
-  }
 }
 
 function printPlan(plan: DeployPlan, ctx: DeployContext): void {

@@ -8,13 +8,7 @@ import { optionValue } from '../../unit/options.js';
 import { parseUnit } from '../../unit/parse.js';
 import { parseXFleet } from '../../unit/xfleet.js';
 import type { CommandContext } from '../context.js';
-import { formatTable, parseFields, shortMachine } from '../table.js';
-
-export interface ListOptions {
-  fields?: string;
-  full: boolean;
-  legend: boolean;
-}
+import { formatTable, parseFields, shortMachine, type ListOptions } from '../table.js';
 
 const UNIT_FIELDS = ['unit', 'machine', 'active', 'sub', 'load', 'hash', 'desc', 'pid'] as const;
 const UNIT_DEFAULT = ['unit', 'machine', 'active', 'sub'] as const;

@@ -1,8 +1,7 @@
 /** list-machines and set-metadata. */
 import { usageError } from '../../errors/errors.js';
 import type { CommandContext } from '../context.js';
-import { formatTable, parseFields, shortMachine } from '../table.js';
-import type { ListOptions } from './list.js';
+import { formatTable, parseFields, shortMachine, type ListOptions } from '../table.js';
 
 const FIELDS = ['machine', 'ip', 'metadata', 'hostname', 'version', 'units'] as const;
 const DEFAULT = ['machine', 'ip', 'metadata'] as const;

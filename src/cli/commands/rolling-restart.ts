@@ -1,7 +1,8 @@
 /** rolling-restart: every instance of a template restarted a batch at a time, on the body it runs. */
 import { startRestart, type RestartRequest } from '../../deploy/deploy.js';
-import { applyContext } from '../../deploy/open.js';
-import { followOrDetach, type DeployContext, type FollowFlags } from './deploy.js';
+import { applyContext } from '../../deploy/context.js';
+import type { DeployContext } from '../context.js';
+import { followOrDetach, type FollowFlags } from '../follow/started.js';
 
 export interface RollingRestartOptions extends FollowFlags {
   target: string;

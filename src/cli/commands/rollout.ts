@@ -6,12 +6,12 @@
 import type { DeployRolloutRecord } from '../../deploy/plan.js';
 import type { RolloutControl, RolloutRecord } from '../../rollout/types.js';
 import { notFoundError } from '../../errors/errors.js';
-import { holderFrom } from '../../deploy/open.js';
+import { describeHolder, holderFrom } from '../../deploy/holder.js';
+import type { DeployContext } from '../context.js';
 import { formatTable } from '../table.js';
 import { describe, shortTime, ttyFrame } from '../follow/events.js';
 import { followToEnd, signalOnInterrupt } from '../follow/follow.js';
 import { pickRenderer } from '../follow/render.js';
-import type { DeployContext } from './deploy.js';
 
 export interface StatusOptions {
   service?: string;
@@ -56,8 +56,7 @@ export interface ControlOptions {
 }
 
 export async function rolloutControlCommand(opts: ControlOptions, ctx: DeployContext): Promise<void> {
-  const h = holderFrom(ctx.io.env);
-  const control: RolloutControl = { command: opts.command, by: `${h.user}@${h.host}${h.build ? ` (${h.build})` : ''}`, at: new Date().toISOString() };
+  const control: RolloutControl = { command: opts.command, by: describeHolder(holderFrom(ctx.io.env)), at: new Date().toISOString() };
   const r = await ctx.store.writeControl(opts.service, control);
   const what: Record<RolloutControl['command'], string> = {
     pause: 'will pause: instances in flight finish, no new one starts',

@@ -3,8 +3,7 @@ import type { Command } from 'commander';
 import { usageError } from '../../errors/errors.js';
 import { parseDuration } from '../../service/duration.js';
 import type { Io } from '../io.js';
-import type { DeployContext } from '../commands/deploy.js';
-import { connectionFrom } from '../context.js';
+import { connectionFrom, type DeployContext } from '../context.js';
 import { collect, globalFlags, intOption } from './flags.js';
 
 /** Opens a DeployStore for one command (loaded lazily, like every command) and closes it after. */
@@ -58,7 +57,7 @@ export function registerRolloutCommands(program: Command, io: Io): void {
     .option('-f, --file <path>', 'service file (services/NAME.yaml)')
     .option('--set <key=value>', 'override one value (repeatable)', collect, [])
     .action(async (service: string | undefined, o, c: Command) => {
-      const { planCommand } = await import('../commands/plan.js');
+      const { planCommand } = await import('../commands/deploy.js');
       await withDeploy(c, io, (ctx) => planCommand({ name: service, file: o.file, sets: o.set }, ctx));
     });
 

@@ -1,2 +1,0 @@
-/** `fleetx plan`: what `fleetx deploy` would change, changing nothing (see deploy.ts). */
-export { planCommand } from './deploy.js';
