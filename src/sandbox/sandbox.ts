@@ -5,9 +5,10 @@
  * in stateDir/state.json first, so `down` can remove it even after a crash,
  * and `up` repairs what is missing instead of starting over.
  */
-import { existsSync, mkdirSync, readdirSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { conflictError, usageError } from '../errors/errors.js';
+import { checkUnitRuns } from './agent-check.js';
 import { AGENT_UNIT, agentUnit } from './agent-unit.js';
 import { withLock } from './lock.js';
 import { etcdHealthy, isOurEtcd, startEtcd, stopEtcd } from './etcd.js';
@@ -147,13 +148,11 @@ async function ensureHost(state: SandboxState, entry: SandboxHostEntry, agent: b
     files,
     enable: agent ? [AGENT_UNIT] : [],
     reuseState: true,
-    bindReadOnly: onRootFs(state.repoRoot) ? [] : [state.repoRoot],
+    // The checkout at its own path, whatever that is: the overlay of / does
+    // not show other filesystems, and a host's /tmp is a tmpfs of its own,
+    // so a clone under /tmp would be invisible to the agent unit.
+    bindReadOnly: [state.repoRoot],
   });
-}
-
-/** Whether the overlay of / shows `path` (it does not see other filesystems mounted below /). */
-function onRootFs(path: string): boolean {
-  return statSync(path).dev === statSync('/').dev;
 }
 
 /**
@@ -185,6 +184,8 @@ async function up(o: SandboxOptions): Promise<void> {
   const paths = sandboxPaths(o.stateDir);
   const clientKey = await ensureKeyPair(paths.sshKey, `fleetx-sandbox@${o.stateDir}`);
   const booted = await Promise.all(state.hosts.map((h) => ensureHost(state, h, o.agent ?? true, clientKey)));
+  // An agent that cannot start is named now, with its journal, not when a deploy times out.
+  if (o.agent ?? true) await Promise.all(booted.map((h) => checkUnitRuns(h, AGENT_UNIT)));
   state.hosts.forEach((h, i) => (h.machineId = booted[i]!.machineId));
   writeState(state);
   const keys = state.hosts.map((h, i) => ({ address: h.address, hostKey: booted[i]!.sshHostKey! }));

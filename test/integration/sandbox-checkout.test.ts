@@ -1,0 +1,81 @@
+/**
+ * The main job from any checkout: a clone under /tmp (which every host
+ * replaces with a tmpfs of its own) runs its agents, and an agent that
+ * cannot start is reported by `up` with the host's name and its journal.
+ */
+import { execFileSync } from 'node:child_process';
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connect } from '../../src/registry/client.js';
+import { keyspace } from '../../src/registry/keys.js';
+import { openHost } from '../../src/sandbox/host.js';
+import { sandboxDown, sandboxUp } from '../../src/sandbox/sandbox.js';
+import { leftovers, testNet, testStateDir } from '../helpers/hosts.js';
+
+const REPO = process.cwd();
+
+/** A git clone of this checkout (its committed files plus the working tree's changes) and its node_modules, under /tmp. */
+function cloneUnderTmp(): string {
+  const dir = mkdtempSync('/tmp/fleetx-checkout-');
+  const clone = join(dir, 'fleetx');
+  execFileSync('git', ['clone', '-q', '--no-hardlinks', REPO, clone]);
+  // Uncommitted work of this checkout, so the clone runs the code under test.
+  for (const f of ['src', 'bin', 'units', 'demo', 'services']) cpSync(join(REPO, f), join(clone, f), { recursive: true });
+  cpSync(join(REPO, 'node_modules'), join(clone, 'node_modules'), { recursive: true, verbatimSymlinks: true });
+  return dir;
+}
+
+describe('a sandbox from a checkout under /tmp', () => {
+  const net = testNet();
+  const stateDir = testStateDir('tmpco');
+  let tmp = '';
+  let clone = '';
+
+  beforeAll(() => {
+    tmp = cloneUnderTmp();
+    clone = join(tmp, 'fleetx');
+  });
+  afterAll(async () => {
+    await sandboxDown(stateDir);
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('runs the agent from the clone in every host, which registers its machine', async () => {
+    const s = await sandboxUp({ hosts: 2, stateDir, repoRoot: clone, bridge: net.bridge, subnet: net.prefix, hostPrefix: 'fxk' });
+    expect(s.healthy).toBe(true);
+    for (const h of s.hosts) {
+      const host = openHost(`${stateDir}/hosts/${h.name}`)!;
+      // Read-only at the same path, though the host's /tmp is its own.
+      const probe = await host.exec(['sh', '-c', 'test -r "$1/bin/fleetx.mjs" && touch "$1/x" 2>&1; findmnt -no OPTIONS --target "$1"', 'sh', clone]);
+      expect(probe.stdout).toMatch(/Read-only file system[\s\S]*\bro\b/);
+      expect((await host.exec(['systemctl', 'is-active', 'fleetx-agent.service'])).stdout.trim()).toBe('active');
+    }
+    const client = connect({ endpoints: [s.etcd!.endpoints[0]!], requestTimeoutMs: 5_000, prefix: '/fleetx' });
+    try {
+      // Registering follows the agent's start; wait for the outcome (bounded).
+      const ids = s.hosts.map((h) => h.machineId);
+      let registered: string[] = [];
+      for (let i = 0; i < 120 && !ids.every((id) => registered.some((k) => k.includes(id))); i++) {
+        await new Promise((r) => setTimeout(r, 250));
+        registered = await client.getAll().prefix(keyspace('/fleetx').machines()).keys();
+      }
+      expect(ids.filter((id) => !registered.some((k) => k.includes(id)))).toEqual([]);
+    } finally {
+      client.close();
+    }
+  });
+
+  it('an agent that cannot start fails up at once, naming the host and quoting its journal', async () => {
+    writeFileSync(join(clone, 'bin', 'fleetx.mjs'), "throw new Error('fleetx-checkout-test: this agent cannot start');\n");
+    await sandboxDown(stateDir);
+    const up = sandboxUp({ hosts: 1, stateDir, repoRoot: clone, bridge: net.bridge, subnet: net.prefix, hostPrefix: 'fxk' });
+    await expect(up).rejects.toMatchObject({
+      kind: 'failed',
+      message: expect.stringMatching(/^host fxk-1: fleetx-agent\.service does not stay up/),
+      hint: expect.stringContaining('fleetx-checkout-test: this agent cannot start'),
+    });
+    await sandboxDown(stateDir);
+    expect(await leftovers(stateDir, net.bridge, [{ name: 'fxk-1', dir: `${stateDir}/hosts/fxk-1` }])).toEqual([]);
+  });
+});
