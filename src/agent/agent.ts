@@ -287,7 +287,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       });
       // a job systemd ran but that did not succeed still counts as launched: the
       // failure is reported through the unit's state, not retried every pass
-      if (outcome.failed?.error.kind === 'failed') this.launched.record(outcome.failed.task, desired);
+      for (const f of outcome.failures) if (f.error.kind === 'failed') this.launched.record(f.task, desired);
       await this.refreshStatuses(tasks);
       this.bodies.retainOnly([...desired.values()].map((d) => d.hash));
       this.emit('pass', { tasks, outcome });

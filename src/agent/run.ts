@@ -1,7 +1,13 @@
 /**
- * runTasks: carries out a plan against systemd, in order, stopping at the
- * first failure (fleet's rule: the next pass re-plans from what is really
- * there, so a half-done plan is never "continued" blindly).
+ * runTasks: carries out a plan against systemd, in order. A failed task
+ * holds back only the later tasks of ITS unit; every other unit's tasks
+ * still run, so one bad unit never blocks its host (fleet stopped the whole
+ * pass at the first failure: one unit that could not be written kept every
+ * other unit on the host from starting). The run stops at once only when
+ * the host itself fails: systemd unreachable, or the daemon-reload failing,
+ * since every later job would be planned against files systemd has not read.
+ * The next pass re-plans from what is really there, so a unit held back is
+ * never "continued" blindly.
  */
 import { FleetxError, failedError, isFleetxError } from '../errors/errors.js';
 import type { JobResult, Systemd } from '../systemd/types.js';
@@ -13,25 +19,47 @@ export interface TaskDeps {
   bodyOf(hash: string): string | undefined;
 }
 
-export interface RunOutcome {
-  done: Task[];
-  failed?: { task: Task; error: FleetxError };
+export interface TaskFailure {
+  task: Task;
+  error: FleetxError;
 }
 
-/** Never throws: a failure ends the run and is returned. */
+export interface RunOutcome {
+  done: Task[];
+  /** the first failure (kept for callers that report one line) */
+  failed?: TaskFailure;
+  /** every failed task, in plan order; empty when all went well */
+  failures: TaskFailure[];
+  /** tasks not run: later tasks of a failed unit, or everything after a host failure */
+  skipped: Task[];
+}
+
+/** Never throws: failures are returned. */
 export async function runTasks(tasks: readonly Task[], deps: TaskDeps, onDone?: (t: Task) => void): Promise<RunOutcome> {
   const done: Task[] = [];
+  const failures: TaskFailure[] = [];
+  const skipped: Task[] = [];
+  const heldBack = new Set<string>();
+  let hostFailed = false;
   for (const task of tasks) {
+    const unit = 'unit' in task ? task.unit : undefined;
+    if (hostFailed || (unit !== undefined && heldBack.has(unit))) {
+      skipped.push(task);
+      continue;
+    }
     try {
       await runTask(task, deps);
     } catch (e) {
       const error = isFleetxError(e) ? e : new FleetxError('internal', `task ${task.type} failed: ${String(e)}`, { cause: e });
-      return { done, failed: { task, error } };
+      failures.push({ task, error });
+      if (unit === undefined || error.kind === 'unavailable') hostFailed = true;
+      else heldBack.add(unit);
+      continue;
     }
     done.push(task);
     onDone?.(task);
   }
-  return { done };
+  return failures.length === 0 ? { done, failures, skipped } : { done, failed: failures[0], failures, skipped };
 }
 
 async function runTask(t: Task, { systemd, bodyOf }: TaskDeps): Promise<void> {

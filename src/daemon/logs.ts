@@ -14,9 +14,9 @@ export function logAgent(agent: Agent, log: Logger): void {
   agent.on('task', (t) => log.info({ task: t.type, unit: 'unit' in t ? t.unit : undefined, reason: t.reason }, describeTask(t)));
   agent.on('problem', (msg, err) => log.warn({ err }, msg));
   agent.on('pass', (p) => {
-    if (p.outcome?.failed) {
-      const { task, error } = p.outcome.failed;
-      log.error({ err: error, task: describeTask(task) }, 'pass stopped at a failed task; will retry');
+    if (p.outcome && p.outcome.failures.length > 0) {
+      for (const { task, error } of p.outcome.failures) log.error({ err: error, task: describeTask(task) }, 'task failed; its unit is held back, other units carry on; will retry');
+      if (p.outcome.skipped.length > 0) log.warn({ skipped: p.outcome.skipped.map(describeTask) }, 'tasks held back until the next pass');
     } else if (p.tasks.length > 0) {
       log.info({ tasks: p.tasks.length }, 'pass done');
     }

@@ -22,8 +22,10 @@ export class UnitFiles {
     const current = await this.readOwn(name, file);
     if (current !== undefined && `${MANAGED_MARKER}\n${current}` === content) return false;
     await fsOp(`creating ${this.dir}`, () => mkdir(this.dir, { recursive: true }));
-    // Same directory, so rename is atomic; the name ends in .tmp, which systemd ignores.
-    const tmp = path.join(this.dir, `.${name}.${randomBytes(4).toString('hex')}.tmp`);
+    // Same directory, so rename is atomic; the name ends in .tmp, which systemd
+    // ignores. Its length is fixed: derived from the unit's name, a long but
+    // valid name gave a temporary name longer than the file system allows.
+    const tmp = path.join(this.dir, `.fleetx-${randomBytes(8).toString('hex')}.tmp`);
     try {
       await fsOp(`writing ${tmp}`, async () => {
         const fh = await open(tmp, 'wx', 0o644);

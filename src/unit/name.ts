@@ -1,11 +1,14 @@
 /**
  * Unit names as fleet accepted them: `prefix[@instance].type`, characters
- * from [a-zA-Z0-9:_.@-], at most 256 characters, ending in a type systemd knows.
+ * from [a-zA-Z0-9:_.@-], ending in a type systemd knows, and at most 255
+ * characters: systemd's own limit (its UNIT_NAME_MAX of 256 counts the
+ * terminating NUL) and the longest file name Linux can write. fleet allowed
+ * 256, a name no host could ever write.
  */
 import { invalidError } from '../errors/errors.js';
 import { UNIT_TYPES, type UnitName, type UnitType } from './types.js';
 
-export const UNIT_NAME_MAX = 256;
+export const UNIT_NAME_MAX = 255;
 const VALID_CHARS = /^[a-zA-Z0-9:_.@-]*$/;
 const ALLOWED = 'letters, digits and ":_.@-"';
 

@@ -197,6 +197,29 @@ describe('fleetx agent on a real systemd host', () => {
     await until('state hash', async () => (await stateRecord('web.service'))?.hash === hash);
   });
 
+  it('one unit whose file cannot be written does not hold back the other units on its host', async () => {
+    await submit('a-stuck.service', sleepUnit('stuck v1'), 'launched');
+    await until('a-stuck active', async () => (await show('a-stuck.service')).ActiveState === 'active');
+    const stuckPid = (await show('a-stuck.service')).MainPID;
+    // A mount point cannot be renamed over: every rewrite of this file now fails (EBUSY),
+    // a real write failure like the 243-256 character names that could not be written.
+    const file = '/run/systemd/system/a-stuck.service';
+    const mounted = await host.exec(['mount', '--bind', file, file]);
+    expect(mounted.code, mounted.stderr).toBe(0);
+    try {
+      await submit('a-stuck.service', sleepUnit('stuck v2'), 'launched');
+      await submit('z-fresh.service', sleepUnit('fresh'), 'launched'); // sorts after a-stuck: its tasks run later in the pass
+      await until('z-fresh active', async () => (await show('z-fresh.service')).ActiveState === 'active');
+      expect(await journal()).toMatch(/task failed; its unit is held back/);
+      expect((await show('a-stuck.service')).MainPID).toBe(stuckPid); // held back: untouched, still the old body
+    } finally {
+      await host.exec(['umount', file]);
+    }
+    await until('a-stuck rewritten once it can be', async () => (await host.exec(['cat', file])).stdout.includes('stuck v2'), 20_000);
+    for (const name of ['a-stuck.service', 'z-fresh.service']) await etcd.delete().key(keys.schedule(host.machineId, name));
+    await until('test units removed', async () => (await host.exec(['ls', '/run/systemd/system'])).stdout.match(/a-stuck|z-fresh/) === null);
+  }, 45_000);
+
   it('keeps units running while etcd is down and reconciles when it returns', async () => {
     const pid = (await show('web.service')).MainPID;
     await stopEtcd(etcdSpec.dataDir);

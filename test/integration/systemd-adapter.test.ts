@@ -176,6 +176,17 @@ describe('unit files', () => {
     expect(ours).not.toContain('masked.service');
   });
 
+  it('writes, loads and starts a unit with the longest valid name (255 characters)', async () => {
+    const name = `${'l'.repeat(255 - '.service'.length)}.service`;
+    expect(await sd.writeUnitFile(name, service('/bin/true', 'Type=oneshot\nRemainAfterExit=yes\n'))).toBe(true);
+    await sd.reload();
+    expect(await sd.start(name)).toBe('done');
+    expect((await sd.status(name)).activeState).toBe('active');
+    await sd.stop(name);
+    expect(await sd.removeUnitFile(name)).toBe(true);
+    expect((await readdir(h.unitDir)).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+  });
+
   it('marks its files and removes only those', async () => {
     await sd.writeUnitFile('gone.service', service('/bin/true'));
     expect(await h.sh(['head', '-1', '/run/systemd/system/gone.service'])).toBe(`${MANAGED_MARKER}\n`);

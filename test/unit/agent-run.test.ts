@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { runTasks } from '../../src/agent/run.js';
 import type { Task } from '../../src/agent/types.js';
 import { REASONS } from '../../src/agent/types.js';
-import { unavailableError } from '../../src/errors/errors.js';
+import { failedError, unavailableError } from '../../src/errors/errors.js';
 import type { JobResult, Systemd, UnitStatus } from '../../src/systemd/types.js';
 
 /** A recording stand-in for the agent's Systemd port (our interface, not D-Bus): scripted job results. */
@@ -50,7 +50,7 @@ describe('runTasks', () => {
     const { sd, calls } = recordingSystemd();
     const seen: string[] = [];
     const out = await runTasks(plan, { systemd: sd, bodyOf }, (t) => seen.push(t.type));
-    expect(out).toEqual({ done: plan });
+    expect(out).toEqual({ done: plan, failures: [], skipped: [] });
     expect(seen).toEqual(plan.map((t) => t.type));
     expect(calls).toEqual([
       'stop old.service', 'remove old.service', `write a.service ${JSON.stringify(bodyOf('h1'))}`, 'enable a.service',
@@ -58,17 +58,49 @@ describe('runTasks', () => {
     ]);
   });
 
-  it.each<[string, JobResult | Error, string]>([
-    ['a failed job', 'failed', 'failed'],
-    ['a timed-out job', 'timeout', 'failed'],
-    ['an unreachable systemd', unavailableError('D-Bus call timed out'), 'unavailable'],
-  ])('stops at the first failure: %s', async (_, result, kind) => {
+  it.each<[string, JobResult | Error]>([
+    ['a failed job', 'failed'],
+    ['a timed-out job', 'timeout'],
+  ])("a unit's failure holds back only that unit: %s", async (_, result) => {
     const { sd, calls } = recordingSystemd({ 'start a.service': result });
     const out = await runTasks(plan, { systemd: sd, bodyOf });
-    expect(out.done).toEqual(plan.slice(0, 5));
+    expect(out.done).toEqual([...plan.slice(0, 5), plan[6]]);
     expect(out.failed?.task).toEqual(plan[5]);
-    expect(out.failed?.error.kind).toBe(kind);
-    expect(calls.at(-1)).toBe('start a.service'); // b.service never started
+    expect(out.failures.map((f) => [f.task, f.error.kind])).toEqual([[plan[5], 'failed']]);
+    expect(calls.at(-1)).toBe('start b.service'); // b.service still started
+  });
+
+  it('a unit whose file cannot be written is held back; the other units are written, reloaded and started', async () => {
+    const { sd, calls } = recordingSystemd();
+    const failingWrite: Systemd = { ...sd, writeUnitFile: async (n, t) => (n === 'a.service' ? Promise.reject(failedError('ENAMETOOLONG')) : sd.writeUnitFile(n, t)) };
+    const tasks: Task[] = [
+      { type: 'write-file', unit: 'a.service', hash: 'h1', reason: REASONS.notLoaded },
+      { type: 'write-file', unit: 'b.service', hash: 'h1', reason: REASONS.notLoaded },
+      { type: 'reload', units: ['a.service', 'b.service'], reason: REASONS.filesChanged },
+      { type: 'start', unit: 'a.service', reason: REASONS.shouldBeLaunched },
+      { type: 'start', unit: 'b.service', reason: REASONS.shouldBeLaunched },
+    ];
+    const out = await runTasks(tasks, { systemd: failingWrite, bodyOf });
+    expect(out.failures.map((f) => f.task)).toEqual([tasks[0]]);
+    expect(out.skipped).toEqual([tasks[3]]);
+    expect(calls).toEqual([`write b.service ${JSON.stringify(bodyOf('h1'))}`, 'reload', 'start b.service']);
+  });
+
+  it('an unreachable systemd ends the run: every later task would fail too', async () => {
+    const { sd, calls } = recordingSystemd({ 'start a.service': unavailableError('D-Bus call timed out') });
+    const out = await runTasks(plan, { systemd: sd, bodyOf });
+    expect(out.done).toEqual(plan.slice(0, 5));
+    expect(out.failed?.error.kind).toBe('unavailable');
+    expect(out.skipped).toEqual([plan[6]]);
+    expect(calls.at(-1)).toBe('start a.service');
+  });
+
+  it('a failed daemon-reload ends the run: no job runs against files systemd has not read', async () => {
+    const { sd, calls } = recordingSystemd();
+    const out = await runTasks(plan, { systemd: { ...sd, reload: async () => Promise.reject(failedError('reload refused')) }, bodyOf });
+    expect(out.failed?.task).toEqual(plan[4]);
+    expect(out.skipped).toEqual(plan.slice(5));
+    expect(calls).not.toContain('start a.service');
   });
 
   it('fails a write whose body is not cached, before touching the host', async () => {

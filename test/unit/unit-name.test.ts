@@ -33,10 +33,10 @@ describe('parseUnitName', () => {
     expect(parseUnitName(`x.${t}`).type).toBe(t);
   });
 
-  it('accepts 256 characters and rejects 257', () => {
-    const ok = 'a'.repeat(256 - '.service'.length) + '.service';
+  it('accepts 255 characters and rejects 256 (systemd and the file system refuse longer names)', () => {
+    const ok = 'a'.repeat(255 - '.service'.length) + '.service';
     expect(parseUnitName(ok).full).toBe(ok);
-    expect(invalid(() => parseUnitName('a' + ok)).message).toMatch(/257 characters long \(at most 256\)/);
+    expect(invalid(() => parseUnitName('a' + ok)).message).toMatch(/256 characters long \(at most 255\)/);
   });
 
   it.each<[string, string, RegExp]>([
