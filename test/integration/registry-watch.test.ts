@@ -1,0 +1,192 @@
+/**
+ * PrefixWatch (registry/watch.ts) against a real etcd reached through a TCP
+ * proxy the test can cut. While the watch is cut off, keys change and etcd
+ * compacts its history, so the watch cannot resume: it must re-list, hand
+ * the consumer a replace(), watch again, and end with exactly what etcd holds.
+ */
+import type { Etcd3 } from 'etcd3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connect } from '../../src/registry/client.js';
+import { resolveConnection } from '../../src/registry/connection.js';
+import { PrefixWatch, type KeyValue, type WatchEvent, type WatchOptions, type WatchRange } from '../../src/registry/watch.js';
+import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
+import { TcpProxy } from '../helpers/tcp-proxy.js';
+
+let etcd: EtcdServer;
+let direct: Etcd3;
+let viaProxy: Etcd3;
+let proxy: TcpProxy;
+
+beforeAll(async () => {
+  etcd = await startEtcd();
+  direct = connect(resolveConnection({ endpoint: etcd.endpoints[0] }, {}));
+  proxy = await TcpProxy.start(Number(new URL(etcd.endpoints[0]!).port));
+  viaProxy = connect(resolveConnection({ endpoint: `http://127.0.0.1:${proxy.port}`, requestTimeout: '1' }, {}));
+});
+
+afterAll(async () => {
+  viaProxy?.close();
+  direct?.close();
+  await proxy?.cut();
+  await etcd?.stop();
+});
+
+async function waitFor(what: string, fn: () => boolean, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!fn()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** A consumer that keeps a copy of the range, the way every user of PrefixWatch does. */
+function copyOf(client: Etcd3, range: WatchRange, opts: WatchOptions = {}) {
+  const items = new Map<string, string>();
+  const log = { replaces: 0, events: [] as WatchEvent[], problems: [] as string[], live: [] as boolean[] };
+  const watch = new PrefixWatch(client, range, {
+    replace: (kvs: KeyValue[]) => {
+      log.replaces++;
+      items.clear();
+      for (const kv of kvs) items.set(kv.key, kv.value);
+    },
+    event: (e) => {
+      log.events.push(e);
+      if (e.type === 'put') items.set(e.key, e.value);
+      else items.delete(e.key);
+    },
+    live: (l) => log.live.push(l),
+    problem: (msg) => log.problems.push(msg),
+  }, { backoff: { initialMs: 100, maxMs: 400 }, probeMs: 200, ...opts });
+  const sorted = () => JSON.stringify([...items].sort());
+  return { watch, items, log, sorted };
+}
+
+describe('PrefixWatch', () => {
+  it('lists, then delivers typed put/delete events with their mod revisions', async () => {
+    await direct.put('/w1/a').value('1').exec();
+    const c = copyOf(viaProxy, { prefix: '/w1/' });
+    try {
+      await c.watch.start();
+      expect(c.watch.synced).toBe(true);
+      expect(c.log.replaces).toBe(1);
+      expect(c.sorted()).toBe(JSON.stringify([['/w1/a', '1']]));
+      await waitFor('live', () => c.watch.live);
+      expect(c.watch.state).toBe('watching');
+      const put = await direct.put('/w1/b').value('2').exec();
+      const del = await direct.delete().key('/w1/a').exec();
+      await waitFor('two events', () => c.log.events.length === 2);
+      expect(c.log.events).toEqual([
+        { type: 'put', key: '/w1/b', value: '2', modRevision: put.header.revision },
+        { type: 'delete', key: '/w1/a', modRevision: del.header.revision },
+      ]);
+    } finally {
+      await c.watch.stop();
+    }
+    expect(c.watch.state).toBe('stopped');
+  });
+
+  it('an exact key does not match longer keys', async () => {
+    await direct.put('/w2/app').value('1').exec();
+    await direct.put('/w2/app2').value('2').exec();
+    const c = copyOf(viaProxy, { key: '/w2/app' });
+    try {
+      await c.watch.start();
+      await direct.put('/w2/app2').value('3').exec();
+      await direct.put('/w2/app').value('4').exec();
+      await waitFor('app updated', () => c.items.get('/w2/app') === '4');
+      expect([...c.items.keys()]).toEqual(['/w2/app']);
+    } finally {
+      await c.watch.stop();
+    }
+  });
+
+  it.each([
+    ['the watch error (compacted start revision)', { probeMs: 3_600_000 }],
+    ['the reconnect probe', {}],
+  ])('compaction while disconnected: re-lists through %s and converges', async (_how, opts) => {
+    const p = `/w3-${Object.keys(opts).length}/`;
+    await direct.put(`${p}a`).value('1').exec();
+    const c = copyOf(viaProxy, { prefix: p }, opts);
+    try {
+      await c.watch.start();
+      await waitFor('live', () => c.watch.live);
+      await proxy.cut();
+      await waitFor('disconnected', () => !c.watch.live);
+      // while cut off: changes, then history compacted away
+      await direct.delete().key(`${p}a`).exec();
+      await direct.put(`${p}b`).value('2').exec();
+      await direct.put(`${p}c`).value('3').exec();
+      await direct.put(`${p}d`).value('4').exec();
+      const last = await direct.delete().key(`${p}d`).exec();
+      await direct.kv.compact({ revision: last.header.revision, physical: true });
+      await proxy.restore();
+      await waitFor('converged', () => c.sorted() === JSON.stringify([[`${p}b`, '2'], [`${p}c`, '3']]) && c.watch.live);
+      expect(c.log.replaces).toBeGreaterThanOrEqual(2);
+      // live went false while cut off and true again, in that order
+      expect(c.log.live.slice(0, 3)).toEqual([true, false, true]);
+      // and it keeps following
+      await direct.put(`${p}e`).value('5').exec();
+      await waitFor('e seen', () => c.items.get(`${p}e`) === '5');
+    } finally {
+      await c.watch.stop();
+    }
+    if (Object.keys(opts).length > 0) expect(c.log.problems).toContain(`watch on ${p} failed; listing again`);
+  });
+
+  it('a failed list is retried until etcd answers, and reported', async () => {
+    await proxy.cut();
+    const c = copyOf(viaProxy, { prefix: '/w4/' });
+    try {
+      await c.watch.start(); // resolves after the first failed attempt
+      expect(c.watch.synced).toBe(false);
+      expect(c.log.problems[0]).toBe('cannot list /w4/; retrying');
+      await direct.put('/w4/a').value('1').exec();
+      await proxy.restore();
+      await waitFor('listed', () => c.items.get('/w4/a') === '1' && c.watch.live);
+    } finally {
+      await proxy.restore();
+      await c.watch.stop();
+    }
+  });
+
+  it('a throwing handler is reported and the watch goes on', async () => {
+    const problems: string[] = [];
+    const seen: string[] = [];
+    const w = new PrefixWatch(viaProxy, { prefix: '/w5/' }, {
+      replace: () => undefined,
+      event: (e) => {
+        seen.push(e.key);
+        if (e.key === '/w5/bad') throw new Error('consumer bug');
+      },
+      problem: (msg) => problems.push(msg),
+    });
+    try {
+      await w.start();
+      await direct.put('/w5/bad').value('x').exec();
+      await direct.put('/w5/good').value('y').exec();
+      await waitFor('both seen', () => seen.length === 2);
+      expect(problems).toEqual(['a handler of the watch on /w5/ threw']);
+      expect(w.state).toBe('watching');
+    } finally {
+      await w.stop();
+    }
+  });
+
+  it('resync() re-lists a live watch without going offline; after stop() no handler runs', async () => {
+    const c = copyOf(viaProxy, { prefix: '/w6/' });
+    await c.watch.start();
+    await waitFor('live', () => c.watch.live);
+    c.watch.resync();
+    await waitFor('re-listed', () => c.log.replaces === 2 && c.watch.state === 'watching');
+    expect(c.log.live).toEqual([true]);
+    await c.watch.stop();
+    const events = c.log.events.length;
+    await direct.put('/w6/late').value('1').exec();
+    // a later write on a watched prefix of another watch proves events flowed meanwhile
+    const other = copyOf(viaProxy, { prefix: '/w6/' });
+    await other.watch.start();
+    await other.watch.stop();
+    expect(other.items.get('/w6/late')).toBe('1');
+    expect(c.log.events.length).toBe(events);
+  });
+});
