@@ -10,7 +10,9 @@ import { connect } from '../../src/registry/client.js';
 import { keyspace, type Keyspace } from '../../src/registry/keys.js';
 import type { UnitRecord } from '../../src/registry/records.js';
 import { Engine, type EngineOptions } from '../../src/engine/engine.js';
-import { isFencedOut, type Fence } from '../../src/engine/fence.js';
+import { Election } from '../../src/engine/election.js';
+import { backoffDelay } from '../../src/registry/backoff.js';
+import { isFencedOut, type Fence } from '../../src/registry/fence.js';
 import { EngineStore } from '../../src/engine/store.js';
 import { parseUnit } from '../../src/unit/parse.js';
 import { unitHash } from '../../src/unit/hash.js';
@@ -244,3 +246,50 @@ describe('a restarted agent on the leader machine', () => {
     await other.revoke().catch(() => undefined);
   });
 });
+
+describe('campaigning while etcd is frozen', () => {
+  it('backs off between failed campaigns and warns once, not once per attempt', async () => {
+    const keys = freshKeys();
+    // pinned draws: every delay is the backoff's floor, so the bound below is exact
+    const backoff = { initialMs: 100, maxMs: 1600, random: () => 0 };
+    const election = new Election({ client, key: keys.leader(), id: 'frozen', ttlSeconds: 2, retryMs: 100, callTimeoutMs: 300, backoff });
+    const warnings: string[] = [];
+    election.on('warning', (w) => warnings.push(w.message));
+    election.start();
+    try {
+      await waitFor('leads', () => election.leaderFence);
+      const pid = etcdPid(etcd.dataDir);
+      const before = election.campaignFailures;
+      const warningsBefore = warnings.length;
+      const t0 = Date.now();
+      process.kill(pid, 'SIGSTOP');
+      try {
+        // long enough for the lease to lapse and campaigns to fail many times over
+        await waitFor('several failed campaigns', () => election.campaignFailures - before >= 4, 20_000);
+        await sleep(3000);
+      } finally {
+        process.kill(pid, 'SIGCONT');
+      }
+      const elapsed = Date.now() - t0;
+      const failures = election.campaignFailures - before;
+      // each failure waited at least its backoff floor: no more failures fit in the pause
+      expect(failures).toBeLessThanOrEqual(maxFailuresWithin(elapsed, backoff) + 1);
+      // one warning for the whole run of failures (the hot loop logged one per attempt)
+      expect(warnings.length - warningsBefore).toBeLessThanOrEqual(1);
+      await waitFor('leads again', () => election.leaderFence, 30_000);
+    } finally {
+      await election.stop();
+    }
+  }, 60_000);
+});
+
+/** How many consecutive failures can have happened in `ms` when each is followed by at least backoffDelay(n) with the floor draw. */
+function maxFailuresWithin(ms: number, o: { initialMs: number; maxMs: number }): number {
+  let n = 0;
+  let spent = 0;
+  for (;;) {
+    spent += backoffDelay(n + 1, { ...o, random: () => 0 });
+    if (spent > ms) return n + 1;
+    n++;
+  }
+}
