@@ -12,9 +12,9 @@
 import { EventEmitter } from 'node:events';
 import type { Etcd3 } from 'etcd3';
 import { FleetxError, isFleetxError } from '../errors/errors.js';
-import { isFencedOut, type Fence } from '../engine/fence.js';
-import { PassRunner, type PassOutcome } from '../engine/runner.js';
-import { PrefixWatches } from '../engine/watches.js';
+import { isFencedOut, type Fence } from '../registry/fence.js';
+import { ChangeFeed, describeChange, type Change } from '../registry/changes.js';
+import { PassLoop, type PassOutcome } from '../registry/pass-loop.js';
 import { toFleetxError, type ErrorContext } from '../registry/errors.js';
 import { keyspace, lastSegment, type Keyspace } from '../registry/keys.js';
 import { nextSteps } from '../rollout/plan.js';
@@ -292,9 +292,9 @@ export class RolloutController extends EventEmitter<ControllerEvents> {
  * pass without any event).
  */
 class Session {
-  private readonly runner: PassRunner;
-  private readonly watches: PrefixWatches;
-  private detail: PrefixWatches | undefined;
+  private readonly runner: PassLoop;
+  private readonly watches: ChangeFeed;
+  private detail: ChangeFeed | undefined;
   private tick: NodeJS.Timeout | undefined;
   private stopped = false;
   private relevant = new Set<string>();
@@ -304,12 +304,12 @@ class Session {
     readonly fence: Fence,
   ) {
     const s = controller.settings;
-    this.runner = new PassRunner((reasons) => controller.runPass(this, reasons), s.debounceMs, s.retryMs);
+    this.runner = new PassLoop((reasons) => controller.runPass(this, reasons), { debounceMs: s.debounceMs, backoff: backoffOf(s.retryMs) });
     this.watches = this.watch(s.prefixes);
   }
 
   start(): void {
-    // watch first, then list: a change between the two still triggers a pass
+    // watches are in place (each from its list's revision + 1) before the first pass reads
     void this.watches.start().then(() => this.runner.kick('elected', 0));
   }
 
@@ -328,7 +328,7 @@ class Session {
       return;
     }
     if (this.detail === undefined) {
-      this.detail = this.watch(this.controller.settings.detailPrefixes, (why) => this.matters(why));
+      this.detail = this.watch(this.controller.settings.detailPrefixes, (c) => this.matters(c));
       void this.detail.start().then(() => this.runner.kick('instance watches opened', 0));
     }
     if (this.tick === undefined) {
@@ -347,20 +347,24 @@ class Session {
     await this.runner.stop();
   }
 
-  /** PrefixWatches reports "put KEY" / "delete KEY"; state, health and unit keys end with the unit name. */
-  private matters(why: string): boolean {
-    const m = /^(?:put|delete) (.*)$/.exec(why);
-    return m === null || this.relevant.has(lastSegment(m[1]!));
+  /** State, health and unit keys end with the unit name; a re-list may have missed anything. */
+  private matters(c: Change): boolean {
+    return c.type === 'listed' || this.relevant.has(lastSegment(c.key));
   }
 
-  private watch(prefixes: string[], filter: (why: string) => boolean = () => true): PrefixWatches {
+  private watch(prefixes: string[], filter: (c: Change) => boolean = () => true): ChangeFeed {
     const s = this.controller.settings;
-    return new PrefixWatches(
+    return new ChangeFeed(
       s.client,
       prefixes,
-      (why) => filter(why) && this.runner.kick(why),
+      (c) => filter(c) && this.runner.kick(describeChange(c)),
       (why, e) => this.controller.emit('warning', new FleetxError('unavailable', `rollout controller: ${why}`, { cause: e })),
-      s.retryMs,
+      { backoff: backoffOf(s.retryMs) },
     );
   }
+}
+
+/** Retries start at retryMs and grow, with jitter, to at most 10 s. */
+function backoffOf(retryMs: number) {
+  return { initialMs: retryMs, maxMs: Math.max(retryMs, 10_000) };
 }

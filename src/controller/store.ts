@@ -1,6 +1,6 @@
 /**
  * The controller's etcd adapter. Every call is one fenced transaction (the
- * leader key's value and create revision, as src/engine/fence.ts), so a
+ * leader key's value and create revision, as src/registry/fence.ts), so a
  * deposed leader neither acts on what it read nor writes:
  *   readRollouts  1 request: rollout records and control commands
  *   readDetails   1 request per 15 rollouts: their instances' unit records,
@@ -16,7 +16,7 @@
  */
 import type { Etcd3, IKeyValue, IRequestOp, ITxnResponse } from 'etcd3';
 import { FleetxError, isFleetxError, unavailableError } from '../errors/errors.js';
-import { FencedOutError, fenced, type Fence } from '../engine/fence.js';
+import { FencedOutError, fenced, type Fence } from '../registry/fence.js';
 import { prefixEnd } from '../registry/codec.js';
 import { lastSegment, type Keyspace } from '../registry/keys.js';
 import type { Batch } from './writes.js';

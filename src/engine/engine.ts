@@ -20,12 +20,12 @@ import { schedule as defaultSchedule } from '../scheduler/schedule.js';
 import { parseXFleet } from '../unit/xfleet.js';
 import { XFleetCache, type XFleetParser } from './bodies.js';
 import { Election, type ElectionState } from './election.js';
-import { isFencedOut, type Fence } from './fence.js';
+import { isFencedOut, type Fence } from '../registry/fence.js';
 import { planPass, type EngineOp, type ScheduleFn } from './plan.js';
-import { PassRunner, type PassOutcome } from './runner.js';
 import { EngineStore } from './store.js';
 import { decodeView } from './view.js';
-import { PrefixWatches } from './watches.js';
+import { ChangeFeed, describeChange } from '../registry/changes.js';
+import { PassLoop, type PassOutcome } from '../registry/pass-loop.js';
 
 export type EngineState = ElectionState;
 
@@ -65,7 +65,7 @@ export interface EngineOptions {
   debounceMs?: number;
   /** full pass even without events, ms (default 30 000): safety net */
   resyncMs?: number;
-  /** pause before retrying a failed pass or campaign, ms (default 1 000) */
+  /** first pause before retrying a failed pass or campaign, ms (default 1 000); it grows with jitter while failures go on */
   retryMs?: number;
   /** safety-net re-check of the leader key by followers, ms (default 30 000) */
   electionPollMs?: number;
@@ -226,10 +226,10 @@ export class Engine extends EventEmitter<EngineEvents> {
   }
 }
 
-/** One leadership term: watches, the resync timer and the pass runner. */
+/** One leadership term: watches, the resync timer and the pass loop. */
 class LeaderSession {
-  private readonly runner: PassRunner;
-  private readonly watches: PrefixWatches;
+  private readonly runner: PassLoop;
+  private readonly watches: ChangeFeed;
   private resync: NodeJS.Timeout | undefined;
 
   constructor(
@@ -237,18 +237,19 @@ class LeaderSession {
     readonly fence: Fence,
   ) {
     const s = engine.settings;
-    this.runner = new PassRunner((reasons) => engine.runPass(fence, reasons), s.debounceMs, s.retryMs);
-    this.watches = new PrefixWatches(
+    const backoff = { initialMs: s.retryMs, maxMs: Math.max(s.retryMs, 10_000) };
+    this.runner = new PassLoop((reasons) => engine.runPass(fence, reasons), { debounceMs: s.debounceMs, backoff });
+    this.watches = new ChangeFeed(
       s.client,
       s.prefixes,
-      (why) => this.runner.kick(why),
+      (c) => this.runner.kick(describeChange(c)),
       (why, e) => engine.emit('warning', new FleetxError('unavailable', `engine: ${why}`, { cause: e })),
-      s.retryMs,
+      { backoff },
     );
   }
 
   start(): void {
-    // watch first, then list: a change between the two still triggers a pass
+    // watches are in place (each from its list's revision + 1) before the first pass reads
     void this.watches.start().then(() => this.runner.kick('elected', 0));
     this.resync = setInterval(() => this.runner.kick('periodic resync'), this.engine.settings.resyncMs);
   }

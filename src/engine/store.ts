@@ -13,7 +13,7 @@
 import type { Etcd3, IKeyValue, IRequestOp, ITxnResponse } from 'etcd3';
 import { isFleetxError, unavailableError, type FleetxError } from '../errors/errors.js';
 import type { Keyspace } from '../registry/keys.js';
-import { FencedOutError, fenced, type Fence } from './fence.js';
+import { FencedOutError, fenced, type Fence } from '../registry/fence.js';
 import type { EngineOp } from './plan.js';
 import type { RawKV, RawView } from './view.js';
 

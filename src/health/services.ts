@@ -1,17 +1,16 @@
 /**
  * The services' health checks, kept current from etcd: {p}/service/ holds
  * a handful of records, so every change re-lists the prefix (one request)
- * rather than applying events. Watches come from PrefixWatches
- * (engine/watches.ts), which handles a watch `error` (compaction, cancel by
- * etcd) by opening a new watcher WITHOUT cancelling the failed one: etcd3
- * throws an uncaught exception when a watcher it already reported through
- * `error` is cancelled. A watch restart or reconnection re-lists too.
+ * rather than applying events. The watch is a ChangeFeed
+ * (registry/changes.ts): after a watch error, compaction or a disconnection
+ * it re-lists by itself and reports that as a change, so this re-lists too.
  *
  * A record whose check cannot be used maps its template to `undefined`, so
  * its instances stay 'unknown' rather than falling back to type 'none'.
  */
 import type { Etcd3 } from 'etcd3';
-import { PrefixWatches } from '../engine/watches.js';
+import { Backoff } from '../registry/backoff.js';
+import { ChangeFeed } from '../registry/changes.js';
 import type { Keyspace } from '../registry/keys.js';
 import type { HealthCheck } from '../service/types.js';
 import type { ChecksByTemplate } from './monitor.js';
@@ -67,12 +66,12 @@ export function checksFrom(records: ReadonlyArray<{ key: string; value: string }
 }
 
 export class ServiceChecks {
-  private readonly watches: PrefixWatches;
+  private readonly watches: ChangeFeed;
+  private readonly retries: Backoff;
   private stopped = false;
   private wanted = false;
   private listing?: Promise<void>;
   private retry?: NodeJS.Timeout;
-  private attempt = 0;
   private reported = '';
   private seeded = false;
 
@@ -84,7 +83,9 @@ export class ServiceChecks {
     /** the machine whose previous health records are read once (events.previous) */
     private readonly machineId?: string,
   ) {
-    this.watches = new PrefixWatches(client, [keys.services()], () => this.relist(), (why, e) => events.problem(why, e), retryMs);
+    const backoff = { initialMs: retryMs, maxMs: Math.max(retryMs, 5000) };
+    this.retries = new Backoff(backoff);
+    this.watches = new ChangeFeed(client, [keys.services()], () => this.relist(), (why, e) => events.problem(why, e), { backoff });
   }
 
   /** Opens the watch, then lists (retrying until it works). Returns once the watch is confirmed. */
@@ -123,13 +124,12 @@ export class ServiceChecks {
         const sig = bad.join(',');
         if (bad.length > 0 && sig !== this.reported) this.events.problem(`unusable health check in ${bad.join(', ')}; its instances stay unknown`);
         this.reported = sig;
-        this.attempt = 0;
+        this.retries.reset();
         this.events.changed(checks);
       } catch (e) {
         if (this.stopped) return;
-        if (this.attempt++ === 0) this.events.problem('listing services failed; retrying', e);
-        const delay = Math.min(5000, this.retryMs * 2 ** Math.min(this.attempt - 1, 3));
-        this.retry = setTimeout(() => this.relist(), delay);
+        if (this.retries.attempts === 0) this.events.problem('listing services failed; retrying', e);
+        this.retry = setTimeout(() => this.relist(), this.retries.next());
         return;
       }
     }

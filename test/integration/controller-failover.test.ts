@@ -9,7 +9,7 @@ import type { Etcd3 } from 'etcd3';
 import { RolloutController } from '../../src/controller/controller.js';
 import { ControllerStore } from '../../src/controller/store.js';
 import { Engine } from '../../src/engine/engine.js';
-import { isFencedOut } from '../../src/engine/fence.js';
+import { isFencedOut } from '../../src/registry/fence.js';
 import { isFleetxError } from '../../src/errors/errors.js';
 import { connect } from '../../src/registry/client.js';
 import { keyspace, type Keyspace } from '../../src/registry/keys.js';
