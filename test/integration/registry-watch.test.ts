@@ -6,32 +6,24 @@
  */
 import type { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect } from '../../src/registry/client.js';
-import { resolveConnection } from '../../src/registry/connection.js';
 import { PrefixWatch, type KeyValue, type WatchEvent, type WatchOptions, type WatchRange } from '../../src/registry/watch.js';
-import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
-import { TcpProxy } from '../helpers/tcp-proxy.js';
+import { startCuttableEtcd, type CuttableEtcd } from '../helpers/cuttable-etcd.js';
 
-let etcd: EtcdServer;
+let cluster: CuttableEtcd;
 let direct: Etcd3;
 let viaProxy: Etcd3;
-let proxy: TcpProxy;
 
 beforeAll(async () => {
-  etcd = await startEtcd();
-  direct = connect(resolveConnection({ endpoint: etcd.endpoints[0] }, {}));
-  proxy = await TcpProxy.start(Number(new URL(etcd.endpoints[0]!).port));
-  viaProxy = connect(resolveConnection({ endpoint: `http://127.0.0.1:${proxy.port}`, requestTimeout: '1' }, {}));
+  cluster = await startCuttableEtcd();
+  ({ direct, viaProxy } = cluster);
 });
 
 afterAll(async () => {
-  viaProxy?.close();
-  direct?.close();
-  await proxy?.cut();
-  await etcd?.stop();
+  await cluster?.stop();
 });
 
-async function waitFor(what: string, fn: () => boolean, ms = 20_000): Promise<void> {
+/** Polls fn every 25 ms until it holds (the limit only turns a hang into a failure). */
+async function until(what: string, fn: () => boolean, ms = 20_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!fn()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
@@ -70,11 +62,11 @@ describe('PrefixWatch', () => {
       expect(c.watch.synced).toBe(true);
       expect(c.log.replaces).toBe(1);
       expect(c.sorted()).toBe(JSON.stringify([['/w1/a', '1']]));
-      await waitFor('live', () => c.watch.live);
+      await until('live', () => c.watch.live);
       expect(c.watch.state).toBe('watching');
       const put = await direct.put('/w1/b').value('2').exec();
       const del = await direct.delete().key('/w1/a').exec();
-      await waitFor('two events', () => c.log.events.length === 2);
+      await until('two events', () => c.log.events.length === 2);
       expect(c.log.events).toEqual([
         { type: 'put', key: '/w1/b', value: '2', modRevision: put.header.revision },
         { type: 'delete', key: '/w1/a', modRevision: del.header.revision },
@@ -93,7 +85,7 @@ describe('PrefixWatch', () => {
       await c.watch.start();
       await direct.put('/w2/app2').value('3').exec();
       await direct.put('/w2/app').value('4').exec();
-      await waitFor('app updated', () => c.items.get('/w2/app') === '4');
+      await until('app updated', () => c.items.get('/w2/app') === '4');
       expect([...c.items.keys()]).toEqual(['/w2/app']);
     } finally {
       await c.watch.stop();
@@ -109,9 +101,9 @@ describe('PrefixWatch', () => {
     const c = copyOf(viaProxy, { prefix: p }, opts);
     try {
       await c.watch.start();
-      await waitFor('live', () => c.watch.live);
-      await proxy.cut();
-      await waitFor('disconnected', () => !c.watch.live);
+      await until('live', () => c.watch.live);
+      await cluster.proxy.cut();
+      await until('disconnected', () => !c.watch.live);
       // while cut off: changes, then history compacted away
       await direct.delete().key(`${p}a`).exec();
       await direct.put(`${p}b`).value('2').exec();
@@ -119,14 +111,14 @@ describe('PrefixWatch', () => {
       await direct.put(`${p}d`).value('4').exec();
       const last = await direct.delete().key(`${p}d`).exec();
       await direct.kv.compact({ revision: last.header.revision, physical: true });
-      await proxy.restore();
-      await waitFor('converged', () => c.sorted() === JSON.stringify([[`${p}b`, '2'], [`${p}c`, '3']]) && c.watch.live);
+      await cluster.proxy.restore();
+      await until('converged', () => c.sorted() === JSON.stringify([[`${p}b`, '2'], [`${p}c`, '3']]) && c.watch.live);
       expect(c.log.replaces).toBeGreaterThanOrEqual(2);
       // live went false while cut off and true again, in that order
       expect(c.log.live.slice(0, 3)).toEqual([true, false, true]);
       // and it keeps following
       await direct.put(`${p}e`).value('5').exec();
-      await waitFor('e seen', () => c.items.get(`${p}e`) === '5');
+      await until('e seen', () => c.items.get(`${p}e`) === '5');
     } finally {
       await c.watch.stop();
     }
@@ -134,17 +126,17 @@ describe('PrefixWatch', () => {
   });
 
   it('a failed list is retried until etcd answers, and reported', async () => {
-    await proxy.cut();
+    await cluster.proxy.cut();
     const c = copyOf(viaProxy, { prefix: '/w4/' });
     try {
       await c.watch.start(); // resolves after the first failed attempt
       expect(c.watch.synced).toBe(false);
       expect(c.log.problems[0]).toBe('cannot list /w4/; retrying');
       await direct.put('/w4/a').value('1').exec();
-      await proxy.restore();
-      await waitFor('listed', () => c.items.get('/w4/a') === '1' && c.watch.live);
+      await cluster.proxy.restore();
+      await until('listed', () => c.items.get('/w4/a') === '1' && c.watch.live);
     } finally {
-      await proxy.restore();
+      await cluster.proxy.restore();
       await c.watch.stop();
     }
   });
@@ -164,7 +156,7 @@ describe('PrefixWatch', () => {
       await w.start();
       await direct.put('/w5/bad').value('x').exec();
       await direct.put('/w5/good').value('y').exec();
-      await waitFor('both seen', () => seen.length === 2);
+      await until('both seen', () => seen.length === 2);
       expect(problems).toEqual(['a handler of the watch on /w5/ threw']);
       expect(w.state).toBe('watching');
     } finally {
@@ -175,9 +167,9 @@ describe('PrefixWatch', () => {
   it('resync() re-lists a live watch without going offline; after stop() no handler runs', async () => {
     const c = copyOf(viaProxy, { prefix: '/w6/' });
     await c.watch.start();
-    await waitFor('live', () => c.watch.live);
+    await until('live', () => c.watch.live);
     c.watch.resync();
-    await waitFor('re-listed', () => c.log.replaces === 2 && c.watch.state === 'watching');
+    await until('re-listed', () => c.log.replaces === 2 && c.watch.state === 'watching');
     expect(c.log.live).toEqual([true]);
     await c.watch.stop();
     const events = c.log.events.length;
