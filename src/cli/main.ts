@@ -5,7 +5,7 @@
  * messages and exit codes, and the only caller of process.exit.
  */
 import { Command, CommanderError, Option } from 'commander';
-import { exitCodeOf, EXIT, isFleetxError } from '../errors/errors.js';
+import { exitCodeOf, EXIT, ExitStatus, isFleetxError } from '../errors/errors.js';
 import { processIo, type Io } from './io.js';
 import { registerUnitCommands } from './program/units.js';
 import { registerToolCommands } from './program/tools.js';
@@ -18,13 +18,21 @@ export const VERSION = '0.1.0';
 /** --endpoint may be repeated (as the agent's unit does) or comma-separated, as fleetctl took it. */
 const joinEndpoints = (value: string, previous: string | undefined): string => (previous ? `${previous},${value}` : value);
 
-export function buildProgram(io: Io): Command {
+export function buildProgram(io: Io, o: { jsonErrors?: boolean } = {}): Command {
   const program = new Command('fleetx')
     .description('fleet-style orchestration of systemd units across container hosts')
     .version(VERSION)
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
-    .configureOutput({ writeOut: (s) => io.stdout(s.trimEnd()), writeErr: (s) => io.stderr(s.trimEnd()) });
+    .configureOutput({
+      writeOut: (s) => io.stdout(s.trimEnd()),
+      // under -o json a parse error is the one JSON line, without the help hint after it
+      writeErr: (s) => (o.jsonErrors ? undefined : io.stderr(s.trimEnd())),
+      outputError: (s, write) =>
+        o.jsonErrors
+          ? io.stderr(JSON.stringify({ schema: 'fleetx/error/v1', error: { kind: 'usage', exitCode: EXIT.usage, message: s.trim().replace(/^error: /, '') } }))
+          : write(s),
+    });
 
   // Connection flags keep fleetctl's names; values also come from FLEETX_*
   // and then FLEETCTL_* environment variables (see registry/connection.ts).
@@ -38,6 +46,15 @@ export function buildProgram(io: Io): Command {
     .option('--etcd-key-prefix <prefix>', 'key prefix of fleetx data in etcd (default /fleetx)')
     .option('--request-timeout <seconds>', 'time limit of each etcd request (default 5)')
     .addOption(new Option('-o, --output <format>', 'output format').choices(['text', 'json']).default('text'));
+  program.configureHelp({ showGlobalOptions: true });
+
+  program
+    .command('version')
+    .description('print the version of fleetx (as fleetctl version)')
+    .action((_o, c: Command) => {
+      if (c.optsWithGlobals().output === 'json') io.stdout(JSON.stringify({ schema: 'fleetx/version/v1', version: VERSION, node: process.versions.node }));
+      else io.stdout(`fleetx version ${VERSION}`);
+    });
 
   registerToolCommands(program, io);
   registerUnitCommands(program, io);
@@ -57,19 +74,44 @@ export async function runCli(argv: string[], io: Io = processIo()): Promise<neve
 
 /** Run one command and return its exit code; never throws, never exits. */
 export async function runCommand(argv: string[], io: Io): Promise<number> {
-  const program = buildProgram(io);
+  const program = buildProgram(io, { jsonErrors: wantsJson(argv) });
   try {
-    await program.parseAsync(argv, { from: 'user' });
+    await program.parseAsync(fleetctlArgv(argv), { from: 'user' });
     return EXIT.ok;
   } catch (e) {
-    return reportError(e, io);
+    return reportError(e, io, program.opts().output === 'json');
   }
 }
 
-function reportError(e: unknown, io: Io): number {
+/** -o json / --output json / --output=json / -ojson, before any "--". */
+function wantsJson(argv: string[]): boolean {
+  const end = argv.indexOf('--');
+  const args = end === -1 ? argv : argv.slice(0, end);
+  return args.some((a, i) => a === '--output=json' || a === '-ojson' || ((a === '-o' || a === '--output') && args[i + 1] === 'json'));
+}
+
+/** fleetctl (Go flags) wrote booleans as --flag=false; commander's form is --no-flag. */
+const GO_BOOLEANS = ['strict-host-key-checking'];
+
+export function fleetctlArgv(argv: string[]): string[] {
+  const end = argv.indexOf('--');
+  return argv.map((a, i) => {
+    if (end !== -1 && i > end) return a;
+    const m = /^--([a-z-]+)=(true|false|1|0)$/.exec(a);
+    if (!m || !GO_BOOLEANS.includes(m[1]!)) return a;
+    return m[2] === 'false' || m[2] === '0' ? `--no-${m[1]}` : `--${m[1]}`;
+  });
+}
+
+function reportError(e: unknown, io: Io, json: boolean): number {
+  if (e instanceof ExitStatus) return e.code;
   if (e instanceof CommanderError) {
     // help and version end with exitCode 0; parse errors were already printed
     return e.exitCode === 0 ? EXIT.ok : EXIT.usage;
+  }
+  if (json) {
+    io.stderr(jsonError(e));
+    return exitCodeOf(e);
   }
   if (isFleetxError(e)) {
     io.stderr(`fleetx: ${e.message}`);
@@ -80,4 +122,20 @@ function reportError(e: unknown, io: Io): number {
   io.stderr(`fleetx: internal error: ${err.message}`);
   if (io.env.FLEETX_DEBUG) io.stderr(err.stack ?? '');
   return exitCodeOf(e);
+}
+
+/** Under -o json an error is one JSON object on stderr (shape in docs/CLI.md). */
+export function jsonError(e: unknown): string {
+  const f = isFleetxError(e) ? e : undefined;
+  const message = f ? f.message : `internal error: ${e instanceof Error ? e.message : String(e)}`;
+  return JSON.stringify({
+    schema: 'fleetx/error/v1',
+    error: {
+      kind: f?.kind ?? 'internal',
+      exitCode: exitCodeOf(e),
+      message,
+      ...(f?.hint ? { hint: f.hint } : {}),
+      ...(f?.details ? f.details : {}),
+    },
+  });
 }

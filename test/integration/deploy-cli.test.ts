@@ -185,6 +185,30 @@ describe('fleetx deploy', () => {
     expect(await snapshot(e)).toEqual(before);
   });
 
+  it('plan --detailed-exitcode: 2 when a deploy would change something, 0 when not, 1 on any error', async () => {
+    const e = env();
+    const plan = (...extra: string[]) => fleetx(['plan', '--detailed-exitcode', '-f', 'services/web.yaml', ...extra], e, CWD);
+    const first = await plan();
+    expect(first.code, first.stderr).toBe(2);
+    expect(first.stdout).toContain('Deploy web: nothing -> revision 1 (new)');
+    // plain plan keeps exit 0 with the same changes
+    expect((await fleetx(['plan', '-f', 'services/web.yaml'], e, CWD)).code).toBe(0);
+    expect((await fleetx(['deploy', '-f', 'services/web.yaml', '--detach'], e, CWD)).code).toBe(0);
+    await finish(e, 'web', 'succeeded');
+    const same = await plan();
+    expect(same.code, same.stderr).toBe(0);
+    expect(same.stdout).toBe('web is already at revision 1');
+    expect((await plan('--set', 'greeting=hola')).code).toBe(2);
+    // errors that would be 3 (invalid) and 6 (unavailable) are 1, so that 2 only means "changes"
+    const bad = await fleetx(['plan', '--detailed-exitcode', '-f', 'services/bad.yaml'], e, CWD);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('services/bad.yaml:3: rollout.maxUnavailable must be a positive integer');
+    expect((await fleetx(['plan', '-f', 'services/bad.yaml'], e, CWD)).code).toBe(EXIT.invalid);
+    const down = await fleetx(['plan', '--detailed-exitcode', 'web'], { ...e, FLEETX_ENDPOINT: 'http://127.0.0.1:1', FLEETX_REQUEST_TIMEOUT: '1' }, CWD);
+    expect(down.code).toBe(1);
+    expect(down.stderr).toContain('unreachable');
+  });
+
   it('reports service file errors with file, line and field and writes nothing', async () => {
     const e = env();
     const r = await fleetx(['deploy', '-f', 'services/bad.yaml'], e, CWD);

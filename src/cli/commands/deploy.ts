@@ -9,6 +9,7 @@ import { formatPlan, type DeployInput, type DeployPlan } from '../../deploy/plan
 import { lockError } from '../../deploy/store.js';
 import type { DeployContext } from '../context.js';
 import { followOrDetach, type FollowFlags } from '../follow/started.js';
+import { EXIT, ExitStatus, withExitCode } from '../../errors/errors.js';
 
 export interface DeployOptions extends FollowFlags {
   file?: string;
@@ -28,12 +29,30 @@ export async function deployCommand(opts: DeployOptions, ctx: DeployContext): Pr
   await apply(prepared, opts, ctx);
 }
 
-/** `fleetx plan`: the same as deploy --dry-run. */
-export async function planCommand(opts: Omit<DeployOptions, 'dryRun' | 'detach' | 'autoRevert' | 'timeoutMs'>, ctx: DeployContext): Promise<void> {
-  const prepared = await prepareDeploy(ctx.store, { file: opts.file, name: opts.name, sets: opts.sets, cwd: ctx.io.cwd });
-  printPlan(prepared.plan, ctx);
-  await warnIfLocked(prepared.plan, ctx);
+export interface PlanOptions {
+  file?: string;
+  name?: string;
+  sets: string[];
+  /** exit 2 when something would change, 1 on any error (terraform's contract) */
+  detailedExitcode?: boolean;
 }
+
+/** `fleetx plan`: the same as deploy --dry-run. */
+export async function planCommand(opts: PlanOptions, ctx: DeployContext): Promise<void> {
+  let plan: DeployPlan;
+  try {
+    plan = (await prepareDeploy(ctx.store, { file: opts.file, name: opts.name, sets: opts.sets, cwd: ctx.io.cwd })).plan;
+    printPlan(plan, ctx);
+    await warnIfLocked(plan, ctx);
+  } catch (e) {
+    // with --detailed-exitcode 2 means "changes", so every error is 1
+    throw opts.detailedExitcode ? withExitCode(e, EXIT.failed) : e;
+  }
+  if (opts.detailedExitcode && hasChanges(plan)) throw new ExitStatus(2);
+}
+
+/** Anything a deploy would write: a revision, units, a rollout, or only new service settings. */
+export const hasChanges = (plan: DeployPlan): boolean => !plan.nothingToDo || plan.specChanged;
 
 /** A plan made while a rollout runs would be refused: say so (stderr, so the plan stays clean). */
 async function warnIfLocked(plan: DeployPlan, ctx: DeployContext): Promise<void> {

@@ -81,10 +81,11 @@ export async function statusCommand(opts: { units: string[]; flags: RemoteFlags 
   if (worst !== 0) throw remoteFailed(worst);
 }
 
-export async function journalCommand(opts: { unit: string; lines: number; follow: boolean; flags: RemoteFlags }, ctx: CommandContext): Promise<void> {
+export async function journalCommand(opts: { unit: string; lines: number; follow: boolean; sudo?: boolean; flags: RemoteFlags }, ctx: CommandContext): Promise<void> {
   const ssh = sshOptions(opts.flags, ctx.io.env);
   const [m] = await machinesOfUnit(ctx, opts.unit);
-  const argv = ['journalctl', '--no-pager', '--unit', parseUnitName(opts.unit).full, '--lines', String(opts.lines)];
+  // -n: never wait for a password prompt nobody can answer (no TTY); sudo fails with a message instead
+  const argv = [...(opts.sudo ? ['sudo', '-n'] : []), 'journalctl', '--no-pager', '--unit', parseUnitName(opts.unit).full, '--lines', String(opts.lines)];
   if (opts.follow) argv.push('--follow');
   const code = await runRemote(m!.ip, argv, ssh, { tty: false, output: outputOf(ctx) });
   if (code !== 0) throw remoteFailed(code);

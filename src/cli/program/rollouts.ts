@@ -56,9 +56,10 @@ export function registerRolloutCommands(program: Command, io: Io): void {
     .argument('[service]', 'stored service (app, app@, app@.service) or one in ./services/NAME.yaml')
     .option('-f, --file <path>', 'service file (services/NAME.yaml)')
     .option('--set <key=value>', 'override one value (repeatable)', collect, [])
+    .option('--detailed-exitcode', 'exit 0 when nothing would change, 2 when something would, 1 on any error (as terraform plan)', false)
     .action(async (service: string | undefined, o, c: Command) => {
       const { planCommand } = await import('../commands/deploy.js');
-      await withDeploy(c, io, (ctx) => planCommand({ name: service, file: o.file, sets: o.set }, ctx));
+      await withDeploy(c, io, (ctx) => planCommand({ name: service, file: o.file, sets: o.set, detailedExitcode: o.detailedExitcode }, ctx));
     });
 
   followOptions(
