@@ -11,6 +11,9 @@ packages=(
   haproxy                   # the load balancer of the sandbox demo
   iproute2 openssl          # bridges for test hosts; TLS material in tests
   openssh-server openssh-client # sshd in sandbox hosts; ssh for status/journal/ssh
+  podman crun catatonit     # the container runtime of sandbox hosts (catatonit: --init)
+  podman-docker             # /usr/bin/docker for units written for docker (units/app@ and the sidecars)
+  docker-registry           # the sandbox's image registry (distribution 2.8) on the bridge
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -35,6 +38,11 @@ fi
 # A machine that already had it keeps its own setting.
 if [[ " ${missing[*]} " == *" openssh-server "* ]] && command -v systemctl >/dev/null; then
   systemctl disable ssh.service >/dev/null 2>&1 || true
+fi
+# Likewise docker-registry: the sandbox runs its own registry on its bridge
+# address (src/sandbox/registry.ts), never the package's on the machine.
+if [[ " ${missing[*]} " == *" docker-registry "* ]] && command -v systemctl >/dev/null; then
+  systemctl disable docker-registry.service >/dev/null 2>&1 || true
 fi
 
 npm ci --no-audit --no-fund

@@ -17,6 +17,13 @@ export const ALWAYS_MASK: readonly string[] = [
   'docker.service',
   'docker.socket',
   'containerd.service',
+  // The sandbox runs its registry on the machine; podman's API service is not used.
+  'docker-registry.service',
+  'podman.service',
+  'podman.socket',
+  'podman-restart.service',
+  'podman-auto-update.service',
+  'podman-auto-update.timer',
   'ssh.service',
   'ssh.socket',
   'sshd.service',

@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, readdirSync, rmdirSync, rmSync, writeFileSync } 
 import { isAbsolute, join } from 'node:path';
 import { conflictError, usageError } from '../errors/errors.js';
 import { checkUnitRuns } from './agent-check.js';
+import { containerHostFiles } from './container-host.js';
 import { AGENT_UNIT, agentUnit } from './agent-unit.js';
 import { withLock } from './lock.js';
 import { etcdHealthy, isOurEtcd, startEtcd, stopEtcd } from './etcd.js';
@@ -16,6 +17,7 @@ import { bootHost, destroyHostDir, haltHostDir, openHost, recordedMachineId, typ
 import { mountsUnder, unmountAll } from './mounts.js';
 import { createBridge, deleteBridge, linkExists } from './network.js';
 import { ensureKeyPair, knownHostsText } from './sshd.js';
+import { ensureRegistry, REGISTRY_PORT, registryAnswers, registryPids, stopRegistry } from './registry.js';
 import { envFileText, envValues, OWN_ENTRIES, readState, sandboxPaths, writeState, type SandboxHostEntry, type SandboxState } from './state.js';
 
 export interface SandboxOptions {
@@ -52,6 +54,8 @@ export interface SandboxStatus {
   healthy: boolean;
   bridge?: { name: string; address: string; present: boolean };
   etcd?: { endpoints: string[]; pid?: number; running: boolean; logFile: string };
+  /** The image registry every host pulls from: plain HTTP on the bridge, declared insecure for that address in each host. */
+  registry?: { address: string; url: string; pid?: number; running: boolean; logFile: string };
   hosts: SandboxHostStatus[];
   /** `. ENVFILE` sets FLEETX_ENDPOINT and the SSH settings for fleetx on this machine. */
   envFile?: string;
@@ -97,6 +101,7 @@ function planState(o: SandboxOptions, prev: SandboxState | undefined): SandboxSt
       dataDir: paths.etcdData,
       logFile: paths.etcdLog,
     },
+    registry: { address: `${subnet}.1:${REGISTRY_PORT}`, dir: paths.registry, logFile: paths.registryLog },
     hosts,
   };
 }
@@ -137,7 +142,8 @@ async function ensureHost(state: SandboxState, entry: SandboxHostEntry, agent: b
   }
   await haltHostDir(entry.dir);
   const endpoint = state.etcd.endpoints[0]!;
-  const files: Record<string, string> = {};
+  // Every host is a container host pulling from the sandbox registry.
+  const files: Record<string, string> = containerHostFiles({ registry: state.registry!.address });
   if (agent) files[`/etc/systemd/system/${AGENT_UNIT}`] = agentUnit({ repoRoot: state.repoRoot, endpoint, ip: entry.address });
   return bootHost({
     sshd: { authorizedKeys: [clientKey] },
@@ -177,6 +183,7 @@ async function up(o: SandboxOptions): Promise<void> {
   writeState({ ...state, hosts: mergeHosts(prev?.hosts ?? [], state.hosts) });
   await createBridge(state.bridge.name, state.bridge.cidr);
   await ensureEtcd(state);
+  await ensureRegistry(state.registry!);
   writeState({ ...state, hosts: mergeHosts(prev?.hosts ?? [], state.hosts) });
 
   const wanted = new Set(state.hosts.map((h) => h.dir));
@@ -224,13 +231,17 @@ export async function sandboxStatus(stateDir: string): Promise<SandboxStatus> {
       return { name: h.name, machineId: host.machineId, address: h.address, running: true, systemState };
     }),
   );
-  const healthy = present && etcdUp && hosts.every((h) => h.running && /^(running|degraded)$/.test(h.systemState ?? ''));
+  const r = state.registry;
+  const registryPid = r ? registryPids(r.dir)[0] : undefined;
+  const registryUp = r !== undefined && registryPid !== undefined && (await registryAnswers(r.address));
+  const healthy = present && etcdUp && registryUp && hosts.every((h) => h.running && /^(running|degraded)$/.test(h.systemState ?? ''));
   return {
     stateDir,
     exists: true,
     healthy,
     bridge: { name: state.bridge.name, address: state.bridge.cidr, present },
     etcd: { endpoints: e.endpoints, pid: etcdUp ? e.pid : undefined, running: etcdUp, logFile: e.logFile },
+    ...(r ? { registry: { address: r.address, url: `http://${r.address}/`, pid: registryUp ? registryPid : undefined, running: registryUp, logFile: r.logFile } } : {}),
     hosts,
     envFile: sandboxPaths(stateDir).env,
     env: envValues(e.endpoints, stateDir),
@@ -277,6 +288,8 @@ async function down(stateDir: string): Promise<SandboxDownResult> {
   const etcdRan = isOurEtcd(state?.etcd.pid, paths.etcdData);
   await stopEtcd(paths.etcdData);
   if (etcdRan) removed.push('etcd');
+  if (registryPids(paths.registry).length > 0) removed.push('registry');
+  await stopRegistry(paths.registry);
   if (state && (await linkExists(state.bridge.name))) {
     await deleteBridge(state.bridge.name);
     removed.push(`bridge ${state.bridge.name}`);

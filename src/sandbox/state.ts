@@ -30,6 +30,8 @@ const State = z.object({
     dataDir: z.string(),
     logFile: z.string(),
   }),
+  /** The image registry on the bridge (absent in a sandbox made before it had one). */
+  registry: z.object({ address: z.string(), dir: z.string(), logFile: z.string() }).optional(),
   hosts: z.array(HostEntry),
 });
 
@@ -47,10 +49,15 @@ export const sandboxPaths = (stateDir: string) => ({
   sshKey: join(stateDir, 'id_ed25519'),
   /** Every host's address and SSH host key. */
   knownHosts: join(stateDir, 'known_hosts'),
+  /** The image registry's config and store, and its log. */
+  registry: join(stateDir, 'registry'),
+  registryLog: join(stateDir, 'registry.log'),
+  /** Images built on this machine for the sandbox (src/images): podman's store, build context. */
+  images: join(stateDir, 'images'),
 });
 
 /** Names `down` may delete inside stateDir; anything else there is left alone. */
-export const OWN_ENTRIES = ['state.json', 'state.json.tmp', 'env', 'etcd', 'etcd.log', 'hosts', 'id_ed25519', 'id_ed25519.pub', 'known_hosts', 'lock'];
+export const OWN_ENTRIES = ['state.json', 'state.json.tmp', 'env', 'etcd', 'etcd.log', 'hosts', 'id_ed25519', 'id_ed25519.pub', 'known_hosts', 'registry', 'registry.log', 'images', 'lock'];
 
 /** The state, or undefined when there is none or it is unreadable (then `down` falls back to scanning). */
 export function readState(stateDir: string): SandboxState | undefined {

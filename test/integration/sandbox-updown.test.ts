@@ -128,7 +128,7 @@ describe('sandbox up / status / down', () => {
     await sandboxCommand({ action: 'down', output: 'json', stateDir }, io);
     expect(JSON.parse(io.out.join(''))).toEqual({
       stateDir,
-      removed: [`bridge ${net.bridge}`, 'etcd', 'host fxu-1'],
+      removed: [`bridge ${net.bridge}`, 'etcd', 'host fxu-1', 'registry'],
     });
     expect(await leftovers(stateDir, net.bridge, names.map((name) => ({ name, dir: `${stateDir}/hosts/${name}` })))).toEqual([]);
     expect(existsSync(stateDir)).toBe(false);

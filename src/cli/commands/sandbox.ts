@@ -74,6 +74,7 @@ export function statusText(s: SandboxStatus, demo?: DemoStatus): string {
   const lines = [`sandbox ${s.stateDir}: ${s.healthy ? 'healthy' : 'NOT healthy'}`];
   if (s.etcd) lines.push(`etcd:   ${s.etcd.endpoints.join(',')} ${s.etcd.running ? `(pid ${s.etcd.pid})` : '(not running)'}`);
   if (s.bridge) lines.push(`bridge: ${s.bridge.name} ${s.bridge.address}${s.bridge.present ? '' : ' (missing)'}`);
+  if (s.registry) lines.push(`images: ${s.registry.url} ${s.registry.running ? `(pid ${s.registry.pid}; plain HTTP, hosts trust this address only)` : '(not running)'}`);
   lines.push('');
   const rows = s.hosts.map((h) => ({
     host: h.name,
