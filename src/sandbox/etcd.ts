@@ -4,10 +4,9 @@
  * listens only on the bridge address, which the machine reaches directly and
  * the hosts reach over the bridge; nothing binds the machine's own addresses.
  */
-import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { failedError } from '../errors/errors.js';
-import { findProcs, isAlive, procArgv, signal, sleep, waitGone } from './proc.js';
+import { findProcs, isAlive, procArgv, sleep, spawnDaemon, terminate } from './proc.js';
 import { SYSTEM_PATH } from './run.js';
 
 export interface EtcdSpec {
@@ -62,16 +61,7 @@ export async function etcdHealthy(clientUrl: string, timeoutMs = 1_000): Promise
  */
 export async function startEtcd(s: EtcdSpec, timeoutMs = 15_000): Promise<number> {
   mkdirSync(s.dataDir, { recursive: true, mode: 0o700 });
-  const log = openSync(s.logFile, 'a');
-  let pid: number | undefined;
-  try {
-    const child = spawn('etcd', etcdArgs(s), { detached: true, stdio: ['ignore', log, log], env: { PATH: SYSTEM_PATH } });
-    child.on('error', () => undefined); // surfaces below as "exited"
-    child.unref();
-    pid = child.pid;
-  } finally {
-    closeSync(log);
-  }
+  const pid = spawnDaemon('etcd', etcdArgs(s), s.logFile, { PATH: SYSTEM_PATH });
   const until = Date.now() + timeoutMs;
   for (;;) {
     if (pid === undefined || !isAlive(pid)) throw failedError(`sandbox etcd exited at start`, `see ${s.logFile}`);
@@ -86,10 +76,5 @@ export async function startEtcd(s: EtcdSpec, timeoutMs = 15_000): Promise<number
 
 /** Stops every etcd of this data dir: SIGTERM, then SIGKILL. Nothing running is fine. */
 export async function stopEtcd(dataDir: string): Promise<void> {
-  const pids = etcdPids(dataDir);
-  for (const p of pids) signal(p, 'SIGTERM');
-  if (!(await waitGone(pids, 10_000))) {
-    for (const p of pids) signal(p, 'SIGKILL');
-    await waitGone(pids, 5_000);
-  }
+  await terminate(etcdPids(dataDir));
 }

@@ -4,7 +4,8 @@
  * a process is only ever recognised by its command line (a path that is
  * unique to the sandbox), never by pid alone.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
 
 export interface ProcInfo {
   pid: number;
@@ -76,5 +77,31 @@ export function signal(pid: number, sig: NodeJS.Signals): void {
     process.kill(pid, sig);
   } catch {
     // Already gone.
+  }
+}
+
+/** SIGTERM, then SIGKILL after graceMs. Nothing running is fine. */
+export async function terminate(pids: number[], graceMs = 10_000): Promise<void> {
+  for (const p of pids) signal(p, 'SIGTERM');
+  if (!(await waitGone(pids, graceMs))) {
+    for (const p of pids) signal(p, 'SIGKILL');
+    await waitGone(pids, 5_000);
+  }
+}
+
+/**
+ * Spawns a daemon detached (own process group, output appended to logFile,
+ * unref'ed) so it outlives the CLI that started it. Returns its pid, or
+ * undefined when it could not be started (the caller's wait reports it).
+ */
+export function spawnDaemon(file: string, argv: string[], logFile: string, env: NodeJS.ProcessEnv): number | undefined {
+  const log = openSync(logFile, 'a');
+  try {
+    const child = spawn(file, argv, { detached: true, stdio: ['ignore', log, log], env });
+    child.on('error', () => undefined); // surfaces as "exited at start"
+    child.unref();
+    return child.pid;
+  } finally {
+    closeSync(log);
   }
 }

@@ -11,11 +11,10 @@
  * protection the bridge does not already give. A production registry uses
  * TLS; nothing in the units depends on this choice.
  */
-import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { failedError } from '../errors/errors.js';
-import { findProcs, isAlive, signal, sleep, waitGone } from './proc.js';
+import { findProcs, isAlive, sleep, spawnDaemon, terminate } from './proc.js';
 import { SYSTEM_PATH } from './run.js';
 
 export const REGISTRY_PORT = 5000;
@@ -74,16 +73,7 @@ export async function ensureRegistry(s: RegistrySpec, timeoutMs = 15_000): Promi
   await stopRegistry(s.dir);
   mkdirSync(registryPaths(s.dir).store, { recursive: true, mode: 0o755 });
   writeFileSync(registryPaths(s.dir).config, registryConfig(s));
-  const log = openSync(s.logFile, 'a');
-  let pid: number | undefined;
-  try {
-    const child = spawn(BINARY, ['serve', registryPaths(s.dir).config], { detached: true, stdio: ['ignore', log, log], env: { PATH: SYSTEM_PATH } });
-    child.on('error', () => undefined); // surfaces below as "exited"
-    child.unref();
-    pid = child.pid;
-  } finally {
-    closeSync(log);
-  }
+  const pid = spawnDaemon(BINARY, ['serve', registryPaths(s.dir).config], s.logFile, { PATH: SYSTEM_PATH });
   const until = Date.now() + timeoutMs;
   for (;;) {
     if (pid === undefined || !isAlive(pid)) throw failedError('the sandbox registry exited at start', `see ${s.logFile}; is docker-registry installed (scripts/setup.sh)?`);
@@ -98,10 +88,5 @@ export async function ensureRegistry(s: RegistrySpec, timeoutMs = 15_000): Promi
 
 /** SIGTERM, then SIGKILL. Nothing running is fine. */
 export async function stopRegistry(dir: string): Promise<void> {
-  const pids = registryPids(dir);
-  for (const p of pids) signal(p, 'SIGTERM');
-  if (!(await waitGone(pids, 10_000))) {
-    for (const p of pids) signal(p, 'SIGKILL');
-    await waitGone(pids, 5_000);
-  }
+  await terminate(registryPids(dir));
 }
