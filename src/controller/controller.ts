@@ -161,7 +161,7 @@ export class RolloutController extends EventEmitter<ControllerEvents> {
     const failures: ControllerPassReport['failures'] = [];
     if (entries.length > 0) {
       const read = await store.readDetails(fence, entries);
-      const reports = decoder.reports(read.states, read.healths);
+      const reports = decoder.reports(read.states, read.healths, read.machines);
       const now = this.now();
       for (const [i, entry] of entries.entries()) {
         const details = decoder.details(read.details[i]!, this.keys.presenceHolds(entry.service));

@@ -5,7 +5,7 @@
  *   readRollouts  1 request: rollout records and control commands
  *   readDetails   1 request per 15 rollouts: their instances' unit records,
  *                 template, presence status, holds, revision and service,
- *                 plus every state and health record (one range each)
+ *                 plus every state, health and machine record (one range each)
  *   commit        1 request per batch of a WritePlan (usually one)
  * It counts its requests so a pass can report what it cost etcd.
  *
@@ -22,7 +22,7 @@ import { lastSegment, type Keyspace } from '../registry/keys.js';
 import type { Batch } from './writes.js';
 import { commonPrefix, type RawDetails, type RawKV, type RolloutEntry } from './view.js';
 
-/** Rollouts read together in one detail transaction (6 ranges each, 2 shared). */
+/** Rollouts read together in one detail transaction (6 ranges each, 3 shared). */
 const ROLLOUTS_PER_READ = 15;
 
 export class ControllerStore {
@@ -48,13 +48,13 @@ export class ControllerStore {
     return { rollouts: rollouts ?? [], controls: controls ?? [] };
   }
 
-  /** Details per rollout (same order as `entries`) and every state and health record. */
-  async readDetails(fence: Fence, entries: RolloutEntry[]): Promise<{ details: RawDetails[]; states: RawKV[]; healths: RawKV[] }> {
-    const out: { details: RawDetails[]; states: RawKV[]; healths: RawKV[] } = { details: [], states: [], healths: [] };
+  /** Details per rollout (same order as `entries`) and every state, health and machine record. */
+  async readDetails(fence: Fence, entries: RolloutEntry[]): Promise<{ details: RawDetails[]; states: RawKV[]; healths: RawKV[]; machines: RawKV[] }> {
+    const out: { details: RawDetails[]; states: RawKV[]; healths: RawKV[]; machines: RawKV[] } = { details: [], states: [], healths: [], machines: [] };
     for (let i = 0; i < entries.length; i += ROLLOUTS_PER_READ) {
       const part = entries.slice(i, i + ROLLOUTS_PER_READ);
       const first = i === 0;
-      const ops: IRequestOp[] = first ? [this.range(this.keys.states()), this.range(this.keys.healths())] : [];
+      const ops: IRequestOp[] = first ? [this.range(this.keys.states()), this.range(this.keys.healths()), this.range(this.keys.machines())] : [];
       for (const e of part) {
         const r = e.rollout.value;
         const names = Object.keys(r.instances);
@@ -74,6 +74,7 @@ export class ControllerStore {
       if (first) {
         out.states = kvs[k++] ?? [];
         out.healths = kvs[k++] ?? [];
+        out.machines = kvs[k++] ?? [];
       }
       for (const e of part) {
         const names = new Set(Object.keys(e.rollout.value.instances));

@@ -3,6 +3,7 @@
  * (pure). A record that is not valid JSON is skipped and reported as a
  * problem: one corrupt key must not stop every rollout.
  */
+import { healthThatCounts } from '../health/counts.js';
 import type { HealthRecord } from '../health/types.js';
 import type { PresenceStatusRecord } from '../presence/types.js';
 import { lastSegment } from '../registry/keys.js';
@@ -50,10 +51,11 @@ export interface RawDetails {
   service?: RawKV;
 }
 
-/** States and health of every unit, by unit name: shared by all rollouts of a pass. */
+/** States and health of every unit, by unit name, and the registered machines: shared by all rollouts of a pass. */
 export interface Reports {
   states: Map<string, UnitStateRecord[]>;
   health: Map<string, HealthRecord[]>;
+  machines: Set<string>;
 }
 
 export class Decoder {
@@ -116,8 +118,8 @@ export class Decoder {
     };
   }
 
-  reports(states: RawKV[], healths: RawKV[]): Reports {
-    const out: Reports = { states: new Map(), health: new Map() };
+  reports(states: RawKV[], healths: RawKV[], machines: RawKV[]): Reports {
+    const out: Reports = { states: new Map(), health: new Map(), machines: new Set(machines.map((kv) => lastSegment(kv.key))) };
     for (const kv of states) {
       const s = this.json<UnitStateRecord>(kv);
       if (s !== undefined) push(out.states, s.name, s);
@@ -138,7 +140,7 @@ export function buildView(entry: RolloutEntry, details: RolloutDetails, reports:
     .map((unit) => {
       const states = reports.states.get(unit) ?? [];
       const unitRecord = details.units.get(unit)?.value;
-      const health = pickHealth(reports.health.get(unit) ?? [], states);
+      const health = healthThatCounts(reports.health.get(unit) ?? [], reports.machines);
       const presence = details.statuses.get(unit);
       return {
         unit,
@@ -150,21 +152,6 @@ export function buildView(entry: RolloutEntry, details: RolloutDetails, reports:
       };
     });
   return { rollout: record, instances, ...(entry.control !== undefined ? { control: entry.control } : {}), now };
-}
-
-/**
- * The health record of the machine that runs the unit. A unit that moved
- * may briefly have records from two machines (the old one's lease has not
- * expired yet): a machine that reports a state for the unit wins, an active
- * one first, then the newest check.
- */
-export function pickHealth(records: HealthRecord[], states: UnitStateRecord[]): HealthRecord | undefined {
-  if (records.length <= 1) return records[0];
-  const rank = (h: HealthRecord): number => {
-    const s = states.find((x) => x.machine === h.machine);
-    return s === undefined ? 0 : s.activeState === 'active' ? 2 : 1;
-  };
-  return [...records].sort((a, b) => rank(b) - rank(a) || b.checkedAt.localeCompare(a.checkedAt) || a.machine.localeCompare(b.machine))[0];
 }
 
 /**

@@ -4,7 +4,7 @@
  * whether it belongs in the load balancer, with a reason.
  *
  * An instance is IN when it is not held by a rollout, its health record
- * says healthy, and the machine that reported it is still registered.
+ * (the one that counts, health/counts.ts) says healthy, and the machine that reported it is still registered.
  * Everything else is OUT. The instances considered are the union of units
  * with a health record, held units and units the driver reported as not out
  * (so an instance that vanished from etcd is still taken out of the LB, and
@@ -13,7 +13,8 @@
  */
 import type { HealthRecord } from '../health/types.js';
 import type { MachineRecord } from '../registry/records.js';
-import { isInstanceOf } from './instances.js';
+import { healthThatCounts } from '../health/counts.js';
+import { isInstanceOf } from '../unit/name.js';
 import type { Desired, Observed, PresenceHold } from './types.js';
 
 export interface DecideInput {
@@ -31,6 +32,7 @@ export interface DecideInput {
 export function decide(input: DecideInput): Desired[] {
   const mine = (u: string) => isInstanceOf(input.template, u);
   const machines = new Map(input.machines.map((m) => [m.id, m]));
+  const live = new Set(machines.keys());
   const holds = new Map<string, PresenceHold>();
   for (const h of input.holds) if (mine(h.unit)) holds.set(h.unit, h);
   const health = new Map<string, HealthRecord[]>();
@@ -47,7 +49,7 @@ export function decide(input: DecideInput): Desired[] {
   const lingering = input.observed.filter((o) => o.state !== 'out' && mine(o.unit)).map((o) => o.unit);
   const units = new Set<string>([...health.keys(), ...holds.keys(), ...lingering]);
   return [...units].sort(cmp).map((unit): Desired => {
-    const record = pickHealth(health.get(unit) ?? [], machines);
+    const record = healthThatCounts(health.get(unit) ?? [], live);
     const machine = record ? machines.get(record.machine) : undefined;
     const address = machine?.ip ?? lastAddress.get(unit);
     const out = (reason: string): Desired => ({ unit, ...(address !== undefined ? { address } : {}), port: input.port, want: 'out', reason });
@@ -58,19 +60,6 @@ export function decide(input: DecideInput): Desired[] {
     if (record.status !== 'healthy') return out(`health is ${record.status} on ${record.machine}`);
     return { unit, address: machine.ip, port: input.port, want: 'in', reason: `healthy on ${record.machine}` };
   });
-}
-
-/**
- * One health record per instance. Two can exist while a unit moves (the
- * old machine's lease has not expired yet): prefer a live machine, then a
- * healthy record, then the newest check, then the machine id (determinism).
- */
-function pickHealth(records: readonly HealthRecord[], machines: ReadonlyMap<string, MachineRecord>): HealthRecord | undefined {
-  const score = (h: HealthRecord) => [machines.has(h.machine) ? 0 : 1, h.status === 'healthy' ? 0 : 1] as const;
-  return [...records].sort((a, b) => {
-    const [sa, sb] = [score(a), score(b)];
-    return sa[0] - sb[0] || sa[1] - sb[1] || cmp(b.checkedAt, a.checkedAt) || cmp(a.machine, b.machine) || cmp(a.status, b.status);
-  })[0];
 }
 
 const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
