@@ -18,6 +18,7 @@ import type { Keyspace } from '../registry/keys.js';
 import type { UnitRecord } from '../registry/records.js';
 import type { RolloutControl, RolloutRecord } from '../rollout/types.js';
 import type { RevisionRecord, ServiceRecord } from '../service/types.js';
+import { isInstanceOf } from '../unit/name.js';
 
 /** What one deploy (or restart / undo) writes, all or nothing. */
 export interface DeployWrite {
@@ -109,15 +110,13 @@ export class DeployStore {
   unitsOf(template: string): Promise<{ template?: Versioned<UnitRecord>; instances: Array<Versioned<UnitRecord>> }> {
     return this.run(async () => {
       const res = await this.client.getAll().prefix(this.keys.units()).exec();
-      const at = template.indexOf('@');
-      const [prefix, type] = [template.slice(0, at + 1), template.slice(template.lastIndexOf('.'))];
       let tpl: Versioned<UnitRecord> | undefined;
       const instances: Array<Versioned<UnitRecord>> = [];
       for (const kv of res.kvs) {
         const v = { value: decodeKv<UnitRecord>(kv), modRevision: kv.mod_revision };
         const name = v.value.name;
         if (name === template) tpl = v;
-        else if (name.startsWith(prefix) && name.endsWith(type) && name.length > prefix.length + type.length) instances.push(v);
+        else if (isInstanceOf(template, name)) instances.push(v);
       }
       return { template: tpl, instances: sortBy(instances, (i) => i.value.name) };
     });

@@ -21,6 +21,7 @@
 import { DirtyWriter } from '../registry/dirty-writer.js';
 import type { Keyspace } from '../registry/keys.js';
 import type { HealthCheck } from '../service/types.js';
+import { templateOf } from '../unit/name.js';
 import { runProbe, type Probe } from './probes.js';
 import { startTracking, step, wantsChecks, type HealthInput, type TrackerState } from './tracker.js';
 import type { HealthRecord } from './types.js';
@@ -60,14 +61,6 @@ interface Runner {
   check: HealthCheck;
   timer?: NodeJS.Timeout;
   inflight?: Promise<void>;
-}
-
-/** app@3.service -> app@.service; undefined for a unit that is not a template instance. */
-export function templateOf(unit: string): string | undefined {
-  const at = unit.indexOf('@');
-  const dot = unit.lastIndexOf('.');
-  if (at <= 0 || dot <= at + 1) return undefined;
-  return `${unit.slice(0, at + 1)}${unit.slice(dot)}`;
 }
 
 export class HealthMonitor {

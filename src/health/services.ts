@@ -12,6 +12,7 @@ import type { Etcd3 } from 'etcd3';
 import { Backoff } from '../registry/backoff.js';
 import { ChangeFeed } from '../registry/changes.js';
 import type { Keyspace } from '../registry/keys.js';
+import { storedHealthCheckSchema } from '../service/schema.js';
 import type { HealthCheck } from '../service/types.js';
 import type { ChecksByTemplate } from './monitor.js';
 import type { HealthRecord } from './types.js';
@@ -24,21 +25,10 @@ export interface ServiceChecksEvents {
   problem(msg: string, err?: unknown): void;
 }
 
-const TYPES = new Set(['http', 'tcp', 'command', 'none']);
-
-/** The check of a stored service record, or undefined when it is unusable. */
+/** The check of a stored service record (service/schema.ts), or undefined when it is unusable. */
 export function checkOf(record: unknown): HealthCheck | undefined {
-  if (record === null || typeof record !== 'object') return undefined;
-  const h = (record as { health?: unknown }).health;
-  if (h === null || typeof h !== 'object') return undefined;
-  const c = h as Record<string, unknown>;
-  const pos = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v > 0;
-  if (typeof c.type !== 'string' || !TYPES.has(c.type)) return undefined;
-  if (!pos(c.intervalMs) || !pos(c.timeoutMs) || !pos(c.threshold) || !pos(c.failureThreshold)) return undefined;
-  if ((c.type === 'http' || c.type === 'tcp') && !(pos(c.port) && (c.port as number) < 65536)) return undefined;
-  if (c.type === 'http' && c.path !== undefined && typeof c.path !== 'string') return undefined;
-  if (c.type === 'command' && !(Array.isArray(c.command) && c.command.length > 0 && c.command.every((a) => typeof a === 'string'))) return undefined;
-  return c as unknown as HealthCheck;
+  const parsed = storedHealthCheckSchema.safeParse(record !== null && typeof record === 'object' ? (record as { health?: unknown }).health : undefined);
+  return parsed.success ? parsed.data : undefined;
 }
 
 /** Template -> check over service records (key order; the first service of a template wins). */

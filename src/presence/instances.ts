@@ -1,17 +1,8 @@
 /**
- * Which units are instances of a service, and the names they take in a
- * load balancer. Pure string functions.
+ * The names instances take in a load balancer. Pure string functions.
+ * (Which units are instances of a service: unit/name.ts isInstanceOf.)
  */
-import { isValidUnitName, parseUnitName } from '../unit/name.js';
-
-/** True when `unit` is an instance of `template` (app@1.service of app@.service). */
-export function isInstanceOf(template: string, unit: string): boolean {
-  const at = template.indexOf('@.');
-  if (at < 0) return unit === template; // a plain unit: its only "instance" is itself
-  const head = template.slice(0, at + 1); // "app@"
-  const tail = template.slice(at + 1); // ".service"
-  return unit.length > head.length + tail.length && unit.startsWith(head) && unit.endsWith(tail) && isValidUnitName(unit) && !unit.slice(head.length, -tail.length).includes('@');
-}
+import { isInstanceOf, parseUnitName } from '../unit/name.js';
 
 /**
  * HAProxy server slot of an instance: `app@1.service` -> `app-1`

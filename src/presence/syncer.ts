@@ -28,7 +28,7 @@ import type { MachineRecord } from '../registry/records.js';
 import type { PresenceConfig, ServiceRecord } from '../service/types.js';
 import { decide } from './decide.js';
 import { createDriver, type DriverContext } from './drivers/index.js';
-import { isInstanceOf } from './instances.js';
+import { isInstanceOf } from '../unit/name.js';
 import { PrefixMirror } from './mirror.js';
 import { StatusReporter } from './reporter.js';
 import type { Desired, Observed, PresenceDriver, PresenceHold, PresenceStatusRecord } from './types.js';

@@ -9,14 +9,14 @@ import { parseUnitName } from '../unit/name.js';
 import { parseDuration } from './duration.js';
 import type { ServiceSpec } from './types.js';
 
-const duration = (fallback: string) =>
+const duration = (fallback: string, positive = false) =>
   z
     .unknown()
     .optional()
     .transform((v, ctx) => {
       const ms = parseDuration(v ?? fallback);
-      if (ms === undefined) {
-        ctx.addIssue({ code: 'custom', message: 'must be a duration like 500ms, 2s or 1m, or a number of milliseconds' });
+      if (ms === undefined || (positive && ms === 0)) {
+        ctx.addIssue({ code: 'custom', message: `must be a${positive ? ' positive' : ''} duration like 500ms, 2s or 1m, or a number of milliseconds` });
         return z.NEVER;
       }
       return ms;
@@ -30,25 +30,45 @@ const port = () => int(1, 'a port number (1-65535)').max(65535, { error: 'must b
 const text = () => z.string({ error: 'must be a string' }).min(1, { error: 'must not be empty' });
 const argv = () => z.array(text(), { error: 'must be a list of strings (argv, no shell)' }).min(1, { error: 'must not be empty' });
 
+// One health-check validation for both forms: the service file's (durations
+// as written) and the stored one agents read back from etcd (milliseconds).
+const checkType = z.enum(['http', 'tcp', 'command', 'none'], { error: 'must be one of http, tcp, command, none' });
+const checkTarget = { port: port().optional(), path: text().optional(), command: argv().optional() };
+
+function requireTarget(h: { type: string; port?: number; command?: string[] }, ctx: z.RefinementCtx): void {
+  const need = (field: 'port' | 'command') => {
+    if (h[field] === undefined) ctx.addIssue({ code: 'custom', path: [field], message: `is required for health type ${h.type}` });
+  };
+  if (h.type === 'http' || h.type === 'tcp') need('port');
+  if (h.type === 'command') need('command');
+}
+
 const health = z
   .strictObject({
-    type: z.enum(['http', 'tcp', 'command', 'none'], { error: 'must be one of http, tcp, command, none' }).default('none'),
-    port: port().optional(),
-    path: text().optional(),
-    command: argv().optional(),
-    interval: duration('2s'),
-    timeout: duration('1s'),
+    type: checkType.default('none'),
+    ...checkTarget,
+    // an agent refuses a stored check without a positive interval and timeout
+    interval: duration('2s', true),
+    timeout: duration('1s', true),
     threshold: positive().default(1),
     failureThreshold: positive().default(2),
   })
-  .superRefine((h, ctx) => {
-    const need = (field: 'port' | 'command') => {
-      if (h[field] === undefined) ctx.addIssue({ code: 'custom', path: [field], message: `is required for health type ${h.type}` });
-    };
-    if (h.type === 'http' || h.type === 'tcp') need('port');
-    if (h.type === 'command') need('command');
-  })
+  .superRefine(requireTarget)
   .default({ type: 'none', interval: 2000, timeout: 1000, threshold: 1, failureThreshold: 2 });
+
+const millis = () => z.number({ error: 'must be a number of milliseconds' }).positive({ error: 'must be positive' }).finite();
+
+/** A stored check (ServiceRecord.health), as an agent reads it from etcd; fields it does not know are dropped. */
+export const storedHealthCheckSchema = z
+  .object({
+    type: checkType,
+    ...checkTarget,
+    intervalMs: millis(),
+    timeoutMs: millis(),
+    threshold: positive(),
+    failureThreshold: positive(),
+  })
+  .superRefine(requireTarget);
 
 const presence = z
   .strictObject({

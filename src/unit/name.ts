@@ -56,6 +56,27 @@ export function isValidUnitName(name: string): boolean {
   }
 }
 
+/**
+ * The template of an instance name: templateOf('app@3.service') === 'app@.service';
+ * undefined for a name that is not a valid instance (a template, a plain unit, an invalid name).
+ */
+export function templateOf(unit: string): string | undefined {
+  try {
+    return parseUnitName(unit).template;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * True when `unit` is an instance of `template` (app@1.service of app@.service).
+ * A plain unit given as the template has one "instance": itself.
+ */
+export function isInstanceOf(template: string, unit: string): boolean {
+  if (!template.includes('@')) return unit === template;
+  return templateOf(unit) === template;
+}
+
 /** The instance `instance` of template `template`: instanceOf('app@.service', '1') === 'app@1.service'. */
 export function instanceOf(template: string, instance: string): string {
   const t = parseUnitName(template);

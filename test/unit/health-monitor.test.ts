@@ -3,7 +3,7 @@
  * port, not etcd) and a probe function whose outcome the test sets.
  */
 import { describe, expect, it } from 'vitest';
-import { HealthMonitor, NO_CHECK, templateOf, type HealthSink } from '../../src/health/monitor.js';
+import { HealthMonitor, NO_CHECK, type HealthSink } from '../../src/health/monitor.js';
 import type { Probe } from '../../src/health/probes.js';
 import type { HealthRecord } from '../../src/health/types.js';
 import { keyspace } from '../../src/registry/keys.js';
@@ -61,16 +61,6 @@ async function until(what: string, fn: () => boolean, ms = 2000): Promise<void> 
     await wait(5);
   }
 }
-
-describe('templateOf', () => {
-  it.each([
-    ['app@3.service', 'app@.service'],
-    ['app@blue.service', 'app@.service'],
-    ['app@.service', undefined],
-    ['plain.service', undefined],
-    ['@x.service', undefined],
-  ])('%s → %s', (u, t) => expect(templateOf(u)).toBe(t));
-});
 
 describe('HealthMonitor', () => {
   it('an instance of a service goes unknown → healthy; a plain unit gets type none', async () => {

@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import { formatDuration, parseDuration } from '../../src/service/duration.js';
 import { parseServiceText } from '../../src/service/load.js';
 import { FleetxError } from '../../src/errors/errors.js';
+import { checkOf } from '../../src/health/services.js';
 
 describe('parseDuration', () => {
   it.each([
@@ -109,5 +110,42 @@ describe('parseServiceText', () => {
       '  s.yaml:4: rollout.maxUnavailable must be a positive integer',
       '  s.yaml:5: rollout.deadline must be a duration like 500ms, 2s or 1m, or a number of milliseconds',
     ]);
+  });
+});
+
+describe('health checks: one validation for the file and the stored form', () => {
+  const file = (health: Record<string, unknown>) => `name: app\nvalues: {}\nhealth: ${JSON.stringify(health)}\n`;
+
+  it('refuses a zero interval or timeout (agents could never run the check)', () => {
+    for (const health of [{ type: 'tcp', port: 80, interval: '0s' }, { type: 'tcp', port: 80, timeout: 0 }]) {
+      expect(() => parseServiceText(file(health), 'services/app.yaml')).toThrow(/must be a positive duration/);
+    }
+  });
+
+  it('property: every check a service file accepts is one an agent can use once stored', () => {
+    const health = fc.record(
+      {
+        type: fc.constantFrom('http', 'tcp', 'command', 'none'),
+        port: fc.integer({ min: 1, max: 65535 }),
+        path: fc.constantFrom('/', '/health'),
+        command: fc.constant(['/bin/true']),
+        interval: fc.constantFrom('1ms', '2s', 500, '1m'),
+        timeout: fc.constantFrom('1ms', '1s', 250),
+        threshold: fc.integer({ min: 1, max: 5 }),
+        failureThreshold: fc.integer({ min: 1, max: 5 }),
+      },
+      { requiredKeys: ['type'] },
+    );
+    fc.assert(
+      fc.property(health, (h) => {
+        let spec;
+        try {
+          spec = parseServiceText(file(h), 'services/app.yaml');
+        } catch {
+          return; // refused by the file schema: nothing is stored
+        }
+        expect(checkOf({ health: spec.health })).toEqual(spec.health);
+      }),
+    );
   });
 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { FleetxError } from '../../src/errors/errors.js';
-import { instanceOf, isValidUnitName, parseUnitName } from '../../src/unit/name.js';
+import { instanceOf, isInstanceOf, isValidUnitName, parseUnitName, templateOf } from '../../src/unit/name.js';
 import { UNIT_TYPES, type UnitName } from '../../src/unit/types.js';
 
 function invalid(fn: () => unknown): FleetxError {
@@ -92,5 +92,46 @@ describe('instanceOf', () => {
     ['an invalid template name', 'app@.conf', '1', /unknown unit type/],
   ])('rejects %s', (_d, template, inst, message) => {
     expect(invalid(() => instanceOf(template, inst)).message).toMatch(message);
+  });
+});
+
+// The one rule for "is this unit an instance of that template", used by the
+// health monitor (which check), presence (which units), and deploy (which
+// unit records a service has).
+describe('templateOf and isInstanceOf', () => {
+  it.each([
+    ['app@3.service', 'app@.service'],
+    ['app@blue.service', 'app@.service'],
+    ['my-app@a.b.service', 'my-app@.service'],
+    ['app@.service', undefined],
+    ['plain.service', undefined],
+    ['@x.service', undefined],
+    ['app@1@2.service', undefined],
+    ['app@1.nope', undefined],
+  ])('templateOf(%s) = %s', (u, t) => expect(templateOf(u)).toBe(t));
+
+  it.each([
+    ['app@.service', 'app@1.service', true],
+    ['app@.service', 'app@.service', false],
+    ['app@.service', 'app@1.socket', false],
+    ['app@.service', 'apps@1.service', false],
+    ['app@.service', 'ap@1.service', false],
+    ['app@.service', 'app@1@2.service', false],
+    ['app@.service', 'app@a/b.service', false],
+    ['app.service', 'app.service', true],
+    ['app.service', 'app@1.service', false],
+  ])('isInstanceOf(%s, %s) = %s', (t, u, want) => expect(isInstanceOf(t, u)).toBe(want));
+
+  it('property: instanceOf(t, i) is an instance of t and of no other template', () => {
+    const part = fc.stringMatching(/^[a-zA-Z0-9:_.-]{1,12}$/);
+    fc.assert(
+      fc.property(part, part, fc.constantFrom('service', 'socket', 'timer'), part, (prefix, instance, type, other) => {
+        const t = `${prefix}@.${type}`;
+        const unit = instanceOf(t, instance);
+        expect(templateOf(unit)).toBe(t);
+        expect(isInstanceOf(t, unit)).toBe(true);
+        if (other !== prefix) expect(isInstanceOf(`${other}@.${type}`, unit)).toBe(false);
+      }),
+    );
   });
 });
