@@ -3,6 +3,7 @@
  * and always closes the etcd client afterwards.
  */
 import { readFile } from 'node:fs/promises';
+import type { Etcd3 } from 'etcd3';
 import type { DeployStore } from '../deploy/store.js';
 import { usageError } from '../errors/errors.js';
 import { checkConnectionFiles, resolveConnection, type ConnectionOptions } from '../registry/connection.js';
@@ -13,6 +14,8 @@ import type { GlobalFlags } from './program/flags.js';
 
 export interface CommandContext {
   registry: Registry;
+  /** the registry's etcd client, for the few commands that read through a library (why) */
+  client: Etcd3;
   connection: ConnectionOptions;
   io: Io;
   output: GlobalFlags['output'];
@@ -53,9 +56,9 @@ export async function connectionFrom(flags: GlobalFlags, io: Io): Promise<Connec
 
 export async function withRegistry<T>(flags: GlobalFlags, io: Io, fn: (ctx: CommandContext) => Promise<T>): Promise<T> {
   const connection = await connectionFrom(flags, io);
-  const { registry, close } = openRegistry(connection);
+  const { registry, client, close } = openRegistry(connection);
   try {
-    return await fn({ registry, connection, io, output: flags.output });
+    return await fn({ registry, client, connection, io, output: flags.output });
   } finally {
     close();
   }

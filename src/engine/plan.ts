@@ -37,32 +37,53 @@ export interface PlanInput {
   now: string;
 }
 
-export function planPass(input: PlanInput, schedule: ScheduleFn): EngineOp[] {
-  const { view, xfleet, now } = input;
+/**
+ * What the scheduler is given in a pass (also what `fleetx why` explains):
+ * units that are active and whose X-Fleet options could be read, the live
+ * machines, and the placements that stay candidates. Alongside: schedule
+ * keys that must go whatever the scheduler says, and units left where they
+ * are because their options cannot be read.
+ */
+export function scheduleInputOf(view: ClusterView, xfleet: XFleetLookup): {
+  input: ScheduleInput;
+  current: CurrentPlacement[];
+  dropped: Array<{ machine: string; name: string; reason: string }>;
+  unreadable: Set<string>;
+} {
   const units = new Map(view.units.map((u) => [u.name, u]));
   const live = new Set(view.machines.map((m) => m.id));
-  const ops = new OpSet();
-
-  // 1. Schedule keys that must go whatever the scheduler says.
-  const current: Placement[] = [];
+  const current: CurrentPlacement[] = [];
+  const dropped: Array<{ machine: string; name: string; reason: string }> = [];
   const unreadable = new Set<string>(); // units whose X-Fleet cannot be read: left where they are
   for (const { machine, record } of view.schedules) {
     const unit = units.get(record.name);
-    const gone = !live.has(machine);
-    if (unit === undefined) ops.deleteSchedule(machine, record.name, 'unit was destroyed');
-    else if (unit.targetState === 'inactive') ops.deleteSchedule(machine, record.name, 'unit is inactive');
-    else if (gone) ops.deleteSchedule(machine, record.name, `machine ${machine} is gone`);
+    const drop = (reason: string) => dropped.push({ machine, name: record.name, reason });
+    if (unit === undefined) drop('unit was destroyed');
+    else if (unit.targetState === 'inactive') drop('unit is inactive');
+    else if (!live.has(machine)) drop(`machine ${machine} is gone`);
     else if (isError(xfleet.get(unit.name))) unreadable.add(unit.name);
     else current.push({ machine, record, unit });
   }
-
-  // 2. Place what is schedulable.
   const schedulable = view.units.filter((u) => u.targetState !== 'inactive' && !isError(xfleet.get(u.name)) && xfleet.has(u.name));
-  const result = schedule({
+  const input: ScheduleInput = {
     units: schedulable.map((u) => ({ name: u.name, targetState: u.targetState, xfleet: xfleet.get(u.name) as XFleetOptions })),
     machines: view.machines.map((m) => ({ id: m.id, metadata: m.metadata })),
     current: current.map((p) => ({ unit: p.record.name, machine: p.machine })),
-  });
+  };
+  return { input, current, dropped, unreadable };
+}
+
+export function planPass(input: PlanInput, schedule: ScheduleFn): EngineOp[] {
+  const { view, xfleet, now } = input;
+  const units = new Map(view.units.map((u) => [u.name, u]));
+  const ops = new OpSet();
+
+  // 1. Schedule keys that must go whatever the scheduler says.
+  const { input: scheduleInput, current, dropped, unreadable } = scheduleInputOf(view, xfleet);
+  for (const d of dropped) ops.deleteSchedule(d.machine, d.name, d.reason);
+
+  // 2. Place what is schedulable.
+  const result = schedule(scheduleInput);
 
   const currentByKey = new Map(current.map((p) => [`${p.machine}/${p.record.name}`, p]));
   const removed = new Set<string>();
@@ -113,7 +134,7 @@ export function planPass(input: PlanInput, schedule: ScheduleFn): EngineOp[] {
   return ops.sorted();
 }
 
-interface Placement {
+export interface CurrentPlacement {
   machine: string;
   record: ScheduleRecord;
   unit: UnitRecord;

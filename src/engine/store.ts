@@ -4,7 +4,8 @@
  *   readView    1 request: the five prefixes at one revision (a consistent snapshot)
  *   readBodies  1 request per 100 bodies not yet cached
  *   apply       1 request per 100 operations
- * It counts its requests so a pass can report what it cost etcd.
+ * It counts its requests so a pass can report what it cost etcd. Reads
+ * without a fence (`fleetx why`, which only looks) are plain snapshots.
  *
  * Errors: FencedOutError when the fence no longer holds; otherwise what
  * `convert` makes of etcd3's error (the engine passes the registry's
@@ -32,7 +33,7 @@ export class EngineStore {
     private readonly convert?: (e: unknown) => FleetxError,
   ) {}
 
-  async readView(fence: Fence): Promise<RawView> {
+  async readView(fence?: Fence): Promise<RawView> {
     const prefixes = [
       this.keys.units(),
       this.keys.machines(),
@@ -53,7 +54,7 @@ export class EngineStore {
   }
 
   /** Bodies by hash; a hash whose key does not exist is absent from the map. */
-  async readBodies(fence: Fence, hashes: string[]): Promise<Map<string, string>> {
+  async readBodies(fence: Fence | undefined, hashes: string[]): Promise<Map<string, string>> {
     const out = new Map<string, string>();
     for (const part of chunks(hashes, MAX_TXN_OPS)) {
       const res = await this.txn(fence, part.map((h) => this.client.get(this.keys.body(h))), 'read unit bodies');
@@ -88,11 +89,12 @@ export class EngineStore {
     }
   }
 
-  private async txn(fence: Fence, ops: (IRequestOp | { op(): Promise<IRequestOp> })[], what: string): Promise<ITxnResponse> {
+  private async txn(fence: Fence | undefined, ops: (IRequestOp | { op(): Promise<IRequestOp> })[], what: string): Promise<ITxnResponse> {
     this.requests++;
     let res: ITxnResponse;
     try {
-      res = await fenced(this.client, fence)
+      // without a fence: a comparison that always holds (every key's version, 0 when missing, is > -1), so one snapshot read
+      res = await (fence ? fenced(this.client, fence) : this.client.if(this.keys.leader(), 'Version', '>', -1))
         .then(...ops)
         .options({ deadline: Date.now() + this.callTimeoutMs })
         .commit();
@@ -101,7 +103,7 @@ export class EngineStore {
       if (this.convert !== undefined) throw this.convert(e);
       throw unavailableError(`engine: cannot ${what} in etcd: ${(e as Error)?.message ?? String(e)}`, e);
     }
-    if (!res.succeeded) throw new FencedOutError(fence);
+    if (!res.succeeded) throw new FencedOutError(fence!);
     return res;
   }
 }

@@ -27,6 +27,8 @@ export interface RawView {
 export interface LiveMachine {
   id: string;
   metadata: Record<string, string>;
+  /** for people (fleetx why); the scheduler does not use it */
+  ip?: string;
 }
 
 export interface Placement {
@@ -72,7 +74,7 @@ export function decodeView(keys: Keyspace, raw: RawView): { view: ClusterView; p
     const v = json(kv) as Partial<MachineRecord> | undefined;
     if (id === '' || id.includes('/')) continue;
     const own = v && typeof v === 'object' ? metadataOf(v.metadata ?? {}) : {};
-    machines.push({ id, metadata: withOverrides(own, metas.get(id)) });
+    machines.push({ id, metadata: withOverrides(own, metas.get(id)), ...(typeof v?.ip === 'string' ? { ip: v.ip } : {}) });
   }
 
   const schedules: Placement[] = [];

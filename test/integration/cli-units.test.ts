@@ -190,6 +190,49 @@ describe('machines', () => {
   });
 });
 
+describe('why', () => {
+  it('explains machine by machine with the scheduler the engine runs, on a cluster with no engine', async () => {
+    const e = env();
+    const p = e.FLEETX_ETCD_KEY_PREFIX!;
+    const lease = client.lease(30);
+    for (const [id, ip] of [['m1', '10.0.0.1'], ['m2', '10.0.0.2']]) {
+      await lease.put(`${p}/machine/${id}`).value(JSON.stringify({ id, ip, metadata: {}, version: 't', startedAt: '' })).exec();
+    }
+    try {
+      expect((await fleetx(['start', '--no-block', 'app@1.service', 'app@2.service', 'app@3.service'], e, FIXTURES)).code).toBe(0);
+      // app@1 placed on m1, as an engine pass would have written it
+      const unit = JSON.parse((await client.get(`${p}/unit/app@1.service`).string())!) as { hash: string };
+      await client.put(`${p}/schedule/m1/app@1.service`).value(JSON.stringify({ name: 'app@1.service', hash: unit.hash, targetState: 'launched' })).exec();
+
+      const kept = await fleetx(['why', 'app@1.service'], e, FIXTURES);
+      expect(kept.code, kept.stderr).toBe(0);
+      expect(kept.stdout.split('\n')).toEqual([
+        'app@1.service is scheduled to m1/10.0.0.1',
+        '  m1/10.0.0.1: assigned: kept: still passes its constraints',
+        '  m2/10.0.0.2: rejected by Conflicts: conflicts with app@2.service',
+      ]);
+
+      const json = JSON.parse((await fleetx(['-o', 'json', 'why', 'app@2.service'], e, FIXTURES)).stdout) as {
+        machines: string[];
+        explanation: { status: string; machines: Array<{ machine: string; outcome: string; filter?: string }> };
+      };
+      expect(json.machines).toEqual([]);
+      expect(json.explanation.status).toBe('placed');
+      expect(json.explanation.machines.map((m) => [m.machine, m.outcome, m.filter])).toEqual([['m1', 'rejected', 'Conflicts'], ['m2', 'assigned', undefined]]);
+
+      // the third conflicts everywhere: nothing recorded by an engine yet, but the scheduler's reason is given
+      const none = await fleetx(['why', 'app@3.service'], e, FIXTURES);
+      expect(none.stdout).toMatch(/^app@3\.service cannot be placed: no machine passes its constraints \(rejected by Conflicts on 2\) \(not recorded by the engine yet\)$/m);
+      expect(none.stdout).toContain('  m1/10.0.0.1: rejected by Conflicts: conflicts with app@1.service');
+
+      const missing = await fleetx(['why', 'nope.service'], e, FIXTURES);
+      expect(missing.code).toBe(EXIT['not-found']);
+    } finally {
+      await lease.revoke();
+    }
+  });
+});
+
 describe('connection failures', () => {
   it('an unreachable etcd gives a one-line error naming the endpoint, within the request timeout', async () => {
     const r = await fleetxProcess(['list-units'], { FLEETX_ENDPOINT: 'http://127.0.0.1:9', FLEETX_REQUEST_TIMEOUT: '2' });

@@ -1,38 +1,50 @@
-/** why: explain where a unit is, or why the engine could not place it. */
+/**
+ * why: where a unit is, what the leader recorded when it could not place it,
+ * and machine by machine the scheduler's verdict on the current state
+ * (engine/why.ts runs `scheduler/explain.ts` on the leader's own pass input).
+ */
+import { whyUnit } from '../../engine/why.js';
 import { notFoundError } from '../../errors/errors.js';
+import { toFleetxError } from '../../registry/errors.js';
 import { parseUnitName } from '../../unit/name.js';
 import type { CommandContext } from '../context.js';
 import { shortMachine } from '../table.js';
 
 export async function whyCommand(opts: { unit: string; full: boolean }, ctx: CommandContext): Promise<void> {
   const name = parseUnitName(opts.unit).full;
-  const { registry, io } = ctx;
-  const unit = await registry.getUnit(name);
-  if (!unit) throw notFoundError(`unit ${name} not found`, 'see: fleetx list-unit-files');
-  const [schedules, unschedulable, machines] = await Promise.all([
-    registry.listSchedules(), registry.listUnschedulable(), registry.listMachines(),
-  ]);
-  const placed = schedules.filter((s) => s.name === name).map((s) => s.machine);
-  const record = unschedulable.find((u) => u.name === name);
-  const ips = new Map(machines.map((m) => [m.id, m.ip]));
+  const { io } = ctx;
+  const answer = await whyUnit(ctx.client, ctx.registry.keys, name, (e) => toFleetxError(e, ctx.connection));
+  if (!answer) throw notFoundError(`unit ${name} not found`, 'see: fleetx list-unit-files');
+  const { unit, scheduledOn: placed, unschedulable: record, explanation } = answer;
+  const ips = new Map(answer.machines.map((m) => [m.id, m.ip]));
+  const where = (m: string) => `${shortMachine(m, opts.full)}/${ips.get(m) ?? '-'}`;
 
   if (ctx.output === 'json') {
-    io.stdout(JSON.stringify({ unit: name, targetState: unit.targetState, machines: placed, unschedulable: record ?? null }));
+    io.stdout(JSON.stringify({
+      unit: name, targetState: unit.targetState, machines: placed, unschedulable: record ?? null,
+      explanation: explanation ?? null, ...(answer.unreadable !== undefined ? { unreadable: answer.unreadable } : {}),
+    }));
     return;
   }
   if (unit.targetState === 'inactive') {
     io.stdout(`${name} is not scheduled: its target state is inactive (fleetx load or start it)`);
     return;
   }
-  if (placed.length > 0) {
-    io.stdout(`${name} is scheduled to ${placed.map((m) => `${shortMachine(m, opts.full)}/${ips.get(m) ?? '-'}`).join(', ')}`);
+  if (placed.length > 0) io.stdout(`${name} is scheduled to ${placed.map(where).join(', ')}`);
+  if (record) io.stdout(`${name} cannot be placed: ${record.reason}`);
+  if (answer.unreadable !== undefined) {
+    io.stdout(`${name} cannot be scheduled: ${answer.unreadable}`);
+    return;
   }
-  if (record) {
-    io.stdout(`${name} cannot be placed: ${record.reason}`);
-    for (const [m, why] of Object.entries(record.machines).sort(([a], [b]) => a.localeCompare(b))) {
-      io.stdout(`  ${shortMachine(m, opts.full)}/${ips.get(m) ?? '-'}: ${why}`);
-    }
-  } else if (placed.length === 0) {
-    io.stdout(`${name} is waiting for the engine to place it (no decision recorded yet; is an agent running?)`);
+  if (!explanation) return;
+  if (explanation.status === 'placed' || explanation.status === 'moved') {
+    io.stdout(`The engine's next pass: ${explanation.summary} (no agent running, or a pass is under way)`);
+  } else if (explanation.status === 'unschedulable' && !record) {
+    io.stdout(`${name} cannot be placed: ${explanation.summary} (not recorded by the engine yet)`);
   }
+  for (const v of explanation.machines) {
+    const verdict = v.outcome === 'rejected' ? `rejected by ${v.filter}: ${v.reason}` : `${v.outcome}: ${v.reason}`;
+    io.stdout(`  ${where(v.machine)}: ${verdict}`);
+  }
+  if (explanation.machines.length === 0) io.stdout('  no live machines (is an agent running?)');
 }
