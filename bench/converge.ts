@@ -18,6 +18,7 @@
 import { parseArgs } from 'node:util';
 import { SandboxFixture, sleep } from '../test/helpers/sandbox.js';
 import type { UnitStateRecord } from '../src/registry/records.js';
+import { byMethodText, diff, metrics, sum, unaryByMethod } from './etcd-metrics.js';
 
 const { values } = parseArgs({
   options: { units: { type: 'string', default: '120' }, hosts: { type: 'string', default: '3' } },
@@ -26,37 +27,6 @@ const UNITS = Number(values.units);
 const HOSTS = Number(values.hosts);
 const IDLE_WINDOW_MS = 5_000;
 const TEMPLATE = ['[Unit]', 'Description=converge bench %i', '[Service]', 'ExecStart=/bin/sleep infinity', ''].join('\n');
-
-type Metrics = Map<string, number>;
-
-/** etcd's Prometheus text, as series -> value (only what this bench reads). */
-async function metrics(endpoint: string): Promise<Metrics> {
-  const text = await (await fetch(`${endpoint}/metrics`)).text();
-  const out: Metrics = new Map();
-  for (const line of text.split('\n')) {
-    const m = /^(etcd_debugging_mvcc_(?:put|range|txn|delete)_total|grpc_server_started_total|grpc_server_msg_received_total)(\{[^}]*\})? (\S+)$/.exec(line);
-    if (m) out.set(`${m[1]}${m[2] ?? ''}`, Number(m[3]));
-  }
-  return out;
-}
-
-function diff(a: Metrics, b: Metrics): Metrics {
-  const out: Metrics = new Map();
-  for (const [k, v] of b) if (v - (a.get(k) ?? 0) !== 0) out.set(k, v - (a.get(k) ?? 0));
-  return out;
-}
-
-/** Unary gRPC requests by method ("Range", "Txn", ...). */
-function unaryByMethod(d: Metrics): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const [k, v] of d) {
-    const m = /^grpc_server_started_total\{.*grpc_method="(\w+)".*grpc_type="unary"/.exec(k);
-    if (m) out.set(m[1]!, (out.get(m[1]!) ?? 0) + v);
-  }
-  return out;
-}
-
-const sum = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
 
 /** Nearest-rank percentile. */
 function percentile(sorted: number[], p: number): number {
@@ -157,7 +127,7 @@ async function main(): Promise<number> {
     }
     console.log(`from each unit's own record set to launched to active (engine + agent): p50 ${percentile(fromOwnRecord, 50)} ms, p99 ${percentile(fromOwnRecord, 99)} ms`);
     console.log(`etcd requests per unit started: ${((requests - background) / UNITS).toFixed(1)} (${requests} requests in ${windowMs} ms, minus ${background.toFixed(0)} idle background; ${duringCli} while the CLI ran)`);
-    console.log(`  by method: ${[...byMethod].sort((a, b) => b[1] - a[1]).map(([m, n]) => `${m} ${n}`).join(', ')}`);
+    console.log(`  by method: ${byMethodText(byMethod)}`);
     const mvcc = (k: string) => d.get(`etcd_debugging_mvcc_${k}_total`) ?? 0;
     console.log(`  mvcc per unit: put ${(mvcc('put') / UNITS).toFixed(1)}, range ${(mvcc('range') / UNITS).toFixed(1)}, txn ${(mvcc('txn') / UNITS).toFixed(1)}, delete ${(mvcc('delete') / UNITS).toFixed(1)}`);
     console.log(`  units per host: ${JSON.stringify(perHost)}`);

@@ -9,6 +9,10 @@
  *
  *   npm run bench:rollout [-- --instances 3,9]
  *
+ * It also counts what the rollout cost etcd (its /metrics, see
+ * etcd-metrics.ts): unary requests per instance rolled, minus the idle
+ * background measured just before, by method, and MVCC txns per instance.
+ *
  * Last line: `rollout overhead ratio R (N instances, T s)` of the largest run.
  */
 import { spawn } from 'node:child_process';
@@ -23,6 +27,7 @@ import { keyspace } from '../src/registry/keys.js';
 import type { RolloutRecord } from '../src/rollout/types.js';
 import { sandboxDown, sandboxUp } from '../src/sandbox/sandbox.js';
 import { loadServiceFile } from '../src/service/load.js';
+import { byMethodText, diff, metrics, sum, unaryByMethod } from './etcd-metrics.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url)).replace(/\/$/, '');
 const { values: args } = parseArgs({ options: { instances: { type: 'string', default: '3,9' } } });
@@ -38,7 +43,10 @@ interface Run {
   report: OverheadReport;
   load: LoadReport;
   cliMs: number;
+  etcd: { requests: number; background: number; byMethod: Map<string, number>; mvccTxn: number };
 }
+
+const IDLE_WINDOW_MS = 3_000;
 
 async function rollingRestart(): Promise<{ events: PhaseEvent[]; id: string; code: number; ms: number; stderr: string }> {
   const started = Date.now();
@@ -80,7 +88,16 @@ async function once(n: number): Promise<Run> {
   const spec = loadServiceFile(demo.serviceFile!);
   const load = startLoad({ url: demo.lbUrl!, concurrency: 4, maxRequests: 2_000_000, maxDurationMs: 600_000, timeoutMs: 5_000 });
   await new Promise((r) => setTimeout(r, 500));
+  const idle0 = await metrics(endpoint);
+  const i0 = Date.now();
+  await new Promise((r) => setTimeout(r, IDLE_WINDOW_MS));
+  const idlePerMs = sum(unaryByMethod(diff(idle0, await metrics(endpoint)))) / (Date.now() - i0);
+  const before = await metrics(endpoint);
+  const m0 = Date.now();
   const rr = await rollingRestart();
+  const d = diff(before, await metrics(endpoint));
+  const byMethod = unaryByMethod(d);
+  const etcd = { requests: sum(byMethod), background: idlePerMs * (Date.now() - m0), byMethod, mvccTxn: d.get('etcd_debugging_mvcc_txn_total') ?? 0 };
   const loadReport = await load.stop();
   if (rr.code !== 0) throw new Error(`fleetx rolling-restart exited ${rr.code}: ${rr.stderr}`);
   const rec = await historyRecord(rr.id);
@@ -90,7 +107,7 @@ async function once(n: number): Promise<Run> {
     healthThreshold: spec.health.threshold,
     minHealthyMs: spec.rollout.minHealthyMs,
   });
-  return { instances: n, report, load: loadReport, cliMs: rr.ms };
+  return { instances: n, report, load: loadReport, cliMs: rr.ms, etcd };
 }
 
 const s = (ms: number) => (ms / 1000).toFixed(2);
@@ -107,6 +124,8 @@ function print(r: Run): void {
   const ov = o.overheadMs;
   console.log(`  overhead: leaving ${s(ov.leaving)} s, checking beyond start-up + health + min healthy ${s(ov.checkingExtra)} s, joining ${s(ov.joining)} s, between instances ${s(ov.gaps)} s`);
   console.log(`  load: ${load.requests} requests, ${load.failures} failed ${JSON.stringify(load.failuresByKind)}, p99 ${load.p99Ms} ms`);
+  const e = r.etcd;
+  console.log(`  etcd requests per instance: ${((e.requests - e.background) / r.instances).toFixed(1)} (${e.requests} during the CLI, minus ${e.background.toFixed(0)} idle background; by method: ${byMethodText(e.byMethod)}; mvcc txn per instance ${(e.mvccTxn / r.instances).toFixed(1)})`);
 }
 
 const runs: Run[] = [];
