@@ -13,6 +13,12 @@ export interface Io {
 
 export type OutputFormat = 'text' | 'json';
 
+/** CI mode (CI=true, as Jenkins, GitHub Actions and GitLab set it): no redraws or escapes even on a terminal. */
+export function isCi(env: NodeJS.ProcessEnv): boolean {
+  const v = env.CI;
+  return v !== undefined && v !== '' && v !== '0' && v.toLowerCase() !== 'false';
+}
+
 export function processIo(): Io {
   return {
     stdout: (t) => void process.stdout.write(t.endsWith('\n') ? t : `${t}\n`),

@@ -19,6 +19,7 @@ import type { UnitRecord } from '../registry/records.js';
 import type { RolloutControl, RolloutRecord } from '../rollout/types.js';
 import type { RevisionRecord, ServiceRecord } from '../service/types.js';
 import { isInstanceOf } from '../unit/name.js';
+import { describeHolder } from './holder.js';
 
 /** What one deploy (or restart / undo) writes, all or nothing. */
 export interface DeployWrite {
@@ -250,6 +251,11 @@ export class DeployStore {
     });
   }
 
+  /** The machine whose engine leads now (it runs rollouts), or undefined when no leader is alive. */
+  engineLeader(): Promise<string | undefined> {
+    return this.run(async () => (await this.client.get(this.keys.leader()).string()) ?? undefined);
+  }
+
   getHistory(svc: string, id: string): Promise<RolloutRecord | undefined> {
     return this.run(() => this.getJson<RolloutRecord>(this.keys.rolloutHistory(svc, id)));
   }
@@ -273,13 +279,20 @@ export class DeployStore {
   }
 }
 
-/** "a rollout of app is already running: deploy to revision 4 by alice@ci-1 (jenkins-app-42) since …" */
+/**
+ * "a rollout of app is already running: deploy to revision 4 by alice@ci-1 (jenkins-app-42) since …".
+ * details.lock carries the same facts for -o json errors and for a deploy
+ * that waits for an aborted holder (cli/follow/started.ts).
+ */
 export function lockError(r: RolloutRecord): FleetxError {
   const what = r.kind === 'restart' ? 'rolling restart' : `${r.kind} to revision ${r.toRevision ?? '?'}`;
-  const build = r.holder.build ? ` (${r.holder.build})` : '';
-  return conflictError(
-    `a rollout of ${r.service} is already running: ${what} by ${r.holder.user}@${r.holder.host}${build} since ${r.createdAt} (${r.state}); ` +
+  const by = describeHolder(r.holder);
+  const aborting = r.control?.command === 'abort';
+  return new FleetxError(
+    'conflict',
+    `a rollout of ${r.service} is already running: ${what} by ${by} since ${r.createdAt} (${aborting ? 'aborting' : r.state}); ` +
       `follow it with fleetx rollout status ${r.service} --follow, or fleetx rollout abort ${r.service}`,
+    { details: { lock: { service: r.service, rollout: r.id, what, by, holder: r.holder, since: r.createdAt, state: r.state, aborting } } },
   );
 }
 

@@ -39,7 +39,7 @@ describe('placement on real hosts', () => {
     expect(Object.values(placed).flat().sort()).toEqual(APPS.slice(0, 3));
 
     // What machines report matches what systemd runs.
-    const listed = JSON.parse((await sb.cliOk(['list-units', '-o', 'json'])).stdout) as Array<{ name: string; machine: string; activeState: string }>;
+    const listed = JSON.parse((await sb.cliOk(['list-units', '-o', 'json'])).stdout).units as Array<{ name: string; machine: string; activeState: string }>;
     const byMachine = Object.fromEntries(sb.runningHosts().map((h) => [h.machineId, h.name]));
     const reported = listed.filter((u) => u.name.startsWith('app@') && u.activeState === 'active').map((u) => [u.name, byMachine[u.machine]]);
     const truth = Object.entries(placed).map(([host, units]) => [units[0], host]);

@@ -47,7 +47,7 @@ describe('fleetctl unit commands', () => {
       ['app@1.service', 'launched'],
       ['app@2.service', 'launched'],
     ]);
-    const json = JSON.parse((await fleetx(['--output', 'json', 'list-unit-files'], e, FIXTURES)).stdout);
+    const json = JSON.parse((await fleetx(['--output', 'json', 'list-unit-files'], e, FIXTURES)).stdout).units;
     expect(json.map((u: { name: string; template?: string }) => [u.name, u.template])).toEqual([
       ['app@.service', undefined],
       ['app@1.service', 'app@.service'],
@@ -66,7 +66,7 @@ describe('fleetctl unit commands', () => {
   it('moves target states like fleetctl: load, stop, unload, destroy', async () => {
     const e = env();
     const states = async () =>
-      JSON.parse((await fleetx(['-o', 'json', 'list-unit-files'], e, FIXTURES)).stdout).map((u: { name: string; targetState: string }) => `${u.name}:${u.targetState}`);
+      JSON.parse((await fleetx(['-o', 'json', 'list-unit-files'], e, FIXTURES)).stdout).units.map((u: { name: string; targetState: string }) => `${u.name}:${u.targetState}`);
     expect((await fleetx(['load', '--no-block', 'hello.service'], e, FIXTURES)).code).toBe(0);
     expect(await states()).toEqual(['hello.service:loaded']);
     expect((await fleetx(['start', '--no-block', 'hello.service'], e, FIXTURES)).code).toBe(0);
@@ -129,7 +129,7 @@ describe('fleetctl unit commands', () => {
       const r = await fleetx(['submit', '--replace', 't@.service'], e, dir);
       expect(r.code, r.stderr).toBe(0);
       expect(r.stderr).toMatch(/t@1\.service follows its template's new body/);
-      const units = JSON.parse((await fleetx(['-o', 'json', 'list-unit-files'], e, dir)).stdout) as { name: string; hash: string; targetState: string }[];
+      const units = JSON.parse((await fleetx(['-o', 'json', 'list-unit-files'], e, dir)).stdout).units as { name: string; hash: string; targetState: string }[];
       const hash = (n: string) => units.find((u) => u.name === n)!.hash;
       expect(hash('t@1.service')).toBe(hash('t@.service'));
       expect(hash('t@2.service')).toBe(hash('t@.service'));
@@ -177,7 +177,7 @@ describe('machines', () => {
       expect(list.stdout.split(/\s+/)).toEqual(['01234567...', '10.0.0.5', 'disk=hdd,region=eu']);
       const set = await fleetx(['set-metadata', '0123', 'disk=ssd', 'region='], e, FIXTURES);
       expect(set.code, set.stderr).toBe(0);
-      const [m] = JSON.parse((await fleetx(['-o', 'json', 'list-machines'], e, FIXTURES)).stdout);
+      const [m] = JSON.parse((await fleetx(['-o', 'json', 'list-machines'], e, FIXTURES)).stdout).machines;
       expect(m.metadata).toEqual({ disk: 'ssd' });
       const bad = await fleetx(['set-metadata', '0123', 'no equals'], e, FIXTURES);
       expect(bad.code).toBe(EXIT.usage);

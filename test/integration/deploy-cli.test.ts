@@ -43,9 +43,11 @@ async function json<T>(key: string): Promise<T | undefined> {
 }
 
 /** What the controller does at the end: history + lock delete in one transaction (and mark-healthy on success). */
-async function finish(e: NodeJS.ProcessEnv, svc: string, state: 'succeeded' | 'failed' | 'aborted', message?: string): Promise<RolloutRecord> {
+async function finish(
+  e: NodeJS.ProcessEnv, svc: string, state: 'succeeded' | 'failed' | 'aborted', message?: string, patch: (r: RolloutRecord) => RolloutRecord = (r) => r,
+): Promise<RolloutRecord> {
   const k = keysOf(e);
-  const r = (await json<RolloutRecord>(k.rollout(svc)))!;
+  const r = patch((await json<RolloutRecord>(k.rollout(svc)))!);
   const done: RolloutRecord = { ...r, state, finishedAt: new Date().toISOString(), updatedAt: new Date().toISOString(), ...(message ? { message } : {}) };
   await client
     .if(k.rollout(svc), 'Create', '>', 0)
@@ -56,6 +58,31 @@ async function finish(e: NodeJS.ProcessEnv, svc: string, state: 'succeeded' | 'f
     await client.put(k.revision(svc, r.toRevision)).value(JSON.stringify({ ...rev, healthy: true }));
   }
   return done;
+}
+
+/** The real binary, started in CWD: its output so far and its exit. */
+function startCli(argv: string[], e: NodeJS.ProcessEnv) {
+  const child = spawn(process.execPath, [BIN, ...argv], { env: { PATH: process.env.PATH, ...e }, cwd: CWD });
+  const io = { out: '', err: '' };
+  child.stdout.on('data', (d) => (io.out += d));
+  child.stderr.on('data', (d) => (io.err += d));
+  const exited = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+  return { child, io, exited };
+}
+
+/** The real binary, followed until its output shows the rollout running; then stopped with `sig`. */
+async function stopWhileFollowing(argv: string[], e: NodeJS.ProcessEnv, sig: NodeJS.Signals): Promise<{ code: number | null; out: string; err: string }> {
+  const { child, io, exited } = startCli(argv, e);
+  await waitFor(async () => (io.out.includes('running') ? true : undefined), 20_000);
+  child.kill(sig);
+  return { code: await exited, ...io };
+}
+
+let lastTmp = '';
+/** A fresh working directory (for --report files). */
+function tmp(): string {
+  lastTmp = mkdtempSync(join(tmpdir(), 'fleetx-deploy-cli-'));
+  return lastTmp;
 }
 
 async function waitFor<T>(fn: () => Promise<T | undefined>, ms = 10_000): Promise<T> {
@@ -327,7 +354,8 @@ describe('fleetx rollout', () => {
     expect((await fleetx(['deploy', 'web', '--set', 'greeting=hola', '--detach'], e, CWD)).code).toBe(0);
     await finish(e, 'web', 'failed', 'reverted to revision 1 after: web@1.service not healthy');
     const h = JSON.parse((await fleetx(['-o', 'json', 'rollout', 'history', 'web'], e, CWD)).stdout);
-    expect(h.map((x: { kind: string; revision: string; state: string }) => [x.kind, x.revision, x.state])).toEqual([
+    expect(h).toMatchObject({ schema: 'fleetx/rollout-history/v1', service: 'web' });
+    expect(h.rollouts.map((x: { kind: string; revision: string; state: string }) => [x.kind, x.revision, x.state])).toEqual([
       ['deploy', '1', 'succeeded'],
       ['deploy', '1->2', 'failed'],
     ]);
@@ -376,39 +404,103 @@ describe('following a rollout', () => {
     expect(lines.at(-1)).toMatch(/rolling restart of job succeeded: 1 instance\(s\) on x$/);
   });
 
-  it('exits non-zero with the reason when the rollout fails; status --follow of a finished one too', async () => {
+  it('exits 7 when the rollout failed and was reverted, 1 when it failed and was not; as JSON lines with their schema', async () => {
     const e = env();
     expect((await fleetx(['deploy', '-f', 'services/web.yaml', '--detach'], e, CWD)).code).toBe(0);
     const follow = fleetx(['-o', 'json', 'rollout', 'status', 'web', '--follow'], e, CWD);
     await new Promise((r) => setTimeout(r, 300));
     await finish(e, 'web', 'failed', 'reverted to revision 1 after: web@2.service failed');
     const res = await follow;
-    expect(res.code).toBe(EXIT.failed);
-    expect(res.stderr).toContain('the deploy of web to revision 1 failed: reverted to revision 1 after: web@2.service failed');
+    expect(res.code).toBe(EXIT.reverted);
+    expect(JSON.parse(res.stderr)).toMatchObject({ schema: 'fleetx/error/v1', error: { kind: 'reverted', exitCode: 7, message: expect.stringContaining('the deploy of web to revision 1 failed and was reverted: reverted to revision 1 after: web@2.service failed') } });
     const events = res.stdout.split('\n').map((l) => JSON.parse(l));
+    expect(events.every((ev) => ev.schema === 'fleetx/rollout-event/v1')).toBe(true);
     expect(events.at(0)).toMatchObject({ type: 'state', state: 'running', service: 'web' });
     expect(events.at(-1)).toMatchObject({ type: 'state', state: 'failed' });
+
+    // a failed instance left in place (no revert): 1
+    expect((await fleetx(['deploy', 'web', '--set', 'greeting=hola', '--detach'], e, CWD)).code).toBe(0);
+    await finish(e, 'web', 'failed', 'rollout failed (auto-revert is off): web@1.service: not healthy', (r) => ({
+      ...r,
+      instances: { ...r.instances, 'web@1.service': { ...r.instances['web@1.service']!, phase: 'failed', error: 'not healthy' } },
+    }));
+    const failed = await fleetx(['rollout', 'status', 'web', '--follow'], e, CWD);
+    expect(failed.code).toBe(EXIT.failed);
+    expect(failed.stderr).toContain('the deploy of web to revision 2 failed: rollout failed (auto-revert is off)');
   });
 
-  it('--timeout stops following and leaves the rollout running', async () => {
+  it('--timeout stops following with exit 9 and leaves the rollout running; says at once that no engine leader is alive', async () => {
     const e = env();
-    const r = await fleetx(['deploy', '-f', 'services/web.yaml', '--timeout', '300ms'], e, CWD);
-    expect(r.code).toBe(EXIT.failed);
-    expect(r.stderr).toContain('stopped following after 300ms: the rollout of web continues');
+    const dir = tmp();
+    const r = await fleetx(['deploy', '-f', 'services/web.yaml', '--timeout', '1500ms', '--report', `${dir}/r.json`, '--report', `${dir}/junit.xml`], e, CWD);
+    expect(r.code).toBe(EXIT.timeout);
+    const lines = r.stderr.split('\n');
+    const noLeader = lines.findIndex((l) => /^20\d\d-\S+Z no engine leader is alive: nothing moves a rollout until an agent with the engine runs\. Check: fleetx list-machines/.test(l));
+    const stopped = lines.findIndex((l) => l.includes('stopped waiting after 1.5s (--timeout): the rollout of web continues'));
+    expect(noLeader, r.stderr).toBeGreaterThanOrEqual(0);
+    expect(noLeader).toBeLessThan(stopped);
     expect(await json(keysOf(e).rollout('web'))).toBeDefined();
+    const report = JSON.parse(readFileSync(join(lastTmp, 'r.json'), 'utf8'));
+    expect(report).toMatchObject({ schema: 'fleetx/report/v1', command: 'deploy', service: 'web', outcome: 'timeout', exitCode: 9, rollout: { kind: 'deploy', state: 'running', toRevision: 1 } });
+    expect(report.instances.map((i: { unit: string }) => i.unit)).toEqual(['web@1.service', 'web@2.service']);
+    const xml = readFileSync(join(lastTmp, 'junit.xml'), 'utf8');
+    expect(xml).toContain('<testsuite name="fleetx deploy web" tests="3" failures="1"');
+    expect(xml).toContain('<failure type="timeout"');
+  });
+
+  it('-o json: a detached deploy ends with its report; a refused one with the error (holder named) on stderr and a "locked" report', async () => {
+    const e = env({ BUILD_TAG: 'jenkins-web-1' });
+    const r = await fleetx(['-o', 'json', 'deploy', '-f', 'services/web.yaml', '--detach'], e, CWD);
+    expect(r.code, r.stderr).toBe(0);
+    const started = JSON.parse(r.stdout);
+    expect(started).toMatchObject({ schema: 'fleetx/report/v1', command: 'deploy', service: 'web', outcome: 'started', exitCode: 0, rollout: { state: 'running', holder: { build: 'jenkins-web-1' } } });
+    const refused = await fleetx(['-o', 'json', 'deploy', 'web', '--set', 'greeting=hola', '--report', `${tmp()}/locked.json`], { ...e, BUILD_TAG: 'jenkins-web-2' }, CWD);
+    expect(refused.code).toBe(EXIT.conflict);
+    const err = JSON.parse(refused.stderr);
+    expect(err).toMatchObject({ schema: 'fleetx/error/v1', error: { kind: 'conflict', exitCode: 5, lock: { service: 'web', rollout: started.rollout.id, holder: { build: 'jenkins-web-1' }, aborting: false } } });
+    expect(JSON.parse(refused.stdout)).toMatchObject({ outcome: 'locked', exitCode: 5 });
+    expect(JSON.parse(readFileSync(join(lastTmp, 'locked.json'), 'utf8'))).toMatchObject({ outcome: 'locked', error: { lock: { by: expect.stringContaining('(jenkins-web-1)') } } });
+  });
+
+  it('SIGTERM while following (--on-abort=abort, the default): asks the rollout to abort, exits 143, reports it; the next deploy waits for it and goes on', async () => {
+    const e = env({ BUILD_TAG: 'jenkins-web-41' });
+    const dir = tmp();
+    const { code, out, err } = await stopWhileFollowing(['deploy', '-f', 'services/web.yaml', '--report', `${dir}/r.json`, '--report', `${dir}/junit.xml`], { ...e, CI: 'true' }, 'SIGTERM');
+    expect(code, err).toBe(143);
+    expect(err).toContain('build stopped by SIGTERM (--on-abort=abort): abort requested');
+    expect(out + err).not.toMatch(/\x1b\[/);
+    const k = keysOf(e);
+    expect(await json(k.rolloutControl('web'))).toMatchObject({ command: 'abort', by: expect.stringContaining('(jenkins-web-41), stopped by SIGTERM') });
+    const report = JSON.parse(readFileSync(join(dir, 'r.json'), 'utf8'));
+    expect(report).toMatchObject({ outcome: 'interrupted', exitCode: 143, interrupted: { signal: 'SIGTERM', onAbort: 'abort', action: expect.stringContaining('abort requested') } });
+    expect(readFileSync(join(dir, 'junit.xml'), 'utf8')).toContain('<failure type="interrupted"');
+
+    // the next build: the lock's rollout is being aborted, so it waits for its end instead of being refused
+    const next = startCli(['deploy', 'web', '--set', 'greeting=hola', '--detach', '--timeout', '30s'], { ...e, BUILD_TAG: 'jenkins-web-42' });
+    await waitFor(async () => (next.io.err.includes('waiting for the aborted') ? true : undefined), 20_000);
+    expect(next.io.err).toMatch(/waiting for the aborted deploy to revision 1 of web by tester@\S+ \(jenkins-web-41\) \(rollout \S+\) to end; then deploying/);
+    expect(await json<RolloutRecord>(k.rollout('web'))).toMatchObject({ holder: { build: 'jenkins-web-41' } });
+    // the engine ends the aborted rollout (played here), and the waiting build goes on
+    await finish(e, 'web', 'aborted', 'aborted by a build');
+    expect(await next.exited, next.io.err).toBe(0);
+    expect(await json<RolloutRecord>(k.rollout('web'))).toMatchObject({ holder: { build: 'jenkins-web-42' }, toRevision: 2 });
+  });
+
+  it('SIGTERM with --on-abort=detach leaves the rollout running, with --on-abort=pause asks it to pause', async () => {
+    for (const [onAbort, control] of [['detach', undefined], ['pause', 'pause']] as const) {
+      const e = env();
+      const { code, err } = await stopWhileFollowing(['deploy', '-f', 'services/web.yaml', `--on-abort=${onAbort}`], e, 'SIGTERM');
+      expect(code).toBe(143);
+      expect(err).toContain(`(--on-abort=${onAbort})`);
+      expect((await json<{ command: string }>(keysOf(e).rolloutControl('web')))?.command).toBe(control);
+      expect(await json<RolloutRecord>(keysOf(e).rollout('web'))).toMatchObject({ state: 'running' });
+    }
   });
 
   it('Ctrl-C (SIGINT) of the real binary detaches with 130 and leaves the rollout running', async () => {
     const e = env();
     expect((await fleetx(['deploy', '-f', 'services/web.yaml', '--detach'], e, CWD)).code).toBe(0);
-    const child = spawn(process.execPath, [BIN, 'rollout', 'status', 'web', '--follow'], { env: { PATH: process.env.PATH, ...e }, cwd: CWD });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    await waitFor(async () => (out.includes('running') ? true : undefined), 20_000);
-    child.kill('SIGINT');
-    const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+    const { code, err } = await stopWhileFollowing(['rollout', 'status', 'web', '--follow'], e, 'SIGINT');
     expect(code).toBe(130);
     expect(err).toContain('Detached: the rollout of web continues. Follow it with: fleetx rollout status web --follow');
     expect(await json<RolloutRecord>(keysOf(e).rollout('web'))).toMatchObject({ state: 'running' });

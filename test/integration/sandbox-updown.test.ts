@@ -127,6 +127,7 @@ describe('sandbox up / status / down', () => {
     const io = bufferIo({}, repoRoot);
     await sandboxCommand({ action: 'down', output: 'json', stateDir }, io);
     expect(JSON.parse(io.out.join(''))).toEqual({
+      schema: 'fleetx/sandbox-down/v1',
       stateDir,
       removed: [`bridge ${net.bridge}`, 'etcd', 'host fxu-1', 'registry'],
     });

@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import { changes, outcome, plainLine, ttyFrame } from '../../src/cli/follow/events.js';
 import { lineRenderer, pickRenderer } from '../../src/cli/follow/render.js';
 import { bufferIo } from '../../src/cli/io.js';
+import { exitCodeOf } from '../../src/errors/errors.js';
 import type { InstancePhase, RolloutRecord } from '../../src/rollout/types.js';
 
 const T = (s: number) => new Date(Date.parse('2026-11-22T00:40:00Z') + s * 1000).toISOString();
@@ -75,8 +76,8 @@ describe('JSON lines', () => {
     r.show(end);
     r.close();
     const objs = io.out.map((l) => JSON.parse(l));
-    expect(objs[0]).toEqual({ time: T(0), service: 'app', rollout: 'r1', type: 'state', state: 'running', kind: 'deploy', toRevision: 4 });
-    expect(objs[3]).toEqual({ time: T(1), service: 'app', rollout: 'r1', type: 'instance', unit: 'app@1.service', phase: 'leaving' });
+    expect(objs[0]).toEqual({ schema: 'fleetx/rollout-event/v1', time: T(0), service: 'app', rollout: 'r1', type: 'state', state: 'running', kind: 'deploy', toRevision: 4 });
+    expect(objs[3]).toEqual({ schema: 'fleetx/rollout-event/v1', time: T(1), service: 'app', rollout: 'r1', type: 'instance', unit: 'app@1.service', phase: 'leaving' });
     expect(objs.filter((o) => o.type === 'state').at(-1)).toMatchObject({ type: 'state', state: 'failed', time: T(40), message: expect.stringContaining('reverted to revision 3') });
   });
 });
@@ -113,16 +114,37 @@ describe('TTY frame', () => {
     expect(io.out[0]!.startsWith('deploy of app')).toBe(true);
     expect(io.out[1]!.startsWith('\x1b[3A\x1b[J')).toBe(true);
   });
+
+  it.each([['true'], ['1'], ['yes']])('CI=%s: timestamped lines and no escape codes even on a terminal', (ci) => {
+    const io = { ...bufferIo({ CI: ci }), isTTY: true };
+    const r = pickRenderer(io, 'text', () => Date.parse(T(5)));
+    for (const rec of [base, s1, s2, s4, s5, end]) r.show(rec);
+    r.close();
+    expect(io.out.join('\n')).not.toMatch(/\x1b/);
+    expect(io.out.every((l) => /^2026-11-22T00:40:\d\dZ /.test(l))).toBe(true);
+  });
+
+  it('CI=false keeps the live view', () => {
+    const io = { ...bufferIo({ CI: 'false' }), isTTY: true };
+    const r = pickRenderer(io, 'text', () => Date.parse(T(5)));
+    r.show(base);
+    r.show(s1);
+    r.close();
+    expect(io.out[1]!.startsWith('\x1b[3A\x1b[J')).toBe(true);
+  });
 });
 
-describe('outcome', () => {
+describe('outcome: the exit a pipeline branches on', () => {
+  const failedOne = { ...base.instances['app@1.service']!, phase: 'failed' as const, error: 'not healthy' };
   it.each([
-    ['succeeded', undefined],
-    ['failed', 'the deploy of app to revision 4 failed: boom'],
-    ['aborted', 'the deploy of app to revision 4 was aborted: boom'],
-  ] as const)('%s', (state, message) => {
-    const err = outcome({ ...base, state, message: 'boom' });
+    ['succeeded', base, 'succeeded', undefined, undefined, 0],
+    ['failed, no instance left failed: reverted', base, 'failed', 'the deploy of app to revision 4 failed and was reverted: boom', 'reverted', 7],
+    ['failed with a failed instance: not reverted', { ...base, instances: { ...base.instances, 'app@1.service': failedOne } }, 'failed', 'the deploy of app to revision 4 failed: boom', 'failed', 1],
+    ['aborted', base, 'aborted', 'the deploy of app to revision 4 was aborted: boom', 'aborted', 8],
+  ] as const)('%s', (_, rec, state, message, kind, code) => {
+    const err = outcome({ ...rec, state, message: 'boom' });
     expect(err?.message).toBe(message);
-    if (err) expect(err.kind).toBe('failed');
+    expect(err?.kind).toBe(kind);
+    expect(err ? exitCodeOf(err) : 0).toBe(code);
   });
 });

@@ -9,6 +9,6 @@ export async function catCommand(opts: { unit: string }, ctx: CommandContext): P
   if (!unit) throw notFoundError(`unit ${name} not found`, 'see: fleetx list-unit-files');
   const body = await ctx.registry.getBody(unit.hash);
   if (body === undefined) throw notFoundError(`the body of unit ${name} (hash ${unit.hash.slice(0, 7)}) is missing from the registry`);
-  if (ctx.output === 'json') ctx.io.stdout(JSON.stringify({ ...unit, body }));
+  if (ctx.output === 'json') ctx.io.stdout(JSON.stringify({ schema: 'fleetx/unit/v1', ...unit, body }));
   else ctx.io.stdout(body.replace(/\n$/, ''));
 }

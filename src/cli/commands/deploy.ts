@@ -8,7 +8,7 @@ import { applyContext } from '../../deploy/context.js';
 import { formatPlan, type DeployInput, type DeployPlan } from '../../deploy/plan.js';
 import { lockError } from '../../deploy/store.js';
 import type { DeployContext } from '../context.js';
-import { followOrDetach, type FollowFlags } from '../follow/started.js';
+import { reporting, type FollowFlags, type RolloutRun } from '../follow/started.js';
 import { EXIT, ExitStatus, withExitCode } from '../../errors/errors.js';
 
 export interface DeployOptions extends FollowFlags {
@@ -21,12 +21,13 @@ export interface DeployOptions extends FollowFlags {
 }
 
 export async function deployCommand(opts: DeployOptions, ctx: DeployContext): Promise<void> {
-  const prepared = await prepareDeploy(ctx.store, { file: opts.file, name: opts.name, sets: opts.sets, cwd: ctx.io.cwd });
+  const prepare = () => prepareDeploy(ctx.store, { file: opts.file, name: opts.name, sets: opts.sets, cwd: ctx.io.cwd });
   if (opts.dryRun) {
+    const prepared = await prepare();
     printPlan(prepared.plan, ctx);
     return warnIfLocked(prepared.plan, ctx);
   }
-  await apply(prepared, opts, ctx);
+  await reporting('deploy', opts, ctx, (run) => apply(prepare, opts, ctx, run));
 }
 
 export interface PlanOptions {
@@ -67,27 +68,31 @@ export interface UndoOptions extends FollowFlags {
 }
 
 export async function undoCommand(opts: UndoOptions, ctx: DeployContext): Promise<void> {
-  const prepared = await prepareUndo(ctx.store, opts.service, opts.toRevision);
-  if (opts.dryRun) return printPlan(prepared.plan, ctx);
+  const prepare = () => prepareUndo(ctx.store, opts.service, opts.toRevision);
+  if (opts.dryRun) return printPlan((await prepare()).plan, ctx);
   // Going back is the safe direction: no auto-revert of an undo.
-  await apply(prepared, { ...opts, autoRevert: false }, ctx);
+  await reporting('undo', opts, ctx, (run) => apply(prepare, { ...opts, autoRevert: false }, ctx, run));
 }
 
-async function apply(prepared: { input: DeployInput; plan: DeployPlan }, opts: FollowFlags & { autoRevert?: boolean }, ctx: DeployContext): Promise<void> {
-  const { plan } = prepared;
-  const rollout = await applyDeploy(ctx.store, prepared, applyContext(ctx.io.env, opts.autoRevert));
+type Prepared = { input: DeployInput; plan: DeployPlan };
+
+/** Plans (again, after waiting for an aborted lock holder: what it read may have changed), stores, follows. */
+async function apply(prepare: () => Promise<Prepared>, opts: FollowFlags & { autoRevert?: boolean }, ctx: DeployContext, run: RolloutRun): Promise<void> {
+  const { plan, rollout } = await run.afterAbortedLock(async () => {
+    const prepared = await prepare();
+    return { plan: prepared.plan, rollout: await applyDeploy(ctx.store, prepared, applyContext(ctx.io.env, opts.autoRevert)) };
+  });
   if (!rollout) {
-    if (ctx.output === 'json') ctx.io.stdout(JSON.stringify({ service: plan.service, revision: plan.toRevision, changed: false, settingsUpdated: plan.specChanged }));
-    else ctx.io.stdout(`${plan.service} is already at revision ${plan.toRevision}${plan.specChanged ? '; its service settings were updated' : ''}`);
-    return;
+    return run.unchanged(plan.service, plan.toRevision, `${plan.service} is already at revision ${plan.toRevision}${plan.specChanged ? '; its service settings were updated' : ''}`);
   }
-  if (ctx.output === 'text') {
-    ctx.io.stderr(`Revision ${plan.toRevision} of ${plan.service}${plan.newRevision ? ' stored' : ''}; ${plan.create.length > 0 ? `created ${plan.create.join(', ')}; ` : ''}${plan.restart.length} instance(s) to restart`);
-  }
-  await followOrDetach(rollout, opts, ctx);
+  run.say(`Revision ${plan.toRevision} of ${plan.service}${plan.newRevision ? ' stored' : ''}; ${plan.create.length > 0 ? `created ${plan.create.join(', ')}; ` : ''}${plan.restart.length} instance(s) to restart`);
+  await run.follow(rollout);
 }
+
+/** Schema of `plan -o json` and `deploy --dry-run -o json` (docs/CLI.md). */
+export const PLAN_SCHEMA = 'fleetx/plan/v1';
 
 function printPlan(plan: DeployPlan, ctx: DeployContext): void {
-  if (ctx.output === 'json') ctx.io.stdout(JSON.stringify(plan));
+  if (ctx.output === 'json') ctx.io.stdout(JSON.stringify({ schema: PLAN_SCHEMA, changes: hasChanges(plan), ...plan }));
   else ctx.io.stdout(formatPlan(plan).join('\n'));
 }

@@ -32,7 +32,7 @@ export async function listUnitsCommand(opts: ListOptions, ctx: CommandContext): 
   const rows = [...states, ...pending].sort((a, b) => a.name.localeCompare(b.name) || a.machine.localeCompare(b.machine));
 
   if (ctx.output === 'json') {
-    ctx.io.stdout(JSON.stringify(rows.map((s) => ({ ...s, ip: ips.get(s.machine) ?? null }))));
+    ctx.io.stdout(JSON.stringify({ schema: 'fleetx/list-units/v1', units: rows.map((s) => ({ ...s, ip: ips.get(s.machine) ?? null })) }));
     return;
   }
   const table = rows.map((s) => ({
@@ -66,7 +66,7 @@ export async function listUnitFilesCommand(opts: ListOptions, ctx: CommandContex
     return { ...u, state, targets, global: globals.has(u.name), reason: reasons.get(u.name) };
   });
   if (ctx.output === 'json') {
-    ctx.io.stdout(JSON.stringify(rows.map((r) => ({ ...r, desc: descs.get(r.hash) ?? null }))));
+    ctx.io.stdout(JSON.stringify({ schema: 'fleetx/list-unit-files/v1', units: rows.map((r) => ({ ...r, desc: descs.get(r.hash) ?? null })) }));
     return;
   }
   const table = rows.map((r) => ({

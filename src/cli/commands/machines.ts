@@ -12,7 +12,7 @@ export async function listMachinesCommand(opts: ListOptions, ctx: CommandContext
   const counts = new Map<string, number>();
   for (const s of schedules) counts.set(s.machine, (counts.get(s.machine) ?? 0) + 1);
   if (ctx.output === 'json') {
-    ctx.io.stdout(JSON.stringify(machines.map((m) => ({ ...m, units: counts.get(m.id) ?? 0 }))));
+    ctx.io.stdout(JSON.stringify({ schema: 'fleetx/list-machines/v1', machines: machines.map((m) => ({ ...m, units: counts.get(m.id) ?? 0 })) }));
     return;
   }
   const rows = machines.map((m) => ({
@@ -55,6 +55,6 @@ export async function setMetadataCommand(opts: { machine: string; pairs: string[
   const overrides = { ...(await ctx.registry.getMachineMetadata(m.id)), ...changes };
   await ctx.registry.setMachineMetadata(m.id, overrides);
   const merged = (await ctx.registry.listMachines()).find((x) => x.id === m.id)?.metadata ?? {};
-  if (ctx.output === 'json') ctx.io.stdout(JSON.stringify({ machine: m.id, metadata: merged }));
+  if (ctx.output === 'json') ctx.io.stdout(JSON.stringify({ schema: 'fleetx/set-metadata/v1', machine: m.id, metadata: merged }));
   else ctx.io.stdout(`Machine ${shortMachine(m.id, false)} metadata: ${formatMetadata(merged)}`);
 }

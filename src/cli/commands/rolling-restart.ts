@@ -2,7 +2,7 @@
 import { startRestart, type RestartRequest } from '../../deploy/deploy.js';
 import { applyContext } from '../../deploy/context.js';
 import type { DeployContext } from '../context.js';
-import { followOrDetach, type FollowFlags } from '../follow/started.js';
+import { reporting, type FollowFlags } from '../follow/started.js';
 
 export interface RollingRestartOptions extends FollowFlags {
   target: string;
@@ -10,7 +10,9 @@ export interface RollingRestartOptions extends FollowFlags {
 }
 
 export async function rollingRestartCommand(opts: RollingRestartOptions, ctx: DeployContext): Promise<void> {
-  const rollout = await startRestart(ctx.store, { target: opts.target, overrides: opts.overrides }, applyContext(ctx.io.env));
-  if (ctx.output === 'text') ctx.io.stderr(`Rolling restart of ${Object.keys(rollout.instances).length} instance(s) of ${rollout.template}`);
-  await followOrDetach(rollout, opts, ctx);
+  await reporting('rolling-restart', opts, ctx, async (run) => {
+    const rollout = await run.afterAbortedLock(() => startRestart(ctx.store, { target: opts.target, overrides: opts.overrides }, applyContext(ctx.io.env)));
+    run.say(`Rolling restart of ${Object.keys(rollout.instances).length} instance(s) of ${rollout.template}`);
+    await run.follow(rollout);
+  });
 }

@@ -10,7 +10,7 @@ import { describeHolder, holderFrom } from '../../deploy/holder.js';
 import type { DeployContext } from '../context.js';
 import { formatTable } from '../table.js';
 import { describe, shortTime, ttyFrame } from '../follow/events.js';
-import { followToEnd, signalOnInterrupt } from '../follow/follow.js';
+import { followToEnd, NO_LEADER_HINT, signalOnInterrupt } from '../follow/follow.js';
 import { pickRenderer } from '../follow/render.js';
 
 export interface StatusOptions {
@@ -40,12 +40,12 @@ export async function rolloutStatusCommand(opts: StatusOptions, ctx: DeployConte
     const r = await store.getRollout(opts.service);
     const shown = r ?? (await store.listHistory(opts.service)).at(-1);
     if (!shown) throw notFoundError(`no rollout of ${opts.service} is running or recorded`);
-    if (ctx.output === 'json') io.stdout(JSON.stringify({ running: r !== undefined, rollout: shown }));
+    if (ctx.output === 'json') io.stdout(JSON.stringify({ schema: 'fleetx/rollout-status/v1', running: r !== undefined, rollout: shown }));
     else io.stdout([...(r ? [] : ['No rollout running; the last one:']), ...ttyFrame(shown, Date.now()), `  by ${holderText(shown)} since ${shortTime(shown.createdAt)}`].join('\n'));
     return;
   }
   const all = await store.listRollouts();
-  if (ctx.output === 'json') return io.stdout(JSON.stringify(all));
+  if (ctx.output === 'json') return io.stdout(JSON.stringify({ schema: 'fleetx/rollouts/v1', rollouts: all }));
   if (all.length === 0) return io.stdout('No rollouts running');
   io.stdout(formatTable(all.map(summaryRow), { fields: ['service', 'kind', 'revision', 'state', 'progress', 'holder', 'started'], legend: true }));
 }
@@ -58,18 +58,21 @@ export interface ControlOptions {
 export async function rolloutControlCommand(opts: ControlOptions, ctx: DeployContext): Promise<void> {
   const control: RolloutControl = { command: opts.command, by: describeHolder(holderFrom(ctx.io.env)), at: new Date().toISOString() };
   const r = await ctx.store.writeControl(opts.service, control);
+  // Only the engine leader acts on a control record: without one, say so at once instead of leaving the caller waiting.
+  const leader = await ctx.store.engineLeader();
+  if (leader === undefined) ctx.io.stderr(`Warning: recorded, but no engine leader is alive to act on it: ${NO_LEADER_HINT}`);
   const what: Record<RolloutControl['command'], string> = {
     pause: 'will pause: instances in flight finish, no new one starts',
     resume: 'will resume',
     abort: 'will be aborted: instances in flight finish, then it ends',
   };
-  if (ctx.output === 'json') ctx.io.stdout(JSON.stringify({ service: opts.service, rollout: r.id, control }));
+  if (ctx.output === 'json') ctx.io.stdout(JSON.stringify({ schema: 'fleetx/rollout-control/v1', service: opts.service, rollout: r.id, control, engineLeader: leader !== undefined }));
   else ctx.io.stdout(`The ${describe(r)} ${what[opts.command]}. Follow it with: fleetx rollout status ${opts.service} --follow`);
 }
 
 export async function rolloutHistoryCommand(opts: { service: string }, ctx: DeployContext): Promise<void> {
   const list = await ctx.store.listHistory(opts.service);
-  if (ctx.output === 'json') return ctx.io.stdout(JSON.stringify(list.map(historyRow)));
+  if (ctx.output === 'json') return ctx.io.stdout(JSON.stringify({ schema: 'fleetx/rollout-history/v1', service: opts.service, rollouts: list.map(historyRow) }));
   if (list.length === 0) return ctx.io.stdout(`No finished rollouts of ${opts.service}`);
   ctx.io.stdout(formatTable(list.map(historyRow).map((r) => ({ ...r, started: shortTime(r.started), finished: r.finished ? shortTime(r.finished) : '-' })), {
     fields: ['id', 'kind', 'revision', 'state', 'holder', 'started', 'finished'],

@@ -40,13 +40,13 @@ export async function sandboxCommand(opts: SandboxCommandOptions, io: Io): Promi
       const repoRoot = opts.repoRoot ?? thisRepo();
       const status = await sandboxUp({ hosts: opts.hosts ?? DEFAULT_SANDBOX_HOSTS, stateDir, repoRoot });
       const demo = opts.demo ? await demoUp(status, { repoRoot, progress: (l) => io.stderr(l) }) : await demoStatus(stateDir);
-      io.stdout(opts.output === 'json' ? JSON.stringify(withDemo(status, demo), null, 2) : statusText(status, demo));
+      io.stdout(opts.output === 'json' ? JSON.stringify({ schema: 'fleetx/sandbox/v1', ...withDemo(status, demo) }, null, 2) : statusText(status, demo));
       return;
     }
     case 'status': {
       const status = await sandboxStatus(stateDir);
       const demo = await demoStatus(stateDir);
-      io.stdout(opts.output === 'json' ? JSON.stringify(withDemo(status, demo), null, 2) : statusText(status, demo));
+      io.stdout(opts.output === 'json' ? JSON.stringify({ schema: 'fleetx/sandbox/v1', ...withDemo(status, demo) }, null, 2) : statusText(status, demo));
       return;
     }
     case 'down': {
@@ -54,7 +54,7 @@ export async function sandboxCommand(opts: SandboxCommandOptions, io: Io): Promi
       const demo = await demoDown(stateDir);
       const result = await sandboxDown(stateDir);
       result.removed.unshift(...demo.removed);
-      if (opts.output === 'json') io.stdout(JSON.stringify(result, null, 2));
+      if (opts.output === 'json') io.stdout(JSON.stringify({ schema: 'fleetx/sandbox-down/v1', ...result }, null, 2));
       else io.stdout(result.removed.length ? `removed ${result.removed.join(', ')}` : `no sandbox at ${stateDir}`);
       return;
     }

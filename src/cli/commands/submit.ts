@@ -41,7 +41,7 @@ export async function submitCommand(opts: SubmitOptions, ctx: CommandContext): P
     results.push({ name: u.name, action });
     if (ctx.output === 'text' && action !== 'unchanged') io.stderr(`Unit ${u.name} ${action}`);
   }
-  if (ctx.output === 'json') io.stdout(JSON.stringify({ units: results }));
+  if (ctx.output === 'json') io.stdout(JSON.stringify({ schema: 'fleetx/units-changed/v1', action: 'submit', units: results }));
 
   if (opts.target !== 'inactive') {
     const log = ctx.output === 'text' ? (l: string) => io.stdout(l) : () => {};

@@ -56,7 +56,7 @@ export async function targetCommand(opts: TargetOptions, ctx: CommandContext): P
       }
       break;
   }
-  if (ctx.output === 'json') io.stdout(JSON.stringify({ action: opts.action, units: changed }));
+  if (ctx.output === 'json') io.stdout(JSON.stringify({ schema: 'fleetx/units-changed/v1', action: opts.action, units: changed }));
 }
 
 async function lower(ctx: CommandContext, u: UnitRecord, to: TargetState): Promise<boolean> {

@@ -143,7 +143,7 @@ export async function verifyCommand(opts: VerifyCommandOptions, io: Io): Promise
   const results: FileResult[] = [];
   for (const f of opts.files) results.push(await verifyFile(f, io.cwd, useAnalyze));
 
-  if (opts.output === 'json') io.stdout(JSON.stringify({ systemdAnalyze: useAnalyze, results }));
+  if (opts.output === 'json') io.stdout(JSON.stringify({ schema: 'fleetx/verify/v1', systemdAnalyze: useAnalyze, results }));
   else {
     for (const r of results) {
       for (const w of r.warnings) io.stderr(`warning: ${r.file}: ${w}`);

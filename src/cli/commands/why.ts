@@ -21,7 +21,7 @@ export async function whyCommand(opts: { unit: string; full: boolean }, ctx: Com
 
   if (ctx.output === 'json') {
     io.stdout(JSON.stringify({
-      unit: name, targetState: unit.targetState, machines: placed, unschedulable: record ?? null,
+      schema: 'fleetx/why/v1', unit: name, targetState: unit.targetState, machines: placed, unschedulable: record ?? null,
       explanation: explanation ?? null, ...(answer.unreadable !== undefined ? { unreadable: answer.unreadable } : {}),
     }));
     return;

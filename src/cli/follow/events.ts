@@ -3,12 +3,18 @@
  * and how each output mode prints them. The follow loop (follow.ts) feeds
  * records in; renderers (render.ts) print; tests feed sequences directly.
  */
-import { failedError, type FleetxError } from '../../errors/errors.js';
+import { FleetxError } from '../../errors/errors.js';
+import { verdictOf } from '../../rollout/verdict.js';
 import type { InstancePhase, RolloutRecord, RolloutState } from '../../rollout/types.js';
+
+/** Schema of each JSON line a followed rollout prints (docs/CLI.md). */
+export const EVENT_SCHEMA = 'fleetx/rollout-event/v1';
 
 export type FollowEvent =
   | { time: string; service: string; rollout: string; type: 'state'; state: RolloutState; kind: RolloutRecord['kind']; toRevision?: number; message?: string }
-  | { time: string; service: string; rollout: string; type: 'instance'; unit: string; phase: InstancePhase; error?: string; note?: string };
+  | { time: string; service: string; rollout: string; type: 'instance'; unit: string; phase: InstancePhase; error?: string; note?: string }
+  /** something the follower noticed that is not in the record, e.g. no engine leader alive */
+  | { time: string; service: string; rollout: string; type: 'notice'; notice: 'no-engine-leader' | 'engine-leader-back' | 'waiting-for-lock'; message: string };
 
 export function changes(prev: RolloutRecord | undefined, next: RolloutRecord): FollowEvent[] {
   const out: FollowEvent[] = [];
@@ -44,6 +50,7 @@ export function describe(r: Pick<RolloutRecord, 'kind' | 'toRevision' | 'service
 
 /** "2026-11-22T00:40:01Z app@1.service draining" */
 export function plainLine(e: FollowEvent): string {
+  if (e.type === 'notice') return `${shortTime(e.time)} ${e.message}`;
   if (e.type === 'instance') {
     const extra = e.error ? `: ${e.error}` : e.note ? ` (${e.note})` : '';
     return `${shortTime(e.time)} ${e.unit} ${e.phase}${extra}`;
@@ -51,7 +58,7 @@ export function plainLine(e: FollowEvent): string {
   return `${shortTime(e.time)} ${describe(e)} ${e.state}${e.message ? `: ${e.message}` : ''}`;
 }
 
-export const jsonLine = (e: FollowEvent): string => JSON.stringify(e);
+export const jsonLine = (e: FollowEvent): string => JSON.stringify({ schema: EVENT_SCHEMA, ...e });
 
 /** The live view of a TTY: a header and one line per instance with its phase and time in it. */
 export function ttyFrame(r: RolloutRecord, nowMs: number): string[] {
@@ -75,15 +82,21 @@ function mark(p: InstancePhase): string {
   return p === 'done' ? '✔' : p === 'failed' ? '✖' : p === 'pending' ? '·' : '›';
 }
 
-/** A finished record as the command's result: undefined (exit 0) or the error to exit with. */
+/** A finished record as the command's result: undefined (exit 0) or the error to exit with (reverted 7, failed 1, aborted 8). */
 export function outcome(r: RolloutRecord): FleetxError | undefined {
-  switch (r.state) {
+  const why = r.message ? `: ${r.message}` : '';
+  const hint = `see fleetx rollout history ${r.service}`;
+  switch (verdictOf(r)) {
     case 'succeeded':
       return undefined;
     case 'aborted':
-      return failedError(`the ${describe(r)} was aborted${r.message ? `: ${r.message}` : ''}`);
+      return new FleetxError('aborted', `the ${describe(r)} was aborted${why}`, { hint });
+    case 'reverted':
+      return new FleetxError('reverted', `the ${describe(r)} failed and was reverted${why}`, { hint });
+    case 'failed':
+      return new FleetxError('failed', `the ${describe(r)} failed${why}`, { hint });
     default:
-      return failedError(`the ${describe(r)} ${r.state === 'failed' ? 'failed' : `ended ${r.state}`}${r.message ? `: ${r.message}` : ''}`, `see fleetx rollout history ${r.service}`);
+      return new FleetxError('failed', `the ${describe(r)} ended ${r.state}${why}`, { hint });
   }
 }
 

@@ -1,9 +1,10 @@
 /**
  * The three ways of showing a followed rollout: a live redrawn view on a
- * terminal, timestamped lines otherwise, JSON lines with --output json.
+ * terminal, timestamped lines otherwise (and in CI mode, CI=true), JSON
+ * lines with --output json.
  */
 import type { RolloutRecord } from '../../rollout/types.js';
-import type { Io, OutputFormat } from '../io.js';
+import { isCi, type Io, type OutputFormat } from '../io.js';
 import { changes, jsonLine, plainLine, ttyFrame } from './events.js';
 
 export interface Renderer {
@@ -14,7 +15,7 @@ export interface Renderer {
 
 export function pickRenderer(io: Io, output: OutputFormat, now: () => number = Date.now): Renderer {
   if (output === 'json') return lineRenderer(io, jsonLine);
-  if (io.isTTY) return ttyRenderer(io, now);
+  if (io.isTTY && !isCi(io.env)) return ttyRenderer(io, now);
   return lineRenderer(io, plainLine);
 }
 

@@ -1,5 +1,5 @@
 /** Services and rollouts: deploy, plan, rolling-restart, rollout status|pause|resume|abort|history|undo. */
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { usageError } from '../../errors/errors.js';
 import { parseDuration } from '../../service/duration.js';
 import type { Io } from '../io.js';
@@ -27,10 +27,24 @@ function durationOption(name: string) {
   };
 }
 
+/** Flags of the commands that start a rollout and follow it (deploy, rolling-restart, rollout undo); see follow/started.ts. */
 const followOptions = (cmd: Command): Command =>
   cmd
     .option('--detach', 'start the rollout and return at once', false)
-    .option('--timeout <duration>', 'stop following after this long (the rollout continues)', durationOption('--timeout'));
+    .option('--timeout <duration>', 'stop following after this long, exit 9; the rollout continues (default 30m, or FLEETX_TIMEOUT; 0: no limit)', durationOption('--timeout'))
+    .addOption(
+      new Option('--on-abort <action>', 'when this command is stopped (SIGTERM, SIGINT, SIGHUP) while following: abort the rollout, pause it, or detach from it')
+        .choices(['abort', 'pause', 'detach'])
+        .default('abort'),
+    )
+    .option('--report <file>', 'write the final report: FILE.xml as JUnit XML, any other name as JSON (repeatable)', collect, []);
+
+const followFlags = (o: Record<string, unknown>) => ({
+  detach: Boolean(o.detach),
+  timeoutMs: o.timeout as number | undefined,
+  onAbort: o.onAbort as 'abort' | 'pause' | 'detach',
+  reports: o.report as string[],
+});
 
 export function registerRolloutCommands(program: Command, io: Io): void {
   followOptions(
@@ -46,7 +60,7 @@ export function registerRolloutCommands(program: Command, io: Io): void {
     const { deployCommand } = await import('../commands/deploy.js');
     const autoRevert = c.getOptionValueSource('autoRevert') === 'cli' ? Boolean(o.autoRevert) : undefined;
     await withDeploy(c, io, (ctx) =>
-      deployCommand({ name: service, file: o.file, sets: o.set, dryRun: o.dryRun, detach: o.detach, timeoutMs: o.timeout, autoRevert }, ctx),
+      deployCommand({ name: service, file: o.file, sets: o.set, dryRun: o.dryRun, ...followFlags(o), autoRevert }, ctx),
     );
   });
 
@@ -78,7 +92,7 @@ export function registerRolloutCommands(program: Command, io: Io): void {
       ...(o.minHealthy !== undefined ? { minHealthyMs: o.minHealthy as number } : {}),
       ...(o.deadline !== undefined ? { deadlineMs: o.deadline as number } : {}),
     };
-    await withDeploy(c, io, (ctx) => rollingRestartCommand({ target, overrides, detach: o.detach, timeoutMs: o.timeout }, ctx));
+    await withDeploy(c, io, (ctx) => rollingRestartCommand({ target, overrides, ...followFlags(o) }, ctx));
   });
 
   const rollout = program.command('rollout').description('running and past rollouts: status, pause, resume, abort, history, undo');
@@ -125,6 +139,6 @@ export function registerRolloutCommands(program: Command, io: Io): void {
       .option('--dry-run', 'print the plan; change nothing', false),
   ).action(async (service: string, o, c: Command) => {
     const { undoCommand } = await import('../commands/deploy.js');
-    await withDeploy(c, io, (ctx) => undoCommand({ service, toRevision: o.toRevision, dryRun: o.dryRun, detach: o.detach, timeoutMs: o.timeout }, ctx));
+    await withDeploy(c, io, (ctx) => undoCommand({ service, toRevision: o.toRevision, dryRun: o.dryRun, ...followFlags(o) }, ctx));
   });
 }
