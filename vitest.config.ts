@@ -3,6 +3,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // Builds dist/ first: tests spawn bin/fleetx.mjs, which runs the build.
+    globalSetup: ['./test/setup/build.ts'],
     setupFiles: ['./test/setup/fast-check.ts'],
     // Integration suites start real etcd servers and boot real systemd hosts;
     // running files one at a time keeps a 2-core machine from thrashing.

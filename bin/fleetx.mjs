@@ -1,10 +1,26 @@
 #!/usr/bin/env node
-// Entry point: fleetx ships as TypeScript and runs through tsx's loader, so a
-// checkout works right after `npm ci` with no build step and no build output
-// to keep in sync.
-import { register } from 'tsx/esm/api';
+// Entry point: runs the compiled JavaScript in dist/ (`npm run build`, which
+// `npm ci` and `npm pack` run through the `prepare` script). No TypeScript
+// loader at run time: start-up is Node's own plus what a command imports.
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 
-register();
+const root = fileURLToPath(new URL('..', import.meta.url));
+const built = new URL('../dist/.tsbuildinfo', import.meta.url);
+const howToBuild = `run \`npm run build\` in ${root} (npm ci does it too)`;
+
+if (!existsSync(new URL('../dist/cli/main.js', import.meta.url))) {
+  process.stderr.write(`fleetx: not built: dist/ is missing\n  ${howToBuild}\n`);
+  process.exit(70);
+}
+// In a checkout (src/ beside dist/), a build older than a source file would
+// run old code: tests and sandbox hosts run this file, so refuse instead.
+// An installed package has no src/ (and no build info) and skips this.
+const stale = newestSource(new URL('../src/', import.meta.url));
+if (stale && (!existsSync(built) || stale.mtimeMs > statSync(built).mtimeMs)) {
+  process.stderr.write(`fleetx: dist/ is older than src/${stale.path}\n  ${howToBuild}\n`);
+  process.exit(70);
+}
 
 // gRPC sets the TLS server name to the endpoint's host, so TLS to etcd by IP
 // address (normal for etcd) makes Node print DEP0123 on every connection.
@@ -15,5 +31,17 @@ process.emitWarning = (warning, ...rest) => {
   if (code === 'DEP0123') return;
   emitWarning(warning, ...rest);
 };
-const { runCli } = await import('../src/cli/main.ts');
+const { runCli } = await import('../dist/cli/main.js');
 await runCli(process.argv.slice(2));
+
+/** The most recently modified .ts file under dir, or undefined without src/ (an installed package). */
+function newestSource(dir) {
+  if (!existsSync(dir)) return undefined;
+  let newest;
+  for (const path of readdirSync(dir, { recursive: true })) {
+    if (!path.endsWith('.ts')) continue;
+    const { mtimeMs } = statSync(new URL(path, dir));
+    if (!newest || mtimeMs > newest.mtimeMs) newest = { path, mtimeMs };
+  }
+  return newest;
+}

@@ -168,7 +168,7 @@ describe('fleetx agent on a real systemd host', () => {
     await until('web active', async () => (await show('web.service')).ActiveState === 'active');
     const before = { web: (await show('web.service')).MainPID, side: (await show('side.service')).MainPID };
     const oldAgent = await agentPid();
-    // SIGKILL every process of the agent (tsx runs it in a child process). `systemctl kill -s KILL`
+    // SIGKILL every process of the agent (and any child it has). `systemctl kill -s KILL`
     // does the same but reports EIO inside nspawn for the cgroup-wide kill.
     const killed = await host.exec(['sh', '-c', 'p=$(systemctl show -p MainPID --value fleetx-agent); pkill -9 -P "$p"; kill -9 "$p"']);
     expect(killed.code, `${killed.stderr}\n${await journal()}`).toBe(0);

@@ -26,7 +26,7 @@ const etcdUrl = `http://${net.prefix}.1:2379`;
 const etcdSpec = { dataDir: `${base}/etcd`, logFile: `${base}/etcd.log`, clientUrl: etcdUrl, peerUrl: `http://${net.prefix}.1:2380` };
 const keys = keyspace('/fleetx');
 const repo = process.cwd();
-/** the agent's default: long enough for a restarted agent (tsx startup) to take over before its old lease expires */
+/** the agent's default: long enough for a restarted agent (Node start-up) to take over before its old lease expires */
 const TTL = 10;
 
 const agentUnit = [
