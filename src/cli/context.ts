@@ -7,7 +7,6 @@ import type { Etcd3 } from 'etcd3';
 import type { DeployStore } from '../deploy/store.js';
 import { usageError } from '../errors/errors.js';
 import { checkConnectionFiles, resolveConnection, type ConnectionOptions } from '../registry/connection.js';
-import { openRegistry } from '../registry/open.js';
 import type { Registry } from '../registry/registry.js';
 import type { Io } from './io.js';
 import type { GlobalFlags } from './program/flags.js';
@@ -56,6 +55,9 @@ export async function connectionFrom(flags: GlobalFlags, io: Io): Promise<Connec
 
 export async function withRegistry<T>(flags: GlobalFlags, io: Io, fn: (ctx: CommandContext) => Promise<T>): Promise<T> {
   const connection = await connectionFrom(flags, io);
+  // Loaded here, not at the top: the etcd client (gRPC, protobuf) is most of
+  // the CLI's start-up, and `--version`, `render`, `verify` never need it.
+  const { openRegistry } = await import('../registry/open.js');
   const { registry, client, close } = openRegistry(connection);
   try {
     return await fn({ registry, client, connection, io, output: flags.output });

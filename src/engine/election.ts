@@ -21,11 +21,12 @@
  * write is fenced anyway.
  */
 import { EventEmitter } from 'node:events';
-import { EtcdLeaseInvalidError, type Etcd3, type IKeyValue, type Lease } from 'etcd3';
+import type { Etcd3, IKeyValue, Lease } from 'etcd3';
 import { FleetxError, isFleetxError, unavailableError } from '../errors/errors.js';
 import { Backoff, sleep, type BackoffOptions } from '../registry/backoff.js';
 import { PrefixWatch } from '../registry/watch.js';
 import type { Fence } from '../registry/fence.js';
+import { etcd3 } from '../registry/libraries.js';
 
 export type ElectionState = 'idle' | 'follower' | 'leader' | 'stopped';
 
@@ -178,7 +179,7 @@ export class Election extends EventEmitter<ElectionEvents> {
         }
       } catch (e) {
         this.failures++;
-        if (e instanceof EtcdLeaseInvalidError) this.dropLease('lease expired or was revoked');
+        if (e instanceof etcd3.EtcdLeaseInvalidError) this.dropLease('lease expired or was revoked');
         else if (this.retries.attempts === 0) this.warn(e, 'campaign');
         if (this.fence !== undefined && this.renewalOverdue()) this.depose('lease not renewed within its TTL');
         if (this.isStopped()) break;

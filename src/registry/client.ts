@@ -11,10 +11,13 @@
  * reconnects back off to at most a few seconds (see below).
  */
 import { readFileSync } from 'node:fs';
-import { ExponentialBackoff, handleType, noop, retry, type IBackoff } from 'cockatiel';
-import { Etcd3, GRPCUnavailableError, type IOptions } from 'etcd3';
+import type { IBackoff } from 'cockatiel';
+import type { Etcd3, IOptions } from 'etcd3';
 import { usageError } from '../errors/errors.js';
 import type { ConnectionOptions } from './connection.js';
+import { cockatiel, etcd3 } from './libraries.js';
+
+const { ExponentialBackoff, handleType, noop, retry } = cockatiel;
 
 /**
  * Creates a client (connections are opened lazily, on the first call).
@@ -27,7 +30,7 @@ export function connect(opts: ConnectionOptions): Etcd3 {
     // Unary calls get a deadline; streams (watch, lease keepalive) must not.
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + opts.requestTimeoutMs }),
     faultHandling: {
-      global: opts.endpoints.length > 1 ? retry(handleType(GRPCUnavailableError), { maxAttempts: opts.endpoints.length - 1 }) : noop,
+      global: opts.endpoints.length > 1 ? retry(handleType(etcd3.GRPCUnavailableError), { maxAttempts: opts.endpoints.length - 1 }) : noop,
       // etcd3 waits up to 30 s before reopening a broken watch; agents must
       // see their schedule again within seconds of etcd coming back.
       // (etcd3 only calls .next() on it; its typings predate cockatiel 3.)
@@ -46,7 +49,7 @@ export function connect(opts: ConnectionOptions): Etcd3 {
   if (opts.username !== undefined && opts.password !== undefined) {
     options.auth = { username: opts.username, password: opts.password };
   }
-  return new Etcd3(options);
+  return new etcd3.Etcd3(options);
 }
 
 function readTlsFile(what: string, file: string): Buffer {

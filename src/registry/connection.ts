@@ -173,6 +173,3 @@ export async function checkConnectionFiles(opts: ConnectionOptions): Promise<voi
     }
   }
 }
-
-export { connect } from './client.js';
-export { toFleetxError } from './errors.js';

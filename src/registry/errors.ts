@@ -15,8 +15,12 @@
  * gRPC reports connection failures as UNAVAILABLE with the cause only in the
  * text ("Last error: ..."); that text is read here and nowhere else.
  */
-import { isBrokenCircuitError } from 'cockatiel';
-import {
+import { FleetxError, isFleetxError } from '../errors/errors.js';
+import type { ConnectionOptions } from './connection.js';
+import { cockatiel, etcd3 } from './libraries.js';
+
+const { isBrokenCircuitError } = cockatiel;
+const {
   ClientClosedError,
   EtcdAuthenticationFailedError,
   EtcdError,
@@ -30,9 +34,7 @@ import {
   GRPCUnauthenticatedError,
   GRPCUnavailableError,
   STMConflictError,
-} from 'etcd3';
-import { FleetxError, isFleetxError } from '../errors/errors.js';
-import type { ConnectionOptions } from './connection.js';
+} = etcd3;
 
 /** What error messages need to know about the connection. */
 export type ErrorContext = Pick<ConnectionOptions, 'endpoints' | 'requestTimeoutMs' | 'username' | 'prefix'>;

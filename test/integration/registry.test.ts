@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Etcd3 } from 'etcd3';
 import { FleetxError } from '../../src/errors/errors.js';
-import { connect, resolveConnection, type ConnectionOptions } from '../../src/registry/connection.js';
+import { connect } from '../../src/registry/client.js';
+import { resolveConnection, type ConnectionOptions } from '../../src/registry/connection.js';
 import { collectBodies } from '../../src/registry/gc.js';
 import { keyspace } from '../../src/registry/keys.js';
 import type { MachineRecord, UnitRecord } from '../../src/registry/records.js';
