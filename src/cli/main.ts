@@ -68,8 +68,16 @@ export function buildProgram(io: Io, o: { jsonErrors?: boolean } = {}): Command 
 export async function runCli(argv: string[], io: Io = processIo()): Promise<never> {
   const code = await runCommand(argv, io);
   // Exit explicitly: gRPC and D-Bus handles may outlive a command by a few
-  // seconds, and a CLI must return as soon as its work is done.
+  // seconds, and a CLI must return as soon as its work is done. But first
+  // let the output drain: writes to a pipe are asynchronous, and exiting
+  // at once cut `fleetx start` of 1,000 units off after a few hundred lines.
+  await Promise.all([drained(process.stdout), drained(process.stderr)]);
   process.exit(code);
+}
+
+/** Resolves once everything written to the stream so far has been handed to the OS. */
+function drained(stream: NodeJS.WriteStream): Promise<void> {
+  return new Promise((resolve) => stream.write('', () => resolve()));
 }
 
 /** Run one command and return its exit code; never throws, never exits. */
