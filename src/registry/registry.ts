@@ -18,6 +18,7 @@ import type { MachineRecord, ScheduleRecord, TargetState, UnitRecord, UnitStateR
 import { decode, decodeKv, encode } from './codec.js';
 import { toFleetxError, type ErrorContext } from './errors.js';
 import { collectBodies } from './gc.js';
+import { changeUnits, readUnitSnapshot, type AppliedChange, type DecideChange, type UnitSnapshot } from './bulk.js';
 
 export interface RegistryOptions {
   /** for error messages: endpoints, timeout, user, prefix */
@@ -189,6 +190,26 @@ export class Registry {
         return;
       }
       throw this.contended(name);
+    });
+  }
+
+  /** Every unit with its mod revision, and every schedule key, in one read: the start of a bulk change. */
+  readUnits(): Promise<UnitSnapshot> {
+    return this.run(() => readUnitSnapshot(this.client, this.keys));
+  }
+
+  /**
+   * Changes many units at once, each decided from its current record and
+   * guarded by its mod revision, in batched transactions (see bulk.ts);
+   * then collects the bodies that replaced or destroyed units left unused.
+   * @throws what `decide` throws; 'conflict' when units keep changing under it.
+   */
+  changeUnits(snapshot: UnitSnapshot, names: readonly string[], decide: DecideChange): Promise<AppliedChange[]> {
+    return this.run(async () => {
+      const applied = await changeUnits(this.client, this.keys, snapshot, names, decide);
+      const unused = applied.filter((a) => a.before && (a.change.type === 'delete' || a.change.record.hash !== a.before.hash));
+      if (unused.length > 0) await collectBodies(this.client, this.keys, [...new Set(unused.map((a) => a.before!.hash))]).catch(() => undefined);
+      return applied;
     });
   }
 

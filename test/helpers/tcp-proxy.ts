@@ -2,6 +2,9 @@
  * A TCP forwarder on loopback, to cut a client off from a real server (etcd)
  * and let it back: cut() drops every connection and refuses new ones until
  * restore(). How the tests simulate a network fault without touching etcd.
+ * It counts the bytes clients sent (`sent`); with a `budget` it forwards
+ * only that many of them and silently drops the rest, so a client stalls
+ * part-way through its requests at a byte count the test chose.
  */
 import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net';
 import { freePort } from './etcd.js';
@@ -9,15 +12,18 @@ import { freePort } from './etcd.js';
 export class TcpProxy {
   private server?: Server;
   private readonly sockets = new Set<Socket>();
+  /** bytes clients sent (forwarded or, beyond the budget, dropped) */
+  sent = 0;
 
   private constructor(
     readonly port: number,
     private readonly target: number,
+    private readonly budget: number,
   ) {}
 
   /** Starts forwarding 127.0.0.1:<free port> to 127.0.0.1:target. */
-  static async start(target: number, port?: number): Promise<TcpProxy> {
-    const p = new TcpProxy(port ?? (await freePort()), target);
+  static async start(target: number, port?: number, opts: { budget?: number } = {}): Promise<TcpProxy> {
+    const p = new TcpProxy(port ?? (await freePort()), target, opts.budget ?? Infinity);
     await p.restore();
     return p;
   }
@@ -35,7 +41,13 @@ export class TcpProxy {
         s.on('close', () => this.sockets.delete(s));
         s.on('error', () => undefined);
       }
-      client.pipe(upstream).pipe(client);
+      client.on('data', (chunk: Buffer) => {
+        const room = Math.max(0, this.budget - this.sent);
+        this.sent += chunk.length;
+        if (room > 0) upstream.write(chunk.length > room ? chunk.subarray(0, room) : chunk);
+      });
+      client.on('end', () => upstream.end());
+      upstream.pipe(client);
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

@@ -318,3 +318,46 @@ describe('machines, states, schedules', () => {
     expect(e.message).toContain(r.keys.unit('bad.service'));
   });
 });
+
+describe('changeUnits (bulk)', () => {
+  const toLoaded = (_name: string, current: UnitRecord | undefined) =>
+    current && current.targetState !== 'loaded' ? { type: 'put' as const, record: { ...current, targetState: 'loaded' as const } } : undefined;
+
+  it('re-reads and re-decides a unit changed after the snapshot, keeping the other writer\'s change', async () => {
+    const r = fresh();
+    for (const n of ['a.service', 'b.service']) await r.createUnit(unit(n, 'h'), 'BODY', { replace: false });
+    const snapshot = await r.readUnits();
+    // another writer changes b after our read
+    await client.put(r.keys.unit('b.service')).value(JSON.stringify({ ...unit('b.service', 'h'), submittedBy: 'other' }));
+    const seen: string[] = [];
+    const applied = await r.changeUnits(snapshot, ['a.service', 'b.service'], (name, current) => {
+      seen.push(`${name}:${current?.submittedBy ?? '-'}`);
+      return toLoaded(name, current);
+    });
+    expect(applied.map((a) => a.name).sort()).toEqual(['a.service', 'b.service']);
+    expect(seen).toContain('b.service:other'); // decided again on the fresh record
+    expect(await r.getUnit('b.service')).toMatchObject({ targetState: 'loaded', submittedBy: 'other' });
+    expect(await r.getUnit('a.service')).toMatchObject({ targetState: 'loaded' });
+  });
+
+  it('destroys units with all their schedule entries, more than fit in one transaction, and collects the body', async () => {
+    const r = fresh();
+    await r.createUnit(unit('g.service', 'hg', 'launched'), 'G', { replace: false });
+    for (let m = 0; m < 250; m++) await client.put(r.keys.schedule(`m${m}`, 'g.service')).value('{}');
+    await r.createUnit(unit('x.service', 'hx', 'launched'), 'X', { replace: false });
+    await client.put(r.keys.schedule('m1', 'x.service')).value('{}');
+    const applied = await r.changeUnits(await r.readUnits(), ['g.service', 'x.service'], () => ({ type: 'delete' }));
+    expect(applied.map((a) => a.name).sort()).toEqual(['g.service', 'x.service']);
+    expect(await r.snapshot()).toEqual({});
+  });
+
+  it('a unit created by someone else after the snapshot is not overwritten by a create', async () => {
+    const r = fresh();
+    const snapshot = await r.readUnits();
+    await r.createUnit(unit('n.service', 'theirs', 'launched'), 'THEIRS', { replace: false });
+    await r.changeUnits(snapshot, ['n.service'], (_name, current) =>
+      current ? undefined : { type: 'put', record: unit('n.service', 'mine'), body: { hash: 'mine', text: 'MINE' } },
+    );
+    expect(await r.getUnit('n.service')).toMatchObject({ hash: 'theirs', targetState: 'launched' });
+  });
+});

@@ -6,10 +6,11 @@
  * body.
  */
 import { conflictError } from '../../errors/errors.js';
+import type { AppliedChange, UnitChange } from '../../registry/bulk.js';
 import type { TargetState, UnitRecord } from '../../registry/records.js';
 import { parseUnitName } from '../../unit/name.js';
 import type { CommandContext } from '../context.js';
-import { resolveUnits, type ResolvedUnit } from '../units/resolve.js';
+import { resolveUnits, type ResolvedUnit, type UnitLookup } from '../units/resolve.js';
 import { waitForUnits, type BlockOptions } from '../units/wait.js';
 
 export interface SubmitOptions {
@@ -24,7 +25,14 @@ export interface SubmitOptions {
 
 export async function submitCommand(opts: SubmitOptions, ctx: CommandContext): Promise<void> {
   const { registry, io } = ctx;
-  const units = await resolveUnits(opts.units, registry, io.cwd);
+  // One read of the state; the writes go out in batched transactions (registry/bulk.ts).
+  const snapshot = await registry.readUnits();
+  const bodies = new Map<string, Promise<string | undefined>>();
+  const lookup: UnitLookup = {
+    unit: (name) => snapshot.units.get(name)?.record,
+    body: (hash) => bodies.get(hash) ?? bodies.set(hash, registry.getBody(hash)).get(hash)!,
+  };
+  const units = await resolveUnits(opts.units, lookup, io.cwd);
 
   // Refuse before writing anything if one body differs without --replace.
   const clashes = units.filter((u) => u.existing && u.text !== undefined && u.existing.hash !== u.hash);
@@ -35,11 +43,23 @@ export async function submitCommand(opts: SubmitOptions, ctx: CommandContext): P
     );
   }
 
-  const results: { name: string; action: string }[] = [];
-  for (const u of units) {
-    const action = await apply(u, opts, ctx);
-    results.push({ name: u.name, action });
-    if (ctx.output === 'text' && action !== 'unchanged') io.stderr(`Unit ${u.name} ${action}`);
+  // Instances started from a registry template are stored with its body.
+  const texts = new Map<string, string>();
+  for (const u of units) texts.set(u.name, u.text ?? (await lookup.body(u.hash)) ?? '');
+  const byName = new Map(units.map((u) => [u.name, u]));
+  const updatedAt = opts.now().toISOString();
+  const applied = await registry.changeUnits(snapshot, units.map((u) => u.name), (name, current) => {
+    const u = byName.get(name)!;
+    return decide(u, current, { ...opts, text: texts.get(name)!, updatedAt });
+  });
+
+  const done = new Map(applied.map((a) => [a.name, a]));
+  const results = units.map((u) => ({ name: u.name, action: describe(done.get(u.name), opts.target) }));
+  for (const r of results) if (ctx.output === 'text' && r.action !== 'unchanged') io.stderr(`Unit ${r.name} ${r.action}`);
+  for (const a of applied) {
+    if (a.before && a.change.type === 'put' && a.before.hash !== a.change.record.hash && parseUnitName(a.name).isTemplate) {
+      await followTemplate(a.name, a.before.hash, a.change.record.hash, ctx);
+    }
   }
   if (ctx.output === 'json') io.stdout(JSON.stringify({ schema: 'fleetx/units-changed/v1', action: 'submit', units: results }));
 
@@ -49,33 +69,35 @@ export async function submitCommand(opts: SubmitOptions, ctx: CommandContext): P
   }
 }
 
-async function apply(u: ResolvedUnit, opts: SubmitOptions, ctx: CommandContext): Promise<string> {
-  const { registry } = ctx;
-  const updatedAt = opts.now().toISOString();
-  let action = 'unchanged';
-  if (!u.existing || (u.text !== undefined && u.existing.hash !== u.hash)) {
-    const rec: UnitRecord = {
-      name: u.name,
-      hash: u.hash,
-      // A new unit is created at its target state at once (one transaction
-      // instead of create-then-raise); an existing one keeps its own.
-      targetState: u.existing?.targetState ?? opts.target,
-      ...(u.template ? { template: u.template } : {}),
-      submittedBy: opts.user,
-      updatedAt,
-    };
-    // Instances started from a registry template reuse the stored body.
-    const text = u.text ?? (await registry.getBody(u.hash)) ?? '';
-    await registry.createUnit(rec, text, { replace: opts.replace });
-    action = u.existing ? 'replaced' : opts.target === 'inactive' ? 'submitted' : `submitted and set to ${opts.target}`;
-    if (u.existing && parseUnitName(u.name).isTemplate) await followTemplate(u.name, u.existing.hash, u.hash, ctx);
+/**
+ * fleetctl's rules for one unit, given what the registry holds now: a new
+ * unit is created at its target state at once (one write, not
+ * create-then-raise); a different body replaces the stored one only with
+ * --replace, keeping the unit's target state; a target state is raised,
+ * never lowered. undefined: nothing to write.
+ */
+function decide(
+  u: ResolvedUnit,
+  current: UnitRecord | undefined,
+  o: { target: TargetState; replace: boolean; user: string; text: string; updatedAt: string },
+): UnitChange | undefined {
+  const body = { hash: u.hash, text: o.text };
+  const fresh = { name: u.name, hash: u.hash, ...(u.template ? { template: u.template } : {}), submittedBy: o.user, updatedAt: o.updatedAt };
+  if (!current) return { type: 'put', record: { ...fresh, targetState: o.target }, body };
+  const targetState = rank(o.target) > rank(current.targetState) ? o.target : current.targetState;
+  if (u.text !== undefined && current.hash !== u.hash) {
+    if (!o.replace) throw conflictError(`unit ${u.name} already exists with different contents; use --replace to update it`);
+    return { type: 'put', record: { ...fresh, targetState }, body };
   }
-  const current = u.existing?.targetState ?? opts.target;
-  if (rank(opts.target) > rank(current)) {
-    await registry.setTargetState(u.name, opts.target);
-    action = opts.target === 'launched' ? 'set to launched' : 'set to loaded';
-  }
-  return action;
+  if (targetState === current.targetState) return undefined;
+  return { type: 'put', record: { ...current, targetState, updatedAt: o.updatedAt } };
+}
+
+function describe(a: AppliedChange | undefined, target: TargetState): string {
+  if (!a || a.change.type !== 'put') return 'unchanged';
+  if (!a.before) return target === 'inactive' ? 'submitted' : `submitted and set to ${target}`;
+  if (rank(a.change.record.targetState) > rank(a.before.targetState)) return `set to ${a.change.record.targetState}`;
+  return 'replaced';
 }
 
 /**

@@ -2,10 +2,11 @@
  * stop, unload, destroy and restart: lower a unit's target state, remove
  * it, or cycle it. Arguments are unit names or globs over submitted units
  * (`fleetx stop 'app@*'`); a name that matches nothing is an error and
- * nothing is changed.
+ * nothing is changed, except for destroy, where it is already done.
  */
 import picomatch from 'picomatch';
 import { notFoundError } from '../../errors/errors.js';
+import type { UnitSnapshot } from '../../registry/bulk.js';
 import type { TargetState, UnitRecord } from '../../registry/records.js';
 import { parseUnitName } from '../../unit/name.js';
 import type { CommandContext } from '../context.js';
@@ -17,31 +18,42 @@ export interface TargetOptions {
   action: TargetAction;
   units: string[];
   block: BlockOptions;
+  now: () => Date;
 }
 
 export async function targetCommand(opts: TargetOptions, ctx: CommandContext): Promise<void> {
   const { registry, io } = ctx;
-  const units = selectUnits(opts.units, await registry.listUnits());
+  // One read of the state; the changes go out in batched transactions (registry/bulk.ts).
+  const snapshot = await registry.readUnits();
+  const submitted = [...snapshot.units.values()].map((s) => s.record).sort((a, b) => cmp(a.name, b.name));
+  // destroy is idempotent, as fleetctl's was: what is already gone is
+  // reported, not refused, so running an interrupted destroy again finishes it.
+  let units: UnitRecord[];
+  if (opts.action === 'destroy') {
+    const { picked, missing } = matchUnits(opts.units, submitted);
+    for (const m of missing) io.stderr(`Unit ${m} does not exist; nothing to destroy`);
+    units = picked;
+  } else units = selectUnits(opts.units, submitted);
+  const names = units.map((u) => u.name);
   const log = ctx.output === 'text' ? (l: string) => io.stdout(l) : () => {};
-  const changed: string[] = [];
+  let changed: string[] = [];
 
   switch (opts.action) {
     case 'destroy':
-      for (const u of units) {
-        await registry.destroyUnit(u.name);
-        changed.push(u.name);
-        if (ctx.output === 'text') io.stdout(`Destroyed ${u.name}`);
-      }
+      // A unit someone else destroyed meanwhile is gone all the same.
+      await registry.changeUnits(snapshot, names, (_name, current) => (current ? { type: 'delete' } : undefined));
+      changed = names;
+      if (ctx.output === 'text') for (const name of names) io.stdout(`Destroyed ${name}`);
       break;
     case 'unload':
-      for (const u of units) if (await lower(ctx, u, 'inactive')) changed.push(u.name);
-      await waitForUnits(registry, units.map((u) => u.name), 'inactive', opts.block, log);
+      changed = await lower(ctx, snapshot, names, 'inactive', opts.now);
+      await waitForUnits(registry, names, 'inactive', opts.block, log);
       break;
     case 'stop': {
-      const loaded = units.filter((u) => u.targetState !== 'inactive');
+      const loaded = units.filter((u) => u.targetState !== 'inactive').map((u) => u.name);
       for (const u of units) if (u.targetState === 'inactive') io.stderr(`Unit ${u.name} is not loaded; nothing to stop`);
-      for (const u of loaded) if (await lower(ctx, u, 'loaded')) changed.push(u.name);
-      await waitForUnits(registry, loaded.map((u) => u.name), 'loaded', opts.block, log);
+      changed = await lower(ctx, snapshot, loaded, 'loaded', opts.now);
+      await waitForUnits(registry, loaded, 'loaded', opts.block, log);
       break;
     }
     case 'restart':
@@ -59,15 +71,37 @@ export async function targetCommand(opts: TargetOptions, ctx: CommandContext): P
   if (ctx.output === 'json') io.stdout(JSON.stringify({ schema: 'fleetx/units-changed/v1', action: opts.action, units: changed }));
 }
 
-async function lower(ctx: CommandContext, u: UnitRecord, to: TargetState): Promise<boolean> {
-  if (u.targetState === to) return false;
-  await ctx.registry.setTargetState(u.name, to);
-  if (ctx.output === 'text') ctx.io.stderr(`Unit ${u.name} set to ${to}`);
-  return true;
+/**
+ * Lowers the target state of units to `to`, all in batched transactions.
+ * `stop` (to 'loaded') never raises a unit someone unloaded meanwhile.
+ * Returns the names changed, in the order given.
+ */
+async function lower(ctx: CommandContext, snapshot: UnitSnapshot, names: string[], to: TargetState, now: () => Date): Promise<string[]> {
+  const updatedAt = now().toISOString();
+  const applied = await ctx.registry.changeUnits(snapshot, names, (name, current) => {
+    if (!current) throw notFoundError(`unit ${name} does not exist`, 'it was destroyed meanwhile');
+    if (current.targetState === to || (to === 'loaded' && current.targetState === 'inactive')) return undefined;
+    return { type: 'put', record: { ...current, targetState: to, updatedAt } };
+  });
+  const done = new Set(applied.map((a) => a.name));
+  const changed = names.filter((n) => done.has(n));
+  if (ctx.output === 'text') for (const name of changed) ctx.io.stderr(`Unit ${name} set to ${to}`);
+  return changed;
 }
 
-/** Expand names and globs against the submitted units, in argument order, without duplicates. */
+const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+/** Expand names and globs against the submitted units, in argument order, without duplicates; any miss is an error. */
 export function selectUnits(args: string[], units: UnitRecord[]): UnitRecord[] {
+  const { picked, missing } = matchUnits(args, units);
+  if (missing.length > 0) {
+    throw notFoundError(`no submitted unit matches ${missing.join(', ')}`, 'see: fleetx list-unit-files');
+  }
+  return picked;
+}
+
+/** The units names and globs pick, and the names and globs that picked none. */
+export function matchUnits(args: string[], units: UnitRecord[]): { picked: UnitRecord[]; missing: string[] } {
   const byName = new Map(units.map((u) => [u.name, u]));
   const picked = new Map<string, UnitRecord>();
   const missing: string[] = [];
@@ -84,8 +118,5 @@ export function selectUnits(args: string[], units: UnitRecord[]): UnitRecord[] {
     if (!u) missing.push(name);
     else picked.set(name, u);
   }
-  if (missing.length > 0) {
-    throw notFoundError(`no submitted unit matches ${missing.join(', ')}`, 'see: fleetx list-unit-files');
-  }
-  return [...picked.values()];
+  return { picked: [...picked.values()], missing };
 }

@@ -66,7 +66,7 @@ export function registerUnitCommands(program: Command, io: Io): void {
     cmd.action(async (units: string[], o, c: Command) => {
       const { targetCommand } = await import('../commands/target.js');
       await withRegistry(globalFlags(c), io, (ctx) =>
-        targetCommand({ action, units, block: blocking ? blockOf(o) : { block: false, attempts: 0 } }, ctx),
+        targetCommand({ action, units, block: blocking ? blockOf(o) : { block: false, attempts: 0 }, now: () => new Date() }, ctx),
       );
     });
   };

@@ -8,7 +8,6 @@
 import { readFile, stat } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { FleetxError, invalidError, notFoundError } from '../../errors/errors.js';
-import type { Registry } from '../../registry/registry.js';
 import type { UnitRecord } from '../../registry/records.js';
 import { parseUnit } from '../../unit/parse.js';
 import { serializeUnit } from '../../unit/serialize.js';
@@ -27,13 +26,23 @@ export interface ResolvedUnit {
   existing?: UnitRecord;
 }
 
-export async function resolveUnits(args: string[], registry: Registry, cwd: string): Promise<ResolvedUnit[]> {
+/** What resolving needs from the registry: the units as one read saw them, and bodies by hash. */
+export interface UnitLookup {
+  unit(name: string): UnitRecord | undefined;
+  body(hash: string): Promise<string | undefined>;
+}
+
+export async function resolveUnits(args: string[], lookup: UnitLookup, cwd: string): Promise<ResolvedUnit[]> {
+  const files = new LocalFiles(cwd);
+  // Arguments resolve concurrently (1,000 instances of one template read it once); results keep their order.
+  const settled = await Promise.allSettled(args.map((arg) => resolveOne(arg, lookup, files)));
   const problems: string[] = [];
   const out: ResolvedUnit[] = [];
   const seen = new Set<string>();
-  for (const arg of args) {
+  for (const r of settled) {
     try {
-      const u = await resolveOne(arg, registry, cwd);
+      if (r.status === 'rejected') throw r.reason;
+      const u = r.value;
       if (seen.has(u.name)) throw invalidError(`unit ${u.name} is named twice`);
       seen.add(u.name);
       out.push(u);
@@ -47,12 +56,12 @@ export async function resolveUnits(args: string[], registry: Registry, cwd: stri
   return out;
 }
 
-async function resolveOne(arg: string, registry: Registry, cwd: string): Promise<ResolvedUnit> {
-  const path = resolve(cwd, arg);
-  if (await isFile(path)) return fromText(basename(path), await readFile(path, 'utf8'), arg, registry);
+async function resolveOne(arg: string, lookup: UnitLookup, files: LocalFiles): Promise<ResolvedUnit> {
+  const fromFile = await files.read(arg);
+  if (fromFile !== undefined) return fromText(basename(arg), fromFile, arg, lookup);
 
   const name = parseUnitName(arg).full;
-  const existing = await registry.getUnit(name);
+  const existing = lookup.unit(name);
   if (existing) return { name, hash: existing.hash, template: existing.template, source: 'registry', existing };
 
   const parsed = parseUnitName(name);
@@ -60,29 +69,44 @@ async function resolveOne(arg: string, registry: Registry, cwd: string): Promise
   if (!parsed.isInstance || !parsed.template) {
     throw notFoundError(`unit ${name} is neither a file here nor in the registry`);
   }
-  const templatePath = resolve(cwd, parsed.template);
-  if (await isFile(templatePath)) {
-    const u = await fromText(name, await readFile(templatePath, 'utf8'), parsed.template, registry);
+  const templateText = await files.read(parsed.template);
+  if (templateText !== undefined) {
+    const u = fromText(name, templateText, parsed.template, lookup);
     return { ...u, template: parsed.template };
   }
-  const template = await registry.getUnit(parsed.template);
+  const template = lookup.unit(parsed.template);
   if (!template) {
     throw notFoundError(`unit ${name} not found: neither ${name} nor its template ${parsed.template} is a file here or in the registry`);
   }
-  const body = await registry.getBody(template.hash);
+  const body = await lookup.body(template.hash);
   if (body === undefined) throw notFoundError(`the body of template ${parsed.template} is missing from the registry`);
   // Validate the instance's own X-Fleet options (specifiers expand per instance).
   parseXFleet(parseUnit(body, parsed.template), name);
   return { name, hash: template.hash, template: parsed.template, source: `template ${parsed.template} in the registry` };
 }
 
-async function fromText(name: string, text: string, source: string, registry: Registry): Promise<ResolvedUnit> {
+function fromText(name: string, text: string, source: string, lookup: UnitLookup): ResolvedUnit {
   const parsedName = parseUnitName(name);
   const unit = parseUnit(text, source);
   parseXFleet(unit, parsedName.full);
   const normalized = serializeUnit(unit);
-  const existing = await registry.getUnit(name);
-  return { name, text: normalized, hash: unitHash(unit), source, existing };
+  return { name, text: normalized, hash: unitHash(unit), source, existing: lookup.unit(name) };
+}
+
+/** Unit files next to the user, each read once per command (undefined: not a file). */
+class LocalFiles {
+  private readonly texts = new Map<string, Promise<string | undefined>>();
+  constructor(private readonly cwd: string) {}
+
+  read(arg: string): Promise<string | undefined> {
+    const path = resolve(this.cwd, arg);
+    let text = this.texts.get(path);
+    if (text === undefined) {
+      text = isFile(path).then((yes) => (yes ? readFile(path, 'utf8') : undefined));
+      this.texts.set(path, text);
+    }
+    return text;
+  }
 }
 
 async function isFile(path: string): Promise<boolean> {
