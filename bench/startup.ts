@@ -14,8 +14,7 @@
  * Wall time is measured around each child from spawn to exit; CPU (user +
  * system) and peak RSS come from `/usr/bin/time`, which wraps each run.
  */
-import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -24,34 +23,12 @@ import { startEtcd } from '../test/helpers/etcd.js';
 import { BIN } from '../test/helpers/cli.js';
 import { keyspace } from '../src/registry/keys.js';
 import type { MachineRecord, ScheduleRecord, UnitRecord, UnitStateRecord } from '../src/registry/records.js';
-import { summarize, type Summary } from './stats.js';
+import { summarize, timedProcess as timed, type ProcessRun as Run, type Summary } from './timing.js';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '20' }, units: { type: 'string', default: '100' } } });
 const RUNS = Number(values.runs);
 const UNITS = Number(values.units);
 const MACHINES = ['a1'.padEnd(32, '1'), 'b2'.padEnd(32, '2'), 'c3'.padEnd(32, '3')];
-
-interface Run {
-  wallMs: number;
-  cpuMs: number;
-  rssMb: number;
-}
-
-/** One whole process under /usr/bin/time; rejects unless it exits 0. */
-async function timed(argv: string[], env: NodeJS.ProcessEnv, scratch: string): Promise<Run> {
-  const out = join(scratch, 'time');
-  const started = performance.now();
-  await new Promise<void>((resolve, reject) => {
-    const child = spawn('/usr/bin/time', ['-o', out, '-f', '%U %S %M', ...argv], { env, stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    child.stderr.on('data', (d) => (err += d));
-    child.on('error', reject);
-    child.on('exit', (c) => (c === 0 ? resolve() : reject(new Error(`${argv.join(' ')} exited ${c}: ${err}`))));
-  });
-  const wallMs = performance.now() - started;
-  const [user, sys, maxKb] = (await readFile(out, 'utf8')).trim().split('\n').at(-1)!.split(' ').map(Number);
-  return { wallMs, cpuMs: (user! + sys!) * 1000, rssMb: maxKb! / 1024 };
-}
 
 /** What 3 agents and an engine would have written for UNITS running instances of one template. */
 async function seed(client: Etcd3, prefix: string): Promise<void> {

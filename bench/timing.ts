@@ -1,4 +1,35 @@
-/** Summaries of repeated measurements, for the benchmarks' printed lines. */
+/** Whole-process timing and summaries of repeated measurements, for the benchmarks' printed lines. */
+import { spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+export interface ProcessRun {
+  wallMs: number;
+  /** user + system, as /usr/bin/time reports them (10 ms resolution) */
+  cpuMs: number;
+  rssMb: number;
+}
+
+/**
+ * Runs argv as a whole process under /usr/bin/time (CPU and peak RSS);
+ * wall time from spawn to exit. Rejects unless it exits 0. `scratch` is a
+ * directory for /usr/bin/time's report.
+ */
+export async function timedProcess(argv: string[], env: NodeJS.ProcessEnv, scratch: string, cwd?: string): Promise<ProcessRun> {
+  const out = join(scratch, 'time');
+  const started = performance.now();
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn('/usr/bin/time', ['-o', out, '-f', '%U %S %M', ...argv], { env, cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d) => (err += d));
+    child.on('error', reject);
+    child.on('exit', (c) => (c === 0 ? resolve() : reject(new Error(`${argv.join(' ').slice(0, 200)} exited ${c}: ${err.slice(-2000)}`))));
+  });
+  const wallMs = performance.now() - started;
+  const [user, sys, maxKb] = (await readFile(out, 'utf8')).trim().split('\n').at(-1)!.split(' ').map(Number);
+  return { wallMs, cpuMs: (user! + sys!) * 1000, rssMb: maxKb! / 1024 };
+}
+
 export interface Summary {
   min: number;
   median: number;
