@@ -240,13 +240,6 @@ export function restartWrites(input: RestartInput, ctx: ApplyContext): DeployWri
   return { service: rollout.service, units, rollout };
 }
 
-/**
- * RolloutRecord plus the revision the service came from (for history).
- * Not in rollout/types.ts yet; the controller keeps unknown fields as it
- * spreads the record on every step.
- */
-export type DeployRolloutRecord = RolloutRecord & { fromRevision?: number };
-
 function rolloutRecord(a: {
   id: string;
   service: string;
@@ -262,7 +255,7 @@ function rolloutRecord(a: {
   holder: RolloutHolder;
   now: string;
   instances: Array<{ unit: string; targetHash: string; created?: boolean; surge?: boolean }>;
-}): DeployRolloutRecord {
+}): RolloutRecord {
   return {
     id: a.id,
     service: a.service,

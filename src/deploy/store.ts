@@ -69,10 +69,6 @@ export class DeployStore {
     return this.run(async () => sortBy(await this.listJson<RevisionRecord>(this.keys.revisions(svc)), (r) => r.revision));
   }
 
-  getRevision(svc: string, n: number): Promise<RevisionRecord | undefined> {
-    return this.run(() => this.getJson<RevisionRecord>(this.keys.revision(svc, n)));
-  }
-
   /**
    * Stores a revision under the next free number, with its body, in one
    * create-if-absent transaction; concurrent callers get distinct numbers.
@@ -91,15 +87,6 @@ export class DeployStore {
         if (res.succeeded) return full;
       }
       throw conflictError(`revisions of ${rec.service} are being created by others too often; try again`);
-    });
-  }
-
-  /** Sets `healthy` on a revision (the controller does this; exposed for tools and tests). */
-  markHealthy(svc: string, n: number): Promise<void> {
-    return this.run(async () => {
-      const rev = await this.getJson<RevisionRecord>(this.keys.revision(svc, n));
-      if (!rev) throw notFoundError(`revision ${n} of ${svc} does not exist`);
-      await this.client.put(this.keys.revision(svc, n)).value(encode({ ...rev, healthy: true })).exec();
     });
   }
 

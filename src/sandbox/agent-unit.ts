@@ -4,7 +4,8 @@
  * installs exactly the unit users get.
  */
 import { readFileSync } from 'node:fs';
-import { findTemplate, renderTemplate } from '../template/index.js';
+import { findTemplate } from '../template/find.js';
+import { renderTemplate } from '../template/render.js';
 
 export const AGENT_UNIT = 'fleetx-agent.service';
 

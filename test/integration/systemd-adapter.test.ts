@@ -6,7 +6,9 @@ import { lstat, readdir, readlink, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FleetxError } from '../../src/errors/errors.js';
-import { connectSystemd, MANAGED_MARKER, type Systemd, type UnitStatus } from '../../src/systemd/index.js';
+import { connectSystemd } from '../../src/systemd/systemd.js';
+import type { Systemd, UnitStatus } from '../../src/systemd/types.js';
+import { MANAGED_MARKER } from '../../src/systemd/unit-files.js';
 import { bootSystemdHost, countReloads, type SystemdHost } from '../helpers/in-host.js';
 
 let h: SystemdHost;

@@ -3,7 +3,6 @@
  * the rollout record (the controller owns it): pause / resume / abort
  * write {p}/rollout-control/{svc}, which the controller reads.
  */
-import type { DeployRolloutRecord } from '../../deploy/plan.js';
 import type { RolloutControl, RolloutRecord } from '../../rollout/types.js';
 import { notFoundError } from '../../errors/errors.js';
 import { describeHolder, holderFrom } from '../../deploy/holder.js';
@@ -80,7 +79,7 @@ export async function rolloutHistoryCommand(opts: { service: string }, ctx: Depl
   }));
 }
 
-function historyRow(r: DeployRolloutRecord) {
+function historyRow(r: RolloutRecord) {
   return {
     id: r.id,
     kind: r.kind,
@@ -107,7 +106,7 @@ function summaryRow(r: RolloutRecord): Record<string, string> {
   };
 }
 
-function revisionText(r: DeployRolloutRecord): string {
+function revisionText(r: RolloutRecord): string {
   const to = r.toRevision !== undefined ? String(r.toRevision) : '-';
   return r.fromRevision !== undefined && r.fromRevision !== r.toRevision ? `${r.fromRevision}->${to}` : to;
 }
