@@ -1,4 +1,5 @@
 import type { Message } from 'dbus-next';
+import PQueue from 'p-queue';
 import { FleetxError, isFleetxError } from '../errors/errors.js';
 import { coalesce } from './coalesce.js';
 import { JobTracker, type JobKind, type PendingJob } from './jobs.js';
@@ -112,14 +113,13 @@ class DbusSystemd implements Systemd {
       status: this.complete(r[0] as string, { loadState: r[2] as string, activeState: r[3] as string, subState: r[4] as string }),
     }));
     const services = out.filter((u) => u.status.name.endsWith('.service') && ACTIVE_STATES.has(u.status.activeState));
-    for (let i = 0; i < services.length; i += MAIN_PID_CONCURRENCY) {
-      await Promise.all(
-        services.slice(i, i + MAIN_PID_CONCURRENCY).map(async (u) => {
-          const pid = await this.mainPid(u.path);
-          if (pid) u.status.mainPid = pid;
-        }),
-      );
-    }
+    const queue = new PQueue({ concurrency: MAIN_PID_CONCURRENCY });
+    await queue.addAll(
+      services.map((u) => async () => {
+        const pid = await this.mainPid(u.path);
+        if (pid) u.status.mainPid = pid;
+      }),
+    );
     return out.map((u) => u.status);
   }
 

@@ -4,7 +4,7 @@
  */
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Etcd3 } from 'etcd3';
@@ -50,7 +50,8 @@ describe('command driver', () => {
       { unit: 'app@1.service', state: 'in', address: '10.0.0.1' },
       { unit: 'app@2.service', state: 'out' },
     ]);
-    const c = await calls(log);
+    // the two instances' commands run side by side: their lines come in any order
+    const c = (await calls(log)).sort((a, b) => a.env.FLEETX_PRESENCE_UNIT.localeCompare(b.env.FLEETX_PRESENCE_UNIT));
     expect(c).toHaveLength(2);
     expect(c[0].argv).toEqual([weird, '*']);
     expect(c[0].env).toEqual({
@@ -136,12 +137,44 @@ describe('webhook driver', () => {
       { unit: 'app@1.service', state: 'in', address: '10.0.0.1' },
       { unit: 'app@2.service', state: 'out', address: '10.0.0.2' },
     ]);
-    expect(got.map((g) => g.body)).toEqual([
+    // changes of different instances go out side by side: in any order
+    expect(got.map((g) => g.body)).toEqual(expect.arrayContaining([
       { service: 'app', unit: 'app@1.service', address: '10.0.0.1', port: 8080, state: 'in' },
       { service: 'app', unit: 'app@2.service', address: '10.0.0.2', port: 8080, state: 'out' },
-    ]);
-    expect(got[0]!.headers.authorization).toBe(`Bearer ${TOKEN}`);
-    expect(got[0]!.headers['content-type']).toBe('application/json');
+    ]));
+    expect(got).toHaveLength(2);
+    for (const g of got) {
+      expect(g.headers.authorization).toBe(`Bearer ${TOKEN}`);
+      expect(g.headers['content-type']).toBe('application/json');
+    }
+  });
+
+  it('sends the changes of different instances side by side, not one after another', async () => {
+    // This server answers nothing until three requests are open at once:
+    // sent one after another, the first would wait for its answer forever
+    // (the driver's timeout then fails every instance).
+    const open: ServerResponse[] = [];
+    const gate = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        open.push(res);
+        if (open.length === 3) for (const r of open) r.writeHead(204).end();
+      });
+    });
+    const port = await freePort();
+    await new Promise<void>((r) => gate.listen(port, '127.0.0.1', () => r()));
+    try {
+      const driver = new WebhookDriver({ service: 'app', url: `http://127.0.0.1:${port}/`, timeoutMs: 20_000 });
+      const res = await driver.apply([inD('app@1.service'), inD('app@2.service'), inD('app@3.service')]);
+      expect(res.map((r) => [r.unit, r.state, r.error])).toEqual([
+        ['app@1.service', 'in', undefined],
+        ['app@2.service', 'in', undefined],
+        ['app@3.service', 'in', undefined],
+      ]);
+    } finally {
+      gate.closeAllConnections();
+      await new Promise((r) => gate.close(r));
+    }
   });
 
   it('a non-2xx answer is a per-instance error that never shows the token; retried next time', async () => {

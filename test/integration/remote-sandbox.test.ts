@@ -103,6 +103,17 @@ describe('status, journal and ssh over SSH to sandbox hosts', () => {
     expect(r.stdout).toContain(UNIT);
   });
 
+  it('status of several units runs the sessions side by side and prints each whole, in order', async () => {
+    const r = await fleetx(['status', UNIT, UNIT, UNIT], env);
+    expect(r.code, r.stderr).toBe(0);
+    const blocks = r.stdout.split(/\n(?=● )/);
+    expect(blocks).toHaveLength(3);
+    for (const b of blocks) {
+      expect(b.startsWith(`● ${UNIT}`)).toBe(true);
+      expect(b).toContain('Active: active (running)');
+    }
+  });
+
   it('journal --lines prints the unit\'s journal', async () => {
     const r = await fleetx(['journal', '--lines', '5', UNIT], env);
     expect(r.code, r.stderr).toBe(0);

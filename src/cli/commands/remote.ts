@@ -2,6 +2,7 @@
  * status, journal and ssh: run systemctl / journalctl / a command on the
  * machine that runs a unit, over SSH (see remote/ssh.ts).
  */
+import PQueue from 'p-queue';
 import { FleetxError, notFoundError, usageError } from '../../errors/errors.js';
 import type { MachineRecord } from '../../registry/records.js';
 import { parseUnitName } from '../../unit/name.js';
@@ -69,13 +70,39 @@ function outputOf(ctx: CommandContext): RemoteOutput | undefined {
   return { stdout: (l) => ctx.io.stdout(l), stderr: (l) => ctx.io.stderr(l) };
 }
 
+/** SSH sessions `status` runs at once when it covers many machines. */
+const SSH_CONCURRENCY = 8;
+
 export async function statusCommand(opts: { units: string[]; flags: RemoteFlags }, ctx: CommandContext): Promise<void> {
   const ssh = sshOptions(opts.flags, ctx.io.env);
-  let worst = 0;
+  const targets: Array<{ ip: string; argv: string[] }> = [];
   for (const unit of opts.units) {
-    for (const m of await machinesOfUnit(ctx, unit)) {
-      const code = await runRemote(m.ip, ['systemctl', 'status', '--no-pager', '-l', parseUnitName(unit).full], ssh, { tty: false, output: outputOf(ctx) });
-      worst = Math.max(worst, code);
+    for (const m of await machinesOfUnit(ctx, unit)) targets.push({ ip: m.ip, argv: ['systemctl', 'status', '--no-pager', '-l', parseUnitName(unit).full] });
+  }
+  const output = outputOf(ctx);
+  let worst = 0;
+  if (output === undefined || targets.length < 2) {
+    // a terminal gets ssh's own streams: one session at a time
+    for (const t of targets) worst = Math.max(worst, await runRemote(t.ip, t.argv, ssh, { tty: false, output }));
+  } else {
+    // many machines: sessions side by side, each one's output kept and printed whole, in order
+    const queue = new PQueue({ concurrency: SSH_CONCURRENCY });
+    const runs = targets.map((t) =>
+      queue.add(async () => {
+        const lines: Array<[keyof RemoteOutput, string]> = [];
+        const code = await runRemote(t.ip, t.argv, ssh, { tty: false, output: { stdout: (l) => lines.push(['stdout', l]), stderr: (l) => lines.push(['stderr', l]) } });
+        return { code, lines };
+      }).then((ok) => ({ ok }), (error: unknown) => ({ error })),
+    );
+    for (const run of runs) {
+      const r = await run;
+      if ('error' in r) {
+        queue.clear();
+        await queue.onIdle();
+        throw r.error;
+      }
+      for (const [stream, line] of r.ok.lines) output[stream](line);
+      worst = Math.max(worst, r.ok.code);
     }
   }
   if (worst !== 0) throw remoteFailed(worst);

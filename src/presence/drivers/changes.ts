@@ -9,6 +9,7 @@
  * No session counts: after a successful 'out' call the instance is reported
  * 'out' at once; the rollout's drainTimeout is what waits for open requests.
  */
+import PQueue from 'p-queue';
 import { isFleetxError } from '../../errors/errors.js';
 import type { Desired, Observed, PresenceDriver, PresenceState } from '../types.js';
 
@@ -21,6 +22,9 @@ export interface PresenceChange {
   port: number;
   state: 'in' | 'out';
 }
+
+/** Hooks (webhook calls, commands) running at once for one service. */
+const SEND_CONCURRENCY = 8;
 
 interface Applied {
   state: PresenceState;
@@ -38,27 +42,31 @@ export abstract class ChangeDriver implements PresenceDriver {
   protected abstract send(change: PresenceChange): Promise<void>;
 
   async apply(desired: readonly Desired[]): Promise<Observed[]> {
-    const out: Observed[] = [];
-    for (const d of desired) {
-      const change: PresenceChange = { service: this.service, unit: d.unit, address: d.address ?? '', port: d.port, state: d.want };
-      const last = this.applied.get(d.unit);
-      const same = last && last.state === d.want && (d.want === 'out' || (last.address === change.address && last.port === d.port));
-      if (!same) {
-        try {
-          await this.send(change);
-          this.applied.set(d.unit, { state: d.want, address: change.address, port: d.port });
-        } catch (e) {
-          if (isFleetxError(e) && e.kind === 'usage') throw e; // config, not this instance
-          out.push({ unit: d.unit, state: last?.state ?? 'unknown', ...(last?.address ? { address: last.address } : {}), error: message(e) });
-          continue;
-        }
-      }
-      out.push({ unit: d.unit, state: d.want, ...(change.address ? { address: change.address } : {}) });
-    }
+    // Changes of different instances go out side by side, a few at a time
+    // (the first apply after start pushes every instance); the result keeps
+    // the order asked.
+    const queue = new PQueue({ concurrency: SEND_CONCURRENCY });
+    const out = await queue.addAll(desired.map((d) => () => this.applyOne(d)));
     // instances no longer asked about were taken out (decide keeps them until then)
     const asked = new Set(desired.map((d) => d.unit));
     for (const unit of this.applied.keys()) if (!asked.has(unit)) this.applied.delete(unit);
     return out;
+  }
+
+  private async applyOne(d: Desired): Promise<Observed> {
+    const change: PresenceChange = { service: this.service, unit: d.unit, address: d.address ?? '', port: d.port, state: d.want };
+    const last = this.applied.get(d.unit);
+    const same = last && last.state === d.want && (d.want === 'out' || (last.address === change.address && last.port === d.port));
+    if (!same) {
+      try {
+        await this.send(change);
+        this.applied.set(d.unit, { state: d.want, address: change.address, port: d.port });
+      } catch (e) {
+        if (isFleetxError(e) && e.kind === 'usage') throw e; // config, not this instance
+        return { unit: d.unit, state: last?.state ?? 'unknown', ...(last?.address ? { address: last.address } : {}), error: message(e) };
+      }
+    }
+    return { unit: d.unit, state: d.want, ...(change.address ? { address: change.address } : {}) };
   }
 
   async close(): Promise<void> {}
