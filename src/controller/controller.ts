@@ -161,7 +161,7 @@ export class RolloutController extends EventEmitter<ControllerEvents> {
     const failures: ControllerPassReport['failures'] = [];
     if (entries.length > 0) {
       const read = await store.readDetails(fence, entries);
-      const reports = decoder.reports(read.states, read.healths, read.machines);
+      const reports = decoder.reports(read, this.keys.schedules());
       const now = this.now();
       for (const [i, entry] of entries.entries()) {
         const details = decoder.details(read.details[i]!, this.keys.presenceHolds(entry.service));
@@ -197,7 +197,7 @@ export class RolloutController extends EventEmitter<ControllerEvents> {
     const view = buildView(entry, details, reports, now);
     const step = nextSteps(view);
     if (step.changed === false && step.actions.length === 0) return undefined;
-    const plan = planWrites({ keys: this.keys, entry, details, view, step, now: new Date(now).toISOString() });
+    const plan = planWrites({ keys: this.keys, entry, details, view, step, now: new Date(now).toISOString(), placements: reports.placements });
     await store.commit(fence, this.keys.rollout(entry.service), entry.rollout.modRevision, plan.batches);
     const report: StepReport = {
       service: entry.service,

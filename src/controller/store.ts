@@ -5,7 +5,9 @@
  *   readRollouts  1 request: rollout records and control commands
  *   readDetails   1 request per 15 rollouts: their instances' unit records,
  *                 template, presence status, holds, revision and service,
- *                 plus every state, health and machine record (one range each)
+ *                 plus every state, health, machine and schedule record (one
+ *                 range each; schedule keys so a unit's stop/start reaches its
+ *                 agent in the same transaction, see writes.ts)
  *   commit        1 request per batch of a WritePlan (usually one)
  * It counts its requests so a pass can report what it cost etcd.
  *
@@ -20,9 +22,9 @@ import { FencedOutError, fenced, type Fence } from '../registry/fence.js';
 import { prefixEnd } from '../registry/codec.js';
 import { lastSegment, type Keyspace } from '../registry/keys.js';
 import type { Batch } from './writes.js';
-import { commonPrefix, type RawDetails, type RawKV, type RolloutEntry } from './view.js';
+import { commonPrefix, type RawDetails, type RawKV, type RawReports, type RolloutEntry } from './view.js';
 
-/** Rollouts read together in one detail transaction (6 ranges each, 3 shared). */
+/** Rollouts read together in one detail transaction (6 ranges each, 4 shared). */
 const ROLLOUTS_PER_READ = 15;
 
 export class ControllerStore {
@@ -48,13 +50,15 @@ export class ControllerStore {
     return { rollouts: rollouts ?? [], controls: controls ?? [] };
   }
 
-  /** Details per rollout (same order as `entries`) and every state, health and machine record. */
-  async readDetails(fence: Fence, entries: RolloutEntry[]): Promise<{ details: RawDetails[]; states: RawKV[]; healths: RawKV[]; machines: RawKV[] }> {
-    const out: { details: RawDetails[]; states: RawKV[]; healths: RawKV[]; machines: RawKV[] } = { details: [], states: [], healths: [], machines: [] };
+  /** Details per rollout (same order as `entries`) and every state, health, machine and schedule record. */
+  async readDetails(fence: Fence, entries: RolloutEntry[]): Promise<{ details: RawDetails[] } & RawReports> {
+    const out: { details: RawDetails[] } & RawReports = { details: [], states: [], healths: [], machines: [], schedules: [] };
     for (let i = 0; i < entries.length; i += ROLLOUTS_PER_READ) {
       const part = entries.slice(i, i + ROLLOUTS_PER_READ);
       const first = i === 0;
-      const ops: IRequestOp[] = first ? [this.range(this.keys.states()), this.range(this.keys.healths()), this.range(this.keys.machines())] : [];
+      const ops: IRequestOp[] = first
+        ? [this.range(this.keys.states()), this.range(this.keys.healths()), this.range(this.keys.machines()), this.range(this.keys.schedules())]
+        : [];
       for (const e of part) {
         const r = e.rollout.value;
         const names = Object.keys(r.instances);
@@ -75,6 +79,7 @@ export class ControllerStore {
         out.states = kvs[k++] ?? [];
         out.healths = kvs[k++] ?? [];
         out.machines = kvs[k++] ?? [];
+        out.schedules = kvs[k++] ?? [];
       }
       for (const e of part) {
         const names = new Set(Object.keys(e.rollout.value.instances));

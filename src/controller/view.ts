@@ -51,11 +51,27 @@ export interface RawDetails {
   service?: RawKV;
 }
 
-/** States and health of every unit, by unit name, and the registered machines: shared by all rollouts of a pass. */
+/** States and health of every unit, by unit name, the registered machines and every schedule key: shared by all rollouts of a pass. */
 export interface Reports {
   states: Map<string, UnitStateRecord[]>;
   health: Map<string, HealthRecord[]>;
   machines: Set<string>;
+  placements: Map<string, Placement[]>;
+}
+
+/** One schedule key of a unit ({p}/schedule/{machine}/{unit}), as read. */
+export interface Placement {
+  machine: string;
+  key: string;
+  modRevision: string;
+}
+
+/** The shared ranges of a pass's detail read, undecoded. */
+export interface RawReports {
+  states: RawKV[];
+  healths: RawKV[];
+  machines: RawKV[];
+  schedules: RawKV[];
 }
 
 export class Decoder {
@@ -118,8 +134,16 @@ export class Decoder {
     };
   }
 
-  reports(states: RawKV[], healths: RawKV[], machines: RawKV[]): Reports {
-    const out: Reports = { states: new Map(), health: new Map(), machines: new Set(machines.map((kv) => lastSegment(kv.key))) };
+  reports(raw: RawReports, schedulesPrefix: string): Reports {
+    const { states, healths, machines, schedules } = raw;
+    const out: Reports = { states: new Map(), health: new Map(), machines: new Set(machines.map((kv) => lastSegment(kv.key))), placements: new Map() };
+    for (const kv of schedules) {
+      // {machine}/{unit}: only the key matters, the controller overwrites the record
+      const rest = kv.key.slice(schedulesPrefix.length);
+      const slash = rest.indexOf('/');
+      if (slash <= 0 || slash === rest.length - 1) continue;
+      push(out.placements, rest.slice(slash + 1), { machine: rest.slice(0, slash), key: kv.key, modRevision: kv.modRevision });
+    }
     for (const kv of states) {
       const s = this.json<UnitStateRecord>(kv);
       if (s !== undefined) push(out.states, s.name, s);

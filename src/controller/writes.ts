@@ -8,6 +8,13 @@
  * compares their mod revision, so a concurrent `fleetx` command wins and the
  * step is retried on the next pass.
  *
+ * A unit's stop or start (set-unit) also rewrites its schedule keys, in the
+ * same transaction as the unit record and guarded by their mod revisions as
+ * read: the agent sees it at once instead of after an engine pass (which
+ * then finds nothing to change). The fence is the same one the engine's
+ * writes compare, so only the leader writes schedule keys; a key the engine
+ * moved meanwhile fails the guard and the step is retried.
+ *
  * The record (or the finish) is written in the LAST batch, together with the
  * actions when they fit (one atomic transaction). When they do not fit in
  * one transaction, the earlier batches carry actions only: should a later
@@ -15,11 +22,11 @@
  * missing again (its actions are derived from the phases, not transitions).
  */
 import type { Keyspace } from '../registry/keys.js';
-import type { UnitRecord } from '../registry/records.js';
+import type { ScheduleRecord, UnitRecord } from '../registry/records.js';
 import type { PresenceHold } from '../presence/types.js';
 import type { RolloutAction, RolloutRecord, RolloutStep, RolloutView } from '../rollout/types.js';
 import type { ServiceRecord } from '../service/types.js';
-import type { RolloutDetails, RolloutEntry } from './view.js';
+import type { Placement, RolloutDetails, RolloutEntry } from './view.js';
 
 /** etcd's default --max-txn-ops is 128 (per branch); stay below it. */
 export const MAX_TXN_OPS = 100;
@@ -55,6 +62,8 @@ export interface WriteInput {
   step: RolloutStep;
   /** ISO time stamped on holds and updated records */
   now: string;
+  /** schedule keys by unit name (absent: none is rewritten, the engine propagates) */
+  placements?: ReadonlyMap<string, Placement[]>;
 }
 
 export function planWrites(input: WriteInput): WritePlan {
@@ -88,6 +97,11 @@ export function planWrites(input: WriteInput): WritePlan {
         units.set(a.unit, next);
         guards.set(keys.unit(a.unit), read.modRevision);
         actions.put(keys.unit(a.unit), next, a.reason);
+        for (const p of input.placements?.get(a.unit) ?? []) {
+          const schedule: ScheduleRecord = { name: a.unit, hash: a.hash, targetState: a.targetState };
+          guards.set(p.key, p.modRevision);
+          actions.put(p.key, schedule, `${a.reason} (schedule on ${p.machine}, with the unit record)`);
+        }
         break;
       }
       case 'destroy-unit': {

@@ -69,9 +69,13 @@ describe('a dead agent whose lease is still alive: the rollout and the load bala
   function controllerSees(states: UnitStateRecord[], healths: HealthRecord[]): HealthRecord | undefined {
     const decoder = new Decoder();
     const reports = decoder.reports(
-      states.map((s) => kv(keys.state(s.machine, s.name), s)),
-      healths.map((h) => kv(keys.health(h.machine, h.unit), h)),
-      machines.map((m) => kv(keys.machine(m.id), m)),
+      {
+        states: states.map((s) => kv(keys.state(s.machine, s.name), s)),
+        healths: healths.map((h) => kv(keys.health(h.machine, h.unit), h)),
+        machines: machines.map((m) => kv(keys.machine(m.id), m)),
+        schedules: [],
+      },
+      keys.schedules(),
     );
     const view = buildView(entry, { units: new Map(), statuses: new Map(), holds: new Set() }, reports, Date.parse(t(9)));
     expect(decoder.problems).toEqual([]);

@@ -1,4 +1,4 @@
-/** planWrites (pure) for the surge actions: destroy-unit and the revert bookkeeping that ignores surge instances. */
+/** planWrites (pure): set-unit with its schedule keys, the surge actions (destroy-unit) and the revert bookkeeping that ignores surge instances. */
 import { describe, expect, it } from 'vitest';
 import { planWrites } from '../../src/controller/writes.js';
 import type { RolloutDetails, RolloutEntry } from '../../src/controller/view.js';
@@ -77,5 +77,29 @@ describe('planWrites: revert bookkeeping with surge instances', () => {
     const step: RolloutStep = { rollout: reverted, actions: [{ type: 'finish', state: 'failed', reason: 'reverted' }], changed: true };
     const ops = planWrites({ keys, entry, details: d, view, step, now: NOW }).batches.flatMap((b) => b.ops);
     expect(ops.map((o) => `${o.type} ${o.key}`)).toEqual(expect.arrayContaining([`put ${keys.service('app')}`, `put ${keys.unit('app@.service')}`]));
+  });
+});
+
+describe('planWrites: set-unit reaches the schedule key in the same transaction', () => {
+  const step: RolloutStep = {
+    rollout: { ...record, updatedAt: 'later' }, changed: true,
+    actions: [{ type: 'set-unit', unit: 'app@1.service', targetState: 'loaded', hash: 'new', reason: 'stopping' }],
+  };
+  const placed = new Map([['app@1.service', [{ machine: 'm1', key: keys.schedule('m1', 'app@1.service'), modRevision: '30' }]]]);
+
+  it('puts the unit record and its schedule key, each guarded by the mod revision it was read at, with the record', () => {
+    const plan = planWrites({ keys, entry, details: details(), view, step, now: NOW, placements: placed });
+    expect(plan.batches).toHaveLength(1);
+    const b = plan.batches[0]!;
+    expect(b.guards).toEqual([{ key: keys.unit('app@1.service'), modRevision: '11' }, { key: keys.schedule('m1', 'app@1.service'), modRevision: '30' }]);
+    expect(b.ops.map((o) => `${o.type} ${o.key}`)).toEqual([`put ${keys.unit('app@1.service')}`, `put ${keys.schedule('m1', 'app@1.service')}`, `put ${keys.rollout('app')}`]);
+    const schedule = b.ops[1]!;
+    // exactly what the engine would write for the new unit record, so its next pass changes nothing
+    expect(schedule.type === 'put' && JSON.parse(schedule.value)).toEqual({ name: 'app@1.service', hash: 'new', targetState: 'loaded' });
+  });
+
+  it('an unplaced unit: only its record (the engine places it)', () => {
+    const ops = planWrites({ keys, entry, details: details(), view, step, now: NOW, placements: new Map() }).batches.flatMap((b) => b.ops);
+    expect(ops.map((o) => o.key)).toEqual([keys.unit('app@1.service'), keys.rollout('app')]);
   });
 });
