@@ -17,6 +17,7 @@ import { unitHash } from '../unit/hash.js';
 import { parseUnit } from '../unit/parse.js';
 import { serializeUnit } from '../unit/serialize.js';
 import { parseUnitName } from '../unit/name.js';
+import { checkRunnable } from '../unit/runnable.js';
 import { parseXFleet } from '../unit/xfleet.js';
 import { deployWrites, planDeploy, restartWrites, undoTarget, type ApplyContext, type DeployInput, type DeployPlan, type RestartInput } from './plan.js';
 import { lockError, type DeployStore } from './store.js';
@@ -37,7 +38,9 @@ export async function prepareDeploy(store: DeployStore, src: DeploySource): Prom
   const values = mergeValues(spec.values, overrides);
   const current = stored ?? (await store.getService(spec.name));
   const revisions = await store.listRevisions(spec.name);
-  const body = renderSpec({ ...spec, values }, src.cwd, src.sets.length === 0 ? await currentBody(store, current, revisions) : undefined);
+  // The stored body stands in for a template file not at hand only when nothing that shapes it changed.
+  const unchanged = src.sets.length === 0 && current !== undefined && sameShape(current, { ...spec, values });
+  const body = renderSpec({ ...spec, values }, src.cwd, unchanged ? await currentBody(store, current, revisions) : undefined);
   return assemble(store, 'deploy', { ...spec, values }, body, current, revisions);
 }
 
@@ -166,9 +169,15 @@ function renderSpec(spec: ServiceSpec, cwd: string, fallback?: { text: string; h
   const rendered = renderTemplate(readFileSync(path, 'utf8'), spec.values, { templateName: spec.template });
   const unit = parseUnit(rendered.text, spec.template);
   parseXFleet(unit, spec.template);
+  checkRunnable(unit, spec.template, parseUnitName(spec.template).type);
   const text = serializeUnit(unit);
   if (text.trim() === '') throw invalidError(`template ${source} rendered an empty unit`);
   return { text, hash: unitHash(unit) };
+}
+
+/** Same template and values: the body would render the same. */
+function sameShape(a: ServiceSpec, b: ServiceSpec): boolean {
+  return a.template === b.template && a.templateSource === b.templateSource && JSON.stringify(a.values) === JSON.stringify(b.values);
 }
 
 /** Only the ServiceSpec fields (a stored record carries revision and updatedAt too). */

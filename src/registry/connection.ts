@@ -61,6 +61,8 @@ function pick(flags: Partial<Record<string, string | undefined>>, env: NodeJS.Pr
   for (const name of [row.flag, camel(row.flag)]) {
     const v = flags[name];
     if (present(v)) return { value: v.trim(), source: `--${row.flag}` };
+    // given but empty (`--endpoint ''`, often an unset shell variable): never fall back silently
+    if (v !== undefined) throw usageError(`--${row.flag} is empty`, `leave the flag out to use FLEETX_${row.env} or the default`);
   }
   const vars = [`FLEETX_${row.env}`, ...(row.fleetctl ? [`FLEETCTL_${row.env}`] : [])];
   for (const name of vars) {

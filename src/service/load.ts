@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
 import { invalidError, notFoundError } from '../errors/errors.js';
+import { yamlData } from '../template/values.js';
 import { serviceFileSchema, toSpec } from './schema.js';
 import type { ServiceSpec } from './types.js';
 
@@ -29,7 +30,7 @@ export function parseServiceText(text: string, shown: string): ServiceSpec {
     const line = lines.linePos(yamlErr.pos[0]).line;
     throw invalidError(`${shown}:${line}: invalid YAML: ${yamlErr.message.split('\n')[0]}`);
   }
-  const data: unknown = doc.toJS() ?? {};
+  const data: unknown = yamlData(doc, shown) ?? {};
   const res = serviceFileSchema.safeParse(data);
   if (res.success) return { ...toSpec(res.data), values: valuesAsWritten(text, res.data.values) };
   const problems = res.error.issues.map((i) => {
@@ -56,6 +57,6 @@ function lineOf(doc: Document, lines: LineCounter, path: string[]): number | und
 /** Template values keep YAML numbers as written (`tag: 1.10` is "1.10"), as `fleetx render -f` does. */
 function valuesAsWritten(text: string, parsed: Record<string, unknown>): Record<string, unknown> {
   const doc = parseDocument(text, { customTags: (tags) => tags.filter((t) => typeof t === 'string' || !/:(int|float)$/.test(t.tag)) });
-  const values = (doc.toJS() as { values?: unknown } | null)?.values;
+  const values = (yamlData(doc, 'values') as { values?: unknown } | null)?.values;
   return values !== null && typeof values === 'object' && !Array.isArray(values) ? (values as Record<string, unknown>) : parsed;
 }

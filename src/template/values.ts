@@ -44,10 +44,26 @@ function readValuesFile(path: string, shown: string): Obj {
     const pos = err.linePos?.[0];
     throw invalidError(`${shown}${pos ? `:${pos.line}:${pos.col}` : ''}: invalid YAML: ${err.message.split('\n')[0]}`);
   }
-  const data: unknown = doc.toJS();
+  const data = yamlData(doc, shown);
   if (data === null || data === undefined) return {};
   if (!isObj(data)) throw invalidError(`${shown}: the top level must be a mapping of names to values, not ${Array.isArray(data) ? 'a list' : typeof data}`);
   return data;
+}
+
+/**
+ * A parsed YAML document's data. yaml refuses a document whose aliases
+ * expand too far (an alias bomb: 9 aliases of 9 aliases... is gigabytes) with
+ * a ReferenceError: that is bad input, not a crash.
+ */
+export function yamlData(doc: { toJS(): unknown }, shown: string): unknown {
+  try {
+    return doc.toJS();
+  } catch (e) {
+    if (e instanceof ReferenceError || e instanceof RangeError) {
+      throw invalidError(`${shown}: invalid YAML: ${e.message}`, 'aliases (*name) may be used at most 100 times in one file');
+    }
+    throw e;
+  }
 }
 
 /** `a.b[0].c` -> ['a', 'b', 0, 'c']. */

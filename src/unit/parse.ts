@@ -16,7 +16,19 @@ import type { UnitFile, UnitOption } from './types.js';
  * an empty or invalid key, a NUL byte, a lone carriage return, a lone
  * UTF-16 surrogate (no UTF-8 form).
  */
+/**
+ * The largest unit file fleetx stores, in bytes of UTF-8. Real units are a
+ * few KiB; etcd refuses a request over 1.5 MiB, and a body travels in one
+ * transaction with the records that name it. Checked first, so a huge file
+ * is refused at once instead of after parsing it.
+ */
+export const UNIT_SIZE_MAX = 256 * 1024;
+
 export function parseUnit(text: string, source = 'unit file'): UnitFile {
+  const bytes = text.length > UNIT_SIZE_MAX / 4 ? Buffer.byteLength(text, 'utf8') : text.length;
+  if (bytes > UNIT_SIZE_MAX) {
+    throw invalidError(`${source}: the unit file is ${bytes} bytes, more than the ${UNIT_SIZE_MAX} (256 KiB) fleetx stores`, 'keep data out of unit files: put it in an image, a volume, or an EnvironmentFile= on the host');
+  }
   const sections = new Map<string, UnitOption[]>();
   let current: UnitOption[] | undefined;
   let currentName = '';

@@ -149,7 +149,7 @@ describe('fleetctl unit commands', () => {
     ['MachineID combined with Conflicts', ['start', '--no-block', 'bad-combo.service'], EXIT.invalid, /MachineID.*Conflicts|Conflicts.*MachineID/],
     ['an invalid unit name', ['start', '--no-block', 'bad name!.service'], EXIT.invalid, /bad name!\.service/],
     ['an unknown unit type', ['submit', 'app.bogus'], EXIT.invalid, /app\.bogus/],
-    ['an instance without a template', ['start', '--no-block', 'nothing@1.service'], EXIT.invalid, /nothing@1\.service/],
+    ['an instance without a template', ['start', '--no-block', 'nothing@1.service'], EXIT['not-found'], /nothing@1\.service/],
     ['a unit that does not exist', ['stop', 'ghost.service'], EXIT['not-found'], /ghost\.service/],
     ['an unknown --fields column', ['list-units', '--fields', 'unit,bogus'], EXIT.usage, /bogus/],
     ['a malformed --block-attempts', ['start', '--block-attempts', 'x', 'hello.service'], EXIT.usage, /block-attempts/],
@@ -182,7 +182,7 @@ describe('machines', () => {
       const bad = await fleetx(['set-metadata', '0123', 'no equals'], e, FIXTURES);
       expect(bad.code).toBe(EXIT.usage);
       const none = await fleetx(['set-metadata', 'ffff', 'a=b'], e, FIXTURES);
-      expect(none.code).toBe(EXIT.usage);
+      expect(none.code).toBe(EXIT['not-found']);
       expect(none.stderr).toMatch(/no live machine/);
     } finally {
       await lease.revoke();

@@ -160,12 +160,13 @@ describe('fleetx deploy', () => {
   it('takes over a template submitted by hand: keeps its target state, collects its old body, restarts its instances', async () => {
     const e = env();
     const k = keysOf(e);
-    expect((await fleetx(['load', '--no-block', 'web@.service'], e, `${CWD}/plain`)).code).toBe(0);
+    // a template is submitted, never loaded (templates never run: load refuses them)
+    expect((await fleetx(['submit', 'web@.service'], e, `${CWD}/plain`)).code).toBe(0);
     expect((await fleetx(['start', '--no-block', 'web@1.service'], e, `${CWD}/plain`)).code).toBe(0);
     const old = (await json<UnitRecord>(k.unit('web@.service')))!;
     expect((await fleetx(['deploy', '-f', 'services/web.yaml', '--detach'], e, CWD)).code).toBe(0);
     const tpl = (await json<UnitRecord>(k.unit('web@.service')))!;
-    expect(tpl).toMatchObject({ targetState: 'loaded' });
+    expect(tpl).toMatchObject({ targetState: 'inactive' });
     expect(tpl.hash).not.toBe(old.hash);
     // web@1 still runs the old body until the controller moves it: the body stays
     expect(await client.get(k.body(old.hash)).string()).not.toBeNull();

@@ -28,7 +28,7 @@ describe('resolveConnection: precedence and defaults', () => {
     ['FLEETCTL_ env as fallback', {}, { FLEETCTL_ENDPOINT: 'http://b:2' }, { endpoints: ['http://b:2'] }],
     ['FLEETX_ beats FLEETCTL_', {}, { FLEETX_ENDPOINT: 'http://a:1', FLEETCTL_ENDPOINT: 'http://b:2' }, { endpoints: ['http://a:1'] }],
     ['flag beats env', { endpoint: 'http://c:3' }, { FLEETX_ENDPOINT: 'http://a:1' }, { endpoints: ['http://c:3'] }],
-    ['empty flag falls through to env', { endpoint: '' }, { FLEETX_ENDPOINT: 'http://a:1' }, { endpoints: ['http://a:1'] }],
+    ['empty variable falls through to the next source', {}, { FLEETX_ENDPOINT: '', FLEETCTL_ENDPOINT: 'http://a:1' }, { endpoints: ['http://a:1'] }],
     ['comma list, trimmed, default port', { endpoint: ' http://a , http://b:2 ' }, {}, { endpoints: ['http://a:2379', 'http://b:2'] }],
     ['explicit scheme-default port kept', { endpoint: 'http://a:80' }, {}, { endpoints: ['http://a:80'] }],
     ['trailing slash dropped', { endpoint: 'http://a:1/' }, {}, { endpoints: ['http://a:1'] }],
@@ -68,6 +68,8 @@ describe('resolveConnection: usage errors', () => {
     ['zero timeout', { 'request-timeout': '0' }, {}, /must be a positive number of seconds/],
     ['negative timeout', {}, { FLEETCTL_REQUEST_TIMEOUT: '-1' }, /^FLEETCTL_REQUEST_TIMEOUT: request timeout "-1"/],
     ['non-numeric timeout', { 'request-timeout': '5s' }, {}, /"5s" must be a positive number/],
+    ['empty flag never falls back to the environment', { endpoint: '' }, { FLEETX_ENDPOINT: 'http://a:1' }, /^--endpoint is empty/],
+    ['blank flag, camelCase', { caFile: ' ' }, {}, /^--ca-file is empty/],
     ['relative prefix', { 'etcd-key-prefix': 'fleetx' }, {}, /must start with "\/"/],
   ])('%s', (_d, flags, env, message) => {
     let err: unknown;

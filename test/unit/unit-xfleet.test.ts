@@ -3,7 +3,8 @@ import { FleetxError } from '../../src/errors/errors.js';
 import { parseUnit } from '../../src/unit/parse.js';
 import { parseUnitName } from '../../src/unit/name.js';
 import { expandSpecifiers } from '../../src/unit/specifiers.js';
-import { parseXFleet, splitMultivalue } from '../../src/unit/xfleet.js';
+import { globProblem, parseXFleet, splitMultivalue } from '../../src/unit/xfleet.js';
+import { globMatches } from '../../src/unit/constraints.js';
 import type { XFleetOptions } from '../../src/unit/types.js';
 
 const MISSION = `[Unit]
@@ -178,10 +179,51 @@ describe('parseXFleet', () => {
     ['MachineID with two ids', 'MachineID=abc def', /MachineID takes one machine id/],
     ['Global not a boolean', 'Global=maybe', /Global must be a boolean/],
     ['unknown specifier, named', 'Conflicts=%m.service', /unknown specifier "%m"/],
+    ['a Conflicts glob with an unclosed class', 'Conflicts=[[[*', /Conflicts=\[\[\[\*: "\[\[\[\*" is not a valid glob: the "\[" at position 1 is never closed/],
+    ['an empty MachineOf=', 'MachineOf=', /MachineOf= is empty/],
+    ['MachineOf= reset and left empty', 'MachineOf=db.service\nMachineOf=', /MachineOf= is empty/],
+    ['an empty X-ConditionMachineOf=', 'X-ConditionMachineOf=', /X-ConditionMachineOf= is empty/],
   ])('rejects %s', (_d, body, message) => {
     const e = invalid(() => xf(body));
     expect(e.message).toMatch(message);
     expect(e.message).toMatch(/^web@1\.service: /);
+  });
+
+  it('reports every bad option of the section, not only the first', () => {
+    const e = invalid(() => xf('Foo=1\nGlobal=maybe\nMachineMetadata=ssd\nConflicts=[x'));
+    expect(e.message.split('\n')).toEqual([
+      'web@1.service: 4 problems in [X-Fleet]:',
+      '  web@1.service: unknown option Foo in [X-Fleet]',
+      '  web@1.service: Global=maybe: Global must be a boolean',
+      '  web@1.service: Conflicts=[x: "[x" is not a valid glob: the "[" at position 1 is never closed',
+      '  web@1.service: malformed MachineMetadata entry "ssd"',
+    ]);
+    expect(e.hint).toMatch(/known options: .*; use true/);
+  });
+
+  it('MachineOf= followed by a value is a reset, not an empty option', () => {
+    expect(xf('MachineOf=a.service\nMachineOf=\nMachineOf=b.service').machineOf).toEqual(['b.service']);
+  });
+
+  it.each<[string, string | undefined]>([
+    ['web@*.service', undefined],
+    ['[]a]', undefined],
+    ['[^]a]x', undefined],
+    ['[a-z]?', undefined],
+    ['\\[x', undefined],
+    ['[\\]]', undefined],
+    ['[', 'the "[" at position 1 is never closed'],
+    ['a[b', 'the "[" at position 2 is never closed'],
+    ['[]', 'the "[" at position 1 is never closed'],
+    ['[z-a]', 'the range "z-a" runs backwards'],
+    ['x\\', 'it ends in a lone "\\"'],
+  ])('glob %j: %s', (glob, problem) => {
+    expect(globProblem(glob)).toBe(problem);
+  });
+
+  it('valid globs match what they name', () => {
+    expect(globMatches('[]a]', ']')).toBe(true);
+    expect(globMatches('web@[0-9].service', 'web@3.service')).toBe(true);
   });
 
   it('lists the known options in the hint for an unknown one', () => {

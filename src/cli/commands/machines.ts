@@ -1,5 +1,5 @@
 /** list-machines and set-metadata. */
-import { usageError } from '../../errors/errors.js';
+import { notFoundError, usageError } from '../../errors/errors.js';
 import type { CommandContext } from '../context.js';
 import { formatTable, parseFields, shortMachine, type ListOptions } from '../table.js';
 
@@ -47,7 +47,7 @@ export async function setMetadataCommand(opts: { machine: string; pairs: string[
   const changes = parseMetadataArgs(opts.pairs);
   const machines = await ctx.registry.listMachines();
   const hits = machines.filter((m) => m.id.startsWith(opts.machine));
-  if (hits.length === 0) throw usageError(`no live machine has an ID starting with "${opts.machine}"`, 'see: fleetx list-machines --full');
+  if (hits.length === 0) throw notFoundError(`no live machine has an ID starting with "${opts.machine}"`, 'see: fleetx list-machines --full');
   if (hits.length > 1) throw usageError(`"${opts.machine}" matches ${hits.length} machines; give more of the ID`);
   const m = hits[0]!;
   // Overrides are kept apart from what the agent reports; `key=` is stored

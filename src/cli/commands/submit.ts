@@ -5,7 +5,7 @@
  * is refused unless --replace; instances of templates use the template's
  * body.
  */
-import { conflictError } from '../../errors/errors.js';
+import { conflictError, usageError } from '../../errors/errors.js';
 import type { AppliedChange, UnitChange } from '../../registry/bulk.js';
 import type { TargetState, UnitRecord } from '../../registry/records.js';
 import { parseUnitName } from '../../unit/name.js';
@@ -33,6 +33,13 @@ export async function submitCommand(opts: SubmitOptions, ctx: CommandContext): P
     body: (hash) => bodies.get(hash) ?? bodies.set(hash, registry.getBody(hash)).get(hash)!,
   };
   const units = await resolveUnits(opts.units, lookup, io.cwd);
+  const template = opts.target === 'inactive' ? undefined : units.find((u) => parseUnitName(u.name).isTemplate);
+  if (template) {
+    throw usageError(
+      `${template.name} is a template: templates never run, so it cannot be ${opts.target}; nothing was changed`,
+      `submit it (fleetx submit ${template.name}) and start instances of it, e.g. fleetx start ${template.name.replace('@.', '@1.')}`,
+    );
+  }
 
   // Refuse before writing anything if one body differs without --replace.
   const clashes = units.filter((u) => u.existing && u.text !== undefined && u.existing.hash !== u.hash);

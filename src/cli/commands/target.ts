@@ -5,7 +5,7 @@
  * nothing is changed, except for destroy, where it is already done.
  */
 import picomatch from 'picomatch';
-import { notFoundError } from '../../errors/errors.js';
+import { notFoundError, usageError } from '../../errors/errors.js';
 import type { UnitSnapshot } from '../../registry/bulk.js';
 import type { TargetState, UnitRecord } from '../../registry/records.js';
 import { parseUnitName } from '../../unit/name.js';
@@ -35,6 +35,10 @@ export async function targetCommand(opts: TargetOptions, ctx: CommandContext): P
     units = picked;
   } else units = selectUnits(opts.units, submitted);
   const names = units.map((u) => u.name);
+  const template = units.find((u) => parseUnitName(u.name).isTemplate);
+  if (template && opts.action === 'restart') {
+    throw usageError(`${template.name} is a template: templates never run, so there is nothing to restart`, `restart its instances (fleetx restart '${template.name.replace('@.', '@*.')}') or roll them (fleetx rolling-restart ${template.name})`);
+  }
   const log = ctx.output === 'text' ? (l: string) => io.stdout(l) : () => {};
   let changed: string[] = [];
 
@@ -108,7 +112,9 @@ export function matchUnits(args: string[], units: UnitRecord[]): { picked: UnitR
   for (const arg of args) {
     if (picomatch.scan(arg).isGlob) {
       const match = picomatch(arg, { dot: true });
-      const hits = units.filter((u) => match(u.name));
+      // A glob picks units that run: `web@*.service` means the instances, never
+      // the template itself (destroy it by its name).
+      const hits = units.filter((u) => match(u.name) && !parseUnitName(u.name).isTemplate);
       if (hits.length === 0) missing.push(arg);
       for (const h of hits) picked.set(h.name, h);
       continue;

@@ -18,6 +18,7 @@ import { basename, join, resolve } from 'node:path';
 import { invalidError, isFleetxError } from '../../errors/errors.js';
 import { parseUnitName } from '../../unit/name.js';
 import { parseUnit } from '../../unit/parse.js';
+import { unrunnableProblems } from '../../unit/runnable.js';
 import { parseXFleet } from '../../unit/xfleet.js';
 import type { Io, OutputFormat } from '../io.js';
 
@@ -64,6 +65,7 @@ export function checkUnitText(fileName: string, text: string): string[] {
     } catch (e) {
       errors.push(messageOf(e));
     }
+    errors.push(...unrunnableProblems(unit, parseUnitName(name).type));
   }
   return errors;
 }

@@ -9,6 +9,7 @@ import { toFleetxError } from '../../registry/errors.js';
 import { parseUnitName } from '../../unit/name.js';
 import type { CommandContext } from '../context.js';
 import { shortMachine } from '../table.js';
+import { refusal, refusedBySystemd } from '../units/wait.js';
 
 export async function whyCommand(opts: { unit: string; full: boolean }, ctx: CommandContext): Promise<void> {
   const name = parseUnitName(opts.unit).full;
@@ -17,12 +18,15 @@ export async function whyCommand(opts: { unit: string; full: boolean }, ctx: Com
   if (!answer) throw notFoundError(`unit ${name} not found`, 'see: fleetx list-unit-files');
   const { unit, scheduledOn: placed, unschedulable: record, explanation } = answer;
   const ips = new Map(answer.machines.map((m) => [m.id, m.ip]));
+  // what the agents report: a unit systemd refused to load never starts, wherever it is placed
+  const refused = (await ctx.registry.listStates()).filter((s) => s.name === name && refusedBySystemd(s.loadState));
   const where = (m: string) => `${shortMachine(m, opts.full)}/${ips.get(m) ?? '-'}`;
 
   if (ctx.output === 'json') {
     io.stdout(JSON.stringify({
       schema: 'fleetx/why/v1', unit: name, targetState: unit.targetState, machines: placed, unschedulable: record ?? null,
-      explanation: explanation ?? null, ...(answer.unreadable !== undefined ? { unreadable: answer.unreadable } : {}),
+      explanation: explanation ?? null, refused: refused.map((s) => ({ machine: s.machine, loadState: s.loadState })),
+      ...(answer.unreadable !== undefined ? { unreadable: answer.unreadable } : {}),
     }));
     return;
   }
@@ -31,6 +35,7 @@ export async function whyCommand(opts: { unit: string; full: boolean }, ctx: Com
     return;
   }
   if (placed.length > 0) io.stdout(`${name} is scheduled to ${placed.map(where).join(', ')}`);
+  for (const s of refused) io.stdout(`${name} ${refusal(s)} (fleetx verify FILE says why)`);
   if (record) io.stdout(`${name} cannot be placed: ${record.reason}`);
   if (answer.unreadable !== undefined) {
     io.stdout(`${name} cannot be scheduled: ${answer.unreadable}`);

@@ -13,6 +13,7 @@ import { parseUnit } from '../../unit/parse.js';
 import { serializeUnit } from '../../unit/serialize.js';
 import { unitHash } from '../../unit/hash.js';
 import { parseUnitName } from '../../unit/name.js';
+import { checkRunnable } from '../../unit/runnable.js';
 import { parseXFleet } from '../../unit/xfleet.js';
 
 export interface ResolvedUnit {
@@ -37,6 +38,7 @@ export async function resolveUnits(args: string[], lookup: UnitLookup, cwd: stri
   // Arguments resolve concurrently (1,000 instances of one template read it once); results keep their order.
   const settled = await Promise.allSettled(args.map((arg) => resolveOne(arg, lookup, files)));
   const problems: string[] = [];
+  let allNotFound = true;
   const out: ResolvedUnit[] = [];
   const seen = new Set<string>();
   for (const r of settled) {
@@ -49,16 +51,21 @@ export async function resolveUnits(args: string[], lookup: UnitLookup, cwd: stri
     } catch (e) {
       if (!(e instanceof FleetxError) || (e.kind !== 'invalid' && e.kind !== 'not-found')) throw e;
       problems.push(e.message);
+      allNotFound &&= e.kind === 'not-found';
     }
   }
-  if (problems.length === 1) throw invalidError(problems[0]!, 'nothing was changed');
-  if (problems.length > 1) throw invalidError(`${problems.length} units are invalid:\n  ${problems.join('\n  ')}`, 'nothing was changed');
+  // exit 4 when every problem is a missing file or unit, 3 when any is bad content
+  const fail = allNotFound ? notFoundError : invalidError;
+  if (problems.length === 1) throw fail(problems[0]!, 'nothing was changed');
+  if (problems.length > 1) throw fail(`${problems.length} units are ${allNotFound ? 'missing' : 'invalid'}:\n  ${problems.join('\n  ')}`, 'nothing was changed');
   return out;
 }
 
 async function resolveOne(arg: string, lookup: UnitLookup, files: LocalFiles): Promise<ResolvedUnit> {
   const fromFile = await files.read(arg);
   if (fromFile !== undefined) return fromText(basename(arg), fromFile, arg, lookup);
+  // a path (./web.service, units/web.service) names a file, never a unit in the registry
+  if (arg.includes('/')) throw notFoundError(`file ${arg} does not exist`);
 
   const name = parseUnitName(arg).full;
   const existing = lookup.unit(name);
@@ -89,6 +96,7 @@ function fromText(name: string, text: string, source: string, lookup: UnitLookup
   const parsedName = parseUnitName(name);
   const unit = parseUnit(text, source);
   parseXFleet(unit, parsedName.full);
+  checkRunnable(unit, parsedName.full, parsedName.type);
   const normalized = serializeUnit(unit);
   return { name, text: normalized, hash: unitHash(unit), source, existing: lookup.unit(name) };
 }

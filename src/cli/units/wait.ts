@@ -44,6 +44,10 @@ export async function waitForUnits(registry: Registry, names: string[], target: 
     }
     for (const name of [...pending]) {
       const mine = states.filter((s) => s.name === name);
+      const refused = mine.find((s) => refusedBySystemd(s.loadState));
+      if ((target === 'launched' || target === 'loaded') && refused) {
+        throw failedError(`unit ${name} ${refusal(refused)}`, `see: fleetx why ${name}, fleetx journal ${name}`);
+      }
       const failed = mine.find((s) => s.activeState === 'failed');
       if (target === 'launched' && failed) {
         throw failedError(`unit ${name} failed on machine ${failed.machine} (${failed.subState})`, `see: fleetx status ${name}`);
@@ -65,6 +69,20 @@ export async function waitForUnits(registry: Registry, names: string[], target: 
     await sleep(interval);
   }
   throw failedError(`gave up waiting after ${opts.attempts} attempts: ${[...pending].join(', ')} not yet ${target}`, 'the target state is recorded; machines will still act on it');
+}
+
+/** Load states in which systemd will never run the unit as its file stands. */
+export function refusedBySystemd(loadState: string): boolean {
+  return loadState === 'bad-setting' || loadState === 'error' || loadState === 'masked';
+}
+
+/** "was refused by systemd on machine M (...)": what a refused load state means, in words. */
+export function refusal(s: Pick<UnitStateRecord, 'machine' | 'loadState'>): string {
+  const why =
+    s.loadState === 'bad-setting' ? 'a setting in its file is invalid or missing (e.g. no ExecStart=)'
+    : s.loadState === 'masked' ? 'the unit is masked on that host'
+    : 'systemd could not load its file';
+  return `was refused by systemd on machine ${s.machine.slice(0, 8)} (load state ${s.loadState}): ${why}; it will not start until its file is fixed`;
 }
 
 function describe(target: TargetState | 'destroyed', states: UnitStateRecord[]): string {
