@@ -150,7 +150,7 @@ describe('a template is not a unit that runs', () => {
 
     const destroy = await fleetx(['destroy', 't@*.service'], e, dir);
     expect(destroy.code, destroy.stderr).toBe(0);
-    const names = JSON.parse((await fleetx(['-o', 'json', 'list-unit-files'], e, dir)).stdout).map((u: { name: string }) => u.name);
+    const names = JSON.parse((await fleetx(['-o', 'json', 'list-unit-files'], e, dir)).stdout).units.map((u: { name: string }) => u.name);
     expect(names).toEqual(['t@.service']);
     expect((await fleetx(['destroy', 't@.service'], e, dir)).code).toBe(0); // by its name it goes
     expect(await snapshot(e)).toEqual({});
