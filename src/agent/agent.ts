@@ -12,6 +12,12 @@
  *  - no pass while the schedule watch is not live (etcd unreachable or not
  *    listed yet): the last known desired state may be stale, and acting on
  *    it could stop workloads. Units keep running; systemd keeps them alive.
+ *  - after a lost lease, no pass until the schedule was listed again after
+ *    re-registering (fleet #1289): nothing is stopped on a view from before
+ *    the outage. The engine, for its part, leaves a machine's units in place
+ *    while it re-registers after an etcd outage (engine/absence.ts).
+ *  - passes run in a PassLoop (registry/pass-loop.ts): at least
+ *    minPassIntervalMs apart, a failed pass retried with backoff and jitter.
  *  - current() reads what the host has, so a restarted agent whose files and
  *    states already match plans nothing and disturbs nothing.
  */
@@ -21,6 +27,7 @@ import { HealthMonitor } from '../health/monitor.js';
 import type { Probe } from '../health/probes.js';
 import { ServiceChecks } from '../health/services.js';
 import type { Keyspace } from '../registry/keys.js';
+import { PassLoop } from '../registry/pass-loop.js';
 import type { Systemd, UnitStatus } from '../systemd/types.js';
 import { readCurrent, RUNTIME_DIR } from './current.js';
 import { LaunchMemory } from './launched.js';
@@ -31,13 +38,13 @@ import { StateReporter } from './reporter.js';
 import { runTasks, type RunOutcome } from './run.js';
 import { BodyCache, desiredFrom, ScheduleSource } from './schedule.js';
 import { isRunning, type CurrentUnit, type DesiredUnit, type Task } from './types.js';
-import { backoff, sleep, StopSignal } from './util.js';
+import { sleep, StopSignal } from './util.js';
 
 export type AgentState = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
 
 export interface PassReport {
   /** why the pass did nothing, when it did nothing on purpose */
-  skipped?: 'etcd-unavailable';
+  skipped?: 'etcd-unavailable' | 'schedule-not-relisted';
   tasks: Task[];
   outcome?: RunOutcome;
 }
@@ -86,9 +93,10 @@ export class Agent extends EventEmitter<AgentEvents> {
   private readonly loops: Promise<void>[] = [];
   private readonly unsubscribe: Array<() => void> = [];
   private desiredNow = new Map<string, DesiredUnit>();
-  private kicked = false;
-  private wake?: () => void;
-  private failures = 0;
+  private readonly passes: PassLoop;
+  private registrations = 0;
+  /** after a re-registration: passes wait until the schedule was listed more often than this */
+  private relistedAfter = 0;
 
   constructor(private readonly o: AgentOptions) {
     super();
@@ -103,8 +111,17 @@ export class Agent extends EventEmitter<AgentEvents> {
       },
       problem,
     });
+    this.passes = new PassLoop(async () => ((await this.pass()) ? 'ok' : 'retry'), {
+      minIntervalMs: o.minPassIntervalMs ?? 500,
+      backoff: { initialMs: 250, maxMs: 5000 },
+    });
     this.registration = new Registration(o.client, o.keys, o.identity, { ttlSec: o.ttlSec ?? 10, version: o.version, startedAt: now().toISOString() }, {
       registered: (id) => {
+        if (this.registrations++ > 0) {
+          // the lease was lost: act only on a schedule listed from now on
+          this.relistedAfter = this.schedule.lists;
+          this.schedule.resync();
+        }
         this.reporter.rewriteAll();
         this.health.rewriteAll();
         this.emit('registered', id);
@@ -152,9 +169,8 @@ export class Agent extends EventEmitter<AgentEvents> {
     );
     this.loops.push(
       this.registration.run(stop),
-      this.registration.watchMeta(stop),
-      this.schedule.run(stop),
-      this.reconcileLoop(),
+      this.registration.watchMeta(),
+      this.schedule.start(),
       this.resyncLoop(),
       this.services.start().catch((e) => void this.emit('problem', 'watching services failed', e)),
     );
@@ -171,9 +187,8 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (this.agentState === 'stopped' || this.agentState === 'stopping') return;
     this.setState('stopping');
     this.stopSignal.stop();
-    this.wake?.();
     for (const off of this.unsubscribe) off();
-    await Promise.allSettled(this.loops);
+    await Promise.allSettled([...this.loops, this.passes.stop(), this.schedule.stop(), this.registration.stopWatchingMeta()]);
     await Promise.allSettled([this.services.stop(), this.health.stop()]);
     if (opts.purge) {
       await this.purge();
@@ -190,8 +205,7 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   /** Asks for a pass soon (coalesced with any pending one). */
   kick(): void {
-    this.kicked = true;
-    this.wake?.();
+    this.passes.kick('kick');
   }
 
   private setState(s: AgentState): void {
@@ -209,32 +223,6 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (want?.targetState === 'loaded' && isRunning(s.activeState)) this.kick();
   }
 
-  private async reconcileLoop(): Promise<void> {
-    const stop = this.stopSignal;
-    const minGap = this.o.minPassIntervalMs ?? 500;
-    let lastEnd = 0;
-    while (!stop.stopped) {
-      if (!this.kicked) {
-        await new Promise<void>((resolve) => (this.wake = resolve));
-        this.wake = undefined;
-        continue;
-      }
-      const gap = minGap - (performance.now() - lastEnd);
-      if (gap > 0) await sleep(gap, stop);
-      if (stop.stopped) break;
-      this.kicked = false;
-      const ok = await this.pass();
-      lastEnd = performance.now();
-      if (ok) {
-        this.failures = 0;
-      } else {
-        // retry later, backing off: a persistent failure must not spin
-        const delay = backoff(++this.failures);
-        void sleep(delay, stop).then(() => !stop.stopped && this.kick());
-      }
-    }
-  }
-
   private async resyncLoop(): Promise<void> {
     const stop = this.stopSignal;
     while (!stop.stopped) {
@@ -250,6 +238,10 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (!this.schedule.isLive) {
       this.emit('pass', { skipped: 'etcd-unavailable', tasks: [] });
       return true; // the watch reconnecting kicks the next pass
+    }
+    if (this.schedule.lists <= this.relistedAfter) {
+      this.emit('pass', { skipped: 'schedule-not-relisted', tasks: [] });
+      return true; // the list kicks the next pass
     }
     let tasks: Task[] = [];
     try {

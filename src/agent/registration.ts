@@ -7,8 +7,12 @@
  * (`registered`). While no lease is live, put() throws 'unavailable' and the
  * reporter keeps its records pending.
  *
+ * Failed registrations are retried after a backoff with jitter
+ * (registry/backoff.ts): after an etcd outage, agents do not all come back
+ * in the same instant.
+ *
  * {p}/machine-meta/{id} (set by `fleetx set-metadata`) is read on each
- * registration and watched, so the machine record always carries the merged
+ * registration and watched (a PrefixWatch on that one key), so the machine record always carries the merged
  * metadata (config file < flags < machine-meta).
  */
 import type { Etcd3, Lease } from 'etcd3';
@@ -16,8 +20,10 @@ import { unavailableError } from '../errors/errors.js';
 import type { Keyspace } from '../registry/keys.js';
 import type { MachineRecord } from '../registry/records.js';
 import type { Identity } from './identity.js';
+import { Backoff } from '../registry/backoff.js';
 import { metadataOf, withOverrides } from '../registry/metadata.js';
-import { abortable, backoff, sleep, type Stopper } from './util.js';
+import { PrefixWatch } from '../registry/watch.js';
+import { abortable, sleep, type Stopper } from './util.js';
 
 export interface RegistrationEvents {
   /** a new lease is live and the machine record written: rewrite state records */
@@ -36,6 +42,8 @@ export class Registration {
   private lease?: Lease;
   private live = false;
   private etcdMeta: Record<string, string> = {};
+  private readonly retries = new Backoff({ initialMs: 250, maxMs: 5000 });
+  private readonly metaWatch: PrefixWatch;
 
   constructor(
     private readonly client: Etcd3,
@@ -43,7 +51,15 @@ export class Registration {
     private readonly identity: Identity,
     private readonly opts: RegistrationOptions,
     private readonly events: RegistrationEvents,
-  ) {}
+  ) {
+    const refresh = () => void this.refreshMeta().catch((e) => this.events.problem('updating machine metadata failed', e));
+    this.metaWatch = new PrefixWatch(client, { key: keys.machineMeta(identity.id) }, {
+      // every list (the first, and after a reconnection: a change may have been missed) and every change
+      replace: () => void (this.live && refresh()),
+      event: refresh,
+      problem: (msg, err) => this.events.problem(msg, err),
+    }, { list: 'revision' });
+  }
 
   get isLive(): boolean {
     return this.live;
@@ -73,7 +89,6 @@ export class Registration {
 
   /** Keeps a lease and the machine record alive until stop. */
   async run(stop: Stopper): Promise<void> {
-    let attempt = 0;
     while (!stop.stopped) {
       const lease = this.client.lease(this.opts.ttlSec, { autoKeepAlive: true });
       const lost = new Promise<unknown>((resolve) => lease.on('lost', resolve));
@@ -83,7 +98,7 @@ export class Registration {
         this.etcdMeta = await abortable(this.readMeta(), stop);
         await abortable(lease.put(this.keys.machine(this.identity.id)).value(JSON.stringify(this.machineRecord())).exec(), stop);
         this.live = true;
-        attempt = 0;
+        this.retries.reset();
         this.events.registered(id);
         const why = await Promise.race([lost, new Promise<'stop'>((r) => stop.onStop(() => r('stop')))]);
         if (why === 'stop') return; // lease kept: see release()/revoke()
@@ -93,8 +108,8 @@ export class Registration {
         this.live = false;
         if (stop.stopped) return; // keep the lease as it is: see release()/revoke()
         lease.release();
-        this.events.problem('registering the machine failed; retrying', e);
-        await sleep(backoff(attempt++), stop);
+        if (this.retries.attempts === 0) this.events.problem('registering the machine failed; retrying', e);
+        await sleep(this.retries.next(), stop);
       }
     }
   }
@@ -110,37 +125,14 @@ export class Registration {
     await this.put(this.keys.machine(this.identity.id), JSON.stringify(this.machineRecord()));
   }
 
-  /** Watches {p}/machine-meta/{id} (this machine's own key only) until stop. */
-  async watchMeta(stop: Stopper): Promise<void> {
-    let attempt = 0;
-    while (!stop.stopped) {
-      try {
-        const w = this.client.watch().key(this.keys.machineMeta(this.identity.id)).watcher();
-        let off = () => {};
-        try {
-          const refresh = () => void this.refreshMeta().catch((e) => this.events.problem('updating machine metadata failed', e));
-          await new Promise<void>((resolve) => {
-            off = stop.onStop(resolve);
-            // (re)connected: a change may have happened while the watch was down
-            w.on('connected', () => { attempt = 0; if (this.live) refresh(); });
-            w.on('put', refresh);
-            w.on('delete', refresh);
-            w.on('error', (e) => {
-              this.events.problem('machine-meta watch failed; watching again', e);
-              resolve();
-            });
-          });
-        } finally {
-          off();
-          // cancel() waits for etcd's answer and can hang while the stream reconnects
-          await Promise.race([w.cancel().catch(() => undefined), sleep(1000)]);
-        }
-        await sleep(backoff(attempt++), stop);
-      } catch (e) {
-        this.events.problem('watching machine metadata failed', e);
-        await sleep(backoff(attempt++), stop);
-      }
-    }
+  /** Watches {p}/machine-meta/{id} (this machine's own key only); resolves after the first attempt. */
+  watchMeta(): Promise<void> {
+    return this.metaWatch.start();
+  }
+
+  /** Stops the machine-meta watch and waits for it. */
+  stopWatchingMeta(): Promise<void> {
+    return this.metaWatch.stop();
   }
 
   /** Stops keepalives; the lease (and with it the records) expires after the TTL unless a restarted agent registers first. */

@@ -1,4 +1,4 @@
-/** Small helpers for the agent's loops: a stop signal, interruptible sleep, backoff. */
+/** Small helpers for the agent's loops: a stop signal, interruptible sleep (backoff: registry/backoff.ts). */
 
 export interface Stopper {
   readonly stopped: boolean;
@@ -39,11 +39,6 @@ export function sleep(ms: number, stop?: Stopper): Promise<void> {
       resolve();
     }
   });
-}
-
-/** Capped exponential backoff: 250 ms, 500 ms, 1 s … up to 5 s. */
-export function backoff(attempt: number): number {
-  return Math.min(5000, 250 * 2 ** Math.min(attempt, 5));
 }
 
 /** Thrown by abortable() when the stopper stops first. */

@@ -80,6 +80,7 @@ export class Election extends EventEmitter<ElectionEvents> {
   private watch: PrefixWatch | undefined;
   private readonly retries: Backoff;
   private failures = 0;
+  private trouble: number | undefined;
   private readonly abort = new AbortController();
   private guard: NodeJS.Timeout | undefined;
   private loop: Promise<void> | undefined;
@@ -94,6 +95,16 @@ export class Election extends EventEmitter<ElectionEvents> {
     this.retryMs = opts.retryMs ?? 1000;
     this.callTimeoutMs = opts.callTimeoutMs ?? 5000;
     this.retries = new Backoff(opts.backoff ?? { initialMs: this.retryMs, maxMs: Math.max(this.retryMs, 10_000) });
+  }
+
+  /**
+   * The last moment (Date.now() ms) this election knew it was cut off from
+   * etcd: its lease went unrenewed for over half the TTL (keepalives go out
+   * every TTL/3), a campaign failed, or the lease was lost. The engine holds
+   * vanished machines for a while after it (absence.ts, fleet #1289).
+   */
+  get troubleAt(): number | undefined {
+    return this.trouble;
   }
 
   /** Failed campaigns since the election started (each one waited its backoff). */
@@ -145,6 +156,7 @@ export class Election extends EventEmitter<ElectionEvents> {
     // as failures in its circuit breaker.
     await this.openWatch();
     this.guard = setInterval(() => {
+      if (this.lease !== undefined && Date.now() - this.lastRenewal > this.ttlMs / 2) this.trouble = Date.now();
       if (this.fence !== undefined && this.renewalOverdue()) {
         this.depose('lease not renewed within its TTL');
         this.nudge();
@@ -179,6 +191,7 @@ export class Election extends EventEmitter<ElectionEvents> {
         }
       } catch (e) {
         this.failures++;
+        this.trouble = Date.now();
         if (e instanceof etcd3.EtcdLeaseInvalidError) this.dropLease('lease expired or was revoked');
         else if (this.retries.attempts === 0) this.warn(e, 'campaign');
         if (this.fence !== undefined && this.renewalOverdue()) this.depose('lease not renewed within its TTL');
@@ -309,6 +322,7 @@ export class Election extends EventEmitter<ElectionEvents> {
       });
       lease.on('lost', () => {
         if (this.lease !== lease) return;
+        this.trouble = Date.now();
         this.leaseLost = true;
         this.depose('lease lost');
         this.nudge();

@@ -21,6 +21,7 @@ import { parseXFleet } from '../unit/xfleet.js';
 import { XFleetCache, type XFleetParser } from './bodies.js';
 import { Election, type ElectionState } from './election.js';
 import { isFencedOut, type Fence } from '../registry/fence.js';
+import { MachineAbsence } from './absence.js';
 import { planPass, type EngineOp, type ScheduleFn } from './plan.js';
 import { EngineStore } from './store.js';
 import { decodeView } from './view.js';
@@ -43,6 +44,10 @@ export interface PassReport {
   durationMs: number;
   /** records that could not be decoded and were skipped */
   problems: string[];
+  /** machines without a record whose units were left in place (see absence.ts) */
+  held: string[];
+  /** ms until the earliest hold ends: a pass is due then */
+  recheckInMs?: number;
 }
 
 export interface EngineEvents {
@@ -61,6 +66,19 @@ export interface EngineOptions {
   keys?: Keyspace;
   /** TTL of the election lease, s (default 10) */
   leaseTtlSeconds?: number;
+  /**
+   * how long a machine whose record vanished keeps its units, counted from
+   * when this leader term first saw it missing, ms (default 0: a dead
+   * host's units move once its lease expired). See absence.ts.
+   */
+  machineGraceMs?: number;
+  /**
+   * how long after this engine was itself cut off from etcd a vanished
+   * machine keeps its units, ms (default 2 × lease TTL): after an etcd
+   * outage every lease lapses together and agents re-register within this
+   * (fleet #1289). See absence.ts.
+   */
+  disruptionGraceMs?: number;
   /** coalescing window for watch events, ms (default 50) */
   debounceMs?: number;
   /** full pass even without events, ms (default 30 000): safety net */
@@ -153,8 +171,12 @@ export class Engine extends EventEmitter<EngineEvents> {
     await this.transitions;
   }
 
-  /** Runs one pass with `fence` now and reports it. Exposed for tests and tools; throws FencedOutError or 'unavailable'. */
-  async passOnce(fence: Fence, triggers: string[] = ['manual']): Promise<PassReport> {
+  /**
+   * Runs one pass with `fence` now and reports it. Exposed for tests and
+   * tools; throws FencedOutError or 'unavailable'. `absence` carries the
+   * hold clocks of one term (absence.ts; default: a fresh one).
+   */
+  async passOnce(fence: Fence, triggers: string[] = ['manual'], absence = new MachineAbsence(this.settings.grace)): Promise<PassReport> {
     const t0 = Date.now();
     const before = this.store.requests;
     const raw = await this.store.readView(fence);
@@ -168,7 +190,9 @@ export class Engine extends EventEmitter<EngineEvents> {
       bodiesFetched = bodies.size;
     }
     const now = (this.opts.now ?? (() => new Date()))().toISOString();
-    const ops = planPass({ view, xfleet: this.cache.lookup(active), now }, this.opts.schedule ?? defaultSchedule);
+    // wall clock on both sides: troubleAt is Date.now() too
+    const { held, nextExpiryMs } = absence.observe(new Set(view.machines.map((m) => m.id)), view.schedules.map((p) => p.machine), Date.now(), this.election.troubleAt);
+    const ops = planPass({ view, xfleet: this.cache.lookup(active), now, held }, this.opts.schedule ?? defaultSchedule);
     const transactions = ops.length > 0 ? await this.store.apply(fence, ops) : 0;
     this.cache.prune(view.units);
     return {
@@ -180,14 +204,17 @@ export class Engine extends EventEmitter<EngineEvents> {
       transactions,
       durationMs: Date.now() - t0,
       problems,
+      held: [...held].sort(),
+      ...(nextExpiryMs !== undefined ? { recheckInMs: nextExpiryMs } : {}),
     };
   }
 
   /** @internal used by LeaderSession */
-  runPass(fence: Fence, triggers: string[]): Promise<PassOutcome> {
-    return this.passOnce(fence, triggers).then(
+  runPass(fence: Fence, triggers: string[], absence: MachineAbsence, recheck: (ms: number) => void): Promise<PassOutcome> {
+    return this.passOnce(fence, triggers, absence).then(
       (report) => {
         this.emit('pass', report);
+        if (report.recheckInMs !== undefined) recheck(report.recheckInMs);
         return 'ok' as const;
       },
       (e: unknown) => {
@@ -210,6 +237,10 @@ export class Engine extends EventEmitter<EngineEvents> {
       debounceMs: this.opts.debounceMs ?? 50,
       resyncMs: this.opts.resyncMs ?? 30_000,
       retryMs: this.opts.retryMs ?? 1000,
+      grace: {
+        graceMs: this.opts.machineGraceMs ?? 0,
+        disruptionGraceMs: this.opts.disruptionGraceMs ?? 2 * (this.opts.leaseTtlSeconds ?? 10) * 1000,
+      },
     };
   }
 
@@ -238,7 +269,10 @@ class LeaderSession {
   ) {
     const s = engine.settings;
     const backoff = { initialMs: s.retryMs, maxMs: Math.max(s.retryMs, 10_000) };
-    this.runner = new PassLoop((reasons) => engine.runPass(fence, reasons), { debounceMs: s.debounceMs, backoff });
+    // hold clocks start afresh with each term (absence.ts)
+    const absence = new MachineAbsence(s.grace);
+    const recheck = (ms: number) => this.runner.kick('hold of a missing machine ends', ms + 1);
+    this.runner = new PassLoop((reasons) => engine.runPass(fence, reasons, absence, recheck), { debounceMs: s.debounceMs, backoff });
     this.watches = new ChangeFeed(
       s.client,
       s.prefixes,

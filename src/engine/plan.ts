@@ -6,7 +6,9 @@
  *
  * Beyond the scheduler's placement decisions this
  * - deletes schedule keys of destroyed or inactive units and of machines that
- *   are gone (so a machine coming back finds an empty schedule),
+ *   are gone (so a machine coming back finds an empty schedule), except on
+ *   machines `held` (absence.ts): those keep their units, which are neither
+ *   moved nor placed a second time,
  * - propagates a unit's hash and target state to the schedule keys it keeps
  *   (launched -> loaded, or a --replace that changed the body),
  * - writes an unschedulable record with per-machine reasons for a unit that
@@ -35,24 +37,30 @@ export interface PlanInput {
   xfleet: XFleetLookup;
   /** ISO time stamped on unschedulable records */
   now: string;
+  /** machines without a record whose units stay put (absence.ts); default none */
+  held?: ReadonlySet<string>;
 }
 
 /**
  * What the scheduler is given in a pass (also what `fleetx why` explains):
  * units that are active and whose X-Fleet options could be read, the live
  * machines, and the placements that stay candidates. Alongside: schedule
- * keys that must go whatever the scheduler says, and units left where they
- * are because their options cannot be read.
+ * keys that must go whatever the scheduler says, units left where they
+ * are because their options cannot be read, and placements kept on `held`
+ * machines (left out of scheduling; a global unit still goes to every live
+ * machine).
  */
-export function scheduleInputOf(view: ClusterView, xfleet: XFleetLookup): {
+export function scheduleInputOf(view: ClusterView, xfleet: XFleetLookup, held: ReadonlySet<string> = new Set()): {
   input: ScheduleInput;
   current: CurrentPlacement[];
+  kept: CurrentPlacement[];
   dropped: Array<{ machine: string; name: string; reason: string }>;
   unreadable: Set<string>;
 } {
   const units = new Map(view.units.map((u) => [u.name, u]));
   const live = new Set(view.machines.map((m) => m.id));
   const current: CurrentPlacement[] = [];
+  const kept: CurrentPlacement[] = [];
   const dropped: Array<{ machine: string; name: string; reason: string }> = [];
   const unreadable = new Set<string>(); // units whose X-Fleet cannot be read: left where they are
   for (const { machine, record } of view.schedules) {
@@ -60,17 +68,19 @@ export function scheduleInputOf(view: ClusterView, xfleet: XFleetLookup): {
     const drop = (reason: string) => dropped.push({ machine, name: record.name, reason });
     if (unit === undefined) drop('unit was destroyed');
     else if (unit.targetState === 'inactive') drop('unit is inactive');
+    else if (!live.has(machine) && held.has(machine)) kept.push({ machine, record, unit });
     else if (!live.has(machine)) drop(`machine ${machine} is gone`);
     else if (isError(xfleet.get(unit.name))) unreadable.add(unit.name);
     else current.push({ machine, record, unit });
   }
-  const schedulable = view.units.filter((u) => u.targetState !== 'inactive' && !isError(xfleet.get(u.name)) && xfleet.has(u.name));
+  const onHeld = new Set(kept.filter((p) => !(xfleet.get(p.unit.name) as XFleetOptions | undefined)?.global).map((p) => p.unit.name));
+  const schedulable = view.units.filter((u) => u.targetState !== 'inactive' && !isError(xfleet.get(u.name)) && xfleet.has(u.name) && !onHeld.has(u.name));
   const input: ScheduleInput = {
     units: schedulable.map((u) => ({ name: u.name, targetState: u.targetState, xfleet: xfleet.get(u.name) as XFleetOptions })),
     machines: view.machines.map((m) => ({ id: m.id, metadata: m.metadata })),
     current: current.map((p) => ({ unit: p.record.name, machine: p.machine })),
   };
-  return { input, current, dropped, unreadable };
+  return { input, current, kept, dropped, unreadable };
 }
 
 export function planPass(input: PlanInput, schedule: ScheduleFn): EngineOp[] {
@@ -79,7 +89,7 @@ export function planPass(input: PlanInput, schedule: ScheduleFn): EngineOp[] {
   const ops = new OpSet();
 
   // 1. Schedule keys that must go whatever the scheduler says.
-  const { input: scheduleInput, current, dropped, unreadable } = scheduleInputOf(view, xfleet);
+  const { input: scheduleInput, current, kept, dropped, unreadable } = scheduleInputOf(view, xfleet, input.held);
   for (const d of dropped) ops.deleteSchedule(d.machine, d.name, d.reason);
 
   // 2. Place what is schedulable.
@@ -101,8 +111,8 @@ export function planPass(input: PlanInput, schedule: ScheduleFn): EngineOp[] {
     ops.putSchedule(d.machine, toSchedule(unit), d.reason);
   }
 
-  // 3. Kept placements follow their unit's hash and target state.
-  for (const p of current) {
+  // 3. Kept placements (held machines' too) follow their unit's hash and target state.
+  for (const p of [...current, ...kept]) {
     if (removed.has(`${p.machine}/${p.record.name}`)) continue;
     placed.add(p.unit.name);
     if (sameRecord(p.record, p.unit)) continue;

@@ -5,8 +5,8 @@
  * - kick(reason) marks the loop dirty; a pass starts after `debounceMs`, so
  *   a burst of watch events becomes one pass;
  * - passes never overlap: kicks during a pass cause exactly one more pass
- *   after it, and a pass starts at least `minIntervalMs` after the previous
- *   one ended;
+ *   after it (when the earliest of them asked for it), and a pass starts at
+ *   least `minIntervalMs` after the previous one ended;
  * - a pass that fails (returns 'retry' or throws) is retried after a backoff
  *   with jitter (registry/backoff.ts) that grows while failures go on; kicks
  *   meanwhile ride on that retry rather than cutting it short, so a loop
@@ -42,6 +42,8 @@ export class PassLoop {
   private due = Infinity;
   private running: Promise<void> | undefined;
   private dirty = false;
+  /** while a pass runs: when the earliest kick since it started wants the next one */
+  private wantAt = Infinity;
   private reasons: string[] = [];
   private lastEnd = -Infinity;
   private readonly retries: Backoff;
@@ -69,6 +71,7 @@ export class PassLoop {
     if (this.current === 'stopped') return;
     if (this.reasons.length < MAX_REASONS) this.reasons.push(reason);
     this.dirty = true;
+    if (this.current === 'running') this.wantAt = Math.min(this.wantAt, this.now() + delayMs);
     if (this.current === 'running' || this.current === 'backoff') return;
     this.schedule(delayMs, 'scheduled');
   }
@@ -98,6 +101,7 @@ export class PassLoop {
     const reasons = this.reasons;
     this.reasons = [];
     this.dirty = false;
+    this.wantAt = Infinity;
     this.current = 'running';
     this.running = this.pass(reasons)
       .catch((e: unknown) => {
@@ -122,6 +126,6 @@ export class PassLoop {
     }
     this.retries.reset();
     this.current = 'idle';
-    if (this.dirty) this.schedule(this.o.debounceMs ?? 0, 'scheduled');
+    if (this.dirty) this.schedule(this.wantAt - this.now(), 'scheduled');
   }
 }

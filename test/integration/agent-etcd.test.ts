@@ -66,8 +66,7 @@ describe('ScheduleSource: list, then watch only this machine', () => {
     const problems: string[] = [];
     let changes = 0;
     const src = new ScheduleSource(client, keys, ME, { changed: () => changes++, connection: () => undefined, problem: (m) => problems.push(m) });
-    const stop = new StopSignal();
-    const loop = src.run(stop);
+    void src.start();
     try {
       await until('listed', () => src.isSynced && src.isLive);
       expect(src.snapshot()).toEqual([{ name: 'a.service', hash: 'h1', targetState: 'launched' }]);
@@ -80,8 +79,7 @@ describe('ScheduleSource: list, then watch only this machine', () => {
       expect(problems.some((p) => p.includes('malformed') && p.includes('bad.service'))).toBe(true);
       expect(changes).toBeGreaterThanOrEqual(3);
     } finally {
-      stop.stop();
-      await loop;
+      await src.stop();
     }
     await admin.delete().prefix(keys.schedules());
   });
@@ -97,8 +95,7 @@ describe('ScheduleSource: list, then watch only this machine', () => {
     // a client of its own: each case starts with fresh gRPC channels and circuit breakers
     const own = connect({ endpoints: [proxy.url], requestTimeoutMs: 2000, prefix: keys.prefix });
     const src = new ScheduleSource(own, keys, ME, { changed: () => undefined, connection: () => undefined, problem: (m) => problems.push(m) }, probeMs);
-    const stop = new StopSignal();
-    const loop = src.run(stop);
+    void src.start();
     try {
       await until('listed', () => src.isLive && src.snapshot().length === 1);
       await proxy.cut(); // the agent is cut off from etcd, the operator is not
@@ -114,10 +111,9 @@ describe('ScheduleSource: list, then watch only this machine', () => {
       const back = Date.now();
       await until('caught up', () => src.isLive && src.snapshot().map((r) => r.name).sort().join() === 'd.service,e.service', withinMs);
       expect(Date.now() - back).toBeLessThan(withinMs);
-      if (probeMs > 100_000) expect(problems).toContain('schedule watch failed; listing again');
+      if (probeMs > 100_000) expect(problems).toContain(`watch on ${keys.machineSchedule(ME)} failed; listing again`);
     } finally {
-      stop.stop();
-      await loop;
+      await src.stop();
       own.close();
     }
     await admin.delete().prefix(keys.schedules());
@@ -139,7 +135,7 @@ describe('Registration and StateReporter: one lease for presence and states', ()
     });
     reporter = new StateReporter({ machineId: ME, keys, sink: reg, now: () => new Date('2026-01-01T00:00:00Z'), coalesceMs: 10, retryMs: 100 });
     const stop = new StopSignal();
-    const loops = [reg.run(stop), reg.watchMeta(stop)];
+    const loops = [reg.run(stop), reg.watchMeta()];
     try {
       const machine = await until('machine record', async () => (await admin.get(keys.machine(ME)).json()) as MachineRecord | null ?? undefined);
       expect(machine).toMatchObject({ id: ME, ip: '10.0.0.5', metadata: { region: 'eu' }, version: 'test' });
@@ -168,7 +164,7 @@ describe('Registration and StateReporter: one lease for presence and states', ()
       await until('state deleted', async () => (await admin.get(keys.state(ME, 'web.service')).string()) === null);
     } finally {
       stop.stop();
-      await Promise.all(loops);
+      await Promise.all([...loops, reg.stopWatchingMeta()]);
       reporter.close();
       await reg.revoke();
     }

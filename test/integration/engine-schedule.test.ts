@@ -3,6 +3,7 @@
  * way agents announce themselves: a {p}/machine/{id} record under a lease of
  * their own, so revoking that lease is a machine dying.
  */
+import { execFileSync } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Etcd3, Lease } from 'etcd3';
 import { connect } from '../../src/registry/client.js';
@@ -40,9 +41,12 @@ interface Cluster {
   passes: PassReport[];
 }
 
-async function cluster(): Promise<Cluster> {
+/** A vanished machine keeps its units this long (fleet #1289; short here, so moves are quick). */
+const GRACE_MS = 300;
+
+async function cluster(machineGraceMs = GRACE_MS): Promise<Cluster> {
   const keys = keyspace(`/s${++n}`);
-  const engine = new Engine({ client, keys, machineId: 'engine-1', leaseTtlSeconds: 2, retryMs: 200 });
+  const engine = new Engine({ client, keys, machineId: 'engine-1', leaseTtlSeconds: 2, retryMs: 200, machineGraceMs });
   const passes: PassReport[] = [];
   engine.on('pass', (p) => passes.push(p));
   running.push(engine);
@@ -126,7 +130,7 @@ describe('engine scheduling', () => {
     expect(rec).toEqual({ name: 'web@4.service', hash: unitHash(parseUnit(WEB)), targetState: 'launched' });
   });
 
-  it('moves the units of a machine whose lease lapsed and deletes its schedule keys, within seconds', async () => {
+  it('moves the units of a machine whose lease lapsed and deletes its schedule keys, once its grace is over', async () => {
     const { keys } = await cluster();
     const dying = await machine(keys, 'm1');
     await machine(keys, 'm2');
@@ -143,18 +147,17 @@ describe('engine scheduling', () => {
     const after = await waitFor('rescheduled', async () => {
       const p = await placements(keys);
       return p.m1 === undefined && flat(p).length === 5 ? p : undefined;
-    }, 5000);
+    });
     const elapsed = Date.now() - t0;
     for (const name of onDying) expect([...(after.m2 ?? []), ...(after.m3 ?? [])]).toContain(name);
     // units that were not on the dead machine did not move
     for (const m of ['m2', 'm3']) for (const name of before[m] ?? []) expect(after[m]).toContain(name);
     // conflicts still hold
     for (const ns of Object.values(after)) expect(ns.filter((x) => x.startsWith('web@')).length).toBeLessThanOrEqual(1);
-    expect(elapsed).toBeLessThan(2000);
-    console.info(`[engine] dead machine's ${onDying.length} units rescheduled ${elapsed} ms after its lease was revoked`);
+    console.info(`[engine] dead machine's ${onDying.length} units rescheduled ${elapsed} ms after its lease was revoked (grace ${GRACE_MS} ms)`);
   });
 
-  it('reschedules within TTL + 2 s when a machine stops renewing its lease (a real lapse, not a revoke)', async () => {
+  it('reschedules when a machine stops renewing its lease (a real lapse, not a revoke)', async () => {
     const { keys } = await cluster();
     const ttl = 2;
     const silent = await machine(keys, 'm1', {}, ttl);
@@ -168,7 +171,7 @@ describe('engine scheduling', () => {
 
     const t0 = Date.now();
     silent.release(); // stop keepalives: etcd expires the lease after its TTL
-    await waitFor('m1 emptied', async () => (await placements(keys)).m1 === undefined, (ttl + 2) * 1000);
+    await waitFor('m1 emptied', async () => (await placements(keys)).m1 === undefined);
     const elapsed = Date.now() - t0;
     const p = await placements(keys);
     for (const name of onM1.filter((x) => x !== 'only.service')) expect(p.m2).toContain(name);
@@ -177,6 +180,50 @@ describe('engine scheduling', () => {
     expect(why).toMatch(/MachineID/);
     console.info(`[engine] lease of TTL ${ttl}s lapsed: m1 rescheduled ${elapsed} ms after its last keepalive stopped`);
   });
+
+  it('a machine that re-registers within its grace keeps its units: nothing is moved or deleted (fleet #1289)', async () => {
+    const { keys, passes } = await cluster(60_000);
+    const m1 = await machine(keys, 'm1');
+    await machine(keys, 'm2');
+    for (const i of [1, 2]) await submit(keys, `web@${i}.service`, WEB);
+    await waitFor('2 placements', async () => flat(await placements(keys)).length === 2);
+    const before = await placements(keys);
+    await m1.revoke(); // m1's record vanishes, as when etcd expired every lease after a pause
+    await waitFor('a pass that holds m1', () => passes.some((p) => p.held.includes('m1')));
+    await machine(keys, 'm1'); // and re-registers
+    await waitFor('a pass that sees m1 back', () => passes.at(-1)!.held.length === 0 && passes.some((p) => p.held.includes('m1')));
+    expect(await placements(keys)).toEqual(before);
+    const touchedM1 = passes.flatMap((p) => p.ops).filter((o) => 'machine' in o && o.machine === 'm1' && o.type === 'delete-schedule');
+    expect(touchedM1).toEqual([]);
+  });
+
+  it('after an etcd freeze longer than every TTL, a machine that re-registers late keeps its units (fleet #1289)', async () => {
+    // defaults: no grace for a machine that dies while the engine is fine, 2 x TTL after the engine itself was cut off
+    const { keys, passes } = await cluster(0);
+    await machine(keys, 'm1', {}, 2);
+    await machine(keys, 'm2');
+    await submit(keys, 'a.service', PLAIN);
+    await submit(keys, 'b.service', PLAIN);
+    await waitFor('2 placements', async () => flat(await placements(keys)).length === 2);
+    const before = await client.getAll().prefix(keys.schedules()).exec();
+    const pid = etcdPid(etcd.dataDir);
+    process.kill(pid, 'SIGSTOP');
+    try {
+      await sleep(6000); // 3 x TTL: the machine's and the engine's leases lapse
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    const resumed = passes.length;
+    // the engine leads again and passes while m1 has not re-registered yet: m1 is held, nothing deleted
+    const first = await waitFor('a pass that sees m1 missing', () => passes.slice(resumed).find((p) => p.held.includes('m1')), 30_000);
+    expect(first.ops.filter((o) => o.type === 'delete-schedule')).toEqual([]);
+    await machine(keys, 'm1', {}, 2); // the agent re-registers
+    await waitFor('a pass with m1 back', () => passes.length > resumed && passes.at(-1)!.held.length === 0 && passes.slice(resumed).some((p) => p.held.includes('m1')));
+    const after = await client.getAll().prefix(keys.schedules()).exec();
+    // the same keys, never deleted and rewritten (same create revisions)
+    expect(after.kvs.map((kv) => [kv.key.toString(), kv.create_revision])).toEqual(before.kvs.map((kv) => [kv.key.toString(), kv.create_revision]));
+    expect(passes.slice(resumed).flatMap((p) => p.ops).filter((o) => o.type === 'delete-schedule')).toEqual([]);
+  }, 60_000);
 
   it('puts a global unit on a machine that registers later, and takes it off when the machine dies', async () => {
     const { keys } = await cluster();
@@ -256,3 +303,11 @@ describe('engine scheduling', () => {
     );
   });
 });
+
+/** pid of the etcd this file started (found by its own data dir), to freeze and resume it. */
+function etcdPid(dataDir: string): number {
+  const out = execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' });
+  const line = out.split('\n').find((l) => l.includes('/usr/bin/etcd') && l.includes(`--data-dir=${dataDir}/`));
+  if (line === undefined) throw new Error(`no etcd with data dir ${dataDir}`);
+  return Number(line.trim().split(/\s+/)[0]);
+}

@@ -136,3 +136,20 @@ describe('PassLoop', () => {
     expect(loop.state).toBe('stopped');
   });
 });
+
+describe('PassLoop kicks with a delay', () => {
+  it('a kick during a pass asking for a later pass gets it then, not at once', async () => {
+    let loop!: PassLoop;
+    const passes: string[][] = [];
+    loop = new PassLoop(async (reasons) => {
+      passes.push(reasons);
+      if (passes.length === 1) loop.kick('recheck later', 1000);
+      return 'ok';
+    }, opts);
+    loop.kick('a');
+    await vi.advanceTimersByTimeAsync(900);
+    expect(passes).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(200);
+    expect(passes).toEqual([['a'], ['recheck later']]);
+  });
+});

@@ -1,0 +1,130 @@
+/**
+ * fleet #1289 on real parts: one nspawn host (real systemd) runs `fleetx
+ * agent` WITH its engine; etcd runs on the machine. etcd is frozen (SIGSTOP)
+ * for three lease TTLs, so every lease (the machine's, the engine's) lapses
+ * and the agent re-registers when etcd is back. The unit must keep running
+ * through it: same MainPID, its schedule key never deleted and rewritten.
+ *
+ * Before the fix the engine's first pass after the outage found the machine
+ * gone and deleted its schedule; the agent stopped the unit ("unit loaded
+ * but not scheduled here") and started it again once it was rescheduled.
+ */
+import type { Etcd3 } from 'etcd3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connect } from '../../src/registry/client.js';
+import { keyspace } from '../../src/registry/keys.js';
+import type { UnitRecord } from '../../src/registry/records.js';
+import { etcdPids, startEtcd, stopEtcd } from '../../src/sandbox/etcd.js';
+import { bootHost, type Host } from '../../src/sandbox/host.js';
+import { createBridge, deleteBridge } from '../../src/sandbox/network.js';
+import { unitHash } from '../../src/unit/hash.js';
+import { parseUnit } from '../../src/unit/parse.js';
+import { leftovers, testNet, testStateDir } from '../helpers/hosts.js';
+
+const net = testNet();
+const base = testStateDir('pause');
+const etcdUrl = `http://${net.prefix}.1:2379`;
+const etcdSpec = { dataDir: `${base}/etcd`, logFile: `${base}/etcd.log`, clientUrl: etcdUrl, peerUrl: `http://${net.prefix}.1:2380` };
+const keys = keyspace('/fleetx');
+const repo = process.cwd();
+const TTL = 3;
+const UNIT = 'paused.service';
+const BODY = ['[Unit]', 'Description=survives an etcd pause', '[Service]', 'ExecStart=/bin/sleep infinity', ''].join('\n');
+
+const agentUnit = [
+  '[Unit]',
+  'Description=fleetx agent (test)',
+  '[Service]',
+  `ExecStart=/usr/bin/node ${repo}/bin/fleetx.mjs --endpoint ${etcdUrl} agent --ip ${net.prefix}.11 --ttl ${TTL}`,
+  'Restart=always',
+  'RestartSec=1',
+  '',
+].join('\n');
+
+let host: Host;
+let etcd: Etcd3;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn().catch(() => undefined);
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > end) throw new Error(`${what}: not reached in ${timeoutMs} ms\n--- agent journal ---\n${await journal()}`);
+    await sleep(100);
+  }
+}
+
+async function journal(): Promise<string> {
+  return (await host.exec(['journalctl', '-u', 'fleetx-agent', '-n', '80', '--no-pager', '-o', 'cat'])).stdout;
+}
+
+async function mainPid(): Promise<number> {
+  return Number((await host.exec(['systemctl', 'show', '-p', 'MainPID', '--value', UNIT])).stdout.trim());
+}
+
+async function scheduleKey(): Promise<{ create: string; lease: string } | undefined> {
+  const kv = (await etcd.get(keys.schedule(host.machineId, UNIT)).exec()).kvs[0];
+  return kv && { create: kv.create_revision, lease: kv.lease };
+}
+
+async function machineLease(): Promise<string | undefined> {
+  return (await etcd.get(keys.machine(host.machineId)).exec()).kvs[0]?.lease;
+}
+
+describe('an etcd pause longer than the lease TTL (fleet #1289)', () => {
+  beforeAll(async () => {
+    await createBridge(net.bridge, `${net.prefix}.1/24`);
+    await startEtcd(etcdSpec);
+    etcd = connect({ endpoints: [etcdUrl], requestTimeoutMs: 3000, prefix: '/fleetx' });
+    host = await bootHost({
+      name: 'fxt-pause',
+      stateDir: `${base}/host`,
+      bridge: { name: net.bridge, address: `${net.prefix}.11/24` },
+      files: { '/etc/systemd/system/fleetx-agent.service': agentUnit },
+    });
+    const started = await host.exec(['systemctl', 'start', 'fleetx-agent']);
+    expect(started.code, started.stderr).toBe(0);
+  }, 120_000);
+
+  afterAll(async () => {
+    for (const pid of etcdPids(etcdSpec.dataDir)) process.kill(pid, 'SIGCONT');
+    etcd?.close();
+    await host?.stop().catch(() => undefined);
+    await stopEtcd(etcdSpec.dataDir);
+    await deleteBridge(net.bridge).catch(() => undefined);
+    const { rm } = await import('node:fs/promises');
+    await rm(base, { recursive: true, force: true });
+    expect(await leftovers(base, net.bridge, [{ name: 'fxt-pause', dir: `${base}/host` }])).toEqual([]);
+  });
+
+  it('keeps the unit running: same MainPID, its schedule never deleted', async () => {
+    // submit as the CLI does: body + unit record; the engine in the agent schedules it
+    const hash = unitHash(parseUnit(BODY, UNIT));
+    await etcd.put(keys.body(hash)).value(BODY);
+    const rec: UnitRecord = { name: UNIT, hash, targetState: 'launched' };
+    await etcd.put(keys.unit(UNIT)).value(JSON.stringify(rec));
+    const pid = await until('unit running', async () => (await mainPid()) || undefined, 60_000);
+    const schedBefore = await until('scheduled', scheduleKey);
+    const leaseBefore = await until('registered', machineLease);
+
+    const [etcdPid] = etcdPids(etcdSpec.dataDir);
+    expect(etcdPid).toBeDefined();
+    process.kill(etcdPid!, 'SIGSTOP');
+    try {
+      await sleep(3 * TTL * 1000); // every lease lapses meanwhile
+    } finally {
+      process.kill(etcdPid!, 'SIGCONT');
+    }
+    // the agent re-registers under a new lease, and an engine leads again
+    await until('re-registered', async () => ((await machineLease()) ?? leaseBefore) !== leaseBefore);
+    await until('an engine leads again', async () => (await etcd.get(keys.leader()).string()) ?? undefined);
+    await sleep(3 * TTL * 1000); // time for a wrong stop, move or restart to show (it came within a second)
+
+    expect(await scheduleKey()).toEqual(schedBefore);
+    expect(await mainPid()).toBe(pid);
+    const j = await journal();
+    expect(j).not.toMatch(/not scheduled here/);
+  }, 180_000);
+});
