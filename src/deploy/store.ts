@@ -12,6 +12,7 @@
 import type { Etcd3 } from 'etcd3';
 import { conflictError, FleetxError, invalidError, notFoundError } from '../errors/errors.js';
 import { decode, decodeKv, encode } from '../registry/codec.js';
+import { PrefixWatch } from '../registry/watch.js';
 import { toFleetxError, type ErrorContext } from '../registry/errors.js';
 import { collectBodies } from '../registry/gc.js';
 import type { Keyspace } from '../registry/keys.js';
@@ -114,15 +115,6 @@ export class DeployStore {
     return this.run(() => this.getJson<RolloutRecord>(this.keys.rollout(svc)));
   }
 
-  /** The rollout record with its mod revision, and the store revision it was read at (to watch from). */
-  readRollout(svc: string): Promise<{ rollout?: RolloutRecord; revision: string }> {
-    return this.run(async () => {
-      const res = await this.client.get(this.keys.rollout(svc)).exec();
-      const kv = res.kvs[0];
-      return { rollout: kv ? decodeKv<RolloutRecord>(kv) : undefined, revision: res.header.revision };
-    });
-  }
-
   listRollouts(): Promise<RolloutRecord[]> {
     return this.run(async () => sortBy(await this.listJson<RolloutRecord>(this.keys.rollouts()), (r) => r.service));
   }
@@ -197,45 +189,31 @@ export class DeployStore {
   }
 
   /**
-   * Watches the rollout record from `afterRevision` (exclusive). Handlers
-   * get the decoded record on put and nothing on delete; `error` (e.g. the
-   * start revision was compacted) is reported once and the watch is closed:
-   * re-read and watch again. Returns cancel().
+   * Follows the rollout record of svc with a PrefixWatch on its key
+   * (registry/watch.ts: it re-lists by itself after a compaction or a lost
+   * stream). `record` gets the record after every list and every change, or
+   * undefined when there is none (the rollout ended); `problem` gets list and
+   * watch failures and unreadable records, all recovered from. Returns stop().
    */
   watchRollout(
     svc: string,
-    afterRevision: string,
-    on: { put: (r: RolloutRecord) => void; delete: () => void; error: (e: FleetxError) => void },
-  ): Promise<() => Promise<void>> {
-    return this.run(async () => {
-      const watcher = await this.client
-        .watch()
-        .key(this.keys.rollout(svc))
-        .startRevision((BigInt(afterRevision) + 1n).toString())
-        .create();
-      let closed = false;
-      const cancel = async () => {
-        if (closed) return;
-        closed = true;
-        await watcher.cancel().catch(() => undefined);
-      };
-      watcher.on('put', (kv) => {
-        try {
-          if (!closed) on.put(decodeKv<RolloutRecord>(kv));
-        } catch (e) {
-          on.error(e instanceof FleetxError ? e : toFleetxError(e, this.connection));
-        }
-      });
-      watcher.on('delete', () => void (closed || on.delete()));
-      watcher.on('error', (e) => {
-        if (closed) return;
-        // No cancel() here: etcd3 already dropped the watcher, and cancelling
-        // it again makes etcd3 throw from a stream handler (uncaught).
-        closed = true;
-        on.error(toFleetxError(e, this.connection));
-      });
-      return cancel;
+    on: { record: (r: RolloutRecord | undefined) => void; problem: (e: FleetxError) => void },
+  ): () => Promise<void> {
+    const key = this.keys.rollout(svc);
+    const show = (value: string | undefined) => {
+      try {
+        on.record(value === undefined ? undefined : decode<RolloutRecord>(key, value));
+      } catch (e) {
+        on.problem(e instanceof FleetxError ? e : toFleetxError(e, this.connection));
+      }
+    };
+    const watch = new PrefixWatch(this.client, { key }, {
+      replace: (items) => show(items[0]?.value),
+      event: (e) => show(e.type === 'put' ? e.value : undefined),
+      problem: (_msg, e) => on.problem(e instanceof FleetxError ? e : toFleetxError(e, this.connection)),
     });
+    void watch.start();
+    return () => watch.stop();
   }
 
   /** The machine whose engine leads now (it runs rollouts), or undefined when no leader is alive. */

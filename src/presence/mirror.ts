@@ -1,129 +1,87 @@
 /**
- * An in-memory copy of one etcd prefix, kept by a watch: list once (at a
- * revision), then apply watch events from the next revision, so no change
- * is lost between the two. Only records `accept` keeps are stored (the
- * health prefix holds every machine's instances; the syncer wants one
- * service's).
+ * An in-memory copy of one etcd prefix (or key), kept by a PrefixWatch
+ * (registry/watch.ts): listed, then followed from the list's revision + 1,
+ * and listed again whole whenever the watch cannot be trusted (error,
+ * compaction, a disconnection), so no change is lost.
  *
- * A watch `error` (e.g. its start revision was compacted; unhandled it would
- * crash the process) or a failed list: the watcher is cancelled and the
- * prefix re-listed and re-watched after retryMs. etcd3 resumes a watch by
- * itself after a plain disconnect.
+ * Only records `accept` keeps are offered (the health prefix holds every
+ * machine's instances; the syncer wants one service's), and only changes to
+ * those wake the consumer. The raw values are kept too, so when `accept`
+ * changes its mind (a new template) refilter() applies it again without
+ * another read.
  */
-import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
-import { nextRevision } from '../registry/codec.js';
+import type { Etcd3 } from 'etcd3';
+import { PrefixWatch, type WatchRange } from '../registry/watch.js';
 
 export type Accept<T> = (key: string, value: string) => T | undefined;
 
 /** Every key under a prefix, or one exact key (a prefix read needs a wider etcd permission). */
-export type Range = { prefix: string } | { key: string };
+export type Range = WatchRange;
 
 export class PrefixMirror<T> {
+  private raw = new Map<string, string>();
   private items = new Map<string, T>();
-  private watcher?: Watcher;
-  private timer?: NodeJS.Timeout;
-  private stopped = false;
-  private generation = 0;
-  private synced = false;
+  private readonly watch: PrefixWatch;
 
   constructor(
-    private readonly client: Etcd3,
-    private readonly range: Range,
+    client: Etcd3,
+    range: Range,
     private readonly accept: Accept<T>,
     private readonly onChange: () => void,
     private readonly onProblem: (msg: string, err: unknown) => void,
-    private readonly retryMs = 1000,
-  ) {}
+    retryMs = 1000,
+  ) {
+    this.watch = new PrefixWatch(client, range, {
+      replace: (kvs) => {
+        this.raw = new Map(kvs.map((kv) => [kv.key, kv.value]));
+        this.refilter();
+        onChange();
+      },
+      event: (e) => {
+        // records `accept` ignores (other services' health) wake nobody
+        const had = this.items.delete(e.key);
+        if (e.type === 'put') {
+          this.raw.set(e.key, e.value);
+          this.keep(e.key, e.value);
+        } else {
+          this.raw.delete(e.key);
+        }
+        if (had || this.items.has(e.key)) onChange();
+      },
+      problem: onProblem,
+    }, { backoff: { initialMs: retryMs, maxMs: Math.max(retryMs, 5000) } });
+  }
 
   /** True once the first list succeeded (until then values() is empty, not "nothing there"). */
   get ready(): boolean {
-    return this.synced;
-  }
-
-  private get where(): string {
-    return 'prefix' in this.range ? this.range.prefix : this.range.key;
+    return this.watch.synced;
   }
 
   values(): T[] {
     return [...this.items.values()];
   }
 
-  /** Lists and watches; on failure keeps retrying in the background (resolves either way). */
+  /** Lists and watches; resolves after the first attempt (it keeps retrying in the background). */
   start(): Promise<void> {
-    return this.sync();
+    return this.watch.start();
   }
 
-  /** Re-lists now, e.g. when `accept` changed its mind. */
-  resync(): Promise<void> {
-    return this.sync();
+  /** Applies `accept` again to everything held, e.g. when it changed its mind. */
+  refilter(): void {
+    this.items = new Map();
+    for (const [key, value] of this.raw) this.keep(key, value);
   }
 
-  async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    await this.cancel();
+  stop(): Promise<void> {
+    return this.watch.stop();
   }
 
-  private async sync(): Promise<void> {
-    if (this.stopped) return;
-    const gen = ++this.generation;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    await this.cancel();
+  private keep(key: string, value: string): void {
     try {
-      const r = this.range;
-      const res = await ('prefix' in r ? this.client.getAll().prefix(r.prefix) : this.client.get(r.key)).exec();
-      const items = new Map<string, T>();
-      for (const kv of res.kvs) this.keep(items, kv);
-      const builder = 'prefix' in r ? this.client.watch().prefix(r.prefix) : this.client.watch().key(r.key);
-      const w = await builder.startRevision(nextRevision(res.header.revision)).create();
-      if (gen !== this.generation || this.stopped) {
-        await w.cancel().catch(() => undefined);
-        return;
-      }
-      this.watcher = w;
-      this.items = items;
-      this.synced = true;
-      w.on('put', (kv) => {
-        // records `accept` ignores (other services' health) wake nobody
-        const had = this.items.delete(kv.key.toString());
-        this.keep(this.items, kv);
-        if (had || this.items.has(kv.key.toString())) this.onChange();
-      });
-      w.on('delete', (kv) => {
-        if (this.items.delete(kv.key.toString())) this.onChange();
-      });
-      w.on('error', (e) => {
-        if (this.watcher === w) this.fail(gen, `watch on ${this.where} failed; re-listing`, e);
-      });
-      this.onChange();
-    } catch (e) {
-      this.fail(gen, `cannot read ${this.where}; retrying`, e);
-    }
-  }
-
-  private keep(into: Map<string, T>, kv: IKeyValue): void {
-    const key = kv.key.toString();
-    try {
-      const v = this.accept(key, kv.value.toString());
-      if (v !== undefined) into.set(key, v);
+      const v = this.accept(key, value);
+      if (v !== undefined) this.items.set(key, v);
     } catch (e) {
       this.onProblem(`ignoring unreadable record at ${key}`, e);
     }
-  }
-
-  private fail(gen: number, msg: string, e: unknown): void {
-    if (gen !== this.generation || this.stopped) return;
-    this.onProblem(msg, e);
-    void this.cancel();
-    this.timer = setTimeout(() => void this.sync(), this.retryMs);
-  }
-
-  private async cancel(): Promise<void> {
-    const w = this.watcher;
-    this.watcher = undefined;
-    if (!w) return;
-    // cancel() waits for etcd's confirmation; a dead connection must not block
-    await Promise.race([w.cancel().catch(() => undefined), new Promise((r) => setTimeout(r, this.retryMs))]);
   }
 }

@@ -5,9 +5,9 @@
  * decides (decide.ts), lets the driver act, and reports what the driver saw
  * as presence-status records under its own lease (reporter.ts).
  *
- * While anything is not where it should be (draining, waiting for HAProxy's
- * checks, a failed call) it passes again every tickMs (retryMs after an
- * error), so session counts are re-read and failures retried without any
+ * Passes run in a PassLoop (registry/pass-loop.ts). While anything is not
+ * where it should be (draining, waiting for HAProxy's checks) it passes
+ * again every tickMs (after an error: a backoff with jitter from retryMs), so session counts are re-read and failures retried without any
  * etcd change; when settled, every pollMs, to notice what the LB changed
  * by itself (failed checks, a restart that reset its runtime state). While
  * the driver fails as a whole (LB unreachable) the statuses are withdrawn:
@@ -25,6 +25,7 @@ import type { HealthRecord } from '../health/types.js';
 import { toFleetxError, type ErrorContext } from '../registry/errors.js';
 import type { Keyspace } from '../registry/keys.js';
 import type { MachineRecord } from '../registry/records.js';
+import { PassLoop, type PassOutcome } from '../registry/pass-loop.js';
 import type { PresenceConfig, ServiceRecord } from '../service/types.js';
 import { decide } from './decide.js';
 import { createDriver, type DriverContext } from './drivers/index.js';
@@ -59,7 +60,7 @@ export interface SyncerOptions {
   coalesceMs?: number;
   /** re-pass interval while not settled (default 100 ms): a rollout waits on it when an instance drains or rejoins */
   tickMs?: number;
-  /** re-pass interval after an error (default 2000 ms) */
+  /** first re-pass delay after an error (default 2000 ms); grows with jitter up to 4 × while errors go on */
   retryMs?: number;
   /**
    * re-pass interval when settled (default 2000 ms): the LB changes on its
@@ -86,17 +87,19 @@ export class PresenceSyncer extends EventEmitter<SyncerEvents> {
   /** the last decision applied, when, and whether the LB matched it */
   private last?: { key: string; at: number; settled: boolean };
   private lastProblem?: string;
-  private loop?: Promise<void>;
-  private due = false;
-  private wake?: () => void;
-  private timer?: { at: number; t: NodeJS.Timeout };
+  private readonly loop: PassLoop;
   private readonly o: Required<Omit<SyncerOptions, 'createDriver'>> & Pick<SyncerOptions, 'createDriver'>;
 
   constructor(opts: SyncerOptions) {
     super();
     this.o = { leaseTtlSec: 10, coalesceMs: 20, tickMs: 100, retryMs: 2000, pollMs: 2000, now: () => new Date(), ...opts };
     const { client, keys, service } = this.o;
-    const changed = () => this.schedule(this.o.coalesceMs);
+    this.loop = new PassLoop(() => this.pass(), {
+      debounceMs: this.o.coalesceMs,
+      backoff: { initialMs: this.o.retryMs, maxMs: 4 * this.o.retryMs },
+      problem: (e) => this.emit('problem', 'presence pass failed; retrying', e),
+    });
+    const changed = () => this.loop.kick('change');
     const problem = (msg: string, e: unknown) => this.emit('problem', msg, e instanceof Error ? toFleetxError(e, this.o.connection) : e);
     const json = <T>(v: string) => JSON.parse(v) as T;
     const serviceKey = keys.service(service);
@@ -139,7 +142,6 @@ export class PresenceSyncer extends EventEmitter<SyncerEvents> {
     await this.serviceMirror.start();
     this.template = this.serviceMirror.values()[0]?.template;
     await Promise.all([this.healthMirror.start(), this.holdMirror.start(), this.machineMirror.start()]);
-    this.loop = this.run();
     this.schedule(0);
   }
 
@@ -147,40 +149,36 @@ export class PresenceSyncer extends EventEmitter<SyncerEvents> {
   async stop(): Promise<void> {
     if (this._state === 'stopped' || this._state === 'stopping') return;
     this.setState('stopping');
-    if (this.timer) clearTimeout(this.timer.t);
-    this.wake?.();
-    await this.loop;
+    await this.loop.stop();
     await Promise.all([this.serviceMirror, this.healthMirror, this.holdMirror, this.machineMirror].map((m) => m.stop()));
     await this.driver?.close();
     await this.reporter.close();
     this.setState('stopped');
   }
 
-  private async run(): Promise<void> {
-    while (this._state === 'running') {
-      while (!this.due && this._state === 'running') await new Promise<void>((r) => (this.wake = r));
-      this.due = false;
-      if (this._state !== 'running') break;
-      await this.pass();
-    }
-  }
-
-  private async pass(): Promise<void> {
+  /** One pass: 'retry' when the driver or the status writes failed (the loop backs off). */
+  private async pass(): Promise<PassOutcome> {
     const svc = this.serviceMirror.values()[0];
-    if (!svc) return this.problemOnce(`service ${this.o.service} not found; waiting for it to be deployed`);
+    if (!svc) {
+      this.problemOnce(`service ${this.o.service} not found; waiting for it to be deployed`);
+      return 'ok';
+    }
     if (svc.template !== this.template) {
       this.template = svc.template;
-      await this.healthMirror.resync();
+      this.healthMirror.refilter();
     }
-    if (!this.healthMirror.ready || !this.holdMirror.ready || !this.machineMirror.ready) return; // a mirror retries and wakes us
+    if (!this.healthMirror.ready || !this.holdMirror.ready || !this.machineMirror.ready) return 'ok'; // a mirror retries and wakes us
     const driver = await this.ensureDriver(svc);
     if (!driver) {
       // not load-balanced (driver none, or a config we cannot use): no statuses
       await this.reporter.report([]).catch(() => undefined);
-      return;
+      return 'ok';
     }
     const port = svc.presence.port;
-    if (port === undefined) return this.problemOnce(`service ${svc.name}: presence.port is not set`);
+    if (port === undefined) {
+      this.problemOnce(`service ${svc.name}: presence.port is not set`);
+      return 'ok';
+    }
 
     const desired = decide({
       template: svc.template,
@@ -196,36 +194,36 @@ export class PresenceSyncer extends EventEmitter<SyncerEvents> {
     const key = JSON.stringify(desired);
     if (this.last && this.last.settled && this.last.key === key && Date.now() - this.last.at < this.o.pollMs) {
       this.schedule(this.last.at + this.o.pollMs - Date.now());
-      return;
+      return 'ok';
     }
     let observed: Observed[];
     try {
       observed = await driver.apply(desired);
     } catch (e) {
       this.last = undefined;
-      this.problemOnce(`presence driver ${driver.kind} failed; retrying every ${this.o.retryMs} ms`, e);
-      this.schedule(this.o.retryMs);
+      this.problemOnce(`presence driver ${driver.kind} failed; retrying`, e);
       // what the LB does is unknown now: withdraw the statuses so rollouts wait
       await this.reporter.report([]).catch(() => undefined);
-      return;
+      return 'retry';
     }
     this.observed = observed;
     let written: PresenceStatusRecord[] = [];
+    let unwritten = false;
     try {
       written = await this.reporter.report(observed);
     } catch (e) {
       this.emit('problem', 'cannot write presence statuses; retrying', e);
-      this.schedule(this.o.retryMs);
+      unwritten = true;
     }
     const want = new Map(desired.map((d) => [d.unit, d.want]));
     const failed = observed.some((o) => o.error !== undefined);
     const settled = !failed && observed.every((o) => o.state === want.get(o.unit));
-    if (failed) this.schedule(this.o.retryMs);
-    else if (!settled) this.schedule(this.o.tickMs);
-    else this.schedule(this.o.pollMs);
+    if (!failed && !settled) this.schedule(this.o.tickMs);
+    else if (!failed) this.schedule(this.o.pollMs);
     this.last = { key, at: Date.now(), settled };
     this.lastProblem = undefined;
     this.emit('pass', { desired, observed, written, settled });
+    return failed || unwritten ? 'retry' : 'ok';
   }
 
   /** The driver for the current config; rebuilt when the config changes. */
@@ -254,18 +252,9 @@ export class PresenceSyncer extends EventEmitter<SyncerEvents> {
     this.lastProblem = id;
   }
 
-  /** Wakes the loop in `ms` unless it is already due sooner. */
+  /** Asks for a pass in `ms` unless one is already due sooner. */
   private schedule(ms: number): void {
-    if (this._state !== 'running') return;
-    const at = Date.now() + ms;
-    if (this.timer && this.timer.at <= at) return;
-    if (this.timer) clearTimeout(this.timer.t);
-    const t = setTimeout(() => {
-      this.timer = undefined;
-      this.due = true;
-      this.wake?.();
-    }, ms);
-    this.timer = { at, t };
+    if (this._state === 'running') this.loop.kick('timer', Math.max(0, ms));
   }
 
   private setState(s: SyncerState): void {

@@ -108,7 +108,7 @@ describe('PrefixMirror', () => {
       await direct.kv.compact({ revision: compactTo, physical: true });
       await proxy.restore();
       await waitFor('mirror caught up', () => JSON.stringify(m.values().map((v) => v.n).sort()) === '[2,3]');
-      expect(problems).toContain('watch on /m3/ failed; re-listing');
+      expect(problems).toContain('watch on /m3/ failed; listing again');
       // and it keeps following
       await direct.put('/m3/e').value('{"n":5}').exec();
       await waitFor('e seen', () => m.values().some((v) => v.n === 5));

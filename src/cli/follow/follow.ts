@@ -1,8 +1,9 @@
 /**
- * Following a rollout: show the record as it changes (etcd watch on
- * {p}/rollout/{svc}), and when the key goes away read the finished record
- * from history. A watch error (compaction, lost stream) re-reads and
- * watches again. Ctrl-C / SIGTERM and --timeout only detach.
+ * Following a rollout: show the record as it changes (DeployStore.watchRollout,
+ * a PrefixWatch on {p}/rollout/{svc} that re-lists by itself after a
+ * compaction or a lost stream), and when the key goes away read the finished
+ * record from history. Ctrl-C / SIGTERM and --timeout only detach; etcd
+ * failing before anything was shown fails the command.
  */
 import { FleetxError, notFoundError } from '../../errors/errors.js';
 import type { DeployStore } from '../../deploy/store.js';
@@ -61,18 +62,19 @@ export async function followRollout(store: DeployStore, opts: FollowOptions): Pr
           fail(e);
         }
       };
-      const begin = async (): Promise<void> => {
-        await cancel?.();
-        const { rollout, revision } = await store.readRollout(service);
-        if (!rollout || (id !== undefined && rollout.id !== id)) return ended();
-        id ??= rollout.id;
-        renderer.show(rollout);
-        cancel = await store.watchRollout(service, revision, {
-          put: (r) => (r.id === id ? renderer.show(r) : void ended()),
-          delete: () => void ended(),
-          error: () => void begin().catch(fail),
+      let shown = false;
+      const begin = (): void => {
+        cancel = store.watchRollout(service, {
+          record: (r) => {
+            if (settled) return;
+            if (!r || (id !== undefined && r.id !== id)) return void ended();
+            id ??= r.id;
+            shown = true;
+            renderer.show(r);
+          },
+          // before anything was shown (etcd unreachable, no permission) the command fails; later the watch recovers
+          problem: (e) => void (shown || fail(e)),
         });
-        if (settled) await cancel();
       };
 
       onAbort = () => fail(detachError(service, opts.signal?.reason));
@@ -81,7 +83,7 @@ export async function followRollout(store: DeployStore, opts: FollowOptions): Pr
       if (opts.timeoutMs) {
         timer = setTimeout(() => fail(timeoutError(service, opts.limitMs ?? opts.timeoutMs!)), opts.timeoutMs);
       }
-      begin().catch(fail);
+      begin();
       if (opts.notice && opts.leaderCheckMs !== 0) {
         leaderTimer = watchLeader(store, opts.leaderCheckMs ?? 2_000, opts.notice, () => settled);
       }
