@@ -11,36 +11,20 @@
  */
 import type { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect } from '../../src/registry/client.js';
 import { keyspace } from '../../src/registry/keys.js';
 import type { UnitRecord } from '../../src/registry/records.js';
-import { etcdPids, startEtcd, stopEtcd } from '../../src/sandbox/etcd.js';
-import { bootHost, type Host } from '../../src/sandbox/host.js';
-import { createBridge, deleteBridge } from '../../src/sandbox/network.js';
+import { etcdPids } from '../../src/sandbox/etcd.js';
+import type { Host } from '../../src/sandbox/host.js';
 import { unitHash } from '../../src/unit/hash.js';
 import { parseUnit } from '../../src/unit/parse.js';
-import { leftovers, testNet, testStateDir } from '../helpers/hosts.js';
+import { startAgentHost, type AgentHost } from '../helpers/agent-host.js';
 
-const net = testNet();
-const base = testStateDir('pause');
-const etcdUrl = `http://${net.prefix}.1:2379`;
-const etcdSpec = { dataDir: `${base}/etcd`, logFile: `${base}/etcd.log`, clientUrl: etcdUrl, peerUrl: `http://${net.prefix}.1:2380` };
 const keys = keyspace('/fleetx');
-const repo = process.cwd();
 const TTL = 3;
 const UNIT = 'paused.service';
 const BODY = ['[Unit]', 'Description=survives an etcd pause', '[Service]', 'ExecStart=/bin/sleep infinity', ''].join('\n');
 
-const agentUnit = [
-  '[Unit]',
-  'Description=fleetx agent (test)',
-  '[Service]',
-  `ExecStart=/usr/bin/node ${repo}/bin/fleetx.mjs --endpoint ${etcdUrl} agent --ip ${net.prefix}.11 --ttl ${TTL}`,
-  'Restart=always',
-  'RestartSec=1',
-  '',
-].join('\n');
-
+let fixture: AgentHost;
 let host: Host;
 let etcd: Etcd3;
 
@@ -56,9 +40,7 @@ async function until<T>(what: string, fn: () => Promise<T | undefined | false>, 
   }
 }
 
-async function journal(): Promise<string> {
-  return (await host.exec(['journalctl', '-u', 'fleetx-agent', '-n', '80', '--no-pager', '-o', 'cat'])).stdout;
-}
+const journal = () => fixture.journal();
 
 async function mainPid(): Promise<number> {
   return Number((await host.exec(['systemctl', 'show', '-p', 'MainPID', '--value', UNIT])).stdout.trim());
@@ -75,28 +57,13 @@ async function machineLease(): Promise<string | undefined> {
 
 describe('an etcd pause longer than the lease TTL (fleet #1289)', () => {
   beforeAll(async () => {
-    await createBridge(net.bridge, `${net.prefix}.1/24`);
-    await startEtcd(etcdSpec);
-    etcd = connect({ endpoints: [etcdUrl], requestTimeoutMs: 3000, prefix: '/fleetx' });
-    host = await bootHost({
-      name: 'fxt-pause',
-      stateDir: `${base}/host`,
-      bridge: { name: net.bridge, address: `${net.prefix}.11/24` },
-      files: { '/etc/systemd/system/fleetx-agent.service': agentUnit },
-    });
-    const started = await host.exec(['systemctl', 'start', 'fleetx-agent']);
-    expect(started.code, started.stderr).toBe(0);
+    // with its engine: the engine's decisions after the outage are what fleet got wrong
+    fixture = await startAgentHost({ tag: 'pause', name: 'fxt-pause', agentArgs: ['--ttl', String(TTL)] });
+    ({ host, etcd } = fixture);
   }, 120_000);
 
   afterAll(async () => {
-    for (const pid of etcdPids(etcdSpec.dataDir)) process.kill(pid, 'SIGCONT');
-    etcd?.close();
-    await host?.stop().catch(() => undefined);
-    await stopEtcd(etcdSpec.dataDir);
-    await deleteBridge(net.bridge).catch(() => undefined);
-    const { rm } = await import('node:fs/promises');
-    await rm(base, { recursive: true, force: true });
-    expect(await leftovers(base, net.bridge, [{ name: 'fxt-pause', dir: `${base}/host` }])).toEqual([]);
+    expect(await fixture?.stop()).toEqual([]);
   });
 
   it('keeps the unit running: same MainPID, its schedule never deleted', async () => {
@@ -109,7 +76,7 @@ describe('an etcd pause longer than the lease TTL (fleet #1289)', () => {
     const schedBefore = await until('scheduled', scheduleKey);
     const leaseBefore = await until('registered', machineLease);
 
-    const [etcdPid] = etcdPids(etcdSpec.dataDir);
+    const [etcdPid] = etcdPids(fixture.etcdSpec.dataDir);
     expect(etcdPid).toBeDefined();
     process.kill(etcdPid!, 'SIGSTOP');
     try {
