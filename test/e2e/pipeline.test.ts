@@ -43,6 +43,8 @@ function pipeline(step: 'plan' | 'deploy', args: string[] = [], commit = `c0ffee
       BUILD_TAG: `jenkins-web-${build}`,
       FLEETX_USER: 'jenkins',
       FLEETX_SERVICE: 'web',
+      // declarative, as a pipeline deploys from its checkout: every build renders the service file plus its own values
+      FLEETX_SERVICE_FILE: demo.serviceFile,
       FLEETX_REPORT_DIR: reports,
       FLEETX_TIMEOUT: '3m',
     },
