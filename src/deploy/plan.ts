@@ -137,7 +137,7 @@ export interface ApplyContext {
 export function deployWrites(input: DeployInput, plan: DeployPlan, ctx: ApplyContext): DeployWrite {
   const { spec, body } = input;
   const revision: RevisionRecord | undefined = plan.newRevision
-    ? { service: spec.name, revision: plan.toRevision, hash: body.hash, values: spec.values, createdAt: ctx.now, createdBy: ctx.user, healthy: false }
+    ? { service: spec.name, revision: plan.toRevision, hash: body.hash, values: spec.values, createdAt: ctx.now, createdBy: ctx.user, deployedBy: ctx.holder, healthy: false }
     : undefined;
   const tpl = input.template;
   const units: DeployWrite['units'] = [];

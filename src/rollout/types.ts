@@ -6,7 +6,7 @@
 import type { HealthRecord } from '../health/types.js';
 import type { PresenceStatusRecord } from '../presence/types.js';
 import type { UnitRecord, UnitStateRecord } from '../registry/records.js';
-import type { RolloutPolicy } from '../service/types.js';
+import type { PipelineIdentity, RolloutPolicy } from '../service/types.js';
 
 export type RolloutKind = 'deploy' | 'restart' | 'undo';
 export type RolloutState = 'running' | 'paused' | 'reverting' | 'succeeded' | 'failed' | 'aborted';
@@ -40,12 +40,8 @@ export interface InstanceProgress {
   surge?: boolean;
 }
 
-export interface RolloutHolder {
-  user: string;
-  host: string;
-  /** CI build tag (Jenkins BUILD_TAG), when there is one */
-  build?: string;
-}
+/** Who holds a rollout's lock: the pipeline's identity (deploy/holder.ts reads it). */
+export type RolloutHolder = PipelineIdentity;
 
 export interface RolloutRecord {
   id: string;

@@ -72,6 +72,18 @@ export interface ServiceRecord extends ServiceSpec {
   updatedAt: string;
 }
 
+/** Who deployed: user and host, and the CI build when there is one. */
+export interface PipelineIdentity {
+  user: string;
+  host: string;
+  /** CI build tag (Jenkins BUILD_TAG), when there is one */
+  build?: string;
+  /** the build's page (Jenkins BUILD_URL), without any user:password part */
+  url?: string;
+  /** the commit being deployed (GIT_COMMIT) */
+  commit?: string;
+}
+
 export interface RevisionRecord {
   service: string;
   revision: number;
@@ -80,6 +92,8 @@ export interface RevisionRecord {
   values: Record<string, unknown>;
   createdAt: string;
   createdBy: string;
+  /** the pipeline that deployed it (user, host, build, url, commit), when made by a deploy */
+  deployedBy?: PipelineIdentity;
   /** set once every instance ran this revision healthy; auto-revert goes to the newest such */
   healthy: boolean;
 }

@@ -97,12 +97,16 @@ async function waitFor<T>(fn: () => Promise<T | undefined>, ms = 10_000): Promis
 
 describe('fleetx deploy', () => {
   it('writes revision, service, template, new instances and the rollout record', async () => {
-    const e = env({ BUILD_TAG: 'jenkins-web-7' });
+    const e = env({ BUILD_TAG: 'jenkins-web-7', BUILD_URL: 'https://bot:s3cret@ci.example/job/web/7/', GIT_COMMIT: '0123456789abcdef0123' });
     const r = await fleetx(['deploy', '-f', 'services/web.yaml', '--detach'], e, CWD);
     expect(r.code, r.stderr).toBe(0);
     const k = keysOf(e);
     const rev = (await json<RevisionRecord>(k.revision('web', 1)))!;
     expect(rev).toMatchObject({ service: 'web', revision: 1, healthy: false, values: { port: '8080' } });
+    // the pipeline's identity, in the revision and the lock; a password in BUILD_URL never reaches etcd
+    const pipeline = { user: 'tester', build: 'jenkins-web-7', url: 'https://ci.example/job/web/7/', commit: '0123456789abcdef0123' };
+    expect(rev.deployedBy).toMatchObject(pipeline);
+    expect(JSON.stringify(await snapshot(e))).not.toContain('s3cret');
     expect(await client.get(k.body(rev.hash)).string()).toContain('Environment=GREETING=hello');
     expect(await json<ServiceRecord>(k.service('web'))).toMatchObject({ name: 'web', template: 'web@.service', revision: 1, instances: 2, health: { type: 'http', intervalMs: 500 } });
     expect(await json<UnitRecord>(k.unit('web@.service'))).toMatchObject({ hash: rev.hash, targetState: 'inactive' });
@@ -112,12 +116,17 @@ describe('fleetx deploy', () => {
     const rollout = (await json<RolloutRecord>(k.rollout('web')))!;
     expect(rollout).toMatchObject({
       service: 'web', template: 'web@.service', kind: 'deploy', state: 'running', toRevision: 1, toHash: rev.hash,
-      autoRevert: true, presence: false, instances: {}, holder: { user: 'tester', build: 'jenkins-web-7' },
+      autoRevert: true, presence: false, instances: {}, holder: pipeline,
       policy: { maxUnavailable: 1, minHealthyMs: 500, deadlineMs: 30_000 },
     });
     expect(rollout.revertTo).toBeUndefined();
     // `fleetx cat` shows the deployed template
     expect((await fleetx(['cat', 'web@.service'], e, CWD)).stdout).toContain('GREETING=hello');
+    // rollout history shows who deployed what
+    await finish(e, 'web', 'succeeded');
+    const h = JSON.parse((await fleetx(['-o', 'json', 'rollout', 'history', 'web'], e, CWD)).stdout);
+    expect(h.rollouts[0]).toMatchObject({ build: 'jenkins-web-7', url: 'https://ci.example/job/web/7/', commit: '0123456789abcdef0123', holder: expect.stringContaining('(jenkins-web-7)') });
+    expect((await fleetx(['rollout', 'history', 'web'], e, CWD)).stdout.split('\n')[1]).toMatch(/\(jenkins-web-7\)\s+0123456789ab\s/);
   });
 
   it('refuses a second deploy while one runs, naming the holder, and changes nothing', async () => {
@@ -361,7 +370,7 @@ describe('fleetx rollout', () => {
       ['deploy', '1->2', 'failed'],
     ]);
     const text = await fleetx(['rollout', 'history', 'web'], e, CWD);
-    expect(text.stdout.split('\n')[0]).toMatch(/^ID\s+KIND\s+REVISION\s+STATE\s+HOLDER\s+STARTED\s+FINISHED$/);
+    expect(text.stdout.split('\n')[0]).toMatch(/^ID\s+KIND\s+REVISION\s+STATE\s+HOLDER\s+COMMIT\s+STARTED\s+FINISHED$/);
     expect((await fleetx(['rollout', 'status'], e, CWD)).stdout).toBe('No rollouts running');
   });
 

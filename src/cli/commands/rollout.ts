@@ -73,8 +73,8 @@ export async function rolloutHistoryCommand(opts: { service: string }, ctx: Depl
   const list = await ctx.store.listHistory(opts.service);
   if (ctx.output === 'json') return ctx.io.stdout(JSON.stringify({ schema: 'fleetx/rollout-history/v1', service: opts.service, rollouts: list.map(historyRow) }));
   if (list.length === 0) return ctx.io.stdout(`No finished rollouts of ${opts.service}`);
-  ctx.io.stdout(formatTable(list.map(historyRow).map((r) => ({ ...r, started: shortTime(r.started), finished: r.finished ? shortTime(r.finished) : '-' })), {
-    fields: ['id', 'kind', 'revision', 'state', 'holder', 'started', 'finished'],
+  ctx.io.stdout(formatTable(list.map(historyRow).map((r) => ({ ...r, commit: r.commit?.slice(0, 12) ?? '-', started: shortTime(r.started), finished: r.finished ? shortTime(r.finished) : '-' })), {
+    fields: ['id', 'kind', 'revision', 'state', 'holder', 'commit', 'started', 'finished'],
     legend: true,
   }));
 }
@@ -86,6 +86,9 @@ function historyRow(r: RolloutRecord) {
     revision: revisionText(r),
     state: r.state,
     holder: holderText(r),
+    ...(r.holder.build ? { build: r.holder.build } : {}),
+    ...(r.holder.url ? { url: r.holder.url } : {}),
+    ...(r.holder.commit ? { commit: r.holder.commit } : {}),
     started: r.createdAt,
     finished: r.finishedAt ?? '',
     ...(r.message ? { message: r.message } : {}),
