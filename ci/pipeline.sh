@@ -17,7 +17,8 @@
 #   FLEETX_BIN           the fleetx command (default: fleetx on PATH, else this checkout's bin/fleetx.mjs)
 #   FLEETX_ENDPOINT, FLEETX_CA_FILE, FLEETX_CERT_FILE, FLEETX_KEY_FILE, FLEETX_ETCD_USERNAME,
 #   FLEETX_ETCD_PASSWORD, FLEETX_TIMEOUT, FLEETX_WEBHOOK_URL, FLEETX_WEBHOOK_TOKEN_FILE: read by fleetx itself
-#   FLEETX_REGISTRY, FLEETX_IMAGE, FLEETX_CONTAINERFILE, FLEETX_BUILD_CONTEXT: the image step
+#   FLEETX_REGISTRY, FLEETX_IMAGE, FLEETX_CONTAINERFILE, FLEETX_BUILD_CONTEXT,
+#   FLEETX_REGISTRY_TLS_VERIFY (false for the sandbox registry, plain HTTP): the image step
 set -euo pipefail
 
 step=${1:?usage: ci/pipeline.sh image|plan|deploy [fleetx args…]}
@@ -59,7 +60,11 @@ case $step in
     engine=$(command -v podman || command -v docker) || { echo "image: neither podman nor docker is installed" >&2; exit 1; }
     ref="$FLEETX_REGISTRY/${FLEETX_IMAGE:-$service}:$tag"
     "$engine" build -f "${FLEETX_CONTAINERFILE:-Containerfile}" -t "$ref" "${FLEETX_BUILD_CONTEXT:-.}"
-    "$engine" push "$ref"
+    if [[ ${FLEETX_REGISTRY_TLS_VERIFY:-true} == false && $engine == */podman ]]; then
+      "$engine" push --tls-verify=false "$ref"
+    else
+      "$engine" push "$ref"
+    fi
     echo "image: pushed $ref"
     ;;
   plan)
