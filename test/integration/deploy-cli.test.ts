@@ -8,6 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Etcd3 } from 'etcd3';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -504,6 +506,51 @@ describe('following a rollout', () => {
       expect(err).toContain(`(--on-abort=${onAbort})`);
       expect((await json<{ command: string }>(keysOf(e).rolloutControl('web')))?.command).toBe(control);
       expect(await json<RolloutRecord>(keysOf(e).rollout('web'))).toMatchObject({ state: 'running' });
+    }
+  });
+
+  it('posts rollout.started and rollout.finished to FLEETX_WEBHOOK_URL, retrying, with the token from a file; a failing webhook is a warning without secrets', async () => {
+    const got: Array<{ auth?: string; body: { event: string; outcome?: string; holder: { build?: string } } }> = [];
+    let failFirst = true;
+    const server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (d) => (body += d));
+      req.on('end', () => {
+        if (req.url !== '/hooks/s3cret-path') return void res.writeHead(404).end();
+        if (failFirst) {
+          failFirst = false;
+          return void res.writeHead(503).end();
+        }
+        got.push({ auth: req.headers.authorization, body: JSON.parse(body) });
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    try {
+      const dir = tmp();
+      writeFileSync(join(dir, 'token'), 'tok-123\n');
+      const e = env({ BUILD_TAG: 'jenkins-web-9', FLEETX_WEBHOOK_URL: `http://127.0.0.1:${port}/hooks/s3cret-path`, FLEETX_WEBHOOK_TOKEN_FILE: join(dir, 'token') });
+      const r = await fleetx(['deploy', '-f', 'services/web.yaml', '--timeout', '1s'], e, CWD);
+      expect(r.code).toBe(EXIT.timeout);
+      expect(got.map((g) => [g.body.event, g.body.outcome])).toEqual([['rollout.started', undefined], ['rollout.finished', 'timeout']]);
+      expect(got.every((g) => g.auth === 'Bearer tok-123' && g.body.holder.build === 'jenkins-web-9')).toBe(true);
+
+      // nothing answers: a warning naming the origin only; the exit code is the deploy's own
+      const closed = createServer();
+      await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+      const gone = `http://127.0.0.1:${(closed.address() as AddressInfo).port}`;
+      await new Promise((r) => closed.close(r));
+      const down = await fleetx(['deploy', 'web', '--set', 'greeting=x', '--timeout', '1s'], { ...e, FLEETX_WEBHOOK_URL: `${gone}/hooks/s3cret-path` }, CWD);
+      expect(down.code).toBe(EXIT.conflict);
+      await finish(e, 'web', 'aborted');
+      const unreachable = await fleetx(['deploy', 'web', '--set', 'greeting=x', '--timeout', '1s'], { ...e, FLEETX_WEBHOOK_URL: `${gone}/hooks/s3cret-path` }, CWD);
+      expect(unreachable.code).toBe(EXIT.timeout);
+      expect(unreachable.stderr).toContain(`fleetx: warning: webhook rollout.started to ${gone} failed after 3 attempt(s): ECONNREFUSED`);
+      expect(unreachable.stderr).not.toContain('s3cret');
+      expect(unreachable.stderr).not.toContain('tok-123');
+    } finally {
+      server.close();
     }
   });
 

@@ -18,6 +18,7 @@ import type { DeployContext } from '../context.js';
 import { isCi, type Io } from '../io.js';
 import { buildReport, type OnAbort, type ReportInput } from '../report/report.js';
 import { junitXml } from '../report/junit.js';
+import { finishedEvent, postEvent, startedEvent, webhookFrom, type WebhookEvent } from '../report/webhook.js';
 import { describe, jsonLine, outcome, plainLine, shortTime, type FollowEvent } from './events.js';
 import { followRollout, signalOnInterrupt } from './follow.js';
 import { pickRenderer, type Renderer } from './render.js';
@@ -50,16 +51,19 @@ export async function reporting(command: string, flags: FollowFlags, ctx: Deploy
   try {
     await fn(run);
   } catch (e) {
-    run.end(e);
+    await run.end(e);
     throw e;
   }
-  run.end();
+  await run.end();
 }
 
 export class RolloutRun {
-  private readonly started = new Date();
+  private readonly begun = new Date();
   private readonly timeoutMs: number;
   private readonly input: Partial<ReportInput> = {};
+  private readonly webhook: ReturnType<typeof webhookFrom>;
+  /** the rollout.started post, awaited before rollout.finished so they arrive in order */
+  private started?: Promise<void>;
 
   constructor(
     private readonly command: string,
@@ -67,11 +71,12 @@ export class RolloutRun {
     private readonly ctx: DeployContext,
   ) {
     this.timeoutMs = timeoutOf(flags.timeoutMs, ctx.io.env);
+    this.webhook = webhookFrom(ctx.io.env);
   }
 
   /** ms left of the time limit (undefined: none) */
   private remaining(): number | undefined {
-    return this.timeoutMs === 0 ? undefined : Math.max(1, this.timeoutMs - (Date.now() - this.started.getTime()));
+    return this.timeoutMs === 0 ? undefined : Math.max(1, this.timeoutMs - (Date.now() - this.begun.getTime()));
   }
 
   /** A progress line on stderr (text mode only); timestamped unless on a terminal. */
@@ -114,6 +119,7 @@ export class RolloutRun {
   async follow(rollout: RolloutRecord): Promise<void> {
     const { io, store } = this.ctx;
     Object.assign(this.input, { service: rollout.service, rollout });
+    if (this.webhook) this.started = this.post(startedEvent(rollout));
     if (this.flags.detach) {
       this.input.detached = true;
       if (this.ctx.output === 'text') io.stdout(`Started the ${describe(rollout)} (${rollout.id}). Follow it with: fleetx rollout status ${rollout.service} --follow`);
@@ -179,11 +185,19 @@ export class RolloutRun {
     else this.ctx.io.stderr(plainLine(e));
   }
 
-  /** Builds the report; prints it under -o json; writes --report files. Never throws (a report must not mask the exit code). */
-  end(error?: unknown): void {
+  private async post(event: WebhookEvent, attempts?: number): Promise<void> {
+    const failed = await postEvent(this.webhook!, event, attempts !== undefined ? { attempts } : {});
+    if (failed) this.ctx.io.stderr(`fleetx: warning: ${failed}`);
+  }
+
+  /**
+   * Builds the report; prints it under -o json; writes --report files; posts
+   * rollout.finished. Never throws (a report must not mask the exit code).
+   */
+  async end(error?: unknown): Promise<void> {
     const report = buildReport({
       command: this.command,
-      startedAt: this.started.toISOString(),
+      startedAt: this.begun.toISOString(),
       endedAt: new Date().toISOString(),
       ...this.input,
       ...(error !== undefined ? { error } : {}),
@@ -196,6 +210,9 @@ export class RolloutRun {
         this.ctx.io.stderr(`fleetx: could not write the report ${file}: ${e instanceof Error ? e.message : String(e)}`);
       }
     }
+    await this.started;
+    // a detached rollout has not finished; a stopped build gets one quick try before SIGKILL comes
+    if (this.webhook && this.input.rollout && !this.input.detached) await this.post(finishedEvent(this.input.rollout, report), this.input.interrupted ? 1 : undefined);
   }
 }
 
