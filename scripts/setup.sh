@@ -14,6 +14,7 @@ packages=(
   podman crun catatonit     # the container runtime of sandbox hosts (catatonit: --init)
   podman-docker             # /usr/bin/docker for units written for docker (units/app@ and the sidecars)
   docker-registry           # the sandbox's image registry (distribution 2.8) on the bridge
+  cloud-init                # `cloud-init schema` checks rendered user-data; boots sandbox hosts from a seed
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -43,6 +44,13 @@ fi
 # address (src/sandbox/registry.ts), never the package's on the machine.
 if [[ " ${missing[*]} " == *" docker-registry "* ]] && command -v systemctl >/dev/null; then
   systemctl disable docker-registry.service >/dev/null 2>&1 || true
+fi
+# Likewise cloud-init is here to validate user-data and to run inside sandbox
+# hosts, never on the machine itself: when this script installed it, disable
+# its boot stages here (a host enables them in its own layer). ds-identify
+# would also find no seed on the machine and keep it off; this does not rely on it.
+if [[ " ${missing[*]} " == *" cloud-init "* ]] && command -v systemctl >/dev/null; then
+  systemctl disable cloud-init-local.service cloud-init.service cloud-config.service cloud-final.service >/dev/null 2>&1 || true
 fi
 
 npm ci --no-audit --no-fund

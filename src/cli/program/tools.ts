@@ -1,4 +1,4 @@
-/** Commands that work on files and the local machine: render, verify, sandbox, agent. */
+/** Commands that work on files and the local machine: render, cloud-config, verify, sandbox, agent. */
 import type { Command } from 'commander';
 import type { Io } from '../io.js';
 import { collect, globalFlags, intOption } from './flags.js';
@@ -15,6 +15,20 @@ export function registerToolCommands(program: Command, io: Io): void {
       const { renderCommand } = await import('../commands/render.js');
       await renderCommand({ template, files: o.values, sets: o.set, output: o.out }, io);
       void cmd;
+    });
+
+  program
+    .command('cloud-config')
+    .description('user-data that turns a fresh Debian 12 host into a fleetx host (see cloud-config/README.md)')
+    .command('render')
+    .description('render a role\'s #cloud-config user-data and print it')
+    .requiredOption('--role <role>', 'role template in cloud-config/ (web, worker)')
+    .option('-f, --values <file>', 'YAML file of values, merged over the role\'s own (repeatable)', collect, [])
+    .option('--set <key=value>', 'set one value, dot paths allowed (repeatable)', collect, [])
+    .option('--out <file>', 'write the user-data to a file (mode 0600) instead of stdout')
+    .action(async (o) => {
+      const { cloudConfigRenderCommand } = await import('../commands/cloud-config.js');
+      await cloudConfigRenderCommand({ role: o.role, files: o.values, sets: o.set, output: o.out }, io);
     });
 
   program

@@ -1,0 +1,27 @@
+/**
+ * `fleetx cloud-config render`'s core: role sources + values -> user-data.
+ * Values merge in order: the role's values file, then -f files, then --set.
+ */
+import { usageError } from '../errors/errors.js';
+import { loadValues } from '../template/values.js';
+import { derive } from './derive.js';
+import { findRole } from './find.js';
+import { renderUserData, type RenderedUserData } from './render.js';
+import { parseProvisionValues, type ProvisionValues } from './values.js';
+
+export interface ProvisionOptions {
+  role: string;
+  files: string[];
+  sets: string[];
+  cwd: string;
+}
+
+/** Throws FleetxError 'not-found' (no such role), 'usage' (unreadable file, bad --set), 'invalid' (bad values). */
+export function renderRole(o: ProvisionOptions): RenderedUserData & { values: ProvisionValues } {
+  const sources = findRole(o.role, o.cwd);
+  const raw = loadValues({ files: [...(sources.valuesFile ? [sources.valuesFile] : []), ...o.files], sets: o.sets, cwd: o.cwd });
+  if (raw.role !== undefined && raw.role !== o.role) throw usageError(`values set role ${JSON.stringify(raw.role)} but --role is ${o.role}`, 'the role comes from --role; remove it from the values');
+  const values = parseProvisionValues({ ...raw, role: o.role }, sources.template.name);
+  const context = { ...values, ...derive(values, sources.agentTemplate), nodesourceKey: sources.nodesourceKey };
+  return { ...renderUserData(sources.template, context), values };
+}
