@@ -56,7 +56,7 @@ export function derive(v: ProvisionValues, agentTemplate: string): Derived {
         FLEETX_ETCD_USERNAME: v.etcd.username,
         FLEETX_ETCD_PASSWORD: v.secrets.etcdPassword,
       }),
-      ddAgentEnv: v.secrets.ddApiKey ? envFile({ DD_API_KEY: v.secrets.ddApiKey }) : '',
+      ddAgentEnv: v.sidecars.includes('dd-agent') ? envFile({ DD_API_KEY: v.secrets.ddApiKey }) : '',
     },
   };
 }

@@ -43,12 +43,8 @@ export function renderUserData(t: UserDataTemplate, values: Record<string, unkno
   for (const [name, src] of [[t.name, t.source], ...Object.entries(t.partials)] as const) {
     if (containsSentinel(src)) fail(`${name} contains private-use characters U+E000/U+E001, which fleetx reserves`);
   }
-  const hb = Handlebars.create();
-  hb.unregisterHelper('log');
-  hb.unregisterHelper('lookup'); // reads any path, including ones findMissing cannot see
   const table = new TokenTable();
-  hb.registerHelper('eq', (a: unknown, b: unknown) => table.unwrap(a) === table.unwrap(b));
-
+  const hb = handlebarsFor(table);
   const missing: string[] = [];
   for (const [name, src] of [[t.name, t.source], ...Object.entries(t.partials)] as const) {
     let ast: hbs.AST.Program;
@@ -64,7 +60,7 @@ export function renderUserData(t: UserDataTemplate, values: Record<string, unkno
 
   let tokenized: string;
   try {
-    tokenized = hb.compile(t.source, { noEscape: true, strict: true })(table.wrap(values), {
+    tokenized = hb.compile(t.source, { noEscape: true, strict: true })(tokenize(values, table), {
       allowProtoPropertiesByDefault: false,
       allowProtoMethodsByDefault: false,
     });
@@ -84,6 +80,41 @@ export function renderUserData(t: UserDataTemplate, values: Record<string, unkno
   const again = parseYaml(text) as unknown;
   if (!isDeepStrictEqual(again, config)) fail('internal: the written user-data does not read back as the same data');
   return { text, config: config as Record<string, unknown> };
+}
+
+/**
+ * A Handlebars instance whose conditionals look through tokens: every
+ * string, the empty one too, is a token here (unlike in unit templates, an
+ * empty value must still become a scalar: `""`, not nothing).
+ */
+function handlebarsFor(table: TokenTable): typeof Handlebars {
+  const hb = Handlebars.create();
+  hb.unregisterHelper('log');
+  hb.registerHelper('lookup', () => {
+    throw new Error('{{lookup}} is not allowed in cloud-config templates (it reads paths no check can see)');
+  });
+  const truthy = (v: unknown) => {
+    const raw = table.unwrap(v);
+    return Array.isArray(raw) ? raw.length > 0 : Boolean(raw);
+  };
+  hb.registerHelper('if', function (this: unknown, v: unknown, o: Handlebars.HelperOptions) {
+    return truthy(v) ? o.fn(this) : o.inverse(this);
+  });
+  hb.registerHelper('unless', function (this: unknown, v: unknown, o: Handlebars.HelperOptions) {
+    return truthy(v) ? o.inverse(this) : o.fn(this);
+  });
+  hb.registerHelper('eq', (a: unknown, b: unknown) => table.unwrap(a) === table.unwrap(b));
+  return hb;
+}
+
+/** Every string and number becomes a token; booleans stay (they print as YAML booleans, nothing else). */
+function tokenize(value: unknown, table: TokenTable, path = ''): unknown {
+  if (typeof value === 'string' || typeof value === 'number') return table.add('plain', String(value), path);
+  if (Array.isArray(value)) return value.map((v, i) => tokenize(v, table, `${path}[${i}]`));
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, tokenize(v, table, path ? `${path}.${k}` : k)]));
+  }
+  return value;
 }
 
 function firstLine(e: unknown): string {

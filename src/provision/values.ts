@@ -38,7 +38,7 @@ export type Sidecar = (typeof SIDECARS)[number];
 export const provisionSchema = z
   .object({
     role: line.pipe(z.string().regex(/^[a-z][a-z0-9-]{0,62}$/, 'must be lower-case letters, digits and "-"')),
-    zone: scalar.default(''),
+    zone: metaValue.default(''),
     metadata: z.record(z.string().regex(META_KEY_RE, 'metadata keys are letters, digits, "_.-"'), metaValue).default({}),
     sidecars: z.array(z.enum(SIDECARS)).default([]),
     etcd: z
