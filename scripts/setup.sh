@@ -15,6 +15,7 @@ packages=(
   podman-docker             # /usr/bin/docker for units written for docker (units/app@ and the sidecars)
   docker-registry           # the sandbox's image registry (distribution 2.8) on the bridge
   cloud-init                # `cloud-init schema` checks rendered user-data; boots sandbox hosts from a seed
+  ignition                  # ignition-validate checks the Ignition config of cloud-config/flatcar/ (no service)
 )
 missing=()
 for p in "${packages[@]}"; do
