@@ -3,17 +3,15 @@
  * schema (test/helpers/butane.ts), and its Ignition 3.3.0 translation against
  * Debian's `ignition-validate` (package ignition, scripts/setup.sh).
  */
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
+import { runTool } from '../helpers/tool.js';
 import { parse as parseYaml } from 'yaml';
 import { parseUnit } from '../../src/unit/parse.js';
 import { butaneFlatcar, toIgnition } from '../helpers/butane.js';
 
-const run = promisify(execFile);
 const BU = new URL('../../cloud-config/flatcar/worker.bu', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'fleetx-butane-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -24,14 +22,7 @@ const read = (text: string) => parseYaml(text, { version: '1.1' }) as unknown;
 async function ignitionValidate(config: unknown): Promise<{ code: number; out: string }> {
   const file = join(dir, 'config.ign');
   writeFileSync(file, JSON.stringify(config));
-  try {
-    const r = await run('ignition-validate', [file]);
-    return { code: 0, out: r.stdout + r.stderr };
-  } catch (e) {
-    const err = e as { code?: number | string; stdout?: string; stderr?: string };
-    if (err.code === 'ENOENT') throw new Error('ignition-validate is not installed: run scripts/setup.sh');
-    return { code: Number(err.code), out: `${err.stdout ?? ''}${err.stderr ?? ''}` };
-  }
+  return runTool('ignition-validate', [file]);
 }
 
 describe('cloud-config/flatcar/worker.bu', () => {

@@ -2,15 +2,13 @@
  * Rendered user-data against cloud-init's own schema: Debian's cloud-init
  * (22.4, installed by scripts/setup.sh) runs `cloud-init schema --config-file`.
  */
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
+import { runTool } from '../helpers/tool.js';
 import { renderRole } from '../../src/provision/index.js';
 
-const run = promisify(execFile);
 const CLUSTER = new URL('../fixtures/cloud-config/cluster.yaml', import.meta.url).pathname;
 const NO_RUNTIME = new URL('../fixtures/cloud-config/no-runtime.yaml', import.meta.url).pathname;
 const cwd = new URL('../fixtures/cloud-config/', import.meta.url).pathname;
@@ -21,14 +19,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 async function schema(name: string, text: string): Promise<{ code: number; out: string }> {
   const file = join(dir, `${name}.yaml`);
   writeFileSync(file, text, { mode: 0o600 });
-  try {
-    const r = await run('cloud-init', ['schema', '--config-file', file]);
-    return { code: 0, out: r.stdout + r.stderr };
-  } catch (e) {
-    const err = e as { code?: number | string; stdout?: string; stderr?: string };
-    if (err.code === 'ENOENT') throw new Error('cloud-init is not installed: run scripts/setup.sh');
-    return { code: Number(err.code), out: `${err.stdout ?? ''}${err.stderr ?? ''}` };
-  }
+  return runTool('cloud-init', ['schema', '--config-file', file]);
 }
 
 describe('cloud-init schema --config-file accepts what fleetx renders', () => {
