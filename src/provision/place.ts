@@ -14,7 +14,7 @@
  * - a secret (`secrets.*`, `secretFiles.*`) only as the content of a
  *   write_files entry with permissions 0600 or 0400.
  */
-import { isPair, isScalar, isSeq, parseDocument, visit, type Document, type Node, type Scalar } from 'yaml';
+import { isMap, isPair, isScalar, isSeq, parseDocument, visit, type Document, type Node, type Scalar } from 'yaml';
 import { containsSentinel, TokenTable, type TokenEntry } from '../template/tokens.js';
 
 const COMMAND_KEYS = new Set(['runcmd', 'bootcmd']);
@@ -46,7 +46,12 @@ export function placeValues(tokenized: string, table: TokenTable): Placed {
       const refusal = refuse(locate(key, path), entry, doc);
       if (refusal) problems.push(refusal);
       node.value = entry.raw;
-      node.type = undefined; // the yaml library chooses the quoting the real text needs
+      // In a block mapping or list the yaml library chooses the quoting (a
+      // block literal for a unit file or a PEM). Inside a flow list ([a, b])
+      // it can write a plain multi-line scalar that does not read back
+      // (yaml 2.9: ":\n>"; found by the property test): always double quotes there.
+      const inFlow = path.some((p) => (isSeq(p) || isMap(p)) && p.flow === true);
+      node.type = inFlow ? 'QUOTE_DOUBLE' : undefined;
     },
   });
   return { doc, problems };

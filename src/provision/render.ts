@@ -77,7 +77,12 @@ export function renderUserData(t: UserDataTemplate, values: Record<string, unkno
   if (config === null || typeof config !== 'object' || Array.isArray(config)) return fail('must be a YAML mapping');
 
   const text = `${HEADER}\n${doc.toString({ lineWidth: 0 })}`;
-  const again = parseYaml(text) as unknown;
+  let again: unknown;
+  try {
+    again = parseYaml(text) as unknown;
+  } catch (e) {
+    return fail(`internal: the written user-data does not read back (${firstLine(e)})`);
+  }
   if (!isDeepStrictEqual(again, config)) fail('internal: the written user-data does not read back as the same data');
   return { text, config: config as Record<string, unknown> };
 }

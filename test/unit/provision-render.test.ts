@@ -59,6 +59,7 @@ describe('renderUserData: a value is one whole YAML scalar, never structure', ()
     ['an anchor and an alias', '&a *a'],
     ['a tag', '!!binary aGk='],
     ['unicode line breaks', 'a\u2028b\u0085c'],
+    ['a colon, a line break and a block indicator (the yaml library wrote it plain in a flow list)', ':\n>'],
   ])('places %s as text, in a key value, a list item and a file content', (_what, v) => {
     const source = "#cloud-config\nhostname: {{v}}\nruncmd:\n  - [echo, {{v}}]\nwrite_files:\n  - path: /etc/a\n    permissions: '0644'\n    content: {{v}}\n";
     const { text, config } = render(source, { v });
