@@ -14,7 +14,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import type { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { renderRole } from '../../src/provision/index.js';
+import { renderRole } from '../../src/provision/provision.js';
 import { connect } from '../../src/registry/client.js';
 import { keyspace } from '../../src/registry/keys.js';
 import type { MachineRecord, UnitStateRecord } from '../../src/registry/records.js';

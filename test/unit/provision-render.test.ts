@@ -3,7 +3,9 @@ import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { parseMetadataFlag } from '../../src/agent/identity.js';
 import { FleetxError } from '../../src/errors/errors.js';
-import { envFile, renderRole, renderUserData } from '../../src/provision/index.js';
+import { envFile } from '../../src/provision/derive.js';
+import { renderRole } from '../../src/provision/provision.js';
+import { renderUserData } from '../../src/provision/render.js';
 import { parseUnit } from '../../src/unit/parse.js';
 import { execArgv } from '../helpers/exec-argv.js';
 

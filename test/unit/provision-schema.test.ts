@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runTool } from '../helpers/tool.js';
-import { renderRole } from '../../src/provision/index.js';
+import { renderRole } from '../../src/provision/provision.js';
 
 const CLUSTER = new URL('../fixtures/cloud-config/cluster.yaml', import.meta.url).pathname;
 const NO_RUNTIME = new URL('../fixtures/cloud-config/no-runtime.yaml', import.meta.url).pathname;
