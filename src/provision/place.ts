@@ -49,12 +49,19 @@ export function placeValues(tokenized: string, table: TokenTable): Placed {
       // In a block mapping or list the yaml library chooses the quoting (a
       // block literal for a unit file or a PEM). Inside a flow list ([a, b])
       // it can write a plain multi-line scalar that does not read back
-      // (yaml 2.9: ":\n>"; found by the property test): always double quotes there.
+      // (yaml 2.9: ":\n>"), and in a block it writes " \n" as a literal that
+      // reads back as "\n" (both found by the property test): double quotes
+      // there, and for any multi-line text that is not plain lines.
       const inFlow = path.some((p) => (isSeq(p) || isMap(p)) && p.flow === true);
-      node.type = inFlow ? 'QUOTE_DOUBLE' : undefined;
+      node.type = inFlow || (entry.raw.includes('\n') && !blockSafe(entry.raw)) ? 'QUOTE_DOUBLE' : undefined;
     },
   });
   return { doc, problems };
+}
+
+/** Multi-line text the yaml library writes as a block literal that reads back the same: printable ASCII lines, none with trailing blanks, not starting with a blank. */
+function blockSafe(text: string): boolean {
+  return /^[\x21-\x7e][\x20-\x7e\n]*$/.test(text) && !/ \n| $/.test(text);
 }
 
 function hasToken(node: Scalar): boolean {

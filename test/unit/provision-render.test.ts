@@ -62,6 +62,8 @@ describe('renderUserData: a value is one whole YAML scalar, never structure', ()
     ['a tag', '!!binary aGk='],
     ['unicode line breaks', 'a\u2028b\u0085c'],
     ['a colon, a line break and a block indicator (the yaml library wrote it plain in a flow list)', ':\n>'],
+    ['a blank line of spaces (the yaml library wrote a literal that lost them)', ' \n'],
+    ['lines with trailing blanks and tabs', 'a \n\tb\t\n\n'],
   ])('places %s as text, in a key value, a list item and a file content', (_what, v) => {
     const source = "#cloud-config\nhostname: {{v}}\nruncmd:\n  - [echo, {{v}}]\nwrite_files:\n  - path: /etc/a\n    permissions: '0644'\n    content: {{v}}\n";
     const { text, config } = render(source, { v });
@@ -93,9 +95,9 @@ describe('renderUserData: a value is one whole YAML scalar, never structure', ()
         expect(config).toEqual(want);
         expect(parseYaml(text)).toEqual(want);
       }),
-      { numRuns: 500 },
+      { numRuns: 1000 },
     );
-  });
+  }, 120_000);
 });
 
 describe('renderRole: the shipped roles', () => {
