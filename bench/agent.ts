@@ -11,6 +11,8 @@
  * from /proc inside the host. CPU: utime + stime of that process over the
  * idle window. etcd: unary requests and stream messages received over the
  * same window, from etcd's /metrics (keepalives and watches are streams).
+ * Last, `destroy` of 100 of the running units, timed until no host
+ * reports them (polled every 50 ms).
  */
 import { parseArgs } from 'node:util';
 import { SandboxFixture, sleep } from '../test/helpers/sandbox.js';
@@ -84,6 +86,22 @@ async function idleWindow(sb: SandboxFixture, label: string): Promise<void> {
   );
 }
 
+/** `destroy` of running units: the CLI's time, and the time until no host reports them any more (the agent removes a unit's state record once it stopped it and removed its file). */
+async function destroyToStopped(sb: SandboxFixture, names: string[]): Promise<void> {
+  const gone = new Set(names);
+  const t0 = Date.now();
+  await sb.cliOk(['destroy', ...names]);
+  const cliMs = Date.now() - t0;
+  for (;;) {
+    const states = Object.values(await sb.etcd().getAll().prefix(sb.keys.states()).strings());
+    const left = states.filter((v) => gone.has((JSON.parse(v) as { name: string }).name)).length;
+    if (left === 0) break;
+    if (Date.now() - t0 > 120_000) throw new Error(`${left} destroyed units still reported after 120 s`);
+    await sleep(50);
+  }
+  console.log(`destroy of ${names.length} running units: CLI ${cliMs} ms (in-process), stopped on the host${sb.hostCount > 1 ? 's' : ''} (state records gone) after ${Date.now() - t0} ms`);
+}
+
 async function main(): Promise<number> {
   const sb = new SandboxFixture({ tag: 'benchag', hosts: HOSTS });
   const stop = () => void sb.down().finally(() => process.exit(130));
@@ -117,6 +135,7 @@ async function main(): Promise<number> {
     console.log(`${names.length} units active on ${HOSTS} host(s) after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     await sleep(5_000); // trailing state writes
     await idleWindow(sb, `${PER_HOST} units per host`);
+    await destroyToStopped(sb, names.slice(0, Math.min(100, names.length)));
     return 0;
   } finally {
     process.removeListener('SIGINT', stop);
