@@ -425,8 +425,10 @@ describe('following a rollout', () => {
     const res = await follow;
     expect(res.code).toBe(EXIT.reverted);
     expect(JSON.parse(res.stderr)).toMatchObject({ schema: 'fleetx/error/v1', error: { kind: 'reverted', exitCode: 7, message: expect.stringContaining('the deploy of web to revision 1 failed and was reverted: reverted to revision 1 after: web@2.service failed') } });
-    const events = res.stdout.split('\n').map((l) => JSON.parse(l));
-    expect(events.every((ev) => ev.schema === 'fleetx/rollout-event/v1')).toBe(true);
+    const lines = res.stdout.split('\n').map((l) => JSON.parse(l));
+    expect(lines.every((ev) => ev.schema === 'fleetx/rollout-event/v1')).toBe(true);
+    // no engine runs in this test: a notice says so; the record's events come in order around it
+    const events = lines.filter((ev) => ev.type !== 'notice');
     expect(events.at(0)).toMatchObject({ type: 'state', state: 'running', service: 'web' });
     expect(events.at(-1)).toMatchObject({ type: 'state', state: 'failed' });
 
@@ -458,6 +460,16 @@ describe('following a rollout', () => {
     const xml = readFileSync(join(lastTmp, 'junit.xml'), 'utf8');
     expect(xml).toContain('<testsuite name="fleetx deploy web" tests="3" failures="1"');
     expect(xml).toContain('<failure type="timeout"');
+  });
+
+  it('rollout status --follow says when no engine leader is alive too, and --timeout ends it with 9', async () => {
+    const e = env();
+    expect((await fleetx(['deploy', '-f', 'services/web.yaml', '--detach'], e, CWD)).code).toBe(0);
+    const r = await fleetx(['rollout', 'status', 'web', '--follow', '--timeout', '1s'], e, CWD);
+    expect(r.code).toBe(EXIT.timeout);
+    expect(r.stderr).toMatch(/^20\S+Z no engine leader is alive: nothing moves a rollout until an agent with the engine runs/m);
+    const j = await fleetx(['-o', 'json', 'rollout', 'status', 'web', '--follow', '--timeout', '1s'], e, CWD);
+    expect(j.stdout.split('\n').map((l) => JSON.parse(l))).toContainEqual(expect.objectContaining({ schema: 'fleetx/rollout-event/v1', type: 'notice', notice: 'no-engine-leader' }));
   });
 
   it('-o json: a detached deploy ends with its report; a refused one with the error (holder named) on stderr and a "locked" report', async () => {

@@ -10,7 +10,7 @@ import type { DeployContext } from '../context.js';
 import { formatTable } from '../table.js';
 import { describe, shortTime, ttyFrame } from '../follow/events.js';
 import { followToEnd, NO_LEADER_HINT, signalOnInterrupt } from '../follow/follow.js';
-import { pickRenderer } from '../follow/render.js';
+import { pickRenderer, showNotice } from '../follow/render.js';
 
 export interface StatusOptions {
   service?: string;
@@ -29,6 +29,7 @@ export async function rolloutStatusCommand(opts: StatusOptions, ctx: DeployConte
         renderer: pickRenderer(io, ctx.output),
         signal: interrupt.signal,
         ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
+        notice: (notice, message) => showNotice(io, ctx.output, { time: new Date().toISOString(), service: opts.service!, rollout: '', type: 'notice', notice, message }),
       });
     } finally {
       interrupt.dispose();

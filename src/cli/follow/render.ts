@@ -5,7 +5,7 @@
  */
 import type { RolloutRecord } from '../../rollout/types.js';
 import { isCi, type Io, type OutputFormat } from '../io.js';
-import { changes, jsonLine, plainLine, ttyFrame } from './events.js';
+import { changes, jsonLine, plainLine, ttyFrame, type FollowEvent } from './events.js';
 
 export interface Renderer {
   show(r: RolloutRecord): void;
@@ -17,6 +17,12 @@ export function pickRenderer(io: Io, output: OutputFormat, now: () => number = D
   if (output === 'json') return lineRenderer(io, jsonLine);
   if (io.isTTY && !isCi(io.env)) return ttyRenderer(io, now);
   return lineRenderer(io, plainLine);
+}
+
+/** A notice (no engine leader, waiting for a lock): a JSON line on stdout under -o json, else a timestamped line on stderr. */
+export function showNotice(io: Io, output: OutputFormat, e: Extract<FollowEvent, { type: 'notice' }>): void {
+  if (output === 'json') io.stdout(jsonLine(e));
+  else io.stderr(plainLine(e));
 }
 
 export function lineRenderer(io: Io, format: typeof plainLine): Renderer {

@@ -19,9 +19,9 @@ import { isCi, type Io } from '../io.js';
 import { buildReport, type OnAbort, type ReportInput } from '../report/report.js';
 import { junitXml } from '../report/junit.js';
 import { finishedEvent, postEvent, startedEvent, webhookFrom, type WebhookEvent } from '../report/webhook.js';
-import { describe, jsonLine, outcome, plainLine, shortTime, type FollowEvent } from './events.js';
+import { describe, outcome, shortTime, type FollowEvent } from './events.js';
 import { followRollout, signalOnInterrupt } from './follow.js';
-import { pickRenderer, type Renderer } from './render.js';
+import { pickRenderer, showNotice, type Renderer } from './render.js';
 
 export interface FollowFlags {
   detach: boolean;
@@ -180,9 +180,7 @@ export class RolloutRun {
   }
 
   private notice(notice: Extract<FollowEvent, { type: 'notice' }>['notice'], service: string, rollout: string, message: string): void {
-    const e: FollowEvent = { time: new Date().toISOString(), service, rollout, type: 'notice', notice, message };
-    if (this.ctx.output === 'json') this.ctx.io.stdout(jsonLine(e));
-    else this.ctx.io.stderr(plainLine(e));
+    showNotice(this.ctx.io, this.ctx.output, { time: new Date().toISOString(), service, rollout, type: 'notice', notice, message });
   }
 
   private async post(event: WebhookEvent, attempts?: number): Promise<void> {
