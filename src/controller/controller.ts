@@ -64,6 +64,8 @@ export interface ControllerPassReport {
   durationMs: number;
   /** records that could not be decoded and were ignored */
   problems: string[];
+  /** ms since the epoch: when the earliest time limit of a running rollout passes (the next pass is due then at the latest) */
+  wakeAt?: number;
   /**
    * rollouts whose step failed alone: a record changed since the read
    * ('conflict'), or a bug ('internal'); retried by the next pass while the
@@ -159,6 +161,7 @@ export class RolloutController extends EventEmitter<ControllerEvents> {
     const entries = decoder.rollouts(raw.rollouts, raw.controls);
     const steps: StepReport[] = [];
     const failures: ControllerPassReport['failures'] = [];
+    let wakeAt: number | undefined;
     if (entries.length > 0) {
       const read = await store.readDetails(fence, entries);
       const reports = decoder.reports(read, this.keys.schedules());
@@ -166,8 +169,9 @@ export class RolloutController extends EventEmitter<ControllerEvents> {
       for (const [i, entry] of entries.entries()) {
         const details = decoder.details(read.details[i]!, this.keys.presenceHolds(entry.service));
         try {
-          const s = await this.step(store, fence, entry, details, reports, now);
+          const { report: s, wakeAt: wake } = await this.step(store, fence, entry, details, reports, now);
           if (s !== undefined) steps.push(s);
+          if (wake !== undefined) wakeAt = Math.min(wake, wakeAt ?? wake);
         } catch (e) {
           // a lost term or etcd gone ends the pass; anything else is this rollout's own problem
           if (isFencedOut(e) || (isFleetxError(e) && e.kind === 'unavailable')) throw e;
@@ -189,14 +193,16 @@ export class RolloutController extends EventEmitter<ControllerEvents> {
       durationMs: Date.now() - t0,
       problems: decoder.problems,
       failures,
+      ...(wakeAt !== undefined ? { wakeAt } : {}),
     };
     return report;
   }
 
-  private async step(store: ControllerStore, fence: Fence, entry: RolloutEntry, details: RolloutDetails, reports: Reports, now: number): Promise<StepReport | undefined> {
+  private async step(store: ControllerStore, fence: Fence, entry: RolloutEntry, details: RolloutDetails, reports: Reports, now: number): Promise<{ report?: StepReport; wakeAt?: number }> {
     const view = buildView(entry, details, reports, now);
     const step = nextSteps(view);
-    if (step.changed === false && step.actions.length === 0) return undefined;
+    const wake = step.wakeAt !== undefined ? { wakeAt: step.wakeAt } : {};
+    if (step.changed === false && step.actions.length === 0) return wake;
     const plan = planWrites({ keys: this.keys, entry, details, view, step, now: new Date(now).toISOString(), placements: reports.placements });
     await store.commit(fence, this.keys.rollout(entry.service), entry.rollout.modRevision, plan.batches);
     const report: StepReport = {
@@ -211,7 +217,7 @@ export class RolloutController extends EventEmitter<ControllerEvents> {
     };
     this.emit('step', report);
     if (plan.finished !== undefined) this.emit('finished', plan.finished);
-    return report;
+    return { report, ...wake };
   }
 
   /** @internal one pass of a session, never throwing */
@@ -220,7 +226,7 @@ export class RolloutController extends EventEmitter<ControllerEvents> {
       const report = await this.passOnce(session.fence, triggers);
       this.emit('pass', report);
       for (const f of report.failures) this.emit('warning', f.error);
-      session.after(report.rollouts > report.steps.filter((s) => s.finished).length, report.instances);
+      session.after(report.rollouts > report.steps.filter((s) => s.finished).length, report.instances, report.wakeAt);
       return report.failures.length > 0 ? 'retry' : 'ok';
     } catch (e) {
       if (isFencedOut(e)) {
@@ -252,7 +258,9 @@ export class RolloutController extends EventEmitter<ControllerEvents> {
         this.keys.presenceHolds('').slice(0, -1),
       ],
       debounceMs: this.opts.debounceMs ?? 40,
-      tickMs: this.opts.tickMs ?? 250,
+      // a safety net: time limits wake the session exactly (Session.after)
+      tickMs: this.opts.tickMs ?? 2000,
+      now: this.now,
       retryMs: this.opts.retryMs ?? 500,
     };
   }
@@ -291,11 +299,15 @@ export class RolloutController extends EventEmitter<ControllerEvents> {
  * tick while one runs (minimum healthy time, deadlines and drain timeouts
  * pass without any event).
  */
+/** The earliest a time limit may wake a session: never a hot loop, even on a limit that just passed. */
+const MIN_WAKE_MS = 10;
+
 class Session {
   private readonly runner: PassLoop;
   private readonly watches: ChangeFeed;
   private detail: ChangeFeed | undefined;
   private tick: NodeJS.Timeout | undefined;
+  private tickDue = 0;
   private stopped = false;
   private relevant = new Set<string>();
 
@@ -318,7 +330,7 @@ class Session {
    * the tick are needed) and which instances it rolls (events about other
    * units do not trigger passes).
    */
-  after(running: boolean, instances?: string[]): void {
+  after(running: boolean, instances?: string[], wakeAt?: number): void {
     if (this.stopped) return;
     if (instances !== undefined) this.relevant = new Set(instances);
     if (!running) {
@@ -331,12 +343,16 @@ class Session {
       this.detail = this.watch(this.controller.settings.detailPrefixes, (c) => this.matters(c));
       void this.detail.start().then(() => this.runner.kick('instance watches opened', 0));
     }
-    if (this.tick === undefined) {
-      this.tick = setTimeout(() => {
-        this.tick = undefined;
-        this.runner.kick('tick', 0);
-      }, this.controller.settings.tickMs);
-    }
+    // the next time limit (minimum healthy time, deadline, drain timeout), else the safety tick
+    const now = this.controller.settings.now();
+    const due = Math.min(now + this.controller.settings.tickMs, wakeAt !== undefined ? Math.max(wakeAt, now + MIN_WAKE_MS) : Infinity);
+    if (this.tick !== undefined && this.tickDue <= due) return;
+    if (this.tick !== undefined) clearTimeout(this.tick);
+    this.tickDue = due;
+    this.tick = setTimeout(() => {
+      this.tick = undefined;
+      this.runner.kick(due - now < this.controller.settings.tickMs ? 'a time limit passed' : 'tick', 0);
+    }, due - now);
   }
 
   async stop(): Promise<void> {

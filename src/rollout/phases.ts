@@ -74,6 +74,31 @@ function step(p: InstanceProgress, v: InstanceView, ctx: PhaseContext): Instance
 }
 
 /**
+ * When the instance, in its phase, moves on with no new report, only
+ * because time passed: the drain timeout, the minimum healthy time of a
+ * healthy record, the deadline (the same limits step() compares). undefined
+ * when only a report can move it. The controller wakes then instead of
+ * polling.
+ */
+export function wakeAt(p: InstanceProgress, v: InstanceView | undefined, ctx: PhaseContext): number | undefined {
+  switch (p.phase) {
+    case 'draining':
+    case 'retiring':
+      return ctx.presence ? ms(p.since) + ctx.drainTimeoutMs : undefined;
+    case 'starting':
+      return startedAt(p) + ctx.policy.deadlineMs + 1;
+    case 'checking': {
+      const deadline = startedAt(p) + ctx.policy.deadlineMs + 1;
+      const h = v?.health;
+      const healthy = h !== undefined && h.status === 'healthy' && h.hash === p.targetHash && ms(h.since) >= startedAt(p);
+      return healthy ? Math.min(deadline, ms(h.since) + ctx.policy.minHealthyMs) : deadline;
+    }
+    default:
+      return undefined;
+  }
+}
+
+/**
  * A retiring surge instance may be destroyed: no balancer; or no presence
  * status (the syncer never put it in); or status `out`; or status
  * `draining` with no session left or the drain timeout (counted from

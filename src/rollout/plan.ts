@@ -6,7 +6,7 @@
  */
 import { alreadyOnTarget, budget, cmp, pickToStart } from './batch.js';
 import { DEFAULT_DRAIN_TIMEOUT_MS, ms } from './conditions.js';
-import { advance, ensure, enter, firstPhase, IN_FLIGHT, type PhaseContext } from './phases.js';
+import { advance, ensure, enter, firstPhase, IN_FLIGHT, wakeAt, type PhaseContext } from './phases.js';
 import { standDown, startRevert } from './revert.js';
 import { isSurge, regular, retireSurge, settled } from './surge.js';
 import type {
@@ -60,7 +60,13 @@ export function nextSteps(view: RolloutView): RolloutStep {
   r = finishIfSettled(r, aborting, views, ctx, actions);
 
   const changed = canonical({ ...r, updatedAt: '' }) !== canonical({ ...before, updatedAt: '' });
-  return { rollout: changed ? { ...r, updatedAt: ctx.nowIso } : before, actions, changed };
+  const wake = TERMINAL.has(r.state) ? undefined : earliest(sortedInstances(r).map((p) => wakeAt(p, views.get(p.unit), ctx)));
+  return { rollout: changed ? { ...r, updatedAt: ctx.nowIso } : before, actions, changed, ...(wake !== undefined ? { wakeAt: wake } : {}) };
+}
+
+function earliest(times: Array<number | undefined>): number | undefined {
+  const known = times.filter((t): t is number => t !== undefined && Number.isFinite(t));
+  return known.length > 0 ? Math.min(...known) : undefined;
 }
 
 /** pause/resume/abort from {p}/rollout-control; a command older than the rollout is a leftover and ignored. */

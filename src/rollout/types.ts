@@ -109,4 +109,6 @@ export interface RolloutStep {
   actions: RolloutAction[];
   /** false when the record is the same as the view's (the controller may skip writing it) */
   changed?: boolean;
+  /** ms since the epoch: the earliest time an instance moves on without a new report (a limit passes); absent: only reports move it */
+  wakeAt?: number;
 }

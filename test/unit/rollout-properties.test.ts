@@ -3,7 +3,8 @@
  * targets, health checkers and the presence syncer report, time advances one
  * second per step. Properties over random clusters: the availability budget,
  * no stop while in the balancer, termination, end states, idempotency,
- * determinism; with surge instances (policy.surge), availability is measured
+ * determinism, and that nothing moves by time alone before the step's
+ * wakeAt; with surge instances (policy.surge), availability is measured
  * against the original instance count and no surge unit outlives the rollout.
  */
 import fc from 'fast-check';
@@ -296,6 +297,18 @@ function simulate(p: Params): Outcome {
     const extra = again.actions.filter((a) => a.type !== 'finish' && a.type !== 'mark-healthy');
     const destroyed = out.actions.some((a) => a.type === 'destroy-unit');
     if (extra.length > 0 || (again.changed && !destroyed)) violations.push(`step ${step}: repeat call not idempotent: ${JSON.stringify(extra)} changed=${again.changed}`);
+    // Time alone: with the same reports, nothing moves before wakeAt (an hour on when there is none),
+    // so a controller that sleeps until wakeAt (or the next report) misses nothing.
+    if (!destroyed) {
+      const view = world.view(r, control);
+      const later = again.wakeAt !== undefined ? again.wakeAt - 1 : view.now + 3_600_000;
+      if (later > view.now) {
+        const waited = nextSteps({ ...view, now: later });
+        if (waited.changed || waited.actions.some((a) => a.type !== 'finish' && a.type !== 'mark-healthy')) {
+          violations.push(`step ${step}: time alone moved the rollout before wakeAt ${again.wakeAt ?? 'none'}: ${JSON.stringify(waited.actions)}`);
+        }
+      }
+    }
     if (finishes === 0) world.tick();
   }
   return { world, final: r, trace, violations, finishes, marked, everReverting, steps: step, maxInFlight };
