@@ -113,7 +113,7 @@ export function containersConf(r: Runtime): string {
   if (r.cgroups === 'disabled') containers.push(`cgroups = ${toml('disabled')}`);
   if (r.network === 'host') containers.push(`netns = ${toml('host')}`);
   const engine = [`runtime = ${toml('crun')}`];
-  if (r.cgroups === 'disabled') engine.push(`cgroup_manager = ${toml('cgroupfs')}`, `events_logger = ${toml('file')}`);
+  if (r.cgroups === 'disabled') engine.push(`cgroup_manager = ${toml('cgroupfs')}`, `events_logger = ${toml('journald')}`);
   return `# written by fleetx cloud-config (runtime.* values)\n[containers]\n${containers.join('\n')}\n\n[engine]\n${engine.join('\n')}\n`;
 }
 

@@ -148,7 +148,7 @@ describe('renderRole: the shipped roles', () => {
       ['systemctl', 'enable', '--now', 'fleetx-agent.service'],
       ['/usr/local/lib/fleetx/await-agent', '120'],
     ]);
-    expect(files(config).filter((f) => f.defer).map((f) => f.path)).toEqual(['/etc/containers/containers.conf', '/etc/containers/storage.conf', '/etc/containers/registries.conf']);
+    expect(files(config).filter((f) => f.defer).map((f) => f.path)).toEqual(['/etc/containers/containers.conf', '/etc/containers/storage.conf', '/etc/containers/nodocker', '/etc/containers/registries.conf']);
   });
 
   const NO_RUNTIME = new URL('../fixtures/cloud-config/no-runtime.yaml', import.meta.url).pathname;
@@ -165,6 +165,8 @@ describe('renderRole: the shipped roles', () => {
     ['runtime settings of an nspawn host', 'worker', [], ['runtime.storageDriver=vfs', 'runtime.cgroups=disabled', 'runtime.network=host', 'runtime.insecureRegistries[0]=10.213.0.1:5000'], (c: Record<string, unknown>) => {
       expect(file(c, '/etc/containers/storage.conf')!.content).toContain('driver = "vfs"');
       expect(file(c, '/etc/containers/containers.conf')!.content).toContain('cgroups = "disabled"\nnetns = "host"');
+      // the settings src/sandbox/container-host.ts found working in nspawn hosts
+      expect(file(c, '/etc/containers/containers.conf')!.content).toContain('cgroup_manager = "cgroupfs"\nevents_logger = "journald"');
       expect(file(c, '/etc/containers/registries.conf')!.content).toContain('[[registry]]\nlocation = "10.213.0.1:5000"\ninsecure = true');
     }],
     ['no runtime: no podman files or commands', 'worker', [NO_RUNTIME], ['etcd.keyPrefix=/fx'], (c: Record<string, unknown>) => {
