@@ -14,7 +14,8 @@
  * - a stream that is disconnected: etcd3 reconnects by itself, but with a
  *   backoff of up to 30 s; so while disconnected the range is probed every
  *   probeMs with a cheap read and, once etcd answers, re-listed at once;
- * - a failed list: retried after the backoff (growing, with jitter);
+ * - a failed list: retried after the backoff (growing, with jitter),
+ *   reported once per run of failures;
  * - resync() from outside (a slow safety net).
  * Consumers therefore never see a gap: what they hold after replace() plus
  * the events after it is exactly etcd's content. They must treat replace()
@@ -147,7 +148,8 @@ export class PrefixWatch {
       } catch (e) {
         if (signal.aborted) break;
         this.setLive(false);
-        this.report(`cannot list ${this.where}; retrying`, e);
+        // once per run of failures: an outage is one line, not one per retry
+        if (this.retries.attempts === 0) this.report(`cannot list ${this.where}; retrying`, e);
         this.firstAttempt?.();
         this.setState('backoff');
         await sleep(this.retries.next(), signal);
