@@ -8,6 +8,7 @@
  *   wrong or missing credentials           -> usage
  *   permission denied                      -> usage
  *   lock held, STM conflict                -> conflict
+ *   a transaction over --max-txn-ops       -> invalid (too large a change; says how to split it)
  *   request etcd calls malformed           -> internal (a bug in fleetx)
  *   other server-side errors               -> unavailable (etcd's own transient errors)
  *   anything else                          -> internal
@@ -91,6 +92,13 @@ export function toFleetxError(e: unknown, opts: ErrorContext): FleetxError {
   }
   if (e instanceof ClientClosedError) {
     return new FleetxError('internal', `etcd client used after close: ${e.message}`, { cause: e });
+  }
+  if (e instanceof GRPCInvalidArgumentError && /too many operations in txn request/.test(e.message)) {
+    // one change that must stay whole is larger than etcd's --max-txn-ops (128 by default)
+    return new FleetxError('invalid', `${at} refused the change: it is larger than one etcd transaction may be (${stripCode(e.message)})`, {
+      cause: e,
+      hint: 'change fewer units at once (a service has at most 100 instances; see docs/ROLLOUT.md), or raise etcd\'s --max-txn-ops',
+    });
   }
   if (e instanceof GRPCInvalidArgumentError) {
     // we sent a request etcd refuses ("too many operations in txn request"): a bug here

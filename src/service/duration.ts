@@ -22,9 +22,10 @@ export function parseDuration(v: unknown): number | undefined {
   return Math.round(total);
 }
 
-/** 1500 -> '1.5s', 60000 -> '1m', 250 -> '250ms': for plans and messages. */
+/** 1500 -> '1.5s', 60000 -> '1m', 250 -> '250ms', 7200000 -> '2h': for plans and messages. */
 export function formatDuration(ms: number): string {
   if (ms < 1000) return `${ms}ms`;
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
   if (ms < 60_000 || ms % 1000 !== 0) return `${+(ms / 1000).toFixed(1)}s`;
   const m = Math.floor(ms / 60_000);
   const s = (ms % 60_000) / 1000;

@@ -6,10 +6,17 @@
  */
 import { z } from 'zod';
 import { parseUnitName } from '../unit/name.js';
-import { parseDuration } from './duration.js';
+import { formatDuration, parseDuration } from './duration.js';
 import type { ServiceSpec } from './types.js';
 
-const duration = (fallback: string, positive = false) =>
+const HOUR = 3_600_000;
+
+/**
+ * A duration with sane bounds: `positive` refuses 0, `min`/`max` (ms) refuse
+ * settings that cannot work (a rollout deadline of 0 fails every rollout at
+ * once) or mean a mistake (a deadline of 99999h never fires).
+ */
+const duration = (fallback: string, positive = false, bounds: { min?: number; max?: number } = {}) =>
   z
     .unknown()
     .optional()
@@ -19,8 +26,21 @@ const duration = (fallback: string, positive = false) =>
         ctx.addIssue({ code: 'custom', message: `must be a${positive ? ' positive' : ''} duration like 500ms, 2s or 1m, or a number of milliseconds` });
         return z.NEVER;
       }
+      const { min = 0, max = Infinity } = bounds;
+      if (ms < min || ms > max) {
+        ctx.addIssue({ code: 'custom', message: `must be between ${formatDuration(min)} and ${formatDuration(max)}, not ${formatDuration(ms)}` });
+        return z.NEVER;
+      }
       return ms;
     });
+
+/**
+ * The most instances (surge included) one service may have: a deploy writes
+ * its new instances, template, revision, service and rollout records in ONE
+ * etcd transaction (so a refused deploy writes nothing), and etcd allows 128
+ * operations per transaction (--max-txn-ops). 100 leaves room for the rest.
+ */
+export const MAX_INSTANCES = 100;
 
 const int = (min: number, what: string) =>
   z.number({ error: `must be ${what}` }).int({ error: `must be ${what}` }).min(min, { error: `must be ${what}` });
@@ -48,8 +68,8 @@ const health = z
     type: checkType.default('none'),
     ...checkTarget,
     // an agent refuses a stored check without a positive interval and timeout
-    interval: duration('2s', true),
-    timeout: duration('1s', true),
+    interval: duration('2s', true, { min: 10, max: HOUR }),
+    timeout: duration('1s', true, { min: 10, max: HOUR }),
     threshold: positive().default(1),
     failureThreshold: positive().default(2),
   })
@@ -80,7 +100,7 @@ const presence = z
     tokenFile: text().optional(),
     command: argv().optional(),
     etcdPrefix: text().optional(),
-    drainTimeout: duration('30s'),
+    drainTimeout: duration('30s', false, { max: HOUR }),
   })
   .superRefine((p, ctx) => {
     const required: Record<string, Array<'port' | 'socket' | 'backend' | 'url' | 'command' | 'etcdPrefix'>> = {
@@ -100,8 +120,8 @@ const rollout = z
   .strictObject({
     maxUnavailable: positive().default(1),
     surge: nonNegative().default(0),
-    minHealthy: duration('1s'),
-    deadline: duration('120s'),
+    minHealthy: duration('1s', false, { max: HOUR }),
+    deadline: duration('120s', true, { min: 1000, max: 24 * HOUR }),
     autoRevert: z.boolean({ error: 'must be true or false' }).default(true),
   })
   .default({ maxUnavailable: 1, surge: 0, minHealthy: 1000, deadline: 120_000, autoRevert: true });
@@ -124,10 +144,22 @@ export const serviceFileSchema = z
       }),
     source: text().optional(),
     values: z.record(z.string(), z.unknown(), { error: 'must be a mapping of names to values' }).default({}),
-    instances: positive().default(1),
+    instances: positive().max(MAX_INSTANCES, { error: `must be at most ${MAX_INSTANCES} (one deploy is one etcd transaction; see docs/ROLLOUT.md)` }).default(1),
     health,
     presence,
     rollout,
+  })
+  .superRefine((f, ctx) => {
+    const { maxUnavailable, surge, deadline, minHealthy } = f.rollout;
+    if (maxUnavailable > f.instances) {
+      ctx.addIssue({ code: 'custom', path: ['rollout', 'maxUnavailable'], message: `must be at most instances (${f.instances}), not ${maxUnavailable}` });
+    }
+    if (f.instances + surge > MAX_INSTANCES) {
+      ctx.addIssue({ code: 'custom', path: ['rollout', 'surge'], message: `with instances (${f.instances}) must be at most ${MAX_INSTANCES}` });
+    }
+    if (deadline <= minHealthy) {
+      ctx.addIssue({ code: 'custom', path: ['rollout', 'deadline'], message: `must be longer than rollout.minHealthy (${formatDuration(minHealthy)}): no instance could count as healthy in time` });
+    }
   });
 
 export type ServiceFile = z.output<typeof serviceFileSchema>;

@@ -63,7 +63,17 @@ describe('parseServiceText', () => {
     ['name: app\nrollout:\n  maxUnavailable: 0\n', 'services/app.yaml:3: rollout.maxUnavailable must be a positive integer'],
     ['name: app\nrollout:\n  maxUnavailable: 1.5\n', 'services/app.yaml:3: rollout.maxUnavailable must be a positive integer'],
     ['name: app\nrollout: { surge: -1 }\n', 'services/app.yaml:2: rollout.surge must be a non-negative integer'],
-    ['name: app\nrollout:\n  deadline: soon\n', 'services/app.yaml:3: rollout.deadline must be a duration like 500ms, 2s or 1m'],
+    ['name: app\nrollout:\n  deadline: soon\n', 'services/app.yaml:3: rollout.deadline must be a positive duration like 500ms, 2s or 1m'],
+    // absurd settings found in failure drills (issue 9): each a clear error, never a rollout that cannot work
+    ['name: app\nrollout:\n  deadline: 0\n', 'services/app.yaml:3: rollout.deadline must be a positive duration'],
+    ['name: app\nrollout:\n  deadline: 500ms\n', 'services/app.yaml:3: rollout.deadline must be between 1s and 24h, not 500ms'],
+    ['name: app\nrollout:\n  deadline: 99999h\n', 'services/app.yaml:3: rollout.deadline must be between 1s and 24h, not 99999h'],
+    ['name: app\nrollout:\n  deadline: 2s\n  minHealthy: 5s\n', 'services/app.yaml:3: rollout.deadline must be longer than rollout.minHealthy (5s)'],
+    ['name: app\ninstances: 3\nrollout:\n  maxUnavailable: 1000\n', 'services/app.yaml:4: rollout.maxUnavailable must be at most instances (3), not 1000'],
+    ['name: app\ninstances: 200\n', 'services/app.yaml:2: instances must be at most 100 (one deploy is one etcd transaction'],
+    ['name: app\ninstances: 100\nrollout: { surge: 1 }\n', 'services/app.yaml:3: rollout.surge with instances (100) must be at most 100'],
+    ['name: app\nhealth: { type: tcp, port: 80, interval: 0 }\n', 'services/app.yaml:2: health.interval must be a positive duration'],
+    ['name: app\nhealth: { type: tcp, port: 80, interval: 2h }\n', 'services/app.yaml:2: health.interval must be between 10ms and 1h, not 2h'],
     ['name: app\nrollout: { autoRevert: yes please }\n', 'services/app.yaml:2: rollout.autoRevert must be true or false'],
     ['name: app\ntemplate: app.service\n', 'services/app.yaml:2: template must be a template unit name like app@.service, not app.service'],
     ['name: app\ntemplate: "a b@.service"\n', 'services/app.yaml:2: template must be a template unit name like app@.service: invalid unit name'],
@@ -108,7 +118,7 @@ describe('parseServiceText', () => {
       '3 problems in s.yaml:',
       '  s.yaml:2: instances must be a positive integer',
       '  s.yaml:4: rollout.maxUnavailable must be a positive integer',
-      '  s.yaml:5: rollout.deadline must be a duration like 500ms, 2s or 1m, or a number of milliseconds',
+      '  s.yaml:5: rollout.deadline must be a positive duration like 500ms, 2s or 1m, or a number of milliseconds',
     ]);
   });
 });
