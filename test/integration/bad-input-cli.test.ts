@@ -206,3 +206,22 @@ describe('deploy needs its template', () => {
     }
   });
 });
+
+describe('absurd service settings', () => {
+  it.each([
+    ['instances: 200', 'instances: 200\n', /instances must be at most 100/],
+    ['rollout.deadline: 0', 'rollout: { deadline: 0 }\n', /rollout\.deadline must be a positive duration/],
+    ['rollout.deadline: 99999h', 'rollout: { deadline: 99999h }\n', /rollout\.deadline must be between 1s and 24h, not 99999h/],
+    ['rollout.maxUnavailable: 1000', 'instances: 2\nrollout: { maxUnavailable: 1000 }\n', /rollout\.maxUnavailable must be at most instances \(2\), not 1000/],
+    ['health.interval: 0', 'health: { type: tcp, port: 80, interval: 0 }\n', /health\.interval must be a positive duration/],
+  ])('%s is refused by plan and deploy (exit 3) and writes nothing', async (_d, extra, message) => {
+    const e = env();
+    await file('absurd.yaml', `name: web\ntemplate: web@.service\n${extra}`);
+    for (const cmd of [['plan', '-f', 'absurd.yaml'], ['deploy', '-f', 'absurd.yaml', '--detach']]) {
+      const r = await fleetx(cmd, e, dir);
+      expect(r.code, r.stderr).toBe(EXIT.invalid);
+      expect(r.stderr).toMatch(message);
+    }
+    expect(await snapshot(e)).toEqual({});
+  });
+});

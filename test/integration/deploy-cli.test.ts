@@ -253,7 +253,7 @@ describe('fleetx deploy', () => {
     const r = await fleetx(['deploy', '-f', 'services/bad.yaml'], e, CWD);
     expect(r.code).toBe(EXIT.invalid);
     expect(r.stderr).toContain('services/bad.yaml:3: rollout.maxUnavailable must be a positive integer');
-    expect(r.stderr).toContain('services/bad.yaml:4: rollout.deadline must be a duration');
+    expect(r.stderr).toContain('services/bad.yaml:4: rollout.deadline must be a positive duration');
     expect(await snapshot(e)).toEqual({});
     expect((await fleetx(['deploy', 'nosuch'], e, CWD)).code).toBe(EXIT['not-found']);
     expect((await fleetx(['rollout', 'abort', 'a/b'], e, CWD)).code).toBe(EXIT.invalid);

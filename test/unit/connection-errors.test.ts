@@ -42,7 +42,8 @@ describe('toFleetxError', () => {
     ['permission', new EtcdPermissionDeniedError('etcdserver: permission denied'), ctx, 'usage', 'etcd user fleetx may not access keys under /fleetx (permission denied)'],
     ['lock', new EtcdLockFailedError('Failed to acquire a lock on /x'), ctx, 'conflict', /lock/],
     ['server-side transient', new EtcdError('etcdserver: leader changed'), ctx, 'unavailable', 'etcd at http://127.0.0.1:2399 failed the request: etcdserver: leader changed'],
-    ['malformed request', new GRPCInvalidArgumentError('3 INVALID_ARGUMENT: etcdserver: too many operations in txn request'), ctx, 'internal', /refused a malformed request: etcdserver: too many operations/],
+    ['a transaction over --max-txn-ops', new GRPCInvalidArgumentError('3 INVALID_ARGUMENT: etcdserver: too many operations in txn request'), ctx, 'invalid', /refused the change: it is larger than one etcd transaction may be \(etcdserver: too many operations in txn request\)/],
+    ['malformed request', new GRPCInvalidArgumentError('3 INVALID_ARGUMENT: etcdserver: key is not provided'), ctx, 'internal', /refused a malformed request: etcdserver: key is not provided/],
     ['closed client', new ClientClosedError('KV'), ctx, 'internal', /after close/],
     ['anything else', new TypeError('boom'), ctx, 'internal', 'unexpected error talking to etcd: boom'],
   ])('%s', (_d, err, c, kind, message) => {
