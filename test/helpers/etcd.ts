@@ -16,6 +16,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { sleep } from './wait.js';
 
 const execFileP = promisify(execFile);
 
@@ -50,7 +51,6 @@ interface TlsFiles {
   certFile: string;
   keyFile: string;
 }
-
 
 /** A port that was free a moment ago (bind :0, read it, release it). */
 export async function freePort(): Promise<number> {
@@ -266,11 +266,7 @@ async function openssl(args: string[]): Promise<void> {
   }
 }
 
-
 function randomToken(): string {
   return Math.random().toString(36).slice(2, 12);
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}

@@ -22,6 +22,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './etcd.js';
+import { sleep } from './wait.js';
 
 const HAPROXY = '/usr/sbin/haproxy';
 
@@ -192,5 +193,3 @@ export async function startBackend(name: string, host = '127.0.0.1', port?: numb
   return b;
 }
 
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -19,6 +19,7 @@ import { openHost, type Host } from '../../src/sandbox/host.js';
 import { sandboxDown, sandboxUp, type SandboxStatus } from '../../src/sandbox/sandbox.js';
 import { fleetx, REPO, type CliResult } from './cli.js';
 import { leftovers, testNet, testStateDir } from './hosts.js';
+import { waitFor, type Check } from './wait.js';
 
 export interface SandboxFixtureOptions {
   /** Short tag for names: state dir, host prefix (`<tag>-1`…), at most 8 chars of [a-z0-9]. */
@@ -26,7 +27,7 @@ export interface SandboxFixtureOptions {
   hosts: number;
 }
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+export { sleep } from './wait.js';
 
 export class SandboxFixture {
   readonly stateDir: string;
@@ -155,23 +156,9 @@ export class SandboxFixture {
     return Object.fromEntries(r.stdout.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
   }
 
-  /** Polls fn every intervalMs until it returns something other than undefined/false. */
-  async until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 20_000, intervalMs = 100): Promise<T> {
-    const end = Date.now() + timeoutMs;
-    let lastError: unknown;
-    for (;;) {
-      try {
-        const v = await fn();
-        if (v !== undefined && v !== false) return v;
-      } catch (e) {
-        lastError = e;
-      }
-      if (Date.now() > end) {
-        const cause = lastError instanceof Error ? ` (last error: ${lastError.message})` : '';
-        throw new Error(`${what}: not reached within ${timeoutMs} ms${cause}`);
-      }
-      await sleep(intervalMs);
-    }
+  /** waitFor (helpers/wait.ts), polling every intervalMs. */
+  until<T>(what: string, check: Check<T>, timeoutMs = 20_000, intervalMs = 100): Promise<T> {
+    return waitFor(what, check, { timeoutMs, intervalMs });
   }
 
   /** The tail of every running host's agent journal, for failure output. */

@@ -19,6 +19,7 @@ import type { MachineRecord, UnitStateRecord } from '../../src/registry/records.
 import { startEtcd, stopEtcd } from '../../src/sandbox/etcd.js';
 import { freePort } from '../helpers/etcd.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
+import { waitFor as until } from '../helpers/wait.js';
 
 const keys = keyspace('/fx-agent-test');
 const ME = 'machine-a';
@@ -27,17 +28,6 @@ let spec: { dataDir: string; logFile: string; clientUrl: string; peerUrl: string
 let client: Etcd3; // the agent's, through a TCP proxy the test can cut
 let proxy: TcpProxy;
 let admin: Etcd3; // the test's, playing engine and operator
-
-async function until<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 10_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await Promise.resolve().then(fn).catch(() => undefined);
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`${what}: not reached in ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 
 const sched = (name: string, hash = 'h1', targetState = 'launched') => JSON.stringify({ name, hash, targetState });
 

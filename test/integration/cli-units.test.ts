@@ -3,30 +3,22 @@
  * fleet users submitted verifies, submits, starts (desired state) and
  * lists; bad input gets a clear error and leaves etcd unchanged.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Etcd3 } from 'etcd3';
-import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { Etcd3 } from 'etcd3';
 import { fleetx, fleetxProcess, REPO } from '../helpers/cli.js';
 import { EXIT } from '../../src/errors/errors.js';
+import { useEtcd } from '../helpers/etcd-fixture.js';
 
 const FIXTURES = `${REPO}test/fixtures/cli`;
-let etcd: EtcdServer;
+const etcd = useEtcd();
 let client: Etcd3;
-let n = 0;
 
-beforeAll(async () => {
-  etcd = await startEtcd();
-  client = new Etcd3({ hosts: etcd.endpoints });
-});
-afterAll(async () => {
-  client?.close();
-  await etcd?.stop();
+beforeAll(() => {
+  client = etcd.client;
 });
 
 /** A fresh key prefix per test keeps tests independent on one etcd. */
-function env(): NodeJS.ProcessEnv {
-  return { FLEETX_ENDPOINT: etcd.endpoints.join(','), FLEETX_ETCD_KEY_PREFIX: `/t${++n}`, FLEETX_USER: 'tester' };
-}
+const env = () => etcd.cliEnv();
 
 async function snapshot(prefix: string): Promise<Record<string, string>> {
   return client.getAll().prefix(`${prefix}/`).strings();
@@ -244,7 +236,7 @@ describe('connection failures', () => {
   });
 
   it('FLEETCTL_ENDPOINT works as a fallback for FLEETX_ENDPOINT', async () => {
-    const r = await fleetx(['list-machines'], { FLEETCTL_ENDPOINT: etcd.endpoints[0], FLEETX_ETCD_KEY_PREFIX: '/fallback' });
+    const r = await fleetx(['list-machines'], { FLEETCTL_ENDPOINT: etcd.server.endpoints[0], FLEETX_ETCD_KEY_PREFIX: '/fallback' });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^MACHINE\s+IP\s+METADATA$/);
   });

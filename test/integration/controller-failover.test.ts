@@ -4,30 +4,28 @@
  * carries the rollout on from etcd alone.
  */
 import { execFileSync } from 'node:child_process';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Etcd3 } from 'etcd3';
 import { RolloutController } from '../../src/controller/controller.js';
 import { ControllerStore } from '../../src/controller/store.js';
 import { Engine } from '../../src/engine/engine.js';
 import { isFencedOut } from '../../src/registry/fence.js';
 import { isFleetxError } from '../../src/errors/errors.js';
-import { connect } from '../../src/registry/client.js';
-import { keyspace, type Keyspace } from '../../src/registry/keys.js';
+import type { Keyspace } from '../../src/registry/keys.js';
 import type { RolloutRecord } from '../../src/rollout/types.js';
-import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
-import { body, FakeCluster, rolloutRecord, submitService } from './controller-cluster.js';
+import { body, FakeCluster, rolloutRecord, submitService } from '../helpers/controller-cluster.js';
+import { useEtcd } from '../helpers/etcd-fixture.js';
+import { sleep, waitFor } from '../helpers/wait.js';
 
-let etcd: EtcdServer;
+const etcd = useEtcd();
 let client: Etcd3;
 let cleanups: (() => Promise<void>)[] = [];
-let n = 0;
 
 const NAMES = ['app@1.service', 'app@2.service', 'app@3.service'];
 const V1 = body('1');
 
-beforeAll(async () => {
-  etcd = await startEtcd();
-  client = connect({ endpoints: etcd.endpoints, requestTimeoutMs: 3000, prefix: '/fleetx' });
+beforeAll(() => {
+  client = etcd.client;
 });
 
 afterEach(async () => {
@@ -35,31 +33,9 @@ afterEach(async () => {
   cleanups = [];
 });
 
-afterAll(async () => {
-  client?.close();
-  await etcd?.stop();
-});
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 15_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 40));
-  }
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function getJson<T>(key: string): Promise<T | undefined> {
-  const s = await client.get(key).string();
-  return s === null ? undefined : (JSON.parse(s) as T);
-}
-
 /** The pid of the test etcd (the process listening on its client port). */
 function etcdPid(): number {
-  const port = new URL(etcd.endpoints[0]!).port;
+  const port = new URL(etcd.server.endpoints[0]!).port;
   const out = execFileSync('ss', ['-Hltnp', `sport = :${port}`], { encoding: 'utf8' });
   const m = /pid=(\d+)/.exec(out);
   if (m === null) throw new Error(`no process listens on ${port}: ${out}`);
@@ -97,18 +73,18 @@ async function startRollout(keys: Keyspace, id: string): Promise<RolloutRecord> 
   const rec = rolloutRecord({ id, kind: 'restart', toHash: V1.hash, names: NAMES, policy: { minHealthyMs: 600 } });
   await client.put(keys.rollout('app')).value(JSON.stringify(rec)).exec();
   return waitFor('an instance in checking', async () => {
-    const r = await getJson<RolloutRecord>(keys.rollout('app'));
+    const r = await etcd.json<RolloutRecord>(keys.rollout('app'));
     return r !== undefined && Object.values(r.instances).some((p) => p.phase === 'checking') && r;
   });
 }
 
 async function finished(keys: Keyspace, id: string): Promise<RolloutRecord> {
-  return waitFor(`rollout ${id} in history`, () => getJson<RolloutRecord>(keys.rolloutHistory('app', id)), 30_000);
+  return waitFor(`rollout ${id} in history`, () => etcd.json<RolloutRecord>(keys.rolloutHistory('app', id)), 30_000);
 }
 
 describe('rollout controller fail-over', () => {
   it('a deposed leader cannot write; a second engine and controller take over and finish', async () => {
-    const keys = keyspace(`/f${++n}`);
+    const keys = etcd.freshKeys('f');
     const a = engine(keys, 'm1');
     await waitFor('m1 leads', () => a.state === 'leader');
     const ca = controller(keys, a);
@@ -144,7 +120,7 @@ describe('rollout controller fail-over', () => {
   }, 60_000);
 
   it('a new term of the same engine (lease revoked) refuses the old fence and finishes the rollout', async () => {
-    const keys = keyspace(`/f${++n}`);
+    const keys = etcd.freshKeys('f');
     const a = engine(keys, 'm1');
     await waitFor('m1 leads', () => a.state === 'leader');
     const ca = controller(keys, a);
@@ -161,7 +137,7 @@ describe('rollout controller fail-over', () => {
   }, 60_000);
 
   it('a controller stopped mid-rollout leaves it where it is; a new one continues from etcd', async () => {
-    const keys = keyspace(`/f${++n}`);
+    const keys = etcd.freshKeys('f');
     const a = engine(keys, 'm1');
     await waitFor('m1 leads', () => a.state === 'leader');
     const first = controller(keys, a);
@@ -182,7 +158,7 @@ describe('rollout controller fail-over', () => {
   }, 60_000);
 
   it('a stale write never clobbers a newer rollout record', async () => {
-    const keys = keyspace(`/f${++n}`);
+    const keys = etcd.freshKeys('f');
     const a = engine(keys, 'm1');
     const fence = await waitFor('m1 leads', () => a.fence);
     const old = rolloutRecord({ id: 'old', kind: 'restart', toHash: V1.hash, names: NAMES });
@@ -197,12 +173,12 @@ describe('rollout controller fail-over', () => {
       { guards: [], ops: [{ type: 'put', key: keys.rolloutHistory('app', 'old'), value: '{}', reason: 'test' }, { type: 'delete', key: keys.rollout('app'), reason: 'test' }] },
     ]);
     await expect(stale).rejects.toSatisfy((e: unknown) => isFleetxError(e) && e.kind === 'conflict' && !isFencedOut(e));
-    expect((await getJson<RolloutRecord>(keys.rollout('app')))!.id).toBe('next');
+    expect((await etcd.json<RolloutRecord>(keys.rollout('app')))!.id).toBe('next');
     expect(await client.get(keys.rolloutHistory('app', 'old')).string()).toBeNull();
   }, 30_000);
 
   it('etcd unresponsive mid-rollout: warnings, no crash, the rollout finishes once it answers again', async () => {
-    const keys = keyspace(`/f${++n}`);
+    const keys = etcd.freshKeys('f');
     const a = engine(keys, 'm1');
     await waitFor('m1 leads', () => a.state === 'leader');
     const c = new RolloutController({ client, keys, engine: a, tickMs: 100, debounceMs: 30, retryMs: 200, callTimeoutMs: 500 });

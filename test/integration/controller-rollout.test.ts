@@ -3,61 +3,37 @@
  * leadership and scheduling, and a fake cluster (agents + presence syncer
  * writing their records into etcd) reacting to the engine's schedule keys.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Etcd3 } from 'etcd3';
 import { RolloutController, type ControllerPassReport } from '../../src/controller/controller.js';
 import { Engine } from '../../src/engine/engine.js';
-import { connect } from '../../src/registry/client.js';
-import { keyspace, type Keyspace } from '../../src/registry/keys.js';
+import type { Keyspace } from '../../src/registry/keys.js';
 import type { UnitRecord, UnitStateRecord } from '../../src/registry/records.js';
 import type { RolloutControl, RolloutRecord } from '../../src/rollout/types.js';
 import type { RevisionRecord, ServiceRecord } from '../../src/service/types.js';
-import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
-import { body, FakeCluster, POLICY, rolloutRecord, submitService } from './controller-cluster.js';
+import { body, FakeCluster, POLICY, rolloutRecord, submitService } from '../helpers/controller-cluster.js';
+import { useEtcd } from '../helpers/etcd-fixture.js';
+import { sleep, waitFor } from '../helpers/wait.js';
 
-let etcd: EtcdServer;
+const etcd = useEtcd();
 let client: Etcd3;
 const cleanups: (() => Promise<void>)[] = [];
-let n = 0;
 
 const NAMES = ['app@1.service', 'app@2.service', 'app@3.service'];
 const V1 = body('1');
 const V2 = body('2');
 
-beforeAll(async () => {
-  etcd = await startEtcd();
-  client = connect({ endpoints: etcd.endpoints, requestTimeoutMs: 3000, prefix: '/fleetx' });
+beforeAll(() => {
+  client = etcd.client;
 });
 
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-afterAll(async () => {
-  client?.close();
-  await etcd?.stop();
-});
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 15_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 40));
-  }
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function getJson<T>(key: string): Promise<T | undefined> {
-  const s = await client.get(key).string();
-  return s === null ? undefined : (JSON.parse(s) as T);
-}
-
 /** A fresh keyspace with the service on V1 everywhere, a leading engine, the controller and the fake cluster. */
 async function setup(opts: { badHashes?: Set<string>; services?: Record<string, string[]> } = {}) {
-  const keys = keyspace(`/c${++n}`);
+  const keys = etcd.freshKeys('c');
   const services = opts.services ?? { app: NAMES };
   for (const [svc, names] of Object.entries(services)) await submitService(client, keys, V1, names, `${svc}@.service`);
   const engine = new Engine({ client, keys, machineId: 'm1', leaseTtlSeconds: 2, retryMs: 200, debounceMs: 20 });
@@ -85,7 +61,7 @@ async function setup(opts: { badHashes?: Set<string>; services?: Record<string, 
 }
 
 async function history(keys: Keyspace, id: string, svc = 'app'): Promise<RolloutRecord> {
-  return waitFor(`rollout ${id} in history`, () => getJson<RolloutRecord>(keys.rolloutHistory(svc, id)), 30_000);
+  return waitFor(`rollout ${id} in history`, () => etcd.json<RolloutRecord>(keys.rolloutHistory(svc, id)), 30_000);
 }
 
 describe('rollout controller', () => {
@@ -168,17 +144,17 @@ describe('rollout controller', () => {
     expect(done.message).toMatch(/reverted to revision 1/);
     expect(Object.values(done.instances).map((p) => [p.phase, p.targetHash])).toEqual(NAMES.map(() => ['done', V1.hash]));
     for (const name of NAMES) {
-      const u = (await getJson<UnitRecord>(keys.unit(name)))!;
+      const u = (await etcd.json<UnitRecord>(keys.unit(name)))!;
       expect([u.hash, u.targetState]).toEqual([V1.hash, 'launched']);
     }
     // only one instance ever ran the bad body
     const triedBad = NAMES.filter((name) => cluster.eventsOf(keys.unit(name)).some((e) => (JSON.parse(e.value) as UnitRecord).hash === V2.hash));
     expect(triedBad).toHaveLength(1);
     expect(cluster.maxDown).toBe(1);
-    expect((await getJson<RevisionRecord>(keys.revision('app', 2)))!.healthy).toBe(false);
+    expect((await etcd.json<RevisionRecord>(keys.revision('app', 2)))!.healthy).toBe(false);
     // the service and its template say what runs again
-    expect((await getJson<ServiceRecord>(keys.service('app')))!.revision).toBe(1);
-    expect((await getJson<UnitRecord>(keys.unit('app@.service')))!.hash).toBe(V1.hash);
+    expect((await etcd.json<ServiceRecord>(keys.service('app')))!.revision).toBe(1);
+    expect((await etcd.json<UnitRecord>(keys.unit('app@.service')))!.hash).toBe(V1.hash);
     expect(await client.get(keys.rollout('app')).string()).toBeNull();
     expect(await client.getAll().prefix(keys.presenceHolds('app')).keys()).toEqual([]);
     // everything is back in the balancer
@@ -196,8 +172,8 @@ describe('rollout controller', () => {
     await client.put(keys.rollout('app')).value(JSON.stringify(rolloutRecord({ id: 'r3', kind: 'deploy', toHash: V2.hash, toRevision: 2, names: NAMES, presence: false }))).exec();
     const done = await history(keys, 'r3');
     expect(done.state).toBe('succeeded');
-    expect((await getJson<RevisionRecord>(keys.revision('app', 2)))!.healthy).toBe(true);
-    for (const name of NAMES) expect((await getJson<UnitRecord>(keys.unit(name)))!.hash).toBe(V2.hash);
+    expect((await etcd.json<RevisionRecord>(keys.revision('app', 2)))!.healthy).toBe(true);
+    for (const name of NAMES) expect((await etcd.json<UnitRecord>(keys.unit(name)))!.hash).toBe(V2.hash);
   }, 60_000);
 
   it('surge 1: an extra instance comes up first, two old ones may go at once, the extra one is destroyed before the rollout succeeds', async () => {
@@ -221,9 +197,9 @@ describe('rollout controller', () => {
     expect(done.instances[SURGE]).toMatchObject({ phase: 'done', surge: true, note: 'surge instance destroyed' });
     for (const name of NAMES) {
       expect(done.instances[name]?.phase).toBe('done');
-      expect((await getJson<UnitRecord>(keys.unit(name)))!.hash).toBe(V2.hash);
+      expect((await etcd.json<UnitRecord>(keys.unit(name)))!.hash).toBe(V2.hash);
     }
-    expect((await getJson<RevisionRecord>(keys.revision('app', 2)))!.healthy).toBe(true);
+    expect((await etcd.json<RevisionRecord>(keys.revision('app', 2)))!.healthy).toBe(true);
     // the extra instance was really there: scheduled, active, in the balancer
     const events = cluster.events.slice(start);
     const surgeStates = events.filter((e) => e.key.startsWith(keys.states()) && e.key.endsWith(`/${SURGE}`));
@@ -258,7 +234,7 @@ describe('rollout controller', () => {
     const rec = rolloutRecord({ id: 'r4', kind: 'restart', toHash: V1.hash, names: NAMES, policy: { minHealthyMs: 600 } });
     await client.put(keys.rollout('app')).value(JSON.stringify(rec)).exec();
     await waitFor('an instance in flight', async () => {
-      const r = await getJson<RolloutRecord>(keys.rollout('app'));
+      const r = await etcd.json<RolloutRecord>(keys.rollout('app'));
       return r !== undefined && Object.values(r.instances).some((p) => p.phase !== 'pending');
     });
     const pause: RolloutControl = { command: 'pause', by: 'tester', at: new Date().toISOString() };
@@ -266,12 +242,12 @@ describe('rollout controller', () => {
 
     // the one in flight finishes, nothing else starts
     const paused = await waitFor('paused with the first instance done', async () => {
-      const r = await getJson<RolloutRecord>(keys.rollout('app'));
+      const r = await etcd.json<RolloutRecord>(keys.rollout('app'));
       return r?.state === 'paused' && Object.values(r.instances).some((p) => p.phase === 'done') && r;
     });
     expect(Object.values(paused.instances).filter((p) => p.phase === 'pending')).toHaveLength(2);
     await sleep(1500);
-    const still = (await getJson<RolloutRecord>(keys.rollout('app')))!;
+    const still = (await etcd.json<RolloutRecord>(keys.rollout('app')))!;
     expect(still.state).toBe('paused');
     expect(Object.values(still.instances).map((p) => p.phase).sort()).toEqual(['done', 'pending', 'pending']);
 
@@ -288,7 +264,7 @@ describe('rollout controller', () => {
     const rec = rolloutRecord({ id: 'r5', kind: 'restart', toHash: V1.hash, names: NAMES, policy: { minHealthyMs: 600 } });
     await client.put(keys.rollout('app')).value(JSON.stringify(rec)).exec();
     await waitFor('an instance checking', async () => {
-      const r = await getJson<RolloutRecord>(keys.rollout('app'));
+      const r = await etcd.json<RolloutRecord>(keys.rollout('app'));
       return r !== undefined && Object.values(r.instances).some((p) => p.phase === 'checking');
     });
     const abort: RolloutControl = { command: 'abort', by: 'tester', at: new Date().toISOString() };

@@ -4,9 +4,8 @@
  * bodies that only revisions reference, watch errors after compaction,
  * detaching.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Etcd3 } from 'etcd3';
-import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { Etcd3 } from 'etcd3';
 import { FleetxError } from '../../src/errors/errors.js';
 import { keyspace } from '../../src/registry/keys.js';
 import { Registry } from '../../src/registry/registry.js';
@@ -14,23 +13,18 @@ import { DeployStore } from '../../src/deploy/store.js';
 import { followRollout } from '../../src/cli/follow/follow.js';
 import type { Renderer } from '../../src/cli/follow/render.js';
 import type { RolloutRecord } from '../../src/rollout/types.js';
+import { useEtcd } from '../helpers/etcd-fixture.js';
 
-let etcd: EtcdServer;
+const etcd = useEtcd();
 let client: Etcd3;
-let n = 0;
-const conn = () => ({ endpoints: etcd.endpoints, requestTimeoutMs: 5000, prefix: '/x' });
+const conn = () => ({ endpoints: etcd.server.endpoints, requestTimeoutMs: 5000, prefix: '/x' });
 
-beforeAll(async () => {
-  etcd = await startEtcd();
-  client = new Etcd3({ hosts: etcd.endpoints });
-});
-afterAll(async () => {
-  client?.close();
-  await etcd?.stop();
+beforeAll(() => {
+  client = etcd.client;
 });
 
 function fresh() {
-  const keys = keyspace(`/s${++n}`);
+  const keys = etcd.freshKeys('s');
   return { keys, store: new DeployStore(client, keys, conn()), registry: new Registry(client, keys, { connection: conn(), now: () => new Date() }) };
 }
 

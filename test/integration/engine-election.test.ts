@@ -4,42 +4,33 @@
  * leader's reads and writes.
  */
 import { execFileSync } from 'node:child_process';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Etcd3 } from 'etcd3';
-import { connect } from '../../src/registry/client.js';
-import { keyspace, type Keyspace } from '../../src/registry/keys.js';
-import type { UnitRecord } from '../../src/registry/records.js';
+import type { Keyspace } from '../../src/registry/keys.js';
 import { Engine, type EngineOptions } from '../../src/engine/engine.js';
 import { Election } from '../../src/engine/election.js';
 import { backoffDelay } from '../../src/registry/backoff.js';
 import { isFencedOut, type Fence } from '../../src/registry/fence.js';
 import { EngineStore } from '../../src/engine/store.js';
-import { parseUnit } from '../../src/unit/parse.js';
-import { unitHash } from '../../src/unit/hash.js';
-import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
+import { useEtcd } from '../helpers/etcd-fixture.js';
+import { announceMachine, submitUnit } from '../helpers/records.js';
+import { sleep, waitFor } from '../helpers/wait.js';
 
-let etcd: EtcdServer;
+const etcd = useEtcd();
 let client: Etcd3;
 const running: Engine[] = [];
-let n = 0;
 
-beforeAll(async () => {
-  etcd = await startEtcd();
-  client = connect({ endpoints: etcd.endpoints, requestTimeoutMs: 3000, prefix: '/fleetx' });
+beforeAll(() => {
+  client = etcd.client;
 });
 
 afterEach(async () => {
   await Promise.all(running.splice(0).map((e) => e.stop()));
 });
 
-afterAll(async () => {
-  client?.close();
-  await etcd?.stop();
-});
-
 /** Each test gets its own keyspace, so tests share one etcd without seeing each other. */
 function freshKeys(): Keyspace {
-  return keyspace(`/t${++n}`);
+  return etcd.freshKeys('t');
 }
 
 function engine(keys: Keyspace, machineId: string, extra: Partial<EngineOptions> = {}): Engine {
@@ -49,27 +40,9 @@ function engine(keys: Keyspace, machineId: string, extra: Partial<EngineOptions>
   return e;
 }
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 10_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const submit = (keys: Keyspace, name: string, text: string) => submitUnit(client, keys, name, text);
 
-async function submit(keys: Keyspace, name: string, text: string, targetState: UnitRecord['targetState'] = 'launched'): Promise<void> {
-  const hash = unitHash(parseUnit(text));
-  await client.put(keys.body(hash)).value(text).exec();
-  const rec: UnitRecord = { name, hash, targetState };
-  await client.put(keys.unit(name)).value(JSON.stringify(rec)).exec();
-}
-
-async function addMachine(keys: Keyspace, id: string): Promise<void> {
-  const lease = client.lease(30);
-  await lease.put(keys.machine(id)).value(JSON.stringify({ id, ip: '127.0.0.1', metadata: {}, version: 'test', startedAt: '' })).exec();
-}
+const addMachine = (keys: Keyspace, id: string) => announceMachine(client, keys, id);
 
 async function scheduleKeys(keys: Keyspace): Promise<string[]> {
   return (await client.getAll().prefix(keys.schedules()).keys()).map((k) => k.slice(keys.schedules().length)).sort();
@@ -145,7 +118,7 @@ describe('engine election', () => {
     expect(await scheduleKeys(keys)).toEqual([]);
 
     // it does not campaign its way back while the key exists
-    await new Promise((r) => setTimeout(r, 500));
+    await sleep(500);
     expect(victim.state).toBe('follower');
     // once the stolen key goes away it leads again, in a new term, and schedules
     await client.delete().key(keys.leader()).exec();
@@ -181,7 +154,7 @@ describe('engine election', () => {
     await waitFor('leads', () => e.fence);
     let lost = false;
     const deposed = new Promise<string>((resolve) => e.once('deposed', (_f, reason) => resolve(reason)));
-    const pid = etcdPid(etcd.dataDir);
+    const pid = etcdPid(etcd.server.dataDir);
     const t0 = Date.now();
     process.kill(pid, 'SIGSTOP'); // etcd freezes: no keepalive answers, no writes
     try {
@@ -212,8 +185,6 @@ function etcdPid(dataDir: string): number {
   return Number(line.trim().split(/\s+/)[0]);
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 function putOp(machine: string, name: string) {
   return { type: 'put-schedule' as const, machine, record: { name, hash: 'h', targetState: 'launched' as const }, reason: 'test' };
 }
@@ -225,11 +196,12 @@ describe('a restarted agent on the leader machine', () => {
     // still alive (it was SIGKILLed a moment ago; etcd expires it after 30 s).
     const stale = client.lease(30);
     await stale.put(keys.leader()).value('m1').exec();
+    const staleId = await stale.grant();
     const staleCreate = (await client.get(keys.leader()).exec()).kvs[0]!.create_revision;
-    const started = Date.now();
     const e = engine(keys, 'm1');
     await waitFor('m1 to lead again', () => e.state === 'leader');
-    expect(Date.now() - started).toBeLessThan(5_000); // well before the 30 s lease
+    // it did not wait for etcd to expire the old lease: that lease still lives
+    expect(Number((await client.leaseClient.leaseTimeToLive({ ID: staleId })).TTL)).toBeGreaterThan(0);
     expect(e.fence!.createRevision).not.toBe(staleCreate); // a new term, so the old one stays fenced out
     await stale.revoke().catch(() => undefined);
   });
@@ -240,7 +212,7 @@ describe('a restarted agent on the leader machine', () => {
     await other.put(keys.leader()).value('m2').exec();
     const e = engine(keys, 'm1');
     await waitFor('m1 to settle as follower', () => e.state === 'follower');
-    await new Promise((r) => setTimeout(r, 500));
+    await sleep(500);
     expect(e.state).toBe('follower');
     expect((await client.get(keys.leader()).string())).toBe('m2');
     await other.revoke().catch(() => undefined);
@@ -258,7 +230,7 @@ describe('campaigning while etcd is frozen', () => {
     election.start();
     try {
       await waitFor('leads', () => election.leaderFence);
-      const pid = etcdPid(etcd.dataDir);
+      const pid = etcdPid(etcd.server.dataDir);
       const before = election.campaignFailures;
       const warningsBefore = warnings.length;
       const t0 = Date.now();

@@ -4,35 +4,29 @@
  * their own, so revoking that lease is a machine dying.
  */
 import { execFileSync } from 'node:child_process';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Etcd3, Lease } from 'etcd3';
-import { connect } from '../../src/registry/client.js';
-import { keyspace, type Keyspace } from '../../src/registry/keys.js';
+import type { Keyspace } from '../../src/registry/keys.js';
 import type { ScheduleRecord, UnitRecord, UnschedulableRecord } from '../../src/registry/records.js';
 import { Engine, type PassReport } from '../../src/engine/engine.js';
+import { useEtcd } from '../helpers/etcd-fixture.js';
+import { announceMachine, submitUnit } from '../helpers/records.js';
+import { sleep, waitFor } from '../helpers/wait.js';
 import { parseUnit } from '../../src/unit/parse.js';
 import { unitHash } from '../../src/unit/hash.js';
-import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
 
-let etcd: EtcdServer;
+const etcd = useEtcd();
 let client: Etcd3;
 const running: Engine[] = [];
 const leases: Lease[] = [];
-let n = 0;
 
-beforeAll(async () => {
-  etcd = await startEtcd();
-  client = connect({ endpoints: etcd.endpoints, requestTimeoutMs: 3000, prefix: '/fleetx' });
+beforeAll(() => {
+  client = etcd.client;
 });
 
 afterEach(async () => {
   await Promise.all(running.splice(0).map((e) => e.stop()));
   await Promise.all(leases.splice(0).map((l) => l.revoke().catch(() => undefined)));
-});
-
-afterAll(async () => {
-  client?.close();
-  await etcd?.stop();
 });
 
 interface Cluster {
@@ -45,7 +39,7 @@ interface Cluster {
 const GRACE_MS = 300;
 
 async function cluster(machineGraceMs = GRACE_MS): Promise<Cluster> {
-  const keys = keyspace(`/s${++n}`);
+  const keys = etcd.freshKeys('s');
   const engine = new Engine({ client, keys, machineId: 'engine-1', leaseTtlSeconds: 2, retryMs: 200, machineGraceMs });
   const passes: PassReport[] = [];
   engine.on('pass', (p) => passes.push(p));
@@ -55,29 +49,12 @@ async function cluster(machineGraceMs = GRACE_MS): Promise<Cluster> {
   return { keys, engine, passes };
 }
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 10_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
-async function submit(keys: Keyspace, name: string, text: string, targetState: UnitRecord['targetState'] = 'launched'): Promise<string> {
-  const hash = unitHash(parseUnit(text));
-  await client.put(keys.body(hash)).value(text).exec();
-  const rec: UnitRecord = { name, hash, targetState };
-  await client.put(keys.unit(name)).value(JSON.stringify(rec)).exec();
-  return hash;
-}
+const submit = (keys: Keyspace, name: string, text: string, targetState?: UnitRecord['targetState']) => submitUnit(client, keys, name, text, targetState);
 
 /** An agent's presence: its record under its own lease. Revoke the lease to kill the machine. */
 async function machine(keys: Keyspace, id: string, metadata: Record<string, string> = {}, ttl = 30): Promise<Lease> {
-  const lease = client.lease(ttl);
+  const lease = await announceMachine(client, keys, id, { metadata, ttl });
   leases.push(lease);
-  await lease.put(keys.machine(id)).value(JSON.stringify({ id, ip: '127.0.0.1', metadata, version: 'test', startedAt: '' })).exec();
   return lease;
 }
 
@@ -98,7 +75,6 @@ async function record(keys: Keyspace, machineId: string, name: string): Promise<
 }
 
 const flat = (p: Record<string, string[]>) => Object.entries(p).flatMap(([m, ns]) => ns.map((x) => `${m}/${x}`)).sort();
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const WEB = '[Unit]\nDescription=web %i\n\n[Service]\nExecStart=/bin/sleep 1000\n\n[X-Fleet]\nConflicts=web@*.service\n';
 const PLAIN = '[Service]\nExecStart=/bin/true\n';
@@ -206,7 +182,7 @@ describe('engine scheduling', () => {
     await submit(keys, 'b.service', PLAIN);
     await waitFor('2 placements', async () => flat(await placements(keys)).length === 2);
     const before = await client.getAll().prefix(keys.schedules()).exec();
-    const pid = etcdPid(etcd.dataDir);
+    const pid = etcdPid(etcd.server.dataDir);
     process.kill(pid, 'SIGSTOP');
     try {
       await sleep(6000); // 3 x TTL: the machine's and the engine's leases lapse

@@ -12,22 +12,20 @@ import { Registration } from '../../src/agent/registration.js';
 import { StopSignal } from '../../src/agent/util.js';
 import { HealthMonitor } from '../../src/health/monitor.js';
 import type { HealthRecord } from '../../src/health/types.js';
-import { connect } from '../../src/registry/client.js';
-import { resolveConnection } from '../../src/registry/connection.js';
 import { keyspace } from '../../src/registry/keys.js';
-import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
+import { useEtcd } from '../helpers/etcd-fixture.js';
+import { waitFor as until } from '../helpers/wait.js';
 
 const keys = keyspace('/fx-health-lease');
 const ME = 'machine-h';
-let etcd: EtcdServer;
+const etcd = useEtcd();
 let client: Etcd3;
 let app: Server;
 let port: number;
 let healthy = true;
 
 beforeAll(async () => {
-  etcd = await startEtcd();
-  client = connect(resolveConnection({ endpoint: etcd.endpoints[0] }, {}));
+  client = etcd.client;
   app = createServer((_req, res) => res.writeHead(healthy ? 200 : 503).end());
   await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
   port = (app.address() as AddressInfo).port;
@@ -36,19 +34,7 @@ beforeAll(async () => {
 afterAll(async () => {
   app?.closeAllConnections();
   await new Promise((r) => app?.close(r));
-  client?.close();
-  await etcd?.stop();
 });
-
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 10_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`${what}: not reached in ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 const record = async (unit: string) => {
   const kv = (await client.get(keys.health(ME, unit)).exec()).kvs[0];

@@ -5,48 +5,19 @@
  * without the uncaught exception etcd3 throws when a failed watcher is
  * cancelled.
  */
-import type { Etcd3 } from 'etcd3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { ChecksByTemplate } from '../../src/health/monitor.js';
 import { checksFrom, ServiceChecks } from '../../src/health/services.js';
-import { connect } from '../../src/registry/client.js';
-import { resolveConnection } from '../../src/registry/connection.js';
 import { keyspace } from '../../src/registry/keys.js';
 import type { HealthCheck } from '../../src/service/types.js';
-import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
-import { TcpProxy } from '../helpers/tcp-proxy.js';
-
+import { useEtcd } from '../helpers/etcd-fixture.js';
+import { waitFor } from '../helpers/wait.js';
 
 const keys = keyspace('/hs');
 const check = (port: number): HealthCheck => ({ type: 'http', port, path: '/', intervalMs: 1000, timeoutMs: 500, threshold: 1, failureThreshold: 2 });
 const svc = (name: string, template: string, health: unknown) => JSON.stringify({ name, template, health });
 
-let etcd: EtcdServer;
-let direct: Etcd3;
-let viaProxy: Etcd3;
-let proxy: TcpProxy;
-
-beforeAll(async () => {
-  etcd = await startEtcd();
-  direct = connect(resolveConnection({ endpoint: etcd.endpoints[0] }, {}));
-  proxy = await TcpProxy.start(Number(new URL(etcd.endpoints[0]!).port));
-  viaProxy = connect(resolveConnection({ endpoint: `http://127.0.0.1:${proxy.port}`, requestTimeout: '1' }, {}));
-});
-
-afterAll(async () => {
-  viaProxy?.close();
-  direct?.close();
-  await proxy?.cut();
-  await etcd?.stop();
-});
-
-async function waitFor(what: string, fn: () => boolean, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!fn()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+const etcd = useEtcd({ proxy: true });
 
 const portOf = (c: ChecksByTemplate | undefined, t: string) => c?.get(t)?.port;
 
@@ -73,27 +44,27 @@ describe('checksFrom', () => {
 
 describe('ServiceChecks', () => {
   it('lists, follows changes, and recovers from a watch that cannot resume after compaction', async () => {
-    await direct.put(keys.service('web')).value(svc('web', 'web@.service', check(8080))).exec();
+    await etcd.client.put(keys.service('web')).value(svc('web', 'web@.service', check(8080))).exec();
     let latest: ChecksByTemplate | undefined;
     const problems: string[] = [];
-    const s = new ServiceChecks(viaProxy, keys, { changed: (c) => (latest = c), problem: (m) => problems.push(m) }, 200);
+    const s = new ServiceChecks(etcd.viaProxy, keys, { changed: (c) => (latest = c), problem: (m) => problems.push(m) }, 200);
     try {
       await s.start();
       await waitFor('listed', () => portOf(latest, 'web@.service') === 8080);
-      await direct.put(keys.service('api')).value(svc('api', 'api@.service', check(9000))).exec();
+      await etcd.client.put(keys.service('api')).value(svc('api', 'api@.service', check(9000))).exec();
       await waitFor('api seen', () => portOf(latest, 'api@.service') === 9000);
 
-      await proxy.cut();
-      await direct.put(keys.service('web')).value(svc('web', 'web@.service', check(8081))).exec();
-      const res = await direct.delete().key(keys.service('api')).exec();
-      await direct.put('/hs/other').value('x').exec();
-      await direct.put('/hs/other').value('y').exec();
-      await direct.kv.compact({ revision: (BigInt(res.header.revision) + 2n).toString(), physical: true });
-      await proxy.restore();
+      await etcd.proxy.cut();
+      await etcd.client.put(keys.service('web')).value(svc('web', 'web@.service', check(8081))).exec();
+      const res = await etcd.client.delete().key(keys.service('api')).exec();
+      await etcd.client.put('/hs/other').value('x').exec();
+      await etcd.client.put('/hs/other').value('y').exec();
+      await etcd.client.kv.compact({ revision: (BigInt(res.header.revision) + 2n).toString(), physical: true });
+      await etcd.proxy.restore();
 
       await waitFor('re-listed after the watch failed', () => portOf(latest, 'web@.service') === 8081 && !latest!.has('api@.service'));
       // and it keeps following
-      await direct.put(keys.service('web')).value(svc('web', 'web@.service', check(8082))).exec();
+      await etcd.client.put(keys.service('web')).value(svc('web', 'web@.service', check(8082))).exec();
       await waitFor('follows again', () => portOf(latest, 'web@.service') === 8082);
       // (the re-list came either from the watch failing on the compacted revision or from the
       // reconnect probe that gets there first, see registry/watch.ts: both re-list; converging

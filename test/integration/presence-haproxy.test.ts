@@ -19,13 +19,15 @@ import { resolveConnection, type ConnectionOptions } from '../../src/registry/co
 import { keyspace } from '../../src/registry/keys.js';
 import type { MachineRecord } from '../../src/registry/records.js';
 import type { ServiceRecord } from '../../src/service/types.js';
-import { freePort, startEtcd, type EtcdServer } from '../helpers/etcd.js';
+import { freePort } from '../helpers/etcd.js';
 import { startBackend, startHaproxy, type HaproxyServer, type TestBackend } from '../helpers/haproxy.js';
+import { useEtcd } from '../helpers/etcd-fixture.js';
+import { waitForWith } from '../helpers/wait.js';
 
 const keys = keyspace('/fleetx');
 const UNITS = ['app@1.service', 'app@2.service', 'app@3.service'];
 
-let etcd: EtcdServer;
+const etcd = useEtcd();
 let lb: HaproxyServer;
 let client: Etcd3;
 let conn: ConnectionOptions;
@@ -48,16 +50,7 @@ async function statuses(): Promise<Map<string, PresenceStatusRecord>> {
   return new Map(Object.values(raw).map((v) => JSON.parse(v) as PresenceStatusRecord).map((r) => [r.unit, r]));
 }
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; problems: ${problems.slice(-5).join(' | ')}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
+const waitFor = waitForWith({ explain: () => `problems: ${problems.slice(-5).join(' | ')}` });
 const stateOf = async (unit: string) => (await statuses()).get(unit)?.state;
 const waitState = (unit: string, state: string, ms = 10_000) => waitFor(`${unit} ${state}`, async () => (await stateOf(unit)) === state, ms);
 
@@ -67,12 +60,10 @@ async function get(path: string): Promise<{ status: number; body: string }> {
 }
 
 beforeAll(async () => {
-  etcd = await startEtcd();
   lb = await startHaproxy({ backend: 'app', slots: ['app-1', 'app-2', 'app-3', 'app-4'] });
   const port = await freePort();
   for (const i of [1, 2, 3]) backends.push(await startBackend(`b${i}`, `127.0.0.${i}`, port));
-  conn = resolveConnection({ endpoint: etcd.endpoints[0] }, {});
-  client = connect(conn);
+  ({ conn, client } = etcd);
   const service: ServiceRecord = {
     name: 'app',
     template: 'app@.service',
@@ -103,10 +94,8 @@ beforeAll(async () => {
 afterAll(async () => {
   await syncer?.stop();
   await statusWatch?.cancel().catch(() => undefined);
-  client?.close();
   await Promise.all(backends.map((b) => b.close()));
   await lb?.stop();
-  await etcd?.stop();
 });
 
 describe('presence syncer with HAProxy', () => {

@@ -5,50 +5,21 @@
  * has been compacted"); the mirror must re-list and watch again, and end up
  * with exactly what etcd holds.
  */
-import type { Etcd3 } from 'etcd3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { PrefixMirror } from '../../src/presence/mirror.js';
-import { connect } from '../../src/registry/client.js';
-import { resolveConnection } from '../../src/registry/connection.js';
-import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
-import { TcpProxy } from '../helpers/tcp-proxy.js';
+import { useEtcd } from '../helpers/etcd-fixture.js';
+import { waitFor } from '../helpers/wait.js';
 
-
-let etcd: EtcdServer;
-let direct: Etcd3;
-let viaProxy: Etcd3;
-let proxy: TcpProxy;
-
-beforeAll(async () => {
-  etcd = await startEtcd();
-  direct = connect(resolveConnection({ endpoint: etcd.endpoints[0] }, {}));
-  proxy = await TcpProxy.start(Number(new URL(etcd.endpoints[0]!).port));
-  viaProxy = connect(resolveConnection({ endpoint: `http://127.0.0.1:${proxy.port}`, requestTimeout: '1' }, {}));
-});
-
-afterAll(async () => {
-  viaProxy?.close();
-  direct?.close();
-  await proxy?.cut();
-  await etcd?.stop();
-});
-
-async function waitFor(what: string, fn: () => boolean, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!fn()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+const etcd = useEtcd({ proxy: true });
 
 describe('PrefixMirror', () => {
   it('follows puts and deletes, filters with accept, and reports unreadable records', async () => {
-    await direct.put('/m1/a').value('{"n":1}').exec();
-    await direct.put('/m1/skip').value('{"n":-1}').exec();
+    await etcd.client.put('/m1/a').value('{"n":1}').exec();
+    await etcd.client.put('/m1/skip').value('{"n":-1}').exec();
     const problems: string[] = [];
     let changes = 0;
     const m = new PrefixMirror<{ n: number }>(
-      viaProxy,
+      etcd.viaProxy,
       { prefix: '/m1/' },
       (_k, v) => {
         const r = JSON.parse(v) as { n: number };
@@ -62,9 +33,9 @@ describe('PrefixMirror', () => {
       await m.start();
       expect(m.ready).toBe(true);
       expect(m.values()).toEqual([{ n: 1 }]);
-      await direct.put('/m1/b').value('{"n":2}').exec();
-      await direct.delete().key('/m1/a').exec();
-      await direct.put('/m1/bad').value('not json').exec();
+      await etcd.client.put('/m1/b').value('{"n":2}').exec();
+      await etcd.client.delete().key('/m1/a').exec();
+      await etcd.client.put('/m1/bad').value('not json').exec();
       await waitFor('b in, a out', () => JSON.stringify(m.values()) === '[{"n":2}]' && problems.length === 1);
       expect(problems[0]).toMatch(/unreadable record at \/m1\/bad/);
       expect(changes).toBeGreaterThanOrEqual(3);
@@ -74,14 +45,14 @@ describe('PrefixMirror', () => {
   });
 
   it('one exact key does not match longer keys', async () => {
-    await direct.put('/m2/app').value('{"n":1}').exec();
-    await direct.put('/m2/app2').value('{"n":2}').exec();
-    const m = new PrefixMirror<{ n: number }>(viaProxy, { key: '/m2/app' }, (_k, v) => JSON.parse(v), () => undefined, () => undefined, 200);
+    await etcd.client.put('/m2/app').value('{"n":1}').exec();
+    await etcd.client.put('/m2/app2').value('{"n":2}').exec();
+    const m = new PrefixMirror<{ n: number }>(etcd.viaProxy, { key: '/m2/app' }, (_k, v) => JSON.parse(v), () => undefined, () => undefined, 200);
     try {
       await m.start();
       expect(m.values()).toEqual([{ n: 1 }]);
-      await direct.put('/m2/app2').value('{"n":3}').exec();
-      await direct.put('/m2/app').value('{"n":4}').exec();
+      await etcd.client.put('/m2/app2').value('{"n":3}').exec();
+      await etcd.client.put('/m2/app').value('{"n":4}').exec();
       await waitFor('app updated', () => m.values()[0]?.n === 4);
       expect(m.values()).toEqual([{ n: 4 }]);
     } finally {
@@ -90,27 +61,27 @@ describe('PrefixMirror', () => {
   });
 
   it('a watch that cannot resume after compaction is re-listed and re-watched', async () => {
-    await direct.put('/m3/a').value('{"n":1}').exec();
+    await etcd.client.put('/m3/a').value('{"n":1}').exec();
     const problems: string[] = [];
-    const m = new PrefixMirror<{ n: number }>(viaProxy, { prefix: '/m3/' }, (_k, v) => JSON.parse(v), () => undefined, (msg) => problems.push(msg), 200);
+    const m = new PrefixMirror<{ n: number }>(etcd.viaProxy, { prefix: '/m3/' }, (_k, v) => JSON.parse(v), () => undefined, (msg) => problems.push(msg), 200);
     try {
       await m.start();
       expect(m.values()).toEqual([{ n: 1 }]);
-      await proxy.cut();
+      await etcd.proxy.cut();
       // while the mirror is cut off: changes, then history compacted away
-      await direct.delete().key('/m3/a').exec();
-      await direct.put('/m3/b').value('{"n":2}').exec();
-      const res = await direct.put('/m3/c').value('{"n":3}').exec();
-      await direct.put('/m3/d').value('{"n":4}').exec();
-      await direct.delete().key('/m3/d').exec();
+      await etcd.client.delete().key('/m3/a').exec();
+      await etcd.client.put('/m3/b').value('{"n":2}').exec();
+      const res = await etcd.client.put('/m3/c').value('{"n":3}').exec();
+      await etcd.client.put('/m3/d').value('{"n":4}').exec();
+      await etcd.client.delete().key('/m3/d').exec();
       const compactTo = (BigInt(res.header.revision) + 2n).toString();
       // etcd3 1.1.2 has no compact() helper: use the raw KV client
-      await direct.kv.compact({ revision: compactTo, physical: true });
-      await proxy.restore();
+      await etcd.client.kv.compact({ revision: compactTo, physical: true });
+      await etcd.proxy.restore();
       await waitFor('mirror caught up', () => JSON.stringify(m.values().map((v) => v.n).sort()) === '[2,3]');
       expect(problems).toContain('watch on /m3/ failed; listing again');
       // and it keeps following
-      await direct.put('/m3/e').value('{"n":5}').exec();
+      await etcd.client.put('/m3/e').value('{"n":5}').exec();
       await waitFor('e seen', () => m.values().some((v) => v.n === 5));
     } finally {
       await m.stop();

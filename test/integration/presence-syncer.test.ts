@@ -13,7 +13,9 @@ import { connect } from '../../src/registry/client.js';
 import { resolveConnection, type ConnectionOptions } from '../../src/registry/connection.js';
 import { keyspace } from '../../src/registry/keys.js';
 import type { PresenceConfig, ServiceRecord } from '../../src/service/types.js';
-import { etcdctlOn, startEtcd, type EtcdServer } from '../helpers/etcd.js';
+import { etcdctlOn } from '../helpers/etcd.js';
+import { useEtcd } from '../helpers/etcd-fixture.js';
+import { waitForWith } from '../helpers/wait.js';
 
 const keys = keyspace('/fleetx');
 const now = () => new Date().toISOString();
@@ -48,7 +50,7 @@ const service = (port: number): ServiceRecord => ({
   revision: 1, updatedAt: now(),
 });
 
-let etcd: EtcdServer;
+const etcd = useEtcd({ auth: true });
 let client: Etcd3;
 let conn: ConnectionOptions;
 let syncer: PresenceSyncer | undefined;
@@ -58,16 +60,10 @@ let failFirst = 0;
 const problems: string[] = [];
 const passes: PassResult[] = [];
 
+const waitFor = waitForWith({ explain: () => `problems: ${problems.slice(-4).join(' | ')}` });
 const put = (k: string, v: unknown) => client.put(k).value(JSON.stringify(v)).exec();
 const health = (unit: string, m: string, status = 'healthy') => ({ unit, machine: m, hash: 'h', status, since: now(), checkedAt: now(), consecutive: 1 });
 
-async function waitFor(what: string, fn: () => Promise<boolean> | boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await fn())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; problems: ${problems.slice(-4).join(' | ')}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 async function statuses(c = client): Promise<Record<string, PresenceStatusRecord>> {
   const raw = await c.getAll().prefix(keys.presenceStatuses('app')).strings();
   return Object.fromEntries(Object.values(raw).map((v) => JSON.parse(v) as PresenceStatusRecord).map((r) => [r.unit, r]));
@@ -89,18 +85,12 @@ function newSyncer(c: Etcd3, cn: ConnectionOptions, ttl = 10, pollMs = 300): Pre
   return s;
 }
 
-beforeAll(async () => {
-  etcd = await startEtcd({ auth: true });
-  conn = resolveConnection({ endpoint: etcd.endpoints[0], etcdUsername: etcd.username, etcdPassword: etcd.password }, {});
-  client = connect(conn);
+beforeAll(() => {
+  ({ conn, client } = etcd);
 });
 afterEach(async () => {
   await syncer?.stop();
   syncer = undefined;
-});
-afterAll(async () => {
-  client?.close();
-  await etcd?.stop();
 });
 
 describe('PresenceSyncer', () => {
@@ -177,7 +167,7 @@ describe('PresenceSyncer', () => {
     await waitFor('in', async () => (await statuses())['app@1.service']?.state === 'in');
     const kv = (await client.get(keys.presenceStatus('app', 'app@1.service')).exec()).kvs[0]!;
     const leaseId = BigInt(kv.lease).toString(16);
-    await etcdctlOn(etcd, ['lease', 'revoke', leaseId]);
+    await etcdctlOn(etcd.server, ['lease', 'revoke', leaseId]);
     expect(await statuses()).toEqual({});
     await waitFor('status back under a new lease', async () => (await statuses())['app@1.service']?.state === 'in', 15_000);
     const again = (await client.get(keys.presenceStatus('app', 'app@1.service')).exec()).kvs[0]!;
@@ -199,7 +189,7 @@ describe('PresenceSyncer', () => {
   });
 
   it('runs with the least-privilege etcd role of the README', async () => {
-    const ctl = (...args: string[]) => etcdctlOn(etcd, args);
+    const ctl = (...args: string[]) => etcdctlOn(etcd.server, args);
     await ctl('role', 'add', 'fleetx-presence-app');
     await ctl('role', 'grant-permission', 'fleetx-presence-app', 'read', '/fleetx/service/app');
     await ctl('role', 'grant-permission', 'fleetx-presence-app', 'read', '--prefix', '/fleetx/health/');
@@ -208,7 +198,7 @@ describe('PresenceSyncer', () => {
     await ctl('role', 'grant-permission', 'fleetx-presence-app', 'readwrite', '--prefix', '/fleetx/presence-status/app/');
     await ctl('user', 'add', 'presence', '--new-user-password=presence-pw');
     await ctl('user', 'grant-role', 'presence', 'fleetx-presence-app');
-    const pconn = resolveConnection({ endpoint: etcd.endpoints[0], etcdUsername: 'presence', etcdPassword: 'presence-pw' }, {});
+    const pconn = resolveConnection({ endpoint: etcd.server.endpoints[0], etcdUsername: 'presence', etcdPassword: 'presence-pw' }, {});
     const pclient = connect(pconn);
     try {
       await expect(pclient.put('/fleetx/service/app').value('{}').exec()).rejects.toThrow(/permission denied/);

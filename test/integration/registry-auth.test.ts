@@ -1,23 +1,22 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { FleetxError } from '../../src/errors/errors.js';
 import { resolveConnection, type ConnectionOptions } from '../../src/registry/connection.js';
 import { openRegistry } from '../../src/registry/open.js';
 import type { Registry } from '../../src/registry/registry.js';
-import { etcdctlOn, startEtcd, type EtcdServer } from '../helpers/etcd.js';
+import { etcdctlOn, type EtcdServer } from '../helpers/etcd.js';
+import { rejection } from '../helpers/errors.js';
+import { useEtcd } from '../helpers/etcd-fixture.js';
 
+const fixture = useEtcd({ auth: true });
 let etcd: EtcdServer;
 
 beforeAll(async () => {
-  etcd = await startEtcd({ auth: true });
+  etcd = fixture.server;
   // a user that may only read fleetx's keys
   await etcdctlOn(etcd, ['role', 'add', 'reader']);
   await etcdctlOn(etcd, ['role', 'grant-permission', 'reader', 'read', '/fleetx/', '--prefix']);
   await etcdctlOn(etcd, ['user', 'add', 'reader', '--new-user-password=readpw']);
   await etcdctlOn(etcd, ['user', 'grant-role', 'reader', 'reader']);
-});
-
-afterAll(async () => {
-  await etcd?.stop();
 });
 
 function conn(env: NodeJS.ProcessEnv): ConnectionOptions {
@@ -31,15 +30,6 @@ async function using<T>(c: ConnectionOptions, fn: (r: Registry) => Promise<T>): 
   } finally {
     close();
   }
-}
-
-async function rejection(p: Promise<unknown>): Promise<FleetxError> {
-  const e = await p.then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  expect(e).toBeInstanceOf(FleetxError);
-  return e as FleetxError;
 }
 
 const fleetx = () => conn({ FLEETX_ETCD_USERNAME: etcd.username, FLEETX_ETCD_PASSWORD: etcd.password });

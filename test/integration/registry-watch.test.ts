@@ -5,31 +5,18 @@
  * the consumer a replace(), watch again, and end with exactly what etcd holds.
  */
 import type { Etcd3 } from 'etcd3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { PrefixWatch, type KeyValue, type WatchEvent, type WatchOptions, type WatchRange } from '../../src/registry/watch.js';
-import { startCuttableEtcd, type CuttableEtcd } from '../helpers/cuttable-etcd.js';
+import { useEtcd } from '../helpers/etcd-fixture.js';
+import { waitFor as until } from '../helpers/wait.js';
 
-let cluster: CuttableEtcd;
+const cluster = useEtcd({ proxy: true });
 let direct: Etcd3;
 let viaProxy: Etcd3;
 
-beforeAll(async () => {
-  cluster = await startCuttableEtcd();
-  ({ direct, viaProxy } = cluster);
+beforeAll(() => {
+  ({ client: direct, viaProxy } = cluster);
 });
-
-afterAll(async () => {
-  await cluster?.stop();
-});
-
-/** Polls fn every 25 ms until it holds (the limit only turns a hang into a failure). */
-async function until(what: string, fn: () => boolean, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!fn()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 /** A consumer that keeps a copy of the range, the way every user of PrefixWatch does. */
 function copyOf(client: Etcd3, range: WatchRange, opts: WatchOptions = {}) {

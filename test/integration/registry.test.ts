@@ -1,48 +1,31 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { Etcd3 } from 'etcd3';
 import { FleetxError } from '../../src/errors/errors.js';
-import { connect } from '../../src/registry/client.js';
-import { resolveConnection, type ConnectionOptions } from '../../src/registry/connection.js';
+import type { ConnectionOptions } from '../../src/registry/connection.js';
 import { collectBodies } from '../../src/registry/gc.js';
 import { keyspace } from '../../src/registry/keys.js';
 import type { MachineRecord, UnitRecord } from '../../src/registry/records.js';
 import { Registry } from '../../src/registry/registry.js';
-import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
+import { rejection } from '../helpers/errors.js';
+import { useEtcd } from '../helpers/etcd-fixture.js';
 
 const NOW = new Date('2026-01-02T03:04:05.000Z');
 
-let etcd: EtcdServer;
+const etcd = useEtcd();
 let conn: ConnectionOptions;
 let client: Etcd3;
-let seq = 0;
 
-beforeAll(async () => {
-  etcd = await startEtcd();
-  conn = resolveConnection({ endpoint: etcd.endpoints.join(',') }, {});
-  client = connect(conn);
-});
-
-afterAll(async () => {
-  client?.close();
-  await etcd?.stop();
+beforeAll(() => {
+  ({ conn, client } = etcd);
 });
 
 /** Each test gets its own prefix, so tests share one etcd without seeing each other. */
 function fresh(): Registry {
-  seq += 1;
-  return new Registry(client, keyspace(`/t${seq}`), { connection: { ...conn, prefix: `/t${seq}` }, now: () => NOW });
+  const prefix = etcd.fresh();
+  return new Registry(client, keyspace(prefix), { connection: { ...conn, prefix }, now: () => NOW });
 }
 
 const unit = (name: string, hash: string, targetState: UnitRecord['targetState'] = 'inactive'): UnitRecord => ({ name, hash, targetState });
-
-async function rejection(p: Promise<unknown>): Promise<FleetxError> {
-  const e = await p.then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  expect(e).toBeInstanceOf(FleetxError);
-  return e as FleetxError;
-}
 
 describe('bodies', () => {
   it('putBody stores a body once; a second put of the same hash does not overwrite', async () => {

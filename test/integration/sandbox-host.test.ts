@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bootHost, type Host } from '../../src/sandbox/host.js';
 import { createBridge, deleteBridge, linkExists } from '../../src/sandbox/network.js';
 import { leftovers, testNet, testStateDir } from '../helpers/hosts.js';
+import { waitFor } from '../helpers/wait.js';
 
 const net = testNet();
 const base = testStateDir('host');
@@ -14,16 +15,6 @@ const server = (ip: string) =>
 const client = (ip: string) =>
   `const s = require('net').connect(7777, '${ip}'); let d = ''; s.on('data', (c) => (d += c));` +
   ` s.on('end', () => { process.stdout.write(d); process.exit(0); }); s.on('error', (e) => { console.error(e.message); process.exit(1); });`;
-
-async function until<T>(fn: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe('sandbox host: real systemd in nspawn over an overlay', () => {
   beforeAll(async () => {
@@ -85,10 +76,10 @@ describe('sandbox host: real systemd in nspawn over an overlay', () => {
   it('reaches the other host over the bridge (TCP between two node processes)', async () => {
     const started = await b.exec(['systemd-run', '--unit=fxt-pong', '/usr/bin/node', '-e', server(`${net.prefix}.12`)]);
     expect(started.code, started.stderr).toBe(0);
-    const reply = await until(async () => {
+    const reply = await waitFor('a pong over the bridge', async () => {
       const r = await a.exec(['/usr/bin/node', '-e', client(`${net.prefix}.12`)], { timeoutMs: 10_000 });
       return r.code === 0 ? r.stdout : undefined;
-    }, 10_000);
+    });
     expect(reply).toBe('pong from fxt-b');
   });
 

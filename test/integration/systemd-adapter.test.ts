@@ -10,6 +10,8 @@ import { connectSystemd } from '../../src/systemd/systemd.js';
 import type { Systemd, UnitStatus } from '../../src/systemd/types.js';
 import { MANAGED_MARKER } from '../../src/systemd/unit-files.js';
 import { bootSystemdHost, countReloads, type SystemdHost } from '../helpers/in-host.js';
+import { rejection as errorOf } from '../helpers/errors.js';
+import { waitForWith } from '../helpers/wait.js';
 
 let h: SystemdHost;
 let sd: Systemd;
@@ -17,15 +19,8 @@ const changes: UnitStatus[] = [];
 
 const service = (exec: string, extra = '') => `[Unit]\nDescription=fleetx adapter test\n\n[Service]\nExecStart=${exec}\n${extra}`;
 
-async function waitFor<T>(what: string, get: () => T | undefined, timeoutMs = 1_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = get();
-    if (v !== undefined) return v;
-    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+/** the adapter's change events arrive in the test process itself: look often */
+const waitFor = waitForWith({ intervalMs: 10 });
 
 const changeOf = (name: string, activeState: string, since: number) => () =>
   changes.slice(since).find((c) => c.name === name && c.activeState === activeState);
@@ -41,16 +36,6 @@ async function retryWhileUnavailable<T>(fn: () => Promise<T>, timeoutMs: number)
       await new Promise((r) => setTimeout(r, 100));
     }
   }
-}
-
-async function errorOf(p: Promise<unknown>): Promise<FleetxError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof FleetxError) return e;
-    throw e;
-  }
-  throw new Error('expected a FleetxError, got success');
 }
 
 beforeAll(async () => {
@@ -266,7 +251,7 @@ describe('connection faults', () => {
     await sd.reload();
     const mark = changes.length;
     const result = sd.start('slowstart.service');
-    await waitFor('activating', changeOf('slowstart.service', 'activating', mark), 2_000);
+    await waitFor('activating', changeOf('slowstart.service', 'activating', mark));
     // The bus is down while the job ends, so its JobRemoved signal is lost for sure.
     await h.sh(['systemctl', 'stop', 'dbus.socket', 'dbus.service']);
     const until = Date.now() + 5_000;

@@ -8,6 +8,7 @@ import type { Probe } from '../../src/health/probes.js';
 import type { HealthRecord } from '../../src/health/types.js';
 import { keyspace } from '../../src/registry/keys.js';
 import type { HealthCheck } from '../../src/service/types.js';
+import { waitForWith } from '../helpers/wait.js';
 
 const keys = keyspace('/p');
 const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -54,13 +55,8 @@ function setup(opts: { probeMs?: number } = {}) {
   };
 }
 
-async function until(what: string, fn: () => boolean, ms = 2000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!fn()) {
-    if (Date.now() > end) throw new Error(`${what}: not reached`);
-    await wait(5);
-  }
-}
+/** the monitor runs in this process on a fast clock: look often */
+const until = waitForWith({ intervalMs: 5 });
 
 describe('HealthMonitor', () => {
   it('an instance of a service goes unknown → healthy; a plain unit gets type none', async () => {

@@ -3,7 +3,7 @@ import { FleetxError } from '../../src/errors/errors.js';
 import { explain } from '../../src/scheduler/explain.js';
 import { processingOrder } from '../../src/scheduler/order.js';
 import type { ScheduleInput } from '../../src/scheduler/types.js';
-import { at, machine, machines, unit } from './scheduler-helpers.js';
+import { at, machine, machines, unit } from '../helpers/scheduler.js';
 
 const apps = [1, 2, 3, 4].map((n) => unit(`app@${n}.service`, { conflicts: ['app@*.service'] }));
 const cluster: ScheduleInput = {

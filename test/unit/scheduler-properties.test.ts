@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { schedule } from '../../src/scheduler/schedule.js';
 import type { Assignment, ScheduleInput, SchedUnit } from '../../src/scheduler/types.js';
 import { metadataMatches, unitsConflict } from '../../src/unit/constraints.js';
-import { apply, expectFixedPoint } from './scheduler-helpers.js';
+import { apply, expectFixedPoint } from '../helpers/scheduler.js';
 
 const NAMES = ['a.service', 'b.service', 'db.service', 'app@1.service', 'app@2.service', 'app@3.service', 'g.service', 'web.service'];
 const MACHINES = ['m1', 'm2', 'm3', 'm4', 'm5'];

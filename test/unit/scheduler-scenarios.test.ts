@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { schedule } from '../../src/scheduler/schedule.js';
 import type { ScheduleInput } from '../../src/scheduler/types.js';
-import { at, expectSchedule, machine, machines, unit, type Expected } from './scheduler-helpers.js';
+import { at, expectSchedule, machine, machines, unit, type Expected } from '../helpers/scheduler.js';
 
 const apps = [1, 2, 3, 4].map((n) => unit(`app@${n}.service`, { conflicts: ['app@*.service'] }));
 

@@ -6,19 +6,10 @@ import { renderTemplate } from '../../src/template/render.js';
 import { parseXFleet } from '../../src/unit/xfleet.js';
 import type { UnitFile } from '../../src/unit/types.js';
 import { execArgv } from '../helpers/exec-argv.js';
+import { errorOf as renderError } from '../helpers/errors.js';
 
 const keys = (u: UnitFile) => u.options.map((o) => `[${o.section}] ${o.name}`);
 const value = (u: UnitFile, section: string, name: string) => u.options.find((o) => o.section === section && o.name === name)?.value;
-
-function renderError(fn: () => unknown): FleetxError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof FleetxError) return e;
-    throw e;
-  }
-  throw new Error('expected an error');
-}
 
 describe('missing values name the template and line', () => {
   it.each([

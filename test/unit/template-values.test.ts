@@ -5,18 +5,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { FleetxError } from '../../src/errors/errors.js';
 import { BUILTIN_UNITS_DIR, findTemplate } from '../../src/template/find.js';
 import { loadValues, parseSetPath } from '../../src/template/values.js';
+import { errorOf } from '../helpers/errors.js';
 
 const FIXTURES = new URL('../fixtures/units/', import.meta.url).pathname;
-
-function errorOf(fn: () => unknown): FleetxError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof FleetxError) return e;
-    throw e;
-  }
-  throw new Error('expected an error');
-}
 
 describe('loadValues', () => {
   it('merges YAML files in order (maps deeply), then --set', () => {

@@ -3,17 +3,7 @@ import fc from 'fast-check';
 import { FleetxError } from '../../src/errors/errors.js';
 import { instanceOf, isInstanceOf, isValidUnitName, parseUnitName, templateOf } from '../../src/unit/name.js';
 import { UNIT_TYPES, type UnitName } from '../../src/unit/types.js';
-
-function invalid(fn: () => unknown): FleetxError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(FleetxError);
-    expect((e as FleetxError).kind).toBe('invalid');
-    return e as FleetxError;
-  }
-  throw new Error('expected an invalid error');
-}
+import { invalid } from '../helpers/errors.js';
 
 describe('parseUnitName', () => {
   it.each<[string, string, UnitName]>([

@@ -6,35 +6,10 @@ import { serializeUnit } from '../../src/unit/serialize.js';
 import { unitHash } from '../../src/unit/hash.js';
 import { optionValue, optionValues, sectionNames } from '../../src/unit/options.js';
 import type { UnitFile, UnitOption } from '../../src/unit/types.js';
-
-const MISSION = `[Unit]
-Description=app
-After=docker.service
-Requires=docker.service
-[Service]
-Restart=always
-TimeoutStartSec=0
-ExecStartPre=-/usr/bin/docker kill app-%i
-ExecStartPre=-/usr/bin/docker rm app-%i
-ExecStartPre=/usr/bin/docker pull busybox:latest
-ExecStart=/usr/bin/docker run --name app-%i busybox:latest
-ExecStop=/usr/bin/docker stop app-%i
-[X-Fleet]
-Conflicts=app@*.service
-`;
+import { invalid } from '../helpers/errors.js';
+import { MISSION_APP_UNIT as MISSION } from '../helpers/units.js';
 
 const o = (section: string, name: string, value: string): UnitOption => ({ section, name, value });
-
-function invalid(fn: () => unknown): FleetxError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(FleetxError);
-    expect((e as FleetxError).kind).toBe('invalid');
-    return e as FleetxError;
-  }
-  throw new Error('expected an invalid error');
-}
 
 describe('parseUnit', () => {
   it('parses the mission app unit, leaving %i in [Service] untouched', () => {

@@ -6,33 +6,8 @@ import { expandSpecifiers } from '../../src/unit/specifiers.js';
 import { globProblem, parseXFleet, splitMultivalue } from '../../src/unit/xfleet.js';
 import { globMatches } from '../../src/unit/constraints.js';
 import type { XFleetOptions } from '../../src/unit/types.js';
-
-const MISSION = `[Unit]
-Description=app
-After=docker.service
-Requires=docker.service
-[Service]
-Restart=always
-TimeoutStartSec=0
-ExecStartPre=-/usr/bin/docker kill app-%i
-ExecStartPre=-/usr/bin/docker rm app-%i
-ExecStartPre=/usr/bin/docker pull busybox:latest
-ExecStart=/usr/bin/docker run --name app-%i busybox:latest
-ExecStop=/usr/bin/docker stop app-%i
-[X-Fleet]
-Conflicts=app@*.service
-`;
-
-function invalid(fn: () => unknown): FleetxError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(FleetxError);
-    expect((e as FleetxError).kind).toBe('invalid');
-    return e as FleetxError;
-  }
-  throw new Error('expected an invalid error');
-}
+import { invalid } from '../helpers/errors.js';
+import { MISSION_APP_UNIT as MISSION } from '../helpers/units.js';
 
 const none: XFleetOptions = { conflicts: [], machineOf: [], machineMetadata: {}, global: false, replaces: [] };
 const xf = (body: string, name = 'web@1.service'): XFleetOptions => parseXFleet(parseUnit(`[Service]\nExecStart=/bin/true\n[X-Fleet]\n${body}\n`), name);

@@ -8,20 +8,11 @@ import { analyzeUnit, checkUnitText, classifyAnalyzeOutput, SYSTEMD_ANALYZE, ver
 import { renderTemplate } from '../../src/template/render.js';
 import { bufferIo } from '../../src/cli/io.js';
 import { FleetxError } from '../../src/errors/errors.js';
+import { rejection } from '../helpers/errors.js';
 
 const FIXTURES = new URL('../fixtures/units/', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'fleetx-verify-test-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-async function rejection(p: Promise<unknown>): Promise<FleetxError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof FleetxError) return e;
-    throw e;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('checkUnitText', () => {
   it.each([

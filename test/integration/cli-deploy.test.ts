@@ -4,9 +4,8 @@
  * rollout record, moves it to history and deletes the lock, as the engine
  * leader does.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Etcd3 } from 'etcd3';
-import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { Etcd3 } from 'etcd3';
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -19,30 +18,21 @@ import { keyspace } from '../../src/registry/keys.js';
 import type { RolloutRecord } from '../../src/rollout/types.js';
 import type { RevisionRecord, ServiceRecord } from '../../src/service/types.js';
 import type { UnitRecord } from '../../src/registry/records.js';
+import { useEtcd } from '../helpers/etcd-fixture.js';
+import { waitFor } from '../helpers/wait.js';
 
 const CWD = `${REPO}test/fixtures/services`;
-let etcd: EtcdServer;
+const etcd = useEtcd();
 let client: Etcd3;
-let n = 0;
 
-beforeAll(async () => {
-  etcd = await startEtcd();
-  client = new Etcd3({ hosts: etcd.endpoints });
-});
-afterAll(async () => {
-  client?.close();
-  await etcd?.stop();
+beforeAll(() => {
+  client = etcd.client;
 });
 
-function env(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  return { FLEETX_ENDPOINT: etcd.endpoints.join(','), FLEETX_ETCD_KEY_PREFIX: `/d${++n}`, FLEETX_USER: 'tester', ...extra };
-}
+const env = (extra: NodeJS.ProcessEnv = {}) => etcd.cliEnv(extra);
 const keysOf = (e: NodeJS.ProcessEnv) => keyspace(e.FLEETX_ETCD_KEY_PREFIX);
 const snapshot = async (e: NodeJS.ProcessEnv) => client.getAll().prefix(`${e.FLEETX_ETCD_KEY_PREFIX}/`).strings();
-async function json<T>(key: string): Promise<T | undefined> {
-  const s = await client.get(key).string();
-  return s === null ? undefined : (JSON.parse(s) as T);
-}
+const json = <T>(key: string) => etcd.json<T>(key);
 
 /** What the controller does at the end: history + lock delete in one transaction (and mark-healthy on success). */
 async function finish(
@@ -75,7 +65,7 @@ function startCli(argv: string[], e: NodeJS.ProcessEnv) {
 /** The real binary, followed until its output shows the rollout running; then stopped with `sig`. */
 async function stopWhileFollowing(argv: string[], e: NodeJS.ProcessEnv, sig: NodeJS.Signals): Promise<{ code: number | null; out: string; err: string }> {
   const { child, io, exited } = startCli(argv, e);
-  await waitFor(async () => (io.out.includes('running') ? true : undefined), 20_000);
+  await waitFor('the output to show the rollout running', () => io.out.includes('running'));
   child.kill(sig);
   return { code: await exited, ...io };
 }
@@ -85,16 +75,6 @@ let lastTmp = '';
 function tmp(): string {
   lastTmp = mkdtempSync(join(tmpdir(), 'fleetx-deploy-cli-'));
   return lastTmp;
-}
-
-async function waitFor<T>(fn: () => Promise<T | undefined>, ms = 10_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 describe('fleetx deploy', () => {
@@ -399,7 +379,7 @@ describe('following a rollout', () => {
     expect((await fleetx(['start', '--no-block', 'job@1.service'], e, `${CWD}/plain`)).code).toBe(0);
     const k = keysOf(e);
     const run = fleetx(['rolling-restart', 'job@'], e, CWD);
-    const r0 = await waitFor(() => json<RolloutRecord>(k.rollout('job')));
+    const r0 = await waitFor('the job rollout', () => json<RolloutRecord>(k.rollout('job')));
     const at = (s: number) => new Date(Date.parse(r0.createdAt) + s * 1000).toISOString();
     for (const [i, phase] of (['stopping', 'starting', 'done'] as const).entries()) {
       const cur = (await json<RolloutRecord>(k.rollout('job')))!;
@@ -501,7 +481,7 @@ describe('following a rollout', () => {
 
     // the next build: the lock's rollout is being aborted, so it waits for its end instead of being refused
     const next = startCli(['deploy', 'web', '--set', 'greeting=hola', '--detach', '--timeout', '30s'], { ...e, BUILD_TAG: 'jenkins-web-42' });
-    await waitFor(async () => (next.io.err.includes('waiting for the aborted') ? true : undefined), 20_000);
+    await waitFor('the next deploy to wait for the aborted rollout', () => next.io.err.includes('waiting for the aborted'));
     expect(next.io.err).toMatch(/waiting for the aborted deploy to revision 1 of web by tester@\S+ \(jenkins-web-41\) \(rollout \S+\) to end; then deploying/);
     expect(await json<RolloutRecord>(k.rollout('web'))).toMatchObject({ holder: { build: 'jenkins-web-41' } });
     // the engine ends the aborted rollout (played here), and the waiting build goes on

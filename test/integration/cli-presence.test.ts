@@ -5,23 +5,21 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Etcd3 } from 'etcd3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { bufferIo } from '../../src/cli/io.js';
 import { runCommand } from '../../src/cli/main.js';
 import { presenceCommand } from '../../src/cli/commands/presence.js';
-import { connect } from '../../src/registry/client.js';
-import { resolveConnection } from '../../src/registry/connection.js';
 import { keyspace } from '../../src/registry/keys.js';
-import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
+import { useEtcd } from '../helpers/etcd-fixture.js';
+import { waitFor } from '../helpers/wait.js';
 
 const keys = keyspace('/fx');
 const BIN = fileURLToPath(new URL('../../bin/fleetx.mjs', import.meta.url));
-let etcd: EtcdServer;
+const etcd = useEtcd();
 let client: Etcd3;
 
 beforeAll(async () => {
-  etcd = await startEtcd();
-  client = connect(resolveConnection({ endpoint: etcd.endpoints[0] }, {}));
+  client = etcd.client;
   const now = new Date().toISOString();
   const put = (k: string, v: unknown) => client.put(k).value(JSON.stringify(v)).exec();
   await put(keys.service('web'), {
@@ -35,24 +33,11 @@ beforeAll(async () => {
   await put(keys.health('m1', 'web@a.service'), { unit: 'web@a.service', machine: 'm1', hash: 'h', status: 'healthy', since: now, checkedAt: now, consecutive: 1 });
 });
 
-afterAll(async () => {
-  client?.close();
-  await etcd?.stop();
-});
-
-async function waitFor(what: string, fn: () => Promise<boolean>, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await fn())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 describe('fleetx presence', () => {
   it('runs until stopped: drives the LB, reports statuses, logs JSON to stderr, and its statuses vanish on exit', async () => {
     const io = bufferIo({});
     const ac = new AbortController();
-    const done = presenceCommand({ endpoint: etcd.endpoints[0], etcdKeyPrefix: '/fx', service: 'web', ttl: 5, signal: ac.signal }, io);
+    const done = presenceCommand({ endpoint: etcd.server.endpoints[0], etcdKeyPrefix: '/fx', service: 'web', ttl: 5, signal: ac.signal }, io);
     await waitFor('lb key', async () => (await client.get('/lb/web/web@a.service').string()) === '10.1.0.1:80');
     const statusKey = keys.presenceStatus('web', 'web@a.service');
     await waitFor('status in', async () => JSON.parse((await client.get(statusKey).string()) ?? '{}').state === 'in');
@@ -66,7 +51,7 @@ describe('fleetx presence', () => {
   });
 
   it('as a process: SIGTERM stops it cleanly (exit 0) and its statuses vanish at once', async () => {
-    const child = spawn(process.execPath, [BIN, 'presence', '--service', 'web', '--endpoint', etcd.endpoints[0]!, '--etcd-key-prefix', '/fx'], {
+    const child = spawn(process.execPath, [BIN, 'presence', '--service', 'web', '--endpoint', etcd.server.endpoints[0]!, '--etcd-key-prefix', '/fx'], {
       stdio: ['ignore', 'ignore', 'pipe'],
       env: { ...process.env, FLEETX_ENDPOINT: '' },
     });

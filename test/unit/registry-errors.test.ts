@@ -1,6 +1,6 @@
 // toFleetxError over etcd3's own error classes (constructed directly, as
 // etcd3 constructs them from gRPC statuses; the live cases are covered in
-// connection.test.ts, registry-tls.test.ts and registry-auth.test.ts).
+// registry-connection.test.ts, registry-tls.test.ts and registry-auth.test.ts).
 import { BrokenCircuitError } from 'cockatiel';
 import {
   ClientClosedError,

@@ -13,6 +13,7 @@ import { listProcs } from '../../src/sandbox/proc.js';
 import { sandboxDown, sandboxUp, type SandboxStatus } from '../../src/sandbox/sandbox.js';
 import { BIN, fleetx } from '../helpers/cli.js';
 import { leftovers, testNet, testStateDir } from '../helpers/hosts.js';
+import { sleep, waitForWith } from '../helpers/wait.js';
 
 const net = testNet();
 const stateDir = testStateDir('remote');
@@ -27,17 +28,7 @@ let env: NodeJS.ProcessEnv;
 /** The host the unit landed on. */
 let host: Host;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(what: string, f: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(300);
-  }
-}
+const until = waitForWith({ timeoutMs: 60_000, intervalMs: 300 });
 
 describe('status, journal and ssh over SSH to sandbox hosts', () => {
   beforeAll(async () => {
@@ -195,7 +186,7 @@ describe('status, journal and ssh over SSH to sandbox hosts', () => {
     const code = await Promise.race([exited, sleep(10_000).then(() => 'hung' as const)]);
     expect(code).toBe(status);
     expect(err).toContain(`interrupted by ${sig}`);
-    await until('ssh gone', async () => (listProcs().some((p) => p.argv[0] === 'ssh' && p.argv.some((a) => a.includes(stateDir))) ? undefined : true), 5_000);
+    await until('ssh gone', async () => (listProcs().some((p) => p.argv[0] === 'ssh' && p.argv.some((a) => a.includes(stateDir))) ? undefined : true));
     await until('journalctl gone on the host', async () => ((await host.exec(['pgrep', '-x', 'journalctl'])).code === 0 ? undefined : true), 10_000);
   });
 
