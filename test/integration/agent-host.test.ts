@@ -42,7 +42,7 @@ async function agentPid(): Promise<number> {
 describe('fleetx agent on a real systemd host', () => {
   it('registers the machine under a lease with its IP and metadata', async () => {
     const m = await until('machine record', async () => (await agent.etcd.get(keys.machine(agent.host.machineId)).json()) as MachineRecord | null ?? undefined, 20_000);
-    expect(m).toMatchObject({ id: agent.host.machineId, ip: agent.ip, hostname: 'fxt-agent', metadata: { role: 'test' } });
+    expect(m).toMatchObject({ id: agent.host.machineId, ip: agent.ip, hostname: agent.name, metadata: { role: 'test' } });
     const lease = (await agent.etcd.get(keys.machine(agent.host.machineId)).exec()).kvs[0]!.lease;
     expect(lease).not.toBe('0');
   }, 30_000);
