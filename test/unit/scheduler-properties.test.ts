@@ -74,6 +74,44 @@ function outcome(input: ScheduleInput): Assignment[] {
 
 const RUNS = { numRuns: 400 };
 
+/**
+ * Units the scheduler orders in a cycle (MachineOf target before follower,
+ * replacer before replaced): its README makes MachineOf across such a cycle
+ * unsatisfiable, so liveness does not speak of them.
+ */
+function inOrderingCycle(units: readonly SchedUnit[]): Set<string> {
+  const names = new Set(units.map((u) => u.name));
+  const after = new Map<string, string[]>(units.map((u) => [u.name, []]));
+  for (const u of units) {
+    for (const t of u.xfleet.machineOf) if (names.has(t)) after.get(t)!.push(u.name);
+    for (const x of u.xfleet.replaces) if (names.has(x)) after.get(u.name)!.push(x);
+  }
+  const reaches = (from: string, to: string): boolean => {
+    const seen = new Set<string>();
+    const todo = [...after.get(from)!];
+    while (todo.length > 0) {
+      const n = todo.pop()!;
+      if (n === to) return true;
+      if (!seen.has(n)) seen.add(n), todo.push(...after.get(n)!);
+    }
+    return false;
+  };
+  return new Set(units.filter((u) => reaches(u.name, u.name)).map((u) => u.name));
+}
+
+/**
+ * Could `u` run on machine `m` beside what `outcome` has there, without
+ * moving anything: MachineID, MachineMetadata, MachineOf targets already
+ * there, no conflict and no Replaces either way with a unit there.
+ */
+function fitsBeside(u: SchedUnit, m: ScheduleInput['machines'][number], there: readonly SchedUnit[]): boolean {
+  if (u.xfleet.machineId !== undefined && u.xfleet.machineId !== m.id) return false;
+  if (!metadataMatches(u.xfleet.machineMetadata, m.metadata)) return false;
+  const names = new Set(there.map((v) => v.name));
+  if (u.xfleet.machineOf.some((t) => !names.has(t))) return false;
+  return there.every((v) => !unitsConflict(u, v) && !u.xfleet.replaces.includes(v.name) && !v.xfleet.replaces.includes(u.name));
+}
+
 describe('schedule: properties', () => {
   it('never puts two conflicting units, or a unit and one it replaces, on one machine', () => {
     fc.assert(
@@ -150,6 +188,27 @@ describe('schedule: properties', () => {
     );
   });
 
+  it('is live: every wanted unit that some machine can take is placed (a global one on every such machine)', () => {
+    fc.assert(
+      fc.property(inputArb, (input) => {
+        const byName = new Map(input.units.map((u) => [u.name, u]));
+        const out = outcome(input);
+        const cyclic = inOrderingCycle(input.units);
+        for (const u of input.units) {
+          if (u.targetState === 'inactive' || cyclic.has(u.name)) continue;
+          const mine = new Set(out.filter((a) => a.unit === u.name).map((a) => a.machine));
+          if (!u.xfleet.global && mine.size > 0) continue;
+          for (const m of input.machines) {
+            if (mine.has(m.id)) continue;
+            const there = out.filter((a) => a.machine === m.id).map((a) => byName.get(a.unit)!);
+            expect(fitsBeside(u, m, there), `${u.name} left off ${m.id}, which can take it beside ${there.map((v) => v.name).join(', ') || 'nothing'}`).toBe(false);
+          }
+        }
+      }),
+      RUNS,
+    );
+  });
+
   it('is a fixed point: scheduling the applied result changes nothing', () => {
     fc.assert(
       fc.property(inputArb, (input) => {
@@ -199,10 +258,25 @@ describe('schedule: stability', () => {
         fc.pre(input.machines.length > 0);
         const gone = input.machines[pick % input.machines.length]!.id;
         const r = schedule({ ...input, machines: input.machines.filter((m) => m.id !== gone) });
-        for (const d of r.unschedule) {
-          if (d.machine === gone) expect(d.reason).toBe(`machine ${gone} is gone`);
-          else expect(d.reason).toMatch(/^(replaced by|must run with) /);
+        const byName = new Map(input.units.map((u) => [u.name, u]));
+        // Judged by placements: a unit leaves a surviving machine only when a
+        // unit placed there now replaces it, or it must run with one that left.
+        const left = r.unschedule.filter((d) => d.machine !== gone);
+        const displaced = new Set<string>();
+        for (let grew = true; grew; ) {
+          grew = false;
+          for (const d of left) {
+            const k = `${d.unit} ${d.machine}`;
+            if (displaced.has(k)) continue;
+            const replaced = r.place.some((p) => p.machine === d.machine && byName.get(p.unit)!.xfleet.replaces.includes(d.unit));
+            const follows = byName.get(d.unit)?.xfleet.machineOf.some((t) => displaced.has(`${t} ${d.machine}`));
+            if (replaced || follows) displaced.add(k), (grew = true);
+          }
         }
+        expect(left.map((d) => `${d.unit} ${d.machine}`).filter((k) => !displaced.has(k))).toEqual([]);
+        // and everything else stays where it was
+        const kept = new Set(r.keep.map((a) => `${a.unit} ${a.machine}`));
+        for (const a of input.current) if (a.machine !== gone && !displaced.has(`${a.unit} ${a.machine}`)) expect(kept.has(`${a.unit} ${a.machine}`)).toBe(true);
       }),
       RUNS,
     );
