@@ -46,6 +46,9 @@ const PROBE = {
 } as const;
 type Probe = keyof typeof PROBE;
 
+// What users put in values every day: names, tags, paths, hosts, versions.
+const ordinary = fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9._\/-]{0,30}$/);
+
 const render = (probe: Probe, v: string) => renderTemplate(PROBE[probe], { v }, { templateName: 'probe.service' });
 const baseline = (probe: Probe) => keys(render(probe, 'x').unit);
 
@@ -123,6 +126,26 @@ describe('properties', () => {
         expect(keys(unit)).toEqual(baseline(probe));
       }),
       { numRuns: 1500 },
+    );
+  });
+
+  it('an ordinary value renders in every probe context, as it is (a renderer that refuses everything fails here)', () => {
+    const directive: Record<Probe, [string, string, (v: string) => string]> = {
+      description: ['Unit', 'Description', (v) => `probe ${v}`],
+      execPlain: ['Service', 'ExecStart', (v) => `/bin/echo ${v}`],
+      execTriple: ['Service', 'ExecStart', (v) => `/bin/echo ${v}`],
+      execArg: ['Service', 'ExecStart', (v) => `/bin/echo "${v}" end`],
+      environment: ['Service', 'Environment', (v) => `"K=${v}"`],
+      xfleet: ['X-Fleet', 'MachineMetadata', (v) => `role=${v}`],
+    };
+    fc.assert(
+      fc.property(fc.constantFrom(...(Object.keys(PROBE) as Probe[])), ordinary, (probe, v) => {
+        const { unit } = render(probe, v);
+        expect(keys(unit)).toEqual(baseline(probe));
+        const [section, key, want] = directive[probe];
+        expect(value(unit, section, key)).toBe(want(v));
+      }),
+      { numRuns: 500 },
     );
   });
 
@@ -303,6 +326,21 @@ describe('shipped templates', () => {
         expect(keys(unit)).toEqual(want);
       }),
       { numRuns: 400 },
+    );
+  });
+
+  it.each(Object.keys(SLOTS))('%s: an ordinary value in any slot renders, with the baseline directives (a renderer that refuses everything fails here)', (name) => {
+    const { base, slots } = SLOTS[name]!;
+    const src = shipped(name);
+    const want = keys(renderTemplate(src, base, { templateName: name }).unit);
+    // the runtime is one of a list ({{oneOf}}) and picks other directives; every other slot takes any ordinary value
+    const slotAndValue = fc.constantFrom(...slots).chain((slot) => fc.tuple(fc.constant(slot), slot === 'runtime' ? fc.constantFrom('docker', 'podman') : ordinary));
+    fc.assert(
+      fc.property(slotAndValue, ([slot, v]) => {
+        const { unit } = renderTemplate(src, withSlot(base, slot, v), { templateName: name });
+        if (slot !== 'runtime') expect(keys(unit)).toEqual(want);
+      }),
+      { numRuns: 200 },
     );
   });
 });
