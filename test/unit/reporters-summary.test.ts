@@ -10,8 +10,8 @@ import { REPO } from '../helpers/cli.js';
 
 const execFileP = promisify(execFile);
 
-async function summaryOf(fixture: string): Promise<{ code: number; last: string; stdout: string }> {
-  const args = ['node_modules/vitest/vitest.mjs', 'run', '--config', 'test/fixtures/reporter/vitest.config.ts'];
+async function summaryOf(fixture: string, config = 'vitest.config.ts'): Promise<{ code: number; last: string; stdout: string }> {
+  const args = ['node_modules/vitest/vitest.mjs', 'run', '--config', `test/fixtures/reporter/${config}`];
   const env = { ...process.env, FLEETX_REPORTER_FIXTURE: `${fixture}.fixture.ts`, CI: 'true' };
   const r = await execFileP(process.execPath, args, { cwd: REPO, env, timeout: 60_000 }).then(
     (ok) => ({ code: 0, stdout: ok.stdout }),
@@ -32,5 +32,11 @@ describe('the summary line', () => {
     expect(r.code).toBe(named ? 1 : 0);
     if (named) expect(r.stdout).toMatch(named);
     else expect(r.stdout).not.toMatch(/failed outside a test/);
+  }, 90_000);
+
+  it('a globalSetup that fails (no file runs): 1 failed', async () => {
+    const r = await summaryOf('passes', 'vitest.global-setup.config.ts');
+    expect(r.stdout).toMatch(/^0 passed, 1 failed, 0 skipped$/m);
+    expect(r.code).toBe(1);
   }, 90_000);
 });
