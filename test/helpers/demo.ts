@@ -16,12 +16,39 @@ import { haproxyCommand, syncerPids } from '../../src/demo/processes.js';
 import type { RolloutRecord } from '../../src/rollout/types.js';
 import { BIN, REPO, type CliResult } from './cli.js';
 import { SandboxFixture } from './sandbox.js';
+import { readFileSync } from 'node:fs';
 
 export interface RunningCli {
   child: ChildProcess;
   /** stdout so far */
   out(): string;
   done: Promise<CliResult & { ms: number; signal: NodeJS.Signals | null }>;
+}
+
+/** HAProxy's counters for one backend (see DemoFixture.lbCounters). */
+export interface LbCounters {
+  retries: number;
+  redispatches: number;
+  connErrors: number;
+  respErrors: number;
+  /** per server slot */
+  servers: Record<string, { retries: number; redispatches: number }>;
+}
+
+/** What changed between two readings: counters that only grow, so b - a. */
+export function lbDelta(a: LbCounters, b: LbCounters): LbCounters {
+  const servers: LbCounters['servers'] = {};
+  for (const [name, s] of Object.entries(b.servers)) {
+    const before = a.servers[name] ?? { retries: 0, redispatches: 0 };
+    servers[name] = { retries: s.retries - before.retries, redispatches: s.redispatches - before.redispatches };
+  }
+  return {
+    retries: b.retries - a.retries,
+    redispatches: b.redispatches - a.redispatches,
+    connErrors: b.connErrors - a.connErrors,
+    respErrors: b.respErrors - a.respErrors,
+    servers,
+  };
 }
 
 export class DemoFixture {
@@ -93,19 +120,35 @@ export class DemoFixture {
   }
 
   /**
-   * The backend's counters in HAProxy: requests it had to send again
-   * (`wretr`: a connection to an instance failed or it answered nothing;
-   * `wredis`: sent to another instance) and connection / response errors.
-   * A request that needed a retry hit an instance that was going away.
+   * HAProxy's own counters for the service's backend (the backend is named
+   * after the service), from the runtime API's `show stat`: requests it had
+   * to send again (`wretr`: the connection to an instance failed or it
+   * answered nothing; `wredis`: sent to another instance instead), and
+   * connection / response errors; also per server slot, to name the slot a
+   * retry came from. A request that needed a retry hit an instance that was
+   * going away: draining before stop must keep these at zero.
    */
-  async lbCounters(): Promise<{ retries: number; redispatches: number; connErrors: number; respErrors: number }> {
+  async lbCounters(): Promise<LbCounters> {
+    const backend = this.status!.service;
     const text = await haproxyCommand(this.status!.socket!, 'show stat');
     const lines = text.split('\n').filter((l) => l.trim() !== '');
     const head = lines[0]!.replace(/^# /, '').split(',');
-    const row = lines.map((l) => l.split(',')).find((f) => f[0] === DEMO_SERVICE && f[1] === 'BACKEND');
-    if (!row) throw new Error(`no BACKEND row for ${DEMO_SERVICE} in show stat:\n${text}`);
-    const n = (col: string) => Number(row[head.indexOf(col)] || 0);
-    return { retries: n('wretr'), redispatches: n('wredis'), connErrors: n('econ'), respErrors: n('eresp') };
+    const rows = lines.slice(1).map((l) => l.split(',')).filter((f) => f[0] === backend);
+    const n = (row: string[], col: string) => Number(row[head.indexOf(col)] || 0);
+    const be = rows.find((f) => f[1] === 'BACKEND');
+    if (!be) throw new Error(`no BACKEND row for ${backend} in show stat:\n${text}`);
+    const servers: LbCounters['servers'] = {};
+    for (const row of rows) {
+      if (row[1] !== 'BACKEND' && row[1] !== 'FRONTEND') servers[row[1]!] = { retries: n(row, 'wretr'), redispatches: n(row, 'wredis') };
+    }
+    return { retries: n(be, 'wretr'), redispatches: n(be, 'wredis'), connErrors: n(be, 'econ'), respErrors: n(be, 'eresp'), servers };
+  }
+
+  /** HAProxy's log (it logs only abnormal requests: retried, failed, aborted) from byte `from` on; its size when `from` is omitted. */
+  lbLog(from?: number): { size: number; text: string } {
+    const file = this.status!.logs!.haproxy;
+    const all = readFileSync(file);
+    return { size: all.length, text: from === undefined ? '' : all.subarray(from).toString('utf8') };
   }
 
   /** Finished rollouts of the demo service, oldest first. */
