@@ -98,9 +98,7 @@ describe('ScheduleSource: list, then watch only this machine', () => {
       await new Promise((r) => setTimeout(r, 1000));
       expect(src.snapshot().map((r) => r.name)).toEqual(['c.service']); // last known, kept
       await proxy.restore();
-      const back = Date.now();
       await until('caught up', () => src.isLive && src.snapshot().map((r) => r.name).sort().join() === 'd.service,e.service', withinMs);
-      expect(Date.now() - back).toBeLessThan(withinMs);
       if (probeMs > 100_000) expect(problems).toContain(`watch on ${keys.machineSchedule(ME)} failed; listing again`);
     } finally {
       await src.stop();

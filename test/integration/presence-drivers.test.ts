@@ -91,9 +91,7 @@ describe('command driver', () => {
 
   it('a command that hangs is killed after the timeout; a missing program is reported', async () => {
     const slow = new CommandDriver({ service: 'app', argv: [process.execPath, '-e', 'setTimeout(() => {}, 10000)'], timeoutMs: 300 });
-    const t0 = Date.now();
     const [r] = await slow.apply([inD('app@1.service')]);
-    expect(Date.now() - t0).toBeLessThan(3000);
     expect(r!.error).toMatch(/killed after 300 ms/);
     const missing = new CommandDriver({ service: 'app', argv: [join(dir, 'no-such-program')] });
     const [m] = await missing.apply([inD('app@1.service')]);

@@ -34,13 +34,14 @@ function setup(opts: { probeMs?: number } = {}) {
   let inflight = 0;
   let maxInflight = 0;
   let calls = 0;
+  let aborted = 0;
   const probe: Probe = async (_c, ctx) => {
     calls++;
     inflight++;
     maxInflight = Math.max(maxInflight, inflight);
     await new Promise<void>((r) => {
       const t = setTimeout(r, opts.probeMs ?? 1);
-      ctx.signal?.addEventListener('abort', () => (clearTimeout(t), r()));
+      ctx.signal?.addEventListener('abort', () => (aborted++, clearTimeout(t), r()));
     });
     inflight--;
     return { ok, message: ok ? 'HTTP 200' : 'HTTP 503' };
@@ -50,7 +51,7 @@ function setup(opts: { probeMs?: number } = {}) {
     m, store, writes,
     setOk: (v: boolean) => (ok = v),
     fail: (v: boolean) => (failing = v),
-    stats: () => ({ calls, maxInflight }),
+    stats: () => ({ calls, maxInflight, inflight, aborted }),
     rec: (u: string) => store.get(keys.health('m1', u)),
   };
 }
@@ -99,9 +100,10 @@ describe('HealthMonitor', () => {
     h.m.setServices(new Map([['app@.service', { ...http, intervalMs: 20 }]]));
     await wait(300);
     expect(h.stats().maxInflight).toBe(1);
-    const t0 = Date.now();
-    await h.m.stop(); // aborts the running check
-    expect(Date.now() - t0).toBeLessThan(50);
+    await until('a check running', () => h.stats().inflight === 1);
+    const aborted = h.stats().aborted;
+    await h.m.stop(); // aborts the running check: it does not wait for it to end
+    expect(h.stats()).toMatchObject({ inflight: 0, aborted: aborted + 1 });
   });
 
   it('a stopped unit is unhealthy and is not checked; a restart resets since', async () => {
