@@ -106,7 +106,9 @@ export function planWrites(input: WriteInput): WritePlan {
       }
       case 'destroy-unit': {
         // A surge instance the rollout no longer needs: deleting its record
-        // makes the engine unschedule it and the agent stop it.
+        // makes the engine unschedule it and the agent stop it. Its hold
+        // stays: the planner releases it once nothing runs the instance (a
+        // hold deleted here let the balancer take the dying instance back).
         const read = details.units.get(a.unit);
         if (read === undefined) {
           skipped.push(`destroy-unit ${a.unit}: the unit record is gone already`);
@@ -116,7 +118,6 @@ export function planWrites(input: WriteInput): WritePlan {
         guards.set(keys.unit(a.unit), read.modRevision);
         actions.del(keys.unit(a.unit), a.reason);
         actions.del(keys.unschedulable(a.unit), `${a.reason}: its unschedulable reason goes with it`);
-        actions.del(keys.presenceHold(svc, a.unit), `${a.reason}: no hold outlives the unit`);
         break;
       }
       case 'mark-healthy': {

@@ -5,7 +5,7 @@
  * README.md for the rules it follows.
  */
 import { alreadyOnTarget, budget, cmp, pickToStart } from './batch.js';
-import { DEFAULT_DRAIN_TIMEOUT_MS, ms } from './conditions.js';
+import { DEFAULT_DRAIN_TIMEOUT_MS, isStopped, ms } from './conditions.js';
 import { advance, ensure, enter, firstPhase, IN_FLIGHT, wakeAt, type PhaseContext } from './phases.js';
 import { standDown, startRevert } from './revert.js';
 import { isSurge, regular, retireSurge, settled } from './surge.js';
@@ -83,7 +83,7 @@ function applyControl(r: RolloutRecord, c: RolloutControl | undefined): RolloutR
 function moveOn(r: RolloutRecord, views: ReadonlyMap<string, InstanceView>, ctx: PhaseContext): RolloutRecord {
   return mapInstances(r, (p) => {
     const v = views.get(p.unit);
-    if (v?.record === undefined) return gone(p, ctx);
+    if (v?.record === undefined) return gone(p, v, ctx);
     if (p.phase === 'pending' && alreadyOnTarget(r, v, p.targetHash)) {
       return enter(p, 'done', ctx, { note: 'already running the target body, healthy' });
     }
@@ -91,9 +91,18 @@ function moveOn(r: RolloutRecord, views: ReadonlyMap<string, InstanceView>, ctx:
   });
 }
 
-/** An instance whose unit was destroyed meanwhile: nothing left to roll. */
-function gone(p: InstanceProgress, ctx: PhaseContext): InstanceProgress {
+/**
+ * An instance whose unit was destroyed meanwhile: nothing left to roll. One
+ * the rollout holds stays held (and in its phase) until no machine runs it
+ * and no health record calls it healthy: the agent stops it after the
+ * record is gone, and its health record outlives the record until then, so
+ * a hold released at once let the presence syncer put the dying instance
+ * back into the balancer, and requests met it while it stopped (HAProxy had
+ * to redispatch them; found by the zero-downtime e2e's retry counters).
+ */
+function gone(p: InstanceProgress, v: InstanceView | undefined, ctx: PhaseContext): InstanceProgress {
   if (p.phase === 'done' || p.phase === 'failed') return p;
+  if (v !== undefined && v.held && (!isStopped(v) || v.health?.status === 'healthy')) return p;
   if (isSurge(p) && p.phase === 'removing') return enter(p, 'done', ctx, { note: 'surge instance destroyed' });
   return enter(p, 'done', ctx, { note: `unit destroyed during the rollout (was ${p.phase})` });
 }

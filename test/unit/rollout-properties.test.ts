@@ -159,8 +159,7 @@ class World {
     if (a.type === 'hold') i.held = true;
     else if (a.type === 'release') i.held = false;
     else if (a.type === 'destroy-unit') {
-      i.record = undefined;
-      i.held = false; // the controller deletes the hold with the unit
+      i.record = undefined; // the hold stays: the planner releases it once the instance is gone
       i.active = 'inactive';
       i.stateAt = this.now;
     } else if (i.record) i.record = { ...i.record, targetState: a.targetState, hash: a.hash };
@@ -179,6 +178,8 @@ class World {
     }
     for (const i of this.insts) {
       const r = i.record;
+      // destroyed: stopped (above), and the checker reports what it sees before the agent drops the record
+      if (r === undefined && i.health.status === 'healthy') this.setHealth(i, 'unhealthy');
       if (r === undefined || !i.placed) continue;
       // Level-triggered like src/agent/plan.ts: launched and not running -> start,
       // loaded and running -> stop, running another body -> restart.
@@ -292,10 +293,12 @@ function simulate(p: Params): Outcome {
     }
     // Idempotency: the same reports with the actions applied ask for nothing more.
     // A destroy-unit is the one action whose effect is itself a report (the
-    // unit record is gone), which moves that surge instance to done.
+    // unit record is gone), which moves that surge instance to done, and,
+    // when nothing runs it any more, releases its hold.
     const again = nextSteps(world.view(r, control));
-    const extra = again.actions.filter((a) => a.type !== 'finish' && a.type !== 'mark-healthy');
-    const destroyed = out.actions.some((a) => a.type === 'destroy-unit');
+    const gone = new Set(out.actions.filter((a) => a.type === 'destroy-unit').map((a) => a.unit));
+    const extra = again.actions.filter((a) => a.type !== 'finish' && a.type !== 'mark-healthy' && !(a.type === 'release' && gone.has(a.unit)));
+    const destroyed = gone.size > 0;
     if (extra.length > 0 || (again.changed && !destroyed)) violations.push(`step ${step}: repeat call not idempotent: ${JSON.stringify(extra)} changed=${again.changed}`);
     // Time alone: with the same reports, nothing moves before wakeAt (an hour on when there is none),
     // so a controller that sleeps until wakeAt (or the next report) misses nothing.
