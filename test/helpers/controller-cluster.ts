@@ -117,10 +117,13 @@ export class FakeCluster {
       healths.set(rec.name, health);
       await client.put(keys.health(machine, rec.name)).value(JSON.stringify(health)).exec();
     }
-    for (const [key] of states) {
+    for (const [key, st] of states) {
       if (!scheduled.has(key)) {
+        // unscheduled: stopped and removed, its state and health records go (as a real agent's do)
         states.delete(key);
         await client.delete().key(key).exec();
+        if (healths.get(st.name)?.machine === st.machine) healths.delete(st.name);
+        await client.delete().key(keys.health(st.machine, st.name)).exec();
       }
     }
     for (const [service, prefix] of Object.entries(this.o.services)) {
