@@ -17,6 +17,7 @@ import { describe, expect, it } from 'vitest';
 import { inService } from '../../src/demo/instances.js';
 import { startLoad, type LoadReport } from '../../src/loadgen/load.js';
 import { lbDelta, useDemo, type LbCounters } from '../helpers/demo.js';
+import { EXIT } from '../../src/errors/errors.js';
 
 const demo = useDemo({ tag: 'zdt', hosts: 3 });
 
@@ -111,7 +112,7 @@ describe('zero-downtime rollouts through HAProxy', () => {
     const before = await demo.allInService();
     const { result, load, lb, lbLog } = await underLoad(() => demo.run(['deploy', '-f', demo.serviceFile, '--set', 'version=v3', '--set', 'unhealthy=true']));
     console.log(summary('fleetx deploy of an unhealthy v3 (reverted)', load, lb));
-    expect(result.code, result.stdout + result.stderr).toBe(1);
+    expect(result.code, result.stdout + result.stderr).toBe(EXIT.reverted);
     expect(result.stdout + result.stderr).toMatch(/reverted to revision/);
     expectNoRequestHitAStoppingInstance(load, lb, lbLog);
     expect(load.versions.v3 ?? 0).toBe(0);
