@@ -40,8 +40,16 @@ function setup(opts: { probeMs?: number } = {}) {
     inflight++;
     maxInflight = Math.max(maxInflight, inflight);
     await new Promise<void>((r) => {
-      const t = setTimeout(r, opts.probeMs ?? 1);
-      ctx.signal?.addEventListener('abort', () => (aborted++, clearTimeout(t), r()));
+      let ended = false;
+      const t = setTimeout(() => ((ended = true), r()), opts.probeMs ?? 1);
+      // counts probes cut short (the signal may be shared by every check of the monitor)
+      ctx.signal?.addEventListener('abort', () => {
+        if (ended) return;
+        ended = true;
+        aborted++;
+        clearTimeout(t);
+        r();
+      });
     });
     inflight--;
     return { ok, message: ok ? 'HTTP 200' : 'HTTP 503' };
