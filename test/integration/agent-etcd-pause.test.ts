@@ -18,6 +18,7 @@ import type { Host } from '../../src/sandbox/host.js';
 import { unitHash } from '../../src/unit/hash.js';
 import { parseUnit } from '../../src/unit/parse.js';
 import { startAgentHost, type AgentHost } from '../helpers/agent-host.js';
+import { sleep, waitForWith } from '../helpers/wait.js';
 
 const keys = keyspace('/fleetx');
 const TTL = 3;
@@ -28,19 +29,8 @@ let fixture: AgentHost;
 let host: Host;
 let etcd: Etcd3;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`${what}: not reached in ${timeoutMs} ms\n--- agent journal ---\n${await journal()}`);
-    await sleep(100);
-  }
-}
-
 const journal = () => fixture.journal();
+const until = waitForWith({ timeoutMs: 30_000, intervalMs: 100, explain: async () => `--- agent journal ---\n${await journal()}` });
 
 async function mainPid(): Promise<number> {
   return Number((await host.exec(['systemctl', 'show', '-p', 'MainPID', '--value', UNIT])).stdout.trim());
