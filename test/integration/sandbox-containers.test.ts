@@ -36,7 +36,7 @@ describe('sandbox container hosts', () => {
   });
 
   it('pushed the demo tags, sharing one base layer', async () => {
-    expect(Object.keys(refs).sort()).toEqual(['unhealthy', 'v1', 'v2']);
+    expect(Object.keys(refs).sort()).toEqual(['base', 'unhealthy', 'v1', 'v2']);
     const tags = (await (await fetch(`http://${status.registry!.address}/v2/fleetx/demo-web/tags/list`)).json()) as { tags: string[] };
     expect(tags.tags.sort()).toEqual(['unhealthy', 'v1', 'v2']);
     const layers = async (tag: string) => {

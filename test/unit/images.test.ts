@@ -17,9 +17,9 @@ describe('images', () => {
   });
 
   it.each([
-    ['v1', '["--port","8080","--version","v1"]'],
-    ['v2', '["--port","8080","--version","v2"]'],
-    ['unhealthy', '["--port","8080","--version","unhealthy","--unhealthy"]'],
+    ['v1', '["--port","8080","--start-delay","1500","--version","v1"]'],
+    ['v2', '["--port","8080","--start-delay","1500","--version","v2"]'],
+    ['unhealthy', '["--port","8080","--start-delay","1500","--version","unhealthy","--unhealthy"]'],
   ] as const)('the %s image runs demo/web.mjs on the node base with its own arguments', (tag, cmd) => {
     const text = demoContainerfile('10.213.0.1:5000/fleetx/node:20', tag);
     expect(text).toContain('FROM 10.213.0.1:5000/fleetx/node:20\nCOPY web.mjs /app/web.mjs\n');

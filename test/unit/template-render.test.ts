@@ -232,20 +232,26 @@ const shipped = (name: string) => readFileSync(new URL(`../../units/${name}.hbs`
 describe('shipped templates', () => {
   it('app@.service: the mission unit, conflicts on its own prefix', () => {
     const { text, unit } = renderTemplate(shipped('app@.service'), { image: 'registry/app', tag: '42', ports: ['8080:80'], env: { A: 'b c' }, args: ['--memory', '256m'] }, { templateName: 'app@.service' });
-    expect(text).toContain('ExecStartPre=-/usr/bin/docker kill %p-%i');
-    expect(text).toContain('ExecStartPre=-/usr/bin/docker rm %p-%i');
-    expect(text).toContain('ExecStartPre=/usr/bin/docker pull registry/app:42');
-    expect(value(unit, 'Service', 'ExecStop')).toBe('/usr/bin/docker stop %p-%i');
-    expect(execArgv(value(unit, 'Service', 'ExecStart')!)).toEqual(['/usr/bin/docker', 'run', '--name', '%p-%i', '-p', '8080:80', '-e', 'A=b c', '--memory', '256m', 'registry/app:42']);
+    expect(text).toContain('ExecStartPre=-/usr/bin/docker rm -f %p-%i\nExecStartPre=/usr/bin/docker pull registry/app:42\n');
+    expect(value(unit, 'Service', 'ExecStop')).toBe('/usr/bin/docker stop -t 30 %p-%i');
+    expect(value(unit, 'Service', 'ExecStopPost')).toBe('-/usr/bin/docker rm -f %p-%i');
+    expect(execArgv(value(unit, 'Service', 'ExecStart')!)).toEqual(['/usr/bin/docker', 'run', '--name', '%p-%i', '--init', '--stop-timeout', '30', '-p', '8080:80', '-e', 'A=b c', '--memory', '256m', 'registry/app:42']);
     expect(value(unit, 'Service', 'Restart')).toBe('always');
     expect(value(unit, 'Service', 'TimeoutStartSec')).toBe('0');
     expect(parseXFleet(unit, 'app@1.service').conflicts).toEqual(['app@*.service']);
     expect(parseXFleet(unit, 'web@1.service').conflicts).toEqual(['web@*.service']);
   });
 
+  it.each([[30, '30s 10s'], [5, '5s 10s']])('app@.service: the runtime waits stopTimeout=%d s before SIGKILL, systemd 10 s longer (%s)', (stopTimeout, timeoutStopSec) => {
+    const { unit } = renderTemplate(shipped('app@.service'), { image: 'app', stopTimeout }, { templateName: 'app@.service' });
+    expect(value(unit, 'Service', 'TimeoutStopSec')).toBe(timeoutStopSec);
+    expect(value(unit, 'Service', 'ExecStop')).toBe(`/usr/bin/docker stop -t ${stopTimeout} %p-%i`);
+    expect(execArgv(value(unit, 'Service', 'ExecStart')!).slice(4, 7)).toEqual(['--init', '--stop-timeout', String(stopTimeout)]);
+  });
+
   it('app@.service with podman and a container name', () => {
     const { unit } = renderTemplate(shipped('app@.service'), { image: 'app', runtime: 'podman', name: 'web' }, { templateName: 'app@.service' });
-    expect(execArgv(value(unit, 'Service', 'ExecStart')!)).toEqual(['/usr/bin/podman', 'run', '--name', 'web-%i', 'app:latest']);
+    expect(execArgv(value(unit, 'Service', 'ExecStart')!)).toEqual(['/usr/bin/podman', 'run', '--name', 'web-%i', '--init', '--stop-timeout', '30', 'app:latest']);
     expect(value(unit, 'Unit', 'Requires')).toBeUndefined();
   });
 
