@@ -11,6 +11,9 @@
  *   in the unit's cgroup, where systemd stops and kills them);
  * - `netns = "host"`: containers use the host's network (its address on
  *   the bridge); published ports (`-p`) are then ignored, with a warning;
+ * - `keyring = false`: nspawn's seccomp filter, which every service in a
+ *   host inherits, refuses keyctl, so crun cannot make a session keyring
+ *   ("create keyring: Operation not permitted"; from nsenter it worked);
  * - the sandbox registry, plain HTTP, declared insecure for its one address
  *   (see registry.ts for why).
  *
@@ -30,6 +33,7 @@ export function containerHostFiles(o: ContainerHostOptions): Record<string, stri
       '[containers]',
       'cgroups = "disabled"',
       'netns = "host"',
+      'keyring = false',
       '',
       '[engine]',
       'cgroup_manager = "cgroupfs"',

@@ -59,13 +59,16 @@ describe('sandbox container hosts', () => {
   it('a host pulls and runs an image with docker; --init lets SIGTERM stop it cleanly', async () => {
     const pull = await host.exec(['/usr/bin/docker', 'pull', refs.v1], { timeoutMs: 120_000 });
     expect(pull.code, pull.stderr).toBe(0);
-    const run = await host.exec(['/usr/bin/docker', 'run', '-d', '--init', '--name', 'probe-1', refs.v1]);
+    // From a systemd service, as units run it: services inherit nspawn's seccomp filter, nsenter does not.
+    const run = await host.exec(['systemd-run', '--unit=probe-1', '--', '/usr/bin/docker', 'run', '--init', '--name', 'probe-1', refs.v1]);
     expect(run.code, run.stderr).toBe(0);
     let body = '';
     for (let i = 0; i < 80 && !body; i++) {
       await new Promise((r) => setTimeout(r, 250));
       body = await fetch(`http://${net.prefix}.11:8080/`).then((r) => r.text(), () => '');
     }
+    const journal = async () => (await host.exec(['journalctl', '--no-pager', '-u', 'probe-1'])).stdout;
+    expect(body, await journal()).not.toBe('');
     expect(JSON.parse(body)).toMatchObject({ version: 'v1' });
     const stop = await host.exec(['/usr/bin/docker', 'stop', '-t', '30', 'probe-1'], { timeoutMs: 60_000 });
     expect(stop.code, stop.stderr).toBe(0);

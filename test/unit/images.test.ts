@@ -40,7 +40,7 @@ describe('images', () => {
     const files = containerHostFiles({ registry: '10.213.0.1:5000' });
     expect(Object.keys(files).sort()).toEqual(['/etc/containers/containers.conf', '/etc/containers/nodocker', '/etc/containers/registries.conf', '/etc/containers/storage.conf']);
     expect(files['/etc/containers/storage.conf']).toContain('driver = "vfs"');
-    expect(files['/etc/containers/containers.conf']).toMatch(/cgroups = "disabled"[\s\S]*netns = "host"/);
+    expect(files['/etc/containers/containers.conf']).toMatch(/cgroups = "disabled"\nnetns = "host"\nkeyring = false\n/);
     expect(files['/etc/containers/registries.conf']).toContain('[[registry]]\nlocation = "10.213.0.1:5000"\ninsecure = true\n');
   });
 });
