@@ -88,7 +88,11 @@ export async function removeHostCgroups(key: string, timeoutMs = 5_000): Promise
     }
     for (const name of entries) {
       const dir = join(parent, name);
-      if (Date.now() - statSync(dir).mtimeMs > 60_000 && cgroupPidsIn(dir).length === 0) rmTree(dir);
+      try {
+        if (Date.now() - statSync(dir).mtimeMs > 60_000 && cgroupPidsIn(dir).length === 0) rmTree(dir);
+      } catch {
+        // Removed meanwhile by another sandbox's cleanup (concurrent test runs).
+      }
     }
     // The shared parent too, once no host uses it (plain rmdir: a host
     // being booted right now may have an empty tree there).

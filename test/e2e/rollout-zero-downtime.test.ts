@@ -13,6 +13,7 @@ import { openHost } from '../../src/sandbox/host.js';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { inService } from '../../src/demo/instances.js';
+import { EXIT } from '../../src/errors/errors.js';
 import { warmHosts } from '../../src/images/warm.js';
 import { startLoad, type LoadReport } from '../../src/loadgen/load.js';
 import { lbDelta, useDemo, type LbCounters } from '../helpers/demo.js';

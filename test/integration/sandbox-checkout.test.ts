@@ -23,6 +23,8 @@ function cloneUnderTmp(): string {
   // Uncommitted work of this checkout, so the clone runs the code under test.
   for (const f of ['src', 'bin', 'units', 'demo', 'services']) cpSync(join(REPO, f), join(clone, f), { recursive: true });
   cpSync(join(REPO, 'node_modules'), join(clone, 'node_modules'), { recursive: true, verbatimSymlinks: true });
+  // What `npm ci` ends with (its prepare script): bin/fleetx.mjs runs dist/.
+  execFileSync('npm', ['run', '--silent', 'build'], { cwd: clone, stdio: 'ignore', timeout: 300_000 });
   return dir;
 }
 
@@ -35,7 +37,7 @@ describe('a sandbox from a checkout under /tmp', () => {
   beforeAll(() => {
     tmp = cloneUnderTmp();
     clone = join(tmp, 'fleetx');
-  });
+  }, 360_000);
   afterAll(async () => {
     await sandboxDown(stateDir);
     if (tmp) rmSync(tmp, { recursive: true, force: true });
