@@ -17,7 +17,6 @@ import { EXIT } from '../../src/errors/errors.js';
 import { warmHosts } from '../../src/images/warm.js';
 import { startLoad, type LoadReport } from '../../src/loadgen/load.js';
 import { lbDelta, useDemo, type LbCounters } from '../helpers/demo.js';
-import { EXIT } from '../../src/errors/errors.js';
 
 const demo = useDemo({ tag: 'zdt', hosts: 3 });
 
