@@ -16,9 +16,10 @@
  * otherwise what `convert` makes of etcd3's error (the registry's
  * toFleetxError), by default 'unavailable'.
  */
-import type { Etcd3, IKeyValue, IRequestOp, ITxnResponse } from 'etcd3';
-import { FleetxError, isFleetxError, unavailableError } from '../errors/errors.js';
-import { FencedOutError, fenced, type Fence } from '../registry/fence.js';
+import type { Etcd3, IKeyValue, IRequestOp } from 'etcd3';
+import type { FleetxError } from '../errors/errors.js';
+import type { Fence } from '../registry/fence.js';
+import { FencedStore } from '../registry/fenced-store.js';
 import { prefixEnd } from '../registry/codec.js';
 import { lastSegment, type Keyspace } from '../registry/keys.js';
 import type { Batch } from './writes.js';
@@ -27,17 +28,23 @@ import { commonPrefix, type RawDetails, type RawKV, type RawReports, type Rollou
 /** Rollouts read together in one detail transaction (6 ranges each, 4 shared). */
 const ROLLOUTS_PER_READ = 15;
 
-export class ControllerStore {
-  /** etcd requests made so far, for cost accounting */
-  requests = 0;
+export class ControllerStore extends FencedStore {
+  protected readonly who = 'rollout controller';
 
   constructor(
-    private readonly client: Etcd3,
-    private readonly keys: Keyspace,
-    private readonly callTimeoutMs = 5000,
-    private readonly convert?: (e: unknown) => FleetxError,
+    client: Etcd3,
+    keys: Keyspace,
+    callTimeoutMs = 5000,
+    convert?: (e: unknown) => FleetxError,
     private readonly parent?: ControllerStore,
-  ) {}
+  ) {
+    super(client, keys, callTimeoutMs, convert);
+  }
+
+  protected override count(): void {
+    super.count();
+    this.parent?.count();
+  }
 
   /** The same store with its own request counter (one per pass; passes may overlap with passOnce() calls). */
   metered(): ControllerStore {
@@ -117,34 +124,6 @@ export class ControllerStore {
 
   private get(key: string): IRequestOp {
     return { request_range: { key: Buffer.from(key) } };
-  }
-
-  private async txn(fence: Fence, ops: IRequestOp[], what: string, guards: { key: string; modRevision: string }[] = []): Promise<ITxnResponse> {
-    this.requests++;
-    if (this.parent !== undefined) this.parent.requests++;
-    let res: ITxnResponse;
-    try {
-      let b = fenced(this.client, fence);
-      for (const g of guards) b = b.and(g.key, 'Mod', '==', g.modRevision);
-      res = await b
-        .then(...ops)
-        .else(this.get(fence.key))
-        .options({ deadline: Date.now() + this.callTimeoutMs })
-        .commit();
-    } catch (e) {
-      if (isFleetxError(e)) throw e;
-      if (this.convert !== undefined) throw this.convert(e);
-      throw unavailableError(`rollout controller: cannot ${what} in etcd: ${(e as Error)?.message ?? String(e)}`, e);
-    }
-    if (res.succeeded) return res;
-    // The else branch read the leader key: tell a lost term from a changed record.
-    const leader = res.responses[0]?.response_range.kvs[0];
-    if (leader === undefined || leader.value.toString() !== fence.id || leader.create_revision !== fence.createRevision) {
-      throw new FencedOutError(fence);
-    }
-    throw new FleetxError('conflict', `rollout controller: cannot ${what}: a record changed since it was read; retrying on the next pass`, {
-      retryable: true,
-    });
   }
 }
 

@@ -11,27 +11,17 @@
  * `convert` makes of etcd3's error (the engine passes the registry's
  * toFleetxError), by default FleetxError 'unavailable' (retryable).
  */
-import type { Etcd3, IKeyValue, IRequestOp, ITxnResponse } from 'etcd3';
-import { isFleetxError, unavailableError, type FleetxError } from '../errors/errors.js';
-import type { Keyspace } from '../registry/keys.js';
-import { FencedOutError, fenced, type Fence } from '../registry/fence.js';
+import type { IKeyValue, IRequestOp } from 'etcd3';
+import type { Fence } from '../registry/fence.js';
+import { FencedStore } from '../registry/fenced-store.js';
 import type { EngineOp } from './plan.js';
 import type { RawKV, RawView } from './view.js';
 
 /** etcd's default --max-txn-ops is 128; stay below it. */
 export const MAX_TXN_OPS = 100;
 
-export class EngineStore {
-  /** etcd requests made so far (reads and writes), for cost accounting */
-  requests = 0;
-
-  constructor(
-    private readonly client: Etcd3,
-    private readonly keys: Keyspace,
-    private readonly callTimeoutMs = 5000,
-    /** converts library errors (e.g. the registry's toFleetxError); FleetxErrors pass through untouched */
-    private readonly convert?: (e: unknown) => FleetxError,
-  ) {}
+export class EngineStore extends FencedStore {
+  protected readonly who = 'engine';
 
   async readView(fence?: Fence): Promise<RawView> {
     const prefixes = [
@@ -89,23 +79,7 @@ export class EngineStore {
     }
   }
 
-  private async txn(fence: Fence | undefined, ops: (IRequestOp | { op(): Promise<IRequestOp> })[], what: string): Promise<ITxnResponse> {
-    this.requests++;
-    let res: ITxnResponse;
-    try {
-      // without a fence: a comparison that always holds (every key's version, 0 when missing, is > -1), so one snapshot read
-      res = await (fence ? fenced(this.client, fence) : this.client.if(this.keys.leader(), 'Version', '>', -1))
-        .then(...ops)
-        .options({ deadline: Date.now() + this.callTimeoutMs })
-        .commit();
-    } catch (e) {
-      if (isFleetxError(e)) throw e;
-      if (this.convert !== undefined) throw this.convert(e);
-      throw unavailableError(`engine: cannot ${what} in etcd: ${(e as Error)?.message ?? String(e)}`, e);
-    }
-    if (!res.succeeded) throw new FencedOutError(fence!);
-    return res;
-  }
+
 }
 
 function toRaw(kv: IKeyValue): RawKV {

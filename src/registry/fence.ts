@@ -8,8 +8,8 @@
  * enough: the same machine may win a later term while an old pass of its
  * previous term is still applying.
  */
-import type { Etcd3 } from 'etcd3';
-import { FleetxError } from '../errors/errors.js';
+import type { Etcd3, IRequestOp, ITxnResponse } from 'etcd3';
+import { FleetxError, isFleetxError, unavailableError } from '../errors/errors.js';
 
 /** One leadership term. */
 export interface Fence {
@@ -44,4 +44,55 @@ export function fenced(client: Etcd3, fence: Fence) {
   return client
     .if(fence.key, 'Value', '==', fence.id)
     .and(fence.key, 'Create', '==', fence.createRevision);
+}
+
+/** What a fenced transaction needs besides its operations. */
+export interface FencedTxnOptions {
+  /** names the caller in errors, e.g. 'engine' or 'rollout controller' */
+  who: string;
+  /** what the transaction does, for errors ("read rollouts") */
+  what: string;
+  timeoutMs: number;
+  /** keys that must still be at the mod revision they were read at */
+  guards?: ReadonlyArray<{ key: string; modRevision: string }>;
+  /** converts library errors (e.g. the registry's toFleetxError); FleetxErrors pass through untouched */
+  convert?: (e: unknown) => FleetxError;
+}
+
+type Op = IRequestOp | { op(): Promise<IRequestOp> };
+
+/**
+ * One transaction whose operations run only while `fence` holds and every
+ * guard is unchanged. Errors: FencedOutError when the term is over; a
+ * retryable 'conflict' when only a guarded key changed; etcd3's own errors
+ * through `convert`, by default 'unavailable'.
+ */
+export async function fencedTxn(client: Etcd3, fence: Fence, ops: Op[], o: FencedTxnOptions): Promise<ITxnResponse> {
+  let b = fenced(client, fence);
+  for (const g of o.guards ?? []) b = b.and(g.key, 'Mod', '==', g.modRevision);
+  // With guards a failure may be theirs: the else branch reads the leader key to tell which.
+  const withElse = (o.guards?.length ?? 0) > 0 ? b.then(...ops).else(client.get(fence.key)) : b.then(...ops);
+  const res = await commitOrConvert(withElse, o);
+  if (res.succeeded) return res;
+  const leader = res.responses[0]?.response_range.kvs[0];
+  if ((o.guards?.length ?? 0) === 0 || leader === undefined || leader.value.toString() !== fence.id || leader.create_revision !== fence.createRevision) {
+    throw new FencedOutError(fence);
+  }
+  throw new FleetxError('conflict', `${o.who}: cannot ${o.what}: a record changed since it was read; retrying on the next pass`, { retryable: true });
+}
+
+/** Reads in one transaction at one revision, with no fence (for callers that only look). */
+export async function snapshotTxn(client: Etcd3, anyKey: string, ops: Op[], o: FencedTxnOptions): Promise<ITxnResponse> {
+  // a comparison that always holds (every key's version, 0 when missing, is > -1)
+  return commitOrConvert(client.if(anyKey, 'Version', '>', -1).then(...ops), o);
+}
+
+async function commitOrConvert(b: ReturnType<Etcd3['if']>, o: FencedTxnOptions): Promise<ITxnResponse> {
+  try {
+    return await b.options({ deadline: Date.now() + o.timeoutMs }).commit();
+  } catch (e) {
+    if (isFleetxError(e)) throw e;
+    if (o.convert !== undefined) throw o.convert(e);
+    throw unavailableError(`${o.who}: cannot ${o.what} in etcd: ${(e as Error)?.message ?? String(e)}`, e);
+  }
 }

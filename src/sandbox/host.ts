@@ -242,23 +242,30 @@ async function removeNspawnLeftovers(rec: HostRecord): Promise<void> {
   }
 }
 
+/** A booted host, as its record (host.json) describes it. */
 class NspawnHost implements Host {
-  readonly name: string;
-  readonly machineId: string;
-  readonly address?: string;
-  readonly leaderPid: number;
-  readonly stateDir: string;
-  readonly sshHostKey?: string;
-  private readonly nspawnPid: number;
+  constructor(
+    readonly stateDir: string,
+    private readonly rec: HostRecord,
+  ) {}
 
-  constructor(stateDir: string, rec: HostRecord) {
-    this.stateDir = stateDir;
-    this.name = rec.name;
-    this.machineId = rec.machineId;
-    this.address = rec.address;
-    this.leaderPid = rec.leaderPid;
-    this.nspawnPid = rec.nspawnPid;
-    this.sshHostKey = rec.sshHostKey;
+  get name(): string {
+    return this.rec.name;
+  }
+  get machineId(): string {
+    return this.rec.machineId;
+  }
+  get address(): string | undefined {
+    return this.rec.address;
+  }
+  get leaderPid(): number {
+    return this.rec.leaderPid;
+  }
+  get sshHostKey(): string | undefined {
+    return this.rec.sshHostKey;
+  }
+  private get nspawnPid(): number {
+    return this.rec.nspawnPid;
   }
 
   async exec(argv: string[], opts: ExecOptions = {}): Promise<RunResult> {
