@@ -4,6 +4,7 @@
  * cannot start is reported by `up` with the host's name and its journal.
  */
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -31,6 +32,8 @@ function cloneUnderTmp(): string {
 describe('a sandbox from a checkout under /tmp', () => {
   const net = testNet();
   const stateDir = testStateDir('tmpco');
+  // nspawn machine names are global: unique per run, as the other fixtures do
+  const prefix = `fxk${randomBytes(1).toString('hex')}`;
   let tmp = '';
   let clone = '';
 
@@ -44,7 +47,11 @@ describe('a sandbox from a checkout under /tmp', () => {
   });
 
   it('runs the agent from the clone in every host, which registers its machine', async () => {
-    const s = await sandboxUp({ hosts: 2, stateDir, repoRoot: clone, bridge: net.bridge, subnet: net.prefix, hostPrefix: 'fxk' });
+    const s = await sandboxUp({ hosts: 2, stateDir, repoRoot: clone, bridge: net.bridge, subnet: net.prefix, hostPrefix: prefix }).catch((e: unknown) => {
+      // the journal lines `up` quotes are in the hint, which vitest does not print
+      console.error((e as { hint?: string }).hint ?? '');
+      throw e;
+    });
     expect(s.healthy).toBe(true);
     for (const h of s.hosts) {
       const host = openHost(`${stateDir}/hosts/${h.name}`)!;
@@ -71,13 +78,13 @@ describe('a sandbox from a checkout under /tmp', () => {
   it('an agent that cannot start fails up at once, naming the host and quoting its journal', async () => {
     writeFileSync(join(clone, 'bin', 'fleetx.mjs'), "throw new Error('fleetx-checkout-test: this agent cannot start');\n");
     await sandboxDown(stateDir);
-    const up = sandboxUp({ hosts: 1, stateDir, repoRoot: clone, bridge: net.bridge, subnet: net.prefix, hostPrefix: 'fxk' });
+    const up = sandboxUp({ hosts: 1, stateDir, repoRoot: clone, bridge: net.bridge, subnet: net.prefix, hostPrefix: prefix });
     await expect(up).rejects.toMatchObject({
       kind: 'failed',
-      message: expect.stringMatching(/^host fxk-1: fleetx-agent\.service does not stay up/),
+      message: expect.stringMatching(new RegExp(`^host ${prefix}-1: fleetx-agent\\.service does not stay up`)),
       hint: expect.stringContaining('fleetx-checkout-test: this agent cannot start'),
     });
     await sandboxDown(stateDir);
-    expect(await leftovers(stateDir, net.bridge, [{ name: 'fxk-1', dir: `${stateDir}/hosts/fxk-1` }])).toEqual([]);
+    expect(await leftovers(stateDir, net.bridge, [{ name: `${prefix}-1`, dir: `${stateDir}/hosts/${prefix}-1` }])).toEqual([]);
   });
 });
