@@ -16,6 +16,7 @@
  */
 import { parseArgs } from 'node:util';
 import { SandboxFixture, sleep } from '../test/helpers/sandbox.js';
+import { downAndCheck, runBench } from './sandbox-run.js';
 import type { Host } from '../src/sandbox/host.js';
 
 const { values } = parseArgs({
@@ -139,18 +140,8 @@ async function main(): Promise<number> {
     return 0;
   } finally {
     process.removeListener('SIGINT', stop);
-    const left = await sb.down();
-    console.log(left.length === 0 ? 'sandbox down, nothing left behind' : `LEFT BEHIND: ${left.join('; ')}`);
-    if (left.length > 0) process.exitCode = 1;
+    await downAndCheck(sb);
   }
 }
 
-main().then(
-  (code) => {
-    process.exitCode ||= code;
-  },
-  (e: unknown) => {
-    console.error(e instanceof Error ? (e.stack ?? e.message) : String(e));
-    process.exitCode = 1;
-  },
-);
+runBench(main);
