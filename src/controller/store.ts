@@ -3,8 +3,9 @@
  * leader key's value and create revision, as src/registry/fence.ts), so a
  * deposed leader neither acts on what it read nor writes:
  *   readRollouts  1 request: rollout records and control commands
- *   readDetails   1 request per 15 rollouts: their instances' unit records,
- *                 template, presence status, holds, revision and service,
+ *   readDetails   1 request per 13 rollouts: their instances' unit records,
+ *                 template, presence status, holds, revision, the revision
+ *                 a revert goes back to, and service,
  *                 plus every state, health, machine and schedule record (one
  *                 range each; schedule keys so a unit's stop/start reaches its
  *                 agent in the same transaction, see writes.ts)
@@ -25,8 +26,8 @@ import { lastSegment, type Keyspace } from '../registry/keys.js';
 import type { Batch } from './writes.js';
 import { commonPrefix, type RawDetails, type RawKV, type RawReports, type RolloutEntry } from './view.js';
 
-/** Rollouts read together in one detail transaction (6 ranges each, 4 shared). */
-const ROLLOUTS_PER_READ = 15;
+/** Rollouts read together in one detail transaction (7 ranges each, 4 shared). */
+const ROLLOUTS_PER_READ = 13;
 
 export class ControllerStore extends FencedStore {
   protected readonly who = 'rollout controller';
@@ -76,6 +77,7 @@ export class ControllerStore extends FencedStore {
           this.range(this.keys.presenceStatuses(e.service)),
           this.range(this.keys.presenceHolds(e.service)),
           this.get(r.toRevision !== undefined ? this.keys.revision(e.service, r.toRevision) : this.keys.service(e.service)),
+          this.get(r.revertTo !== undefined ? this.keys.revision(e.service, r.revertTo.revision) : this.keys.service(e.service)),
           this.get(this.keys.service(e.service)),
         );
       }
@@ -91,13 +93,14 @@ export class ControllerStore extends FencedStore {
       for (const e of part) {
         const names = new Set(Object.keys(e.rollout.value.instances));
         const units = (kvs[k++] ?? []).filter((kv) => names.has(kv.key.slice(this.keys.units().length)));
-        const [template, statuses, holds, revision, service] = [kvs[k++]?.[0], kvs[k++] ?? [], kvs[k++] ?? [], kvs[k++]?.[0], kvs[k++]?.[0]];
+        const [template, statuses, holds, revision, revertRevision, service] = [kvs[k++]?.[0], kvs[k++] ?? [], kvs[k++] ?? [], kvs[k++]?.[0], kvs[k++]?.[0], kvs[k++]?.[0]];
         out.details.push({
           units,
           ...(template ? { template } : {}),
           statuses,
           holds,
           ...(revision && e.rollout.value.toRevision !== undefined ? { revision } : {}),
+          ...(revertRevision && e.rollout.value.revertTo !== undefined ? { revertRevision } : {}),
           ...(service ? { service } : {}),
         });
       }

@@ -38,6 +38,8 @@ export interface RolloutDetails {
   statuses: Map<string, PresenceStatusRecord>;
   holds: Set<string>;
   revision?: Versioned<RevisionRecord>;
+  /** the revision a failed rollout goes back to (its values become the service's again) */
+  revertRevision?: Versioned<RevisionRecord>;
   service?: Versioned<ServiceRecord>;
 }
 
@@ -48,6 +50,7 @@ export interface RawDetails {
   statuses: RawKV[];
   holds: RawKV[];
   revision?: RawKV;
+  revertRevision?: RawKV;
   service?: RawKV;
 }
 
@@ -123,6 +126,7 @@ export class Decoder {
     }
     const template = this.versioned<UnitRecord>(raw.template);
     const revision = this.versioned<RevisionRecord>(raw.revision);
+    const revertRevision = this.versioned<RevisionRecord>(raw.revertRevision);
     const service = this.versioned<ServiceRecord>(raw.service);
     return {
       units,
@@ -130,6 +134,7 @@ export class Decoder {
       holds: new Set(raw.holds.map((kv) => kv.key.slice(holdsPrefix.length))),
       ...(template !== undefined ? { template } : {}),
       ...(revision !== undefined ? { revision } : {}),
+      ...(revertRevision !== undefined ? { revertRevision } : {}),
       ...(service !== undefined ? { service } : {}),
     };
   }

@@ -176,7 +176,9 @@ function revertBookkeeping(input: WriteInput, ops: OpList, guards: Map<string, s
   if (progress.some((p) => p.targetHash !== revert.hash)) return;
   const svc = details.service;
   if (svc !== undefined && r.toRevision !== undefined && svc.value.revision === r.toRevision) {
-    const next: ServiceRecord = { ...svc.value, revision: revert.revision, updatedAt: now };
+    // the values that render the revert body, so the next deploy does not carry the failed ones
+    const values = details.revertRevision?.value.values ?? svc.value.values;
+    const next: ServiceRecord = { ...svc.value, values, revision: revert.revision, updatedAt: now };
     guards.set(keys.service(r.service), svc.modRevision);
     ops.put(keys.service(r.service), next, `reverted to revision ${revert.revision}`);
   }

@@ -123,9 +123,9 @@ describe('rollout controller', () => {
   it('fails a deploy whose body never gets healthy after the deadline and reverts every instance', async () => {
     const { keys, cluster } = await setup({ badHashes: new Set([V2.hash]) });
     // what `fleetx deploy` writes: body, revision 2, service on it, template on V2, the rollout
-    const rev1: RevisionRecord = { service: 'app', revision: 1, hash: V1.hash, values: {}, createdAt: '', createdBy: 't', healthy: true };
-    const rev2: RevisionRecord = { ...rev1, revision: 2, hash: V2.hash, healthy: false };
-    const svc = { name: 'app', template: 'app@.service', values: {}, instances: 3, rollout: POLICY, revision: 2, updatedAt: '' } as unknown as ServiceRecord;
+    const rev1: RevisionRecord = { service: 'app', revision: 1, hash: V1.hash, values: { greeting: 'hi' }, createdAt: '', createdBy: 't', healthy: true };
+    const rev2: RevisionRecord = { ...rev1, revision: 2, hash: V2.hash, values: { greeting: 'hola' }, healthy: false };
+    const svc = { name: 'app', template: 'app@.service', values: { greeting: 'hola' }, instances: 3, rollout: POLICY, revision: 2, updatedAt: '' } as unknown as ServiceRecord;
     await client.put(keys.body(V2.hash)).value(V2.text).exec();
     await client.put(keys.revision('app', 1)).value(JSON.stringify(rev1)).exec();
     await client.put(keys.revision('app', 2)).value(JSON.stringify(rev2)).exec();
@@ -153,7 +153,8 @@ describe('rollout controller', () => {
     expect(cluster.maxDown).toBe(1);
     expect((await etcd.json<RevisionRecord>(keys.revision('app', 2)))!.healthy).toBe(false);
     // the service and its template say what runs again
-    expect((await etcd.json<ServiceRecord>(keys.service('app')))!.revision).toBe(1);
+    // with revision 1's values, so the next plan or deploy does not carry the failed ones
+    expect(await etcd.json<ServiceRecord>(keys.service('app'))).toMatchObject({ revision: 1, values: { greeting: 'hi' } });
     expect((await etcd.json<UnitRecord>(keys.unit('app@.service')))!.hash).toBe(V1.hash);
     expect(await client.get(keys.rollout('app')).string()).toBeNull();
     expect(await client.getAll().prefix(keys.presenceHolds('app')).keys()).toEqual([]);

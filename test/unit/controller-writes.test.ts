@@ -79,6 +79,28 @@ describe('planWrites: revert bookkeeping with surge instances', () => {
   });
 });
 
+describe('planWrites: a reverted rollout gives the service back its values', () => {
+  const reverted: RolloutRecord = {
+    ...record, state: 'failed', revertTo: { revision: 1, hash: 'old' }, finishedAt: NOW,
+    instances: { 'app@1.service': { unit: 'app@1.service', phase: 'done', since: NOW, targetHash: 'old' } },
+  };
+  const step: RolloutStep = { rollout: reverted, actions: [{ type: 'finish', state: 'failed', reason: 'reverted' }], changed: true };
+  const service = { value: { name: 'app', revision: 2, values: { tag: 'v2', unhealthy: 'true' } } as never, modRevision: '5' };
+  const servicePut = (d: RolloutDetails) => {
+    const op = planWrites({ keys, entry, details: d, view, step, now: NOW }).batches.flatMap((b) => b.ops).find((o) => o.key === keys.service('app'));
+    return op?.type === 'put' ? (JSON.parse(op.value) as { revision: number; values: unknown }) : undefined;
+  };
+
+  it("the revert revision's values replace the failed deploy's (the next plan must not carry them)", () => {
+    const revertRevision = { value: { service: 'app', revision: 1, hash: 'old', values: { tag: 'v1' }, createdAt: NOW, createdBy: 'u', healthy: true }, modRevision: '3' };
+    expect(servicePut({ ...details(false), service, revertRevision })).toEqual(expect.objectContaining({ revision: 1, values: { tag: 'v1' } }));
+  });
+
+  it('without the revert revision record (deleted meanwhile) the revision still goes back and the values stay', () => {
+    expect(servicePut({ ...details(false), service })).toEqual(expect.objectContaining({ revision: 1, values: { tag: 'v2', unhealthy: 'true' } }));
+  });
+});
+
 describe('planWrites: set-unit reaches the schedule key in the same transaction', () => {
   const step: RolloutStep = {
     rollout: { ...record, updatedAt: 'later' }, changed: true,
