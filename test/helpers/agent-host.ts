@@ -90,7 +90,9 @@ export async function startAgentHost(o: AgentHostOptions): Promise<AgentHost> {
   };
   try {
     const files = Object.fromEntries(Object.entries(agents).map(([unit, args]) => [`/etc/systemd/system/${unit}.service`, agentUnit(args)]));
-    host = await bootHost({ name: o.name, stateDir: `${base}/host`, bridge: { name: net.bridge, address: `${ip}/24` }, files });
+    // the checkout, bound as the sandbox binds it: a checkout under /tmp is not in the host's lower layer (its /tmp is its own)
+    const checkout = REPO.replace(/\/$/, '');
+    host = await bootHost({ name: o.name, stateDir: `${base}/host`, bridge: { name: net.bridge, address: `${ip}/24` }, files, bindReadOnly: [checkout] });
     const started = await host.exec(['systemctl', 'start', first]);
     if (started.code !== 0) throw new Error(`${first} did not start: ${started.stderr}`);
   } catch (e) {

@@ -20,7 +20,7 @@ describe('sandbox host: real systemd in nspawn over an overlay', () => {
   beforeAll(async () => {
     await createBridge(net.bridge, `${net.prefix}.1/24`);
     [a, b] = await Promise.all([
-      bootHost({ name: 'fxt-a', stateDir: `${base}/a`, bridge: { name: net.bridge, address: `${net.prefix}.11/24` }, mask: ['systemd-user-sessions.service'] }),
+      bootHost({ name: 'fxt-a', stateDir: `${base}/a`, bridge: { name: net.bridge, address: `${net.prefix}.11/24` }, mask: ['systemd-user-sessions.service'], bindReadOnly: [process.cwd()] }),
       bootHost({ name: 'fxt-b', stateDir: `${base}/b`, bridge: { name: net.bridge, address: `${net.prefix}.12/24` }, files: { '/etc/fleetx-test': 'hello\n' } }),
     ]);
   });
@@ -56,7 +56,8 @@ describe('sandbox host: real systemd in nspawn over an overlay', () => {
     expect(a.address).toBe(`${net.prefix}.11`);
   });
 
-  it('sees the repository through the lower layer but writes only to its own upper layer', async () => {
+  it("sees the machine's root through the lower layer and the checkout where it is bound, but writes only to its own upper layer", async () => {
+    expect((await a.exec(['test', '-x', '/usr/bin/node'])).code).toBe(0);
     expect((await b.exec(['cat', '/etc/fleetx-test'])).stdout).toBe('hello\n');
     expect((await a.exec(['cat', '/etc/fleetx-test'])).code).not.toBe(0);
     expect((await a.exec(['test', '-f', `${process.cwd()}/package.json`])).code).toBe(0);
