@@ -242,6 +242,20 @@ async function removeNspawnLeftovers(rec: HostRecord): Promise<void> {
   }
 }
 
+/**
+ * A host of this name killed a moment ago (poweroff, then boot again) may
+ * still hold its veth: the kernel frees it with the network namespace, a
+ * little after the processes are gone, and nspawn cannot create a veth of
+ * the same name until then (it exits at once). Wait a bounded while, then
+ * delete it ourselves when no nspawn uses the name.
+ */
+async function vethReleased(name: string): Promise<void> {
+  if (name.length > 12) return; // nspawn names no veth after a longer host name
+  const veth = `vb-${name}`;
+  for (let i = 0; i < 50 && (await linkExists(veth)); i++) await new Promise((r) => setTimeout(r, 100));
+  if ((await linkExists(veth)) && findProcs(name, 'systemd-nspawn').length === 0) await run('ip', ['link', 'del', veth]);
+}
+
 /** A booted host, as its record (host.json) describes it. */
 class NspawnHost implements Host {
   constructor(
@@ -397,6 +411,7 @@ export async function bootHost(spec: HostSpec): Promise<Host> {
   const machineId = spec.machineId ?? randomBytes(16).toString('hex');
   if (!MACHINE_ID.test(machineId)) throw invalidError(`bad machine id ${JSON.stringify(machineId)}`, '32 lowercase hex digits');
   if (nspawnsOf(spec.stateDir).length > 0) throw conflictError(`a host already runs on ${spec.stateDir}`, 'stop it first');
+  if (spec.bridge) await vethReleased(spec.name);
   const timeoutMs = spec.bootTimeoutMs ?? 30_000;
   const paths = hostPaths(spec.stateDir);
   await unmountAll(paths.merged);
