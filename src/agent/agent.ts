@@ -47,6 +47,8 @@ export interface PassReport {
   skipped?: 'etcd-unavailable' | 'schedule-not-relisted';
   tasks: Task[];
   outcome?: RunOutcome;
+  /** how long the pass took (reconcile passes; not purge) */
+  durationMs?: number;
 }
 
 export interface AgentEvents {
@@ -203,6 +205,11 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.setState('stopped');
   }
 
+  /** The units fleetx manages here, counted by systemd active state ('unknown' before systemd said). */
+  unitStates(): ReadonlyMap<string, number> {
+    return this.reporter.countByState();
+  }
+
   /** Asks for a pass soon (coalesced with any pending one). */
   kick(): void {
     this.passes.kick('kick');
@@ -235,6 +242,8 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   /** One reconcile pass. Returns false when it failed (and should be retried). */
   private async pass(): Promise<boolean> {
+    const t0 = performance.now();
+    const ms = () => performance.now() - t0;
     if (!this.schedule.isLive) {
       this.emit('pass', { skipped: 'etcd-unavailable', tasks: [] });
       return true; // the watch reconnecting kicks the next pass
@@ -282,11 +291,11 @@ export class Agent extends EventEmitter<AgentEvents> {
       for (const f of outcome.failures) if (f.error.kind === 'failed') this.launched.record(f.task, desired);
       await this.refreshStatuses(tasks);
       this.bodies.retainOnly([...desired.values()].map((d) => d.hash));
-      this.emit('pass', { tasks, outcome });
+      this.emit('pass', { tasks, outcome, durationMs: ms() });
       return outcome.failed === undefined;
     } catch (e) {
       this.emit('problem', 'reconcile pass failed', e);
-      this.emit('pass', { tasks });
+      this.emit('pass', { tasks, durationMs: ms() });
       return false;
     }
   }

@@ -78,6 +78,16 @@ export class StateReporter {
     this.markDirty(name);
   }
 
+  /** Managed units by their last observed active state ('unknown' until observed). */
+  countByState(): Map<string, number> {
+    const n = new Map<string, number>();
+    for (const e of this.units.values()) {
+      const s = e.status?.activeState ?? 'unknown';
+      n.set(s, (n.get(s) ?? 0) + 1);
+    }
+    return n;
+  }
+
   isManaged(name: string): boolean {
     return this.units.has(name);
   }

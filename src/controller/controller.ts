@@ -50,6 +50,9 @@ export interface StepReport {
   /** actions that had nothing to act on (e.g. a unit destroyed meanwhile) */
   skipped: string[];
   finished: boolean;
+  /** the record before and after the step (metrics read phase times from them) */
+  previous: RolloutRecord;
+  record: RolloutRecord;
 }
 
 export interface ControllerPassReport {
@@ -214,6 +217,8 @@ export class RolloutController extends EventEmitter<ControllerEvents> {
       transactions: plan.batches.length,
       skipped: plan.skipped,
       finished: plan.finished !== undefined,
+      previous: entry.rollout.value,
+      record: step.rollout,
     };
     this.emit('step', report);
     if (plan.finished !== undefined) this.emit('finished', plan.finished);

@@ -9,12 +9,14 @@
  * `purgeOnExit` stops and removes them and revokes the lease, as fleet did.
  */
 import type { Etcd3 } from 'etcd3';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { Agent } from '../agent/agent.js';
 import { resolveIdentity, type IdentityOptions } from '../agent/identity.js';
 import { RolloutController } from '../controller/controller.js';
 import { Engine } from '../engine/engine.js';
 import { usageError } from '../errors/errors.js';
+import type { HostMetrics } from '../metrics/host.js';
+import { DEFAULT_METRICS_LISTEN, parseListen, serveMetrics, type ListenAddress, type MetricsServer } from '../metrics/server.js';
 import { connect } from '../registry/client.js';
 import type { ConnectionOptions } from '../registry/connection.js';
 import { keyspace } from '../registry/keys.js';
@@ -37,6 +39,8 @@ export interface HostDaemonOptions {
   purgeOnExit?: boolean;
   /** run the leader-elected engine and rollout controller here too (default true) */
   engine?: boolean;
+  /** where the Prometheus endpoint listens: HOST:PORT, :PORT or off (default 127.0.0.1:9170; src/metrics/) */
+  metricsListen?: string;
   /** log level (default info) */
   logLevel?: string;
   /** where JSON log lines go (one call per line) */
@@ -55,6 +59,7 @@ export async function runHostDaemon(opts: HostDaemonOptions): Promise<void> {
   if (!Number.isInteger(ttl) || ttl < 2) throw usageError(`--ttl must be an integer number of seconds >= 2, got ${ttl}`);
   const resync = opts.resyncSec ?? 60;
   if (!(resync > 0)) throw usageError(`--resync must be a positive number of seconds, got ${resync}`);
+  const metricsAt = parseListen(opts.metricsListen ?? DEFAULT_METRICS_LISTEN);
 
   const log = pino({ level: opts.logLevel ?? 'info', base: { svc: 'fleetx-agent' } }, { write: opts.writeLog });
   const { connection } = opts;
@@ -63,9 +68,12 @@ export async function runHostDaemon(opts: HostDaemonOptions): Promise<void> {
   const version = await packageVersion();
 
   const systemd = await connectSystemd({ unitDir: opts.unitDir });
+  // loaded only when served: an agent with metrics off never loads prom-client
+  const metrics = metricsAt && new (await import('../metrics/host.js')).HostMetrics();
   let client: Etcd3 | undefined;
+  let endpoint: MetricsServer | undefined;
   try {
-    client = connect(connection);
+    client = connect(connection, metrics ? { interceptors: [metrics.etcdInterceptor()] } : {});
     const agent = new Agent({ client, systemd, keys, identity, version, ttlSec: ttl, resyncMs: resync * 1000 });
     logAgent(agent, log);
     const engine = opts.engine === false ? undefined : new Engine({ client, machineId: identity.id, keys, leaseTtlSeconds: ttl });
@@ -73,6 +81,12 @@ export async function runHostDaemon(opts: HostDaemonOptions): Promise<void> {
     const rollouts = engine && new RolloutController({ client, keys, engine, connection });
     if (engine) logEngine(engine, log);
     if (rollouts) logRollouts(rollouts, log);
+    if (metrics) {
+      metrics.watchAgent(agent);
+      if (engine) metrics.watchEngine(engine);
+      if (rollouts) metrics.watchRollouts(rollouts);
+      endpoint = await serveMetricsAt(metricsAt, metrics, log);
+    }
 
     log.info({ machine: identity.id, ip: identity.ip, metadata: identity.metadata, endpoints: connection.endpoints, prefix: connection.prefix }, 'agent starting');
     agent.start();
@@ -85,8 +99,25 @@ export async function runHostDaemon(opts: HostDaemonOptions): Promise<void> {
     await agent.stop({ purge: opts.purgeOnExit });
     log.info('agent stopped');
   } finally {
+    await endpoint?.close();
     client?.close();
     await systemd.close().catch(() => undefined);
     log.flush?.();
+  }
+}
+
+/**
+ * The endpoint is a convenience, the agent's work is not: a port in use or
+ * an address the host lacks is logged, and the agent runs without it.
+ */
+async function serveMetricsAt(at: ListenAddress | undefined, metrics: HostMetrics, log: Logger): Promise<MetricsServer | undefined> {
+  if (!at) return undefined;
+  try {
+    const server = await serveMetrics(at, metrics.registry);
+    log.info({ address: server.address }, 'metrics served on /metrics');
+    return server;
+  } catch (err) {
+    log.warn({ err, listen: `${at.host}:${at.port}` }, 'metrics endpoint could not listen; running without it');
+    return undefined;
   }
 }

@@ -11,6 +11,7 @@
  * reconnects back off to at most a few seconds (see below).
  */
 import { readFileSync } from 'node:fs';
+import type { Interceptor } from '@grpc/grpc-js';
 import type { IBackoff } from 'cockatiel';
 import type { Etcd3, IOptions } from 'etcd3';
 import { usageError } from '../errors/errors.js';
@@ -19,16 +20,22 @@ import { cockatiel, etcd3 } from './libraries.js';
 
 const { ExponentialBackoff, handleType, noop, retry } = cockatiel;
 
+export interface ClientHooks {
+  /** gRPC interceptors for every unary call (src/metrics/etcd.ts times them) */
+  interceptors?: Interceptor[];
+}
+
 /**
  * Creates a client (connections are opened lazily, on the first call).
  * Callers must close() it so the process can exit.
  * @throws FleetxError 'usage' when a TLS file cannot be read.
  */
-export function connect(opts: ConnectionOptions): Etcd3 {
+export function connect(opts: ConnectionOptions, hooks: ClientHooks = {}): Etcd3 {
+  const unary = hooks.interceptors?.length ? { interceptors: hooks.interceptors } : {};
   const options: IOptions = {
     hosts: opts.endpoints,
     // Unary calls get a deadline; streams (watch, lease keepalive) must not.
-    defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + opts.requestTimeoutMs }),
+    defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + opts.requestTimeoutMs, ...unary }),
     faultHandling: {
       global: opts.endpoints.length > 1 ? retry(handleType(etcd3.GRPCUnavailableError), { maxAttempts: opts.endpoints.length - 1 }) : noop,
       // etcd3 waits up to 30 s before reopening a broken watch; agents must

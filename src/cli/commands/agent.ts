@@ -22,6 +22,8 @@ export interface AgentCommandOptions extends Partial<Omit<GlobalFlags, 'output'>
   engine?: boolean;
   /** safety-net resync interval, seconds (default 60) */
   resync?: number;
+  /** Prometheus endpoint: HOST:PORT, :PORT or off (default FLEETX_METRICS_LISTEN, else 127.0.0.1:9170) */
+  metricsListen?: string;
   /** log level (default info) */
   logLevel?: string;
   /** ends the agent when aborted; default: SIGTERM/SIGINT of this process */
@@ -38,6 +40,7 @@ export async function agentCommand(opts: AgentCommandOptions, io: Io): Promise<v
     unitDir: opts.unitDir,
     purgeOnExit: opts.purgeOnExit,
     engine: opts.engine,
+    metricsListen: opts.metricsListen ?? io.env.FLEETX_METRICS_LISTEN,
     logLevel: opts.logLevel,
     writeLog: (line) => io.stderr(line),
     signal: opts.signal,

@@ -54,6 +54,7 @@ export function registerToolCommands(program: Command, io: Io): void {
     .option('--unit-dir <dir>', 'where unit files are written', '/run/systemd/system')
     .option('--purge-on-exit', 'on SIGTERM stop and remove this machine\'s units so they move elsewhere (fleet\'s behaviour)', false)
     .option('--no-engine', 'do not take part in the engine leader election')
+    .option('--metrics-listen <host:port>', 'Prometheus /metrics endpoint: HOST:PORT, :PORT (every address) or off (default FLEETX_METRICS_LISTEN, else 127.0.0.1:9170)')
     .option('--log-level <level>', 'pino log level', 'info')
     .action(async (o, c: Command) => {
       const { agentCommand } = await import('../commands/agent.js');
