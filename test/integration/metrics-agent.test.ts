@@ -8,19 +8,12 @@
 import { describe, expect, it } from 'vitest';
 import { startEtcd, stopEtcd } from '../../src/sandbox/etcd.js';
 import { useAgentHost } from '../helpers/agent-host.js';
+import { parseMetrics } from '../helpers/metrics.js';
 
 const agent = useAgentHost({ tag: 'metrics', name: 'fxt-metr', ipSuffix: 11, ttl: 3, agents: { 'fleetx-agent': ['--metrics-listen', ':9170'] } });
 const until = agent.waitFor;
 
-function parse(text: string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const i = line.lastIndexOf(' ');
-    out.set(line.slice(0, i), Number(line.slice(i + 1)));
-  }
-  return out;
-}
+const parse = parseMetrics;
 
 async function scrape(): Promise<Map<string, number>> {
   const res = await fetch(`http://${agent.ip}:9170/metrics`, { signal: AbortSignal.timeout(5_000) });

@@ -18,17 +18,11 @@ import { phasesLeft } from '../../src/metrics/phases.js';
 import { parseListen } from '../../src/metrics/server.js';
 import type { InstanceProgress, RolloutRecord } from '../../src/rollout/types.js';
 import { errorOf } from '../helpers/errors.js';
+import { parseMetrics } from '../helpers/metrics.js';
 
 /** name{labels} value lines of the exposition, without comments. */
 async function samples(m: HostMetrics): Promise<Map<string, number>> {
-  const text = await m.registry.metrics();
-  const out = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const i = line.lastIndexOf(' ');
-    out.set(line.slice(0, i), Number(line.slice(i + 1)));
-  }
-  return out;
+  return parseMetrics(await m.registry.metrics());
 }
 
 function fakeAgent(states: Map<string, number>) {
