@@ -63,6 +63,7 @@ export interface DemoStatus {
 
 interface DemoState {
   version: 1;
+  /** Every etcd member's client URL, comma-separated (as --endpoint takes them). */
   endpoint: string;
   bindAddress: string;
   port: number;
@@ -86,7 +87,8 @@ export async function demoUp(sandbox: SandboxStatus, o: DemoUpOptions): Promise<
   }
   const paths = demoPaths(sandbox.stateDir);
   mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
-  const endpoint = sandbox.etcd.endpoints[0]!;
+  // Every member, comma-separated: the syncer and the CLI fail over between them.
+  const endpoint = sandbox.etcd.endpoints.join(',');
   const bindAddress = sandbox.bridge.address.replace(/\/\d+$/, '');
   const port = o.port ?? 8080;
 
@@ -112,7 +114,7 @@ export async function demoUp(sandbox: SandboxStatus, o: DemoUpOptions): Promise<
     say(`presence syncer (pid ${pid}) for ${spec.name}`);
   }
 
-  const client = connect({ endpoints: [endpoint], requestTimeoutMs: 5_000, prefix: '/fleetx' });
+  const client = connect({ endpoints: endpoint.split(','), requestTimeoutMs: 5_000, prefix: '/fleetx' });
   const keys = keyspace('/fleetx');
   try {
     const storedText = await client.get(keys.service(spec.name)).string();
@@ -151,7 +153,7 @@ export async function demoStatus(stateDir: string): Promise<DemoStatus> {
   const haproxyPid = livePid(paths.haproxyPid, haproxyPids(paths.haproxyConfig));
   const syncerPid = livePid(paths.syncerPid, syncerPids(state.endpoint, DEMO_SERVICE));
   let instances: DemoInstance[] = [];
-  const client = connect({ endpoints: [state.endpoint], requestTimeoutMs: 2_000, prefix: '/fleetx' });
+  const client = connect({ endpoints: state.endpoint.split(','), requestTimeoutMs: 2_000, prefix: '/fleetx' });
   try {
     const units = Array.from({ length: state.instances }, (_, i) => `${DEMO_SERVICE}@${i + 1}.service`);
     instances = await readInstances({ client, keys: keyspace('/fleetx'), service: DEMO_SERVICE, units, socket: paths.socket, backend: DEMO_SERVICE });

@@ -22,8 +22,8 @@ export function execArg(value: string): string {
 export interface AgentUnitOptions {
   /** Repository root as seen inside the host (the overlay shows the machine's / read-only below). */
   repoRoot: string;
-  /** etcd client URL the agent uses, e.g. http://10.213.0.1:2379 */
-  endpoint: string;
+  /** Every etcd member's client URL, e.g. [http://10.213.0.1:2379] */
+  endpoints: string[];
   /** The host's own address, advertised to the cluster. */
   ip: string;
   nodePath?: string;
@@ -36,7 +36,7 @@ export function agentValues(o: AgentUnitOptions): Record<string, unknown> {
   return {
     node: o.nodePath ?? '/usr/bin/node',
     fleetxBin: `${o.repoRoot}/bin/fleetx.mjs`,
-    endpoints: [o.endpoint],
+    endpoints: o.endpoints,
     ip: o.ip,
     metadata: o.metadata ?? {},
   };

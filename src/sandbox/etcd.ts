@@ -1,8 +1,10 @@
 /**
- * The sandbox's one etcd: a detached process on the machine (its own process
- * group, output in a log file) so it outlives the CLI that started it. It
- * listens only on the bridge address, which the machine reaches directly and
- * the hosts reach over the bridge; nothing binds the machine's own addresses.
+ * The sandbox's etcd: one member by default, or a cluster of N members
+ * (`--etcd-members`), each a detached process on the machine (its own
+ * process group, data dir and log file) so it outlives the CLI that started
+ * it. Members listen only on the bridge address, on ports of their own
+ * (client 2379, 2381, ...; peer 2380, 2382, ...): the machine reaches them
+ * directly, the hosts over the bridge; nothing binds the machine's own addresses.
  */
 import { mkdirSync } from 'node:fs';
 import { failedError } from '../errors/errors.js';
@@ -10,29 +12,63 @@ import { findProcs, isAlive, procArgv, sleep, spawnDaemon, terminate } from './p
 import { SYSTEM_PATH } from './run.js';
 
 export interface EtcdSpec {
+  /** Member name (default `fleetx-sandbox`, the one member of a default sandbox). */
+  name?: string;
   dataDir: string;
   logFile: string;
   /** e.g. http://10.213.0.1:2379 */
   clientUrl: string;
   /** e.g. http://10.213.0.1:2380 */
   peerUrl: string;
+  /** Every member of the cluster, `name=peerUrl` (default: this member alone). */
+  initialCluster?: string[];
+  /** More etcd flags, e.g. a fault test's `--quota-backend-bytes=...`. */
+  extraArgs?: string[];
 }
 
-const NAME = 'fleetx-sandbox';
+export const ETCD_NAME = 'fleetx-sandbox';
+/** Members of a sandbox's etcd: 1 (the default, fastest) up to this. */
+export const MAX_ETCD_MEMBERS = 7;
 
 /** Pure: etcd's argv. */
 export function etcdArgs(s: EtcdSpec): string[] {
+  const name = s.name ?? ETCD_NAME;
   return [
-    `--name=${NAME}`,
+    `--name=${name}`,
     `--data-dir=${s.dataDir}`,
     `--listen-client-urls=${s.clientUrl}`,
     `--advertise-client-urls=${s.clientUrl}`,
     `--listen-peer-urls=${s.peerUrl}`,
     `--initial-advertise-peer-urls=${s.peerUrl}`,
-    `--initial-cluster=${NAME}=${s.peerUrl}`,
+    `--initial-cluster=${(s.initialCluster ?? [`${name}=${s.peerUrl}`]).join(',')}`,
+    // Read only when the data dir is empty (a new cluster); ignored on restart.
+    '--initial-cluster-state=new',
+    `--initial-cluster-token=${ETCD_NAME}`,
     '--logger=zap',
     '--log-outputs=stderr',
+    ...(s.extraArgs ?? []),
   ];
+}
+
+/**
+ * Pure: the members of a sandbox etcd of `count` members on `address`.
+ * Member 1 keeps the single-member names and ports (data dir `etcd`, client
+ * `port`, peer `port+1`), so a default sandbox is unchanged; member i has
+ * `etcd-i`, `etcd-i.log`, client `port+2(i-1)`, peer one above.
+ */
+export function etcdMembers(o: { count: number; address: string; port: number; dir: (entry: string) => string }): EtcdSpec[] {
+  const members = Array.from({ length: o.count }, (_, k) => {
+    const suffix = k === 0 ? '' : `-${k + 1}`;
+    return {
+      name: `${ETCD_NAME}${suffix}`,
+      dataDir: o.dir(`etcd${suffix}`),
+      logFile: o.dir(`etcd${suffix}.log`),
+      clientUrl: `http://${o.address}:${o.port + 2 * k}`,
+      peerUrl: `http://${o.address}:${o.port + 2 * k + 1}`,
+    };
+  });
+  const initialCluster = members.map((m) => `${m.name}=${m.peerUrl}`);
+  return members.map((m) => ({ ...m, initialCluster }));
 }
 
 /** Live etcd processes using this data dir. */
@@ -45,6 +81,7 @@ export function isOurEtcd(pid: number | undefined, dataDir: string): boolean {
   return pid !== undefined && (procArgv(pid)?.includes(`--data-dir=${dataDir}`) ?? false);
 }
 
+/** etcd's /health: true only while the member is part of a cluster with a leader. */
 export async function etcdHealthy(clientUrl: string, timeoutMs = 1_000): Promise<boolean> {
   try {
     const res = await fetch(`${clientUrl}/health`, { signal: AbortSignal.timeout(timeoutMs) });
@@ -60,15 +97,37 @@ export async function etcdHealthy(clientUrl: string, timeoutMs = 1_000): Promise
  * @throws FleetxError 'failed' when it exits or stays unhealthy (see its log).
  */
 export async function startEtcd(s: EtcdSpec, timeoutMs = 15_000): Promise<number> {
-  mkdirSync(s.dataDir, { recursive: true, mode: 0o700 });
-  const pid = spawnDaemon('etcd', etcdArgs(s), s.logFile, { PATH: SYSTEM_PATH });
+  const [pid] = await startEtcdMembers([s], timeoutMs);
+  return pid!;
+}
+
+/**
+ * Starts members together (a new cluster has no leader, so no member is
+ * healthy, until a quorum runs) and waits until every one answers /health.
+ * Returns their pids in order.
+ * @throws FleetxError 'failed' when one exits or stays unhealthy; all given members are stopped then.
+ */
+export async function startEtcdMembers(specs: EtcdSpec[], timeoutMs = 20_000): Promise<number[]> {
+  const pids = specs.map((s) => {
+    mkdirSync(s.dataDir, { recursive: true, mode: 0o700 });
+    return spawnDaemon('etcd', etcdArgs(s), s.logFile, { PATH: SYSTEM_PATH });
+  });
   const until = Date.now() + timeoutMs;
   for (;;) {
-    if (pid === undefined || !isAlive(pid)) throw failedError(`sandbox etcd exited at start`, `see ${s.logFile}`);
-    if (await etcdHealthy(s.clientUrl)) return pid;
+    const dead = specs.find((s, i) => pids[i] === undefined || !isAlive(pids[i]!));
+    if (dead) {
+      await Promise.all(specs.map((s) => stopEtcd(s.dataDir)));
+      throw failedError(`sandbox etcd ${dead.name ?? ETCD_NAME} exited at start`, `see ${dead.logFile}`);
+    }
+    const healthy = await Promise.all(specs.map((s) => etcdHealthy(s.clientUrl)));
+    if (healthy.every(Boolean)) return pids as number[];
     if (Date.now() >= until) {
-      await stopEtcd(s.dataDir);
-      throw failedError(`sandbox etcd not healthy at ${s.clientUrl} within ${timeoutMs} ms`, `see ${s.logFile}`);
+      await Promise.all(specs.map((s) => stopEtcd(s.dataDir)));
+      const sick = specs.filter((_, i) => !healthy[i]);
+      throw failedError(
+        `sandbox etcd not healthy within ${timeoutMs} ms: ${sick.map((s) => s.clientUrl).join(', ')}`,
+        `see ${sick.map((s) => s.logFile).join(', ')}`,
+      );
     }
     await sleep(100);
   }

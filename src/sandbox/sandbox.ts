@@ -12,13 +12,13 @@ import { checkUnitRuns } from './agent-check.js';
 import { containerHostFiles } from './container-host.js';
 import { AGENT_UNIT, agentUnit } from './agent-unit.js';
 import { withLock } from './lock.js';
-import { etcdHealthy, isOurEtcd, startEtcd, stopEtcd } from './etcd.js';
+import { etcdHealthy, etcdMembers, etcdPids, isOurEtcd, MAX_ETCD_MEMBERS, startEtcdMembers, stopEtcd } from './etcd.js';
 import { bootHost, destroyHostDir, haltHostDir, openHost, recordedMachineId, type Host } from './host.js';
 import { mountsUnder, unmountAll } from './mounts.js';
 import { createBridge, deleteBridge, linkExists } from './network.js';
 import { ensureKeyPair, knownHostsText } from './sshd.js';
 import { ensureRegistry, REGISTRY_PORT, registryAnswers, registryPids, stopRegistry } from './registry.js';
-import { envFileText, envValues, OWN_ENTRIES, readState, sandboxPaths, writeState, type SandboxHostEntry, type SandboxState } from './state.js';
+import { envFileText, envValues, ETCD_ENTRIES, OWN_ENTRIES, readState, sandboxPaths, writeState, type SandboxHostEntry, type SandboxState } from './state.js';
 
 export interface SandboxOptions {
   hosts: number;
@@ -29,8 +29,10 @@ export interface SandboxOptions {
   bridge?: string;
   /** First three octets of the sandbox /24 (default 10.213.0): bridge .1, hosts .11, .12, ... */
   subnet?: string;
-  /** etcd client port on the bridge address (default 2379; peer port is +1). */
+  /** etcd client port on the bridge address (default 2379; peer port is +1; member i uses +2(i-1) and one above). */
   etcdPort?: number;
+  /** etcd members (default 1; `--etcd-members 3` for a real cluster), each its own process and data dir. */
+  etcdMembers?: number;
   /** Host names are PREFIX-1..PREFIX-N (default "sandbox"). */
   hostPrefix?: string;
   /** Install and enable the fleetx agent unit in each host (default true). */
@@ -46,6 +48,17 @@ export interface SandboxHostStatus {
   systemState?: string;
 }
 
+export interface SandboxEtcdMemberStatus {
+  name: string;
+  clientUrl: string;
+  peerUrl: string;
+  /** Set while the member runs and answers /health. */
+  pid?: number;
+  running: boolean;
+  dataDir: string;
+  logFile: string;
+}
+
 export interface SandboxStatus {
   stateDir: string;
   /** Whether a sandbox (its state file) exists at stateDir. */
@@ -53,7 +66,8 @@ export interface SandboxStatus {
   /** Bridge up, etcd healthy, every host running with systemd running/degraded. */
   healthy: boolean;
   bridge?: { name: string; address: string; present: boolean };
-  etcd?: { endpoints: string[]; pid?: number; running: boolean; logFile: string };
+  /** pid/running/logFile are member 1's (the only one by default); `members` lists each. */
+  etcd?: { endpoints: string[]; pid?: number; running: boolean; logFile: string; members: SandboxEtcdMemberStatus[] };
   /** The image registry every host pulls from: plain HTTP on the bridge, declared insecure for that address in each host. */
   registry?: { address: string; url: string; pid?: number; running: boolean; logFile: string };
   hosts: SandboxHostStatus[];
@@ -78,6 +92,14 @@ function planState(o: SandboxOptions, prev: SandboxState | undefined): SandboxSt
       'run `fleetx sandbox down` first to change its network',
     );
   }
+  // A cluster's membership is fixed at its creation (etcd would need member add/remove).
+  const count = o.etcdMembers ?? prev?.etcd.members.length ?? 1;
+  if (prev && prev.etcd.members.length !== count) {
+    throw conflictError(
+      `the sandbox at ${o.stateDir} runs ${prev.etcd.members.length} etcd member(s), not ${count}`,
+      'run `fleetx sandbox down` first to change the etcd cluster',
+    );
+  }
   const prefix = o.hostPrefix ?? DEFAULTS.hostPrefix;
   const hosts: SandboxHostEntry[] = [];
   for (let i = 1; i <= o.hosts; i++) {
@@ -89,18 +111,20 @@ function planState(o: SandboxOptions, prev: SandboxState | undefined): SandboxSt
     hosts.push({ name, machineId, address: `${subnet}.${10 + i}`, dir });
   }
   const paths = sandboxPaths(o.stateDir);
+  const members = etcdMembers({ count, address: `${subnet}.1`, port, dir: (entry) => join(o.stateDir, entry) }).map((m, k) => ({
+    name: m.name!,
+    pid: prev?.etcd.members[k]?.pid,
+    clientUrl: m.clientUrl,
+    peerUrl: m.peerUrl,
+    dataDir: m.dataDir,
+    logFile: m.logFile,
+  }));
   return {
     version: 1,
     stateDir: o.stateDir,
     repoRoot: o.repoRoot,
     bridge: { name: bridge, cidr },
-    etcd: {
-      pid: prev?.etcd.pid,
-      endpoints: [endpoint],
-      peerUrl: `http://${subnet}.1:${port + 1}`,
-      dataDir: paths.etcdData,
-      logFile: paths.etcdLog,
-    },
+    etcd: { endpoints: members.map((m) => m.clientUrl), members },
     registry: { address: `${subnet}.1:${REGISTRY_PORT}`, dir: paths.registry, logFile: paths.registryLog },
     hosts,
   };
@@ -118,14 +142,21 @@ function validate(o: SandboxOptions): void {
     throw usageError(`the sandbox state dir must be an absolute path below a top-level directory: ${o.stateDir}`);
   }
   if (!existsSync(join(o.repoRoot, 'package.json'))) throw usageError(`not a fleetx checkout (no package.json): ${o.repoRoot}`);
+  const n = o.etcdMembers;
+  if (n !== undefined && (!Number.isInteger(n) || n < 1 || n > MAX_ETCD_MEMBERS)) throw usageError(`--etcd-members must be 1..${MAX_ETCD_MEMBERS}, got ${n}`, 'use 3 for a cluster that survives the loss of one member');
   if (o.subnet !== undefined && !/^\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(o.subnet)) throw usageError(`subnet must be three octets like 10.213.0, got ${o.subnet}`);
 }
 
+/** Keeps healthy members; (re)starts the others together (a member alone has no quorum). */
 async function ensureEtcd(state: SandboxState): Promise<void> {
-  const e = state.etcd;
-  if (isOurEtcd(e.pid, e.dataDir) && (await etcdHealthy(e.endpoints[0]!))) return;
-  await stopEtcd(e.dataDir); // a hung or orphaned one
-  e.pid = await startEtcd({ dataDir: e.dataDir, logFile: e.logFile, clientUrl: e.endpoints[0]!, peerUrl: e.peerUrl });
+  const all = state.etcd.members;
+  const ok = await Promise.all(all.map(async (m) => isOurEtcd(m.pid, m.dataDir) && (await etcdHealthy(m.clientUrl))));
+  const sick = all.filter((_, i) => !ok[i]);
+  if (sick.length === 0) return;
+  await Promise.all(sick.map((m) => stopEtcd(m.dataDir))); // hung or orphaned ones
+  const initialCluster = all.map((m) => `${m.name}=${m.peerUrl}`);
+  const pids = await startEtcdMembers(sick.map((m) => ({ ...m, initialCluster })));
+  sick.forEach((m, i) => (m.pid = pids[i]));
 }
 
 /** Keeps a healthy host; otherwise "reboots" it on its existing upper layer. */
@@ -141,10 +172,10 @@ async function ensureHost(state: SandboxState, entry: SandboxHostEntry, agent: b
     }
   }
   await haltHostDir(entry.dir);
-  const endpoint = state.etcd.endpoints[0]!;
+  const endpoints = state.etcd.endpoints;
   // Every host is a container host pulling from the sandbox registry.
   const files: Record<string, string> = containerHostFiles({ registry: state.registry!.address });
-  if (agent) files[`/etc/systemd/system/${AGENT_UNIT}`] = agentUnit({ repoRoot: state.repoRoot, endpoint, ip: entry.address });
+  if (agent) files[`/etc/systemd/system/${AGENT_UNIT}`] = agentUnit({ repoRoot: state.repoRoot, endpoints, ip: entry.address });
   return bootHost({
     sshd: { authorizedKeys: [clientKey] },
     name: entry.name,
@@ -221,7 +252,13 @@ export async function sandboxStatus(stateDir: string): Promise<SandboxStatus> {
   if (!state) return { stateDir, exists: false, healthy: false, hosts: [] };
   const present = await linkExists(state.bridge.name);
   const e = state.etcd;
-  const etcdUp = isOurEtcd(e.pid, e.dataDir) && (await etcdHealthy(e.endpoints[0]!));
+  const members = await Promise.all(
+    e.members.map(async (m): Promise<SandboxEtcdMemberStatus> => {
+      const running = isOurEtcd(m.pid, m.dataDir) && (await etcdHealthy(m.clientUrl));
+      return { name: m.name, clientUrl: m.clientUrl, peerUrl: m.peerUrl, pid: running ? m.pid : undefined, running, dataDir: m.dataDir, logFile: m.logFile };
+    }),
+  );
+  const etcdUp = members.every((m) => m.running);
   const hosts = await Promise.all(
     state.hosts.map(async (h): Promise<SandboxHostStatus> => {
       const host = openHost(h.dir);
@@ -240,7 +277,7 @@ export async function sandboxStatus(stateDir: string): Promise<SandboxStatus> {
     exists: true,
     healthy,
     bridge: { name: state.bridge.name, address: state.bridge.cidr, present },
-    etcd: { endpoints: e.endpoints, pid: etcdUp ? e.pid : undefined, running: etcdUp, logFile: e.logFile },
+    etcd: { endpoints: e.endpoints, pid: members[0]!.pid, running: etcdUp, logFile: members[0]!.logFile, members },
     ...(r ? { registry: { address: r.address, url: `http://${r.address}/`, pid: registryUp ? registryPid : undefined, running: registryUp, logFile: r.logFile } } : {}),
     hosts,
     envFile: sandboxPaths(stateDir).env,
@@ -285,8 +322,10 @@ async function down(stateDir: string): Promise<SandboxDownResult> {
       removed.push(`host ${d.slice(d.lastIndexOf('/') + 1)}`);
     }),
   );
-  const etcdRan = isOurEtcd(state?.etcd.pid, paths.etcdData);
-  await stopEtcd(paths.etcdData);
+  // Every member's data dir that may exist, named in the state or not (a crash before it was written).
+  const etcdDirs = new Set([...(state?.etcd.members.map((m) => m.dataDir) ?? []), ...ETCD_ENTRIES.filter((e) => !e.endsWith('.log')).map((e) => join(stateDir, e))]);
+  const etcdRan = [...etcdDirs].some((d) => etcdPids(d).length > 0);
+  await Promise.all([...etcdDirs].map((d) => stopEtcd(d)));
   if (etcdRan) removed.push('etcd');
   if (registryPids(paths.registry).length > 0) removed.push('registry');
   await stopRegistry(paths.registry);

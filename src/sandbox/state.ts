@@ -8,6 +8,7 @@
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { ETCD_NAME, MAX_ETCD_MEMBERS } from './etcd.js';
 
 export const DEFAULT_SANDBOX_DIR = '/var/lib/fleetx/sandbox';
 
@@ -18,18 +19,36 @@ const HostEntry = z.object({
   dir: z.string(),
 });
 
+const EtcdMember = z.object({
+  name: z.string(),
+  pid: z.number().int().optional(),
+  clientUrl: z.string(),
+  peerUrl: z.string(),
+  dataDir: z.string(),
+  logFile: z.string(),
+});
+
+/** A state from before members (one etcd: pid, endpoints, peerUrl, dataDir, logFile) reads as one member. */
+function withMembers(v: unknown): unknown {
+  if (typeof v !== 'object' || v === null || 'members' in v) return v;
+  const old = v as { pid?: number; endpoints?: string[]; peerUrl?: string; dataDir?: string; logFile?: string };
+  const member = { name: ETCD_NAME, pid: old.pid, clientUrl: old.endpoints?.[0], peerUrl: old.peerUrl, dataDir: old.dataDir, logFile: old.logFile };
+  return { endpoints: old.endpoints, members: [member] };
+}
+
 const State = z.object({
   version: z.literal(1),
   stateDir: z.string(),
   repoRoot: z.string(),
   bridge: z.object({ name: z.string(), cidr: z.string() }),
-  etcd: z.object({
-    pid: z.number().int().optional(),
-    endpoints: z.array(z.string()),
-    peerUrl: z.string(),
-    dataDir: z.string(),
-    logFile: z.string(),
-  }),
+  etcd: z.preprocess(
+    withMembers,
+    z.object({
+      /** Every member's client URL, member 1 first: what every fleetx process is given. */
+      endpoints: z.array(z.string()),
+      members: z.array(EtcdMember).min(1),
+    }),
+  ),
   /** The image registry on the bridge (absent in a sandbox made before it had one). */
   registry: z.object({ address: z.string(), dir: z.string(), logFile: z.string() }).optional(),
   hosts: z.array(HostEntry),
@@ -37,10 +56,12 @@ const State = z.object({
 
 export type SandboxState = z.infer<typeof State>;
 export type SandboxHostEntry = z.infer<typeof HostEntry>;
+export type SandboxEtcdMember = z.infer<typeof EtcdMember>;
 
 export const sandboxPaths = (stateDir: string) => ({
   state: join(stateDir, 'state.json'),
   env: join(stateDir, 'env'),
+  /** Member 1's data dir and log; member i has `etcd-i` and `etcd-i.log` (etcdMembers). */
   etcdData: join(stateDir, 'etcd'),
   etcdLog: join(stateDir, 'etcd.log'),
   hosts: join(stateDir, 'hosts'),
@@ -56,8 +77,11 @@ export const sandboxPaths = (stateDir: string) => ({
   images: join(stateDir, 'images'),
 });
 
+/** The data dirs and logs of every possible etcd member. */
+export const ETCD_ENTRIES = Array.from({ length: MAX_ETCD_MEMBERS }, (_, k) => (k === 0 ? ['etcd', 'etcd.log'] : [`etcd-${k + 1}`, `etcd-${k + 1}.log`])).flat();
+
 /** Names `down` may delete inside stateDir; anything else there is left alone. */
-export const OWN_ENTRIES = ['state.json', 'state.json.tmp', 'env', 'etcd', 'etcd.log', 'hosts', 'id_ed25519', 'id_ed25519.pub', 'known_hosts', 'registry', 'registry.log', 'images', 'lock'];
+export const OWN_ENTRIES = ['state.json', 'state.json.tmp', 'env', ...ETCD_ENTRIES, 'hosts', 'id_ed25519', 'id_ed25519.pub', 'known_hosts', 'registry', 'registry.log', 'images', 'lock'];
 
 /** The state, or undefined when there is none or it is unreadable (then `down` falls back to scanning). */
 export function readState(stateDir: string): SandboxState | undefined {

@@ -25,6 +25,8 @@ export interface SandboxFixtureOptions {
   /** Short tag for names: state dir, host prefix (`<tag>-1`…), at most 8 chars of [a-z0-9]. */
   tag: string;
   hosts: number;
+  /** etcd members (default 1). */
+  etcdMembers?: number;
 }
 
 export { sleep } from './wait.js';
@@ -38,6 +40,7 @@ export class SandboxFixture {
   /** A scratch dir on the machine for unit files the CLI reads (cwd of `cli`). */
   readonly workDir: string;
   hostCount: number;
+  readonly etcdMembers: number;
   last?: SandboxStatus;
   private client?: Etcd3;
 
@@ -49,16 +52,23 @@ export class SandboxFixture {
     // A random letter keeps host names unique between concurrent runs (nspawn machine names are global).
     this.hostPrefix = `${o.tag}${randomBytes(1).toString('hex')}`;
     this.hostCount = o.hosts;
+    this.etcdMembers = o.etcdMembers ?? 1;
     this.workDir = mkdtempSync(`/var/tmp/fleetx-e2e-units-${o.tag}-`);
   }
 
+  /** Member 1's client URL. */
   get endpoint(): string {
     return `http://${this.subnet}.1:2379`;
   }
 
+  /** Every member's client URL (member i on port 2379 + 2(i-1)), as the sandbox gives them to fleetx. */
+  get endpoints(): string[] {
+    return Array.from({ length: this.etcdMembers }, (_, k) => `http://${this.subnet}.1:${2379 + 2 * k}`);
+  }
+
   /** Environment for the CLI on the machine. */
   get env(): NodeJS.ProcessEnv {
-    return { FLEETX_ENDPOINT: this.endpoint, FLEETX_REQUEST_TIMEOUT: '5' };
+    return { FLEETX_ENDPOINT: this.endpoints.join(','), FLEETX_REQUEST_TIMEOUT: '5' };
   }
 
   hostDir(name: string): string {
@@ -79,6 +89,7 @@ export class SandboxFixture {
       bridge: this.bridge,
       subnet: this.subnet,
       hostPrefix: this.hostPrefix,
+      etcdMembers: this.etcdMembers,
     });
     if (!this.last.healthy) throw new Error(`sandbox not healthy after up: ${JSON.stringify(this.last)}`);
     await this.waitForMachines(this.last.hosts.map((h) => h.machineId));
@@ -104,7 +115,7 @@ export class SandboxFixture {
   }
 
   etcd(): Etcd3 {
-    this.client ??= connect({ endpoints: [this.endpoint], requestTimeoutMs: 5_000, prefix: '/fleetx' });
+    this.client ??= connect({ endpoints: this.endpoints, requestTimeoutMs: 5_000, prefix: '/fleetx' });
     return this.client;
   }
 

@@ -35,12 +35,12 @@ describe('sandbox SSH files', () => {
 });
 
 describe('sandbox agent unit', () => {
-  const o = { repoRoot: process.cwd(), endpoint: 'http://10.213.0.1:2379', ip: '10.213.0.11' };
+  const o = { repoRoot: process.cwd(), endpoints: ['http://10.213.0.1:2379', 'http://10.213.0.1:2381'], ip: '10.213.0.11' };
 
   it('is the shipped template rendered with the host\'s values', () => {
     const unit = agentUnit(o);
     expect(unit).toBe(renderAgentUnit(readFileSync('units/fleetx-agent.service.hbs', 'utf8'), o));
-    expect(unit).toContain(`ExecStart=/usr/bin/node "${o.repoRoot}/bin/fleetx.mjs" agent \\\n  --endpoint "http://10.213.0.1:2379" \\\n  --ip "10.213.0.11" \\\n`);
+    expect(unit).toContain(`ExecStart=/usr/bin/node "${o.repoRoot}/bin/fleetx.mjs" agent \\\n  --endpoint "http://10.213.0.1:2379" \\\n  --endpoint "http://10.213.0.1:2381" \\\n  --ip "10.213.0.11" \\\n`);
     expect(unit).toContain('Restart=always\n');
     expect(unit).toContain('WantedBy=multi-user.target');
   });

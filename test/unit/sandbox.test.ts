@@ -1,13 +1,16 @@
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { statusText } from '../../src/cli/commands/sandbox.js';
 import { agentUnit, execArg } from '../../src/sandbox/agent-unit.js';
-import { etcdArgs } from '../../src/sandbox/etcd.js';
+import { etcdArgs, etcdMembers } from '../../src/sandbox/etcd.js';
 import { netUnit } from '../../src/sandbox/layer.js';
 import { unmountAll } from '../../src/sandbox/mounts.js';
 import { ALWAYS_MASK, NEVER_MASK, unitsToMask } from '../../src/sandbox/masks.js';
 import { cidrsOverlap, parseCidr } from '../../src/sandbox/network.js';
-import { envFileText } from '../../src/sandbox/state.js';
+import { envFileText, readState } from '../../src/sandbox/state.js';
 
 describe('unitsToMask', () => {
   it.each([
@@ -69,7 +72,7 @@ describe('unit texts', () => {
   });
 
   it('the agent unit runs the repo CLI against the sandbox etcd and restarts', () => {
-    const unit = agentUnit({ repoRoot: '/work/main', endpoint: 'http://10.213.0.1:2379', ip: '10.213.0.11' });
+    const unit = agentUnit({ repoRoot: '/work/main', endpoints: ['http://10.213.0.1:2379'], ip: '10.213.0.11' });
     // Rendered from units/fleetx-agent.service.hbs: one quoted argument per value.
     expect(unit).toContain('ExecStart=/usr/bin/node "/work/main/bin/fleetx.mjs" agent \\\n  --endpoint "http://10.213.0.1:2379" \\\n  --ip "10.213.0.11" \\\n');
     expect(unit).toContain('Restart=always\n');
@@ -90,11 +93,46 @@ describe('unit texts', () => {
     ]);
   });
 
+  it('a 3-member etcd: member 1 keeps the single-member names and ports, the others take the next ports', () => {
+    const ms = etcdMembers({ count: 3, address: '10.213.0.1', port: 2379, dir: (e) => `/s/${e}` });
+    expect(ms.map((m) => [m.name, m.dataDir, m.logFile, m.clientUrl, m.peerUrl])).toEqual([
+      ['fleetx-sandbox', '/s/etcd', '/s/etcd.log', 'http://10.213.0.1:2379', 'http://10.213.0.1:2380'],
+      ['fleetx-sandbox-2', '/s/etcd-2', '/s/etcd-2.log', 'http://10.213.0.1:2381', 'http://10.213.0.1:2382'],
+      ['fleetx-sandbox-3', '/s/etcd-3', '/s/etcd-3.log', 'http://10.213.0.1:2383', 'http://10.213.0.1:2384'],
+    ]);
+    const cluster = '--initial-cluster=fleetx-sandbox=http://10.213.0.1:2380,fleetx-sandbox-2=http://10.213.0.1:2382,fleetx-sandbox-3=http://10.213.0.1:2384';
+    for (const m of ms) expect(etcdArgs(m)).toContain(cluster);
+    expect(etcdArgs(ms[1]!)).toContain('--name=fleetx-sandbox-2');
+    // One member alone is its own cluster, as before.
+    expect(etcdArgs(etcdMembers({ count: 1, address: 'a', port: 2379, dir: (e) => e })[0]!)).toContain('--initial-cluster=fleetx-sandbox=http://a:2380');
+  });
+
+  it('a state file from before etcd members reads as one member', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fx-state-'));
+    const old = { pid: 5, endpoints: ['http://10.213.0.1:2379'], peerUrl: 'http://10.213.0.1:2380', dataDir: `${dir}/etcd`, logFile: `${dir}/etcd.log` };
+    writeFileSync(join(dir, 'state.json'), JSON.stringify({ version: 1, stateDir: dir, repoRoot: '/r', bridge: { name: 'b', cidr: '10.213.0.1/24' }, etcd: old, hosts: [] }));
+    expect(readState(dir)?.etcd).toEqual({
+      endpoints: ['http://10.213.0.1:2379'],
+      members: [{ name: 'fleetx-sandbox', pid: 5, clientUrl: 'http://10.213.0.1:2379', peerUrl: 'http://10.213.0.1:2380', dataDir: `${dir}/etcd`, logFile: `${dir}/etcd.log` }],
+    });
+    rmSync(dir, { recursive: true });
+  });
+
   it('the env file quotes for the shell', () => {
     expect(envFileText(['http://10.213.0.1:2379'], "/var/lib/it's")).toContain(
       "export FLEETX_ENDPOINT='http://10.213.0.1:2379'\nexport FLEETX_SANDBOX_DIR='/var/lib/it'\\''s'\n",
     );
   });
+});
+
+const member = (i: number, pid?: number) => ({
+  name: i === 1 ? 'fleetx-sandbox' : `fleetx-sandbox-${i}`,
+  clientUrl: `http://10.213.0.1:${2377 + 2 * i}`,
+  peerUrl: `http://10.213.0.1:${2378 + 2 * i}`,
+  pid,
+  running: pid !== undefined,
+  dataDir: i === 1 ? '/s/etcd' : `/s/etcd-${i}`,
+  logFile: i === 1 ? '/s/etcd.log' : `/s/etcd-${i}.log`,
 });
 
 describe('statusText', () => {
@@ -108,7 +146,7 @@ describe('statusText', () => {
       exists: true,
       healthy: false,
       bridge: { name: 'fleetx0', address: '10.213.0.1/24', present: true },
-      etcd: { endpoints: ['http://10.213.0.1:2379'], pid: 7, running: true, logFile: '/s/etcd.log' },
+      etcd: { endpoints: ['http://10.213.0.1:2379'], pid: 7, running: true, logFile: '/s/etcd.log', members: [member(1, 7)] },
       hosts: [
         { name: 'sandbox-1', machineId: 'a'.repeat(32), address: '10.213.0.11', running: true, systemState: 'running' },
         { name: 'sandbox-2', machineId: 'b'.repeat(32), address: '10.213.0.12', running: false },
@@ -120,11 +158,28 @@ describe('statusText', () => {
     expect(text).toMatch(/sandbox-2\s+b{32}\s+10\.213\.0\.12\s+stopped/);
     expect(text).toContain('. /s/env');
   });
+
+  it('lists each etcd member of a cluster', () => {
+    const members = [member(1, 7), member(2), member(3, 9)];
+    const text = statusText({ stateDir: '/s', exists: true, healthy: false, etcd: { endpoints: members.map((m) => m.clientUrl), pid: 7, running: false, logFile: '/s/etcd.log', members }, hosts: [] });
+    expect(text).toContain(
+      'etcd:   3 members (NOT all healthy)\n        fleetx-sandbox http://10.213.0.1:2379 (pid 7)\n        fleetx-sandbox-2 http://10.213.0.1:2381 (not running)\n        fleetx-sandbox-3 http://10.213.0.1:2383 (pid 9)\n',
+    );
+  });
 });
 
 describe('safety', () => {
   it.each(['/', '/var', '/var/', 'relative/dir'])('unmountAll refuses %j', async (dir) => {
     await expect(unmountAll(dir)).rejects.toMatchObject({ kind: 'internal' });
+  });
+
+  it.each([0, 8, 1.5])('up refuses --etcd-members %j before touching anything', async (n) => {
+    const { sandboxUp } = await import('../../src/sandbox/sandbox.js');
+    const stateDir = join(tmpdir(), `fx-never-${process.pid}`);
+    const e = await sandboxUp({ hosts: 1, stateDir, repoRoot: process.cwd(), etcdMembers: n }).catch((x: unknown) => x);
+    // Not root: the root check comes first; as root: the member count.
+    expect(e).toMatchObject({ kind: 'usage', message: process.getuid?.() === 0 ? `--etcd-members must be 1..7, got ${n}` : expect.stringContaining('root') });
+    expect(existsSync(stateDir)).toBe(false);
   });
 });
 

@@ -17,6 +17,8 @@ export interface SandboxCommandOptions {
   action: 'up' | 'down' | 'status';
   /** Number of hosts for `up` (default 3). */
   hosts?: number;
+  /** etcd members for `up` (default 1). */
+  etcdMembers?: number;
   output: OutputFormat;
   stateDir?: string;
   /** Repository the hosts run the agent from (default: this checkout). */
@@ -38,7 +40,7 @@ export async function sandboxCommand(opts: SandboxCommandOptions, io: Io): Promi
   switch (opts.action) {
     case 'up': {
       const repoRoot = opts.repoRoot ?? thisRepo();
-      const status = await sandboxUp({ hosts: opts.hosts ?? DEFAULT_SANDBOX_HOSTS, stateDir, repoRoot });
+      const status = await sandboxUp({ hosts: opts.hosts ?? DEFAULT_SANDBOX_HOSTS, stateDir, repoRoot, ...(opts.etcdMembers !== undefined ? { etcdMembers: opts.etcdMembers } : {}) });
       const demo = opts.demo ? await demoUp(status, { repoRoot, progress: (l) => io.stderr(l) }) : await demoStatus(stateDir);
       io.stdout(opts.output === 'json' ? JSON.stringify({ schema: 'fleetx/sandbox/v1', ...withDemo(status, demo) }, null, 2) : statusText(status, demo));
       return;
@@ -72,7 +74,10 @@ function withDemo(s: SandboxStatus, demo: DemoStatus): SandboxStatus & { demo?: 
 export function statusText(s: SandboxStatus, demo?: DemoStatus): string {
   if (!s.exists) return `no sandbox at ${s.stateDir} (create one with \`fleetx sandbox up\`)`;
   const lines = [`sandbox ${s.stateDir}: ${s.healthy ? 'healthy' : 'NOT healthy'}`];
-  if (s.etcd) lines.push(`etcd:   ${s.etcd.endpoints.join(',')} ${s.etcd.running ? `(pid ${s.etcd.pid})` : '(not running)'}`);
+  if (s.etcd && s.etcd.members.length > 1) {
+    lines.push(`etcd:   ${s.etcd.members.length} members${s.etcd.running ? '' : ' (NOT all healthy)'}`);
+    for (const m of s.etcd.members) lines.push(`        ${m.name} ${m.clientUrl} ${m.running ? `(pid ${m.pid})` : '(not running)'}`);
+  } else if (s.etcd) lines.push(`etcd:   ${s.etcd.endpoints.join(',')} ${s.etcd.running ? `(pid ${s.etcd.pid})` : '(not running)'}`);
   if (s.bridge) lines.push(`bridge: ${s.bridge.name} ${s.bridge.address}${s.bridge.present ? '' : ' (missing)'}`);
   if (s.registry) lines.push(`images: ${s.registry.url} ${s.registry.running ? `(pid ${s.registry.pid}; plain HTTP, hosts trust this address only)` : '(not running)'}`);
   lines.push('');
