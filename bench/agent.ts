@@ -17,7 +17,7 @@
 import { parseArgs } from 'node:util';
 import { SandboxFixture, sleep } from '../test/helpers/sandbox.js';
 import { downAndCheck, runBench } from './sandbox-run.js';
-import type { Host } from '../src/sandbox/host.js';
+import { agentSample, destroyToStopped, TICKS_PER_S } from './sandbox-probes.js';
 
 const { values } = parseArgs({
   options: {
@@ -31,23 +31,6 @@ const PER_HOST = Number(values.units);
 const HOSTS = Number(values.hosts);
 const IDLE_MS = Number(values.idle) * 1000;
 const TEMPLATE = ['[Unit]', 'Description=agent bench %i', '[Service]', 'ExecStart=/bin/sleep infinity', ''].join('\n');
-const TICKS_PER_S = 100;
-
-interface AgentSample {
-  rssMb: number;
-  hwmMb: number;
-  cpuTicks: number;
-}
-
-async function agentSample(h: Host): Promise<AgentSample> {
-  const pid = (await h.exec(['systemctl', 'show', '-p', 'MainPID', '--value', 'fleetx-agent.service'])).stdout.trim();
-  const status = (await h.exec(['cat', `/proc/${pid}/status`])).stdout;
-  const stat = (await h.exec(['cat', `/proc/${pid}/stat`])).stdout;
-  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
-  // fields after the command name (which may hold spaces): utime and stime are the 14th and 15th
-  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return { rssMb: kb('VmRSS') / 1024, hwmMb: kb('VmHWM') / 1024, cpuTicks: Number(rest[11]) + Number(rest[12]) };
-}
 
 /** etcd's unary requests (by method) and stream messages received so far. */
 async function etcdTraffic(endpoint: string): Promise<{ unary: Map<string, number>; streamMsgs: number }> {
@@ -85,22 +68,6 @@ async function idleWindow(sb: SandboxFixture, label: string): Promise<void> {
   console.log(
     `${label}: idle etcd traffic in ${s.toFixed(1)} s: ${total} unary requests${total ? ` (${unary.map(([k, v]) => `${k} ${v}`).join(', ')})` : ''}, ${e1.streamMsgs - e0.streamMsgs} stream messages received`,
   );
-}
-
-/** `destroy` of running units: the CLI's time, and the time until no host reports them any more (the agent removes a unit's state record once it stopped it and removed its file). */
-async function destroyToStopped(sb: SandboxFixture, names: string[]): Promise<void> {
-  const gone = new Set(names);
-  const t0 = Date.now();
-  await sb.cliOk(['destroy', ...names]);
-  const cliMs = Date.now() - t0;
-  for (;;) {
-    const states = Object.values(await sb.etcd().getAll().prefix(sb.keys.states()).strings());
-    const left = states.filter((v) => gone.has((JSON.parse(v) as { name: string }).name)).length;
-    if (left === 0) break;
-    if (Date.now() - t0 > 120_000) throw new Error(`${left} destroyed units still reported after 120 s`);
-    await sleep(50);
-  }
-  console.log(`destroy of ${names.length} running units: CLI ${cliMs} ms (in-process), stopped on the host${sb.hostCount > 1 ? 's' : ''} (state records gone) after ${Date.now() - t0} ms`);
 }
 
 async function main(): Promise<number> {

@@ -14,16 +14,30 @@
  * Requests: etcd's /metrics (gRPC requests started, by method) after minus
  * before, minus the idle background (keepalives, election polls) measured
  * just before over a quiet window, divided by the number of units.
+ * Then: where the time went (engine: start → the unit's schedule key;
+ * agent: schedule key → systemd active; reporting: systemd active → state
+ * record), `--single` runs of one unit started alone on the quiet cluster,
+ * the agents' peak RSS, and `destroy` of 100 of the units until no host
+ * reports them.
  */
+import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { SandboxFixture, sleep } from '../test/helpers/sandbox.js';
 import { downAndCheck, runBench } from './sandbox-run.js';
+import { agentRssMaxMb, destroyToStopped } from './sandbox-probes.js';
 import type { UnitStateRecord } from '../src/registry/records.js';
 import { byMethodText, diff, metrics, sum, unaryByMethod } from './etcd-metrics.js';
 
 const { values } = parseArgs({
-  options: { units: { type: 'string', default: '120' }, hosts: { type: 'string', default: '3' } },
+  options: {
+    units: { type: 'string', default: '120' },
+    hosts: { type: 'string', default: '3' },
+    single: { type: 'string', default: '5' },
+    /** write the first host's agent journal (JSON lines) to this file, for a timeline */
+    trace: { type: 'string' },
+  },
 });
+const SINGLE = Number(values.single);
 const UNITS = Number(values.units);
 const HOSTS = Number(values.hosts);
 const IDLE_WINDOW_MS = 5_000;
@@ -68,12 +82,14 @@ async function main(): Promise<number> {
     const seen = new Map<string, number>();
     let allSeen: () => void = () => {};
     const done = new Promise<void>((r) => (allSeen = r));
+    const waiting = new Map<string, () => void>();
     const watcher = await sb.etcd().watch().prefix(sb.keys.states()).create();
     watcher.on('error', (e) => console.error(`state watch error: ${String(e)}`));
     watcher.on('put', (kv) => {
       const rec = JSON.parse(kv.value.toString()) as UnitStateRecord;
       if (rec.activeState === 'active' && rec.name.startsWith('bench@') && !seen.has(rec.name)) {
         seen.set(rec.name, Date.now());
+        waiting.get(rec.name)?.();
         if (seen.size === UNITS) allSeen();
       }
     });
@@ -85,6 +101,15 @@ async function main(): Promise<number> {
     unitWatcher.on('put', (kv) => {
       const rec = JSON.parse(kv.value.toString()) as { name: string; targetState: string };
       if (rec.targetState === 'launched' && !launchedAt.has(rec.name)) launchedAt.set(rec.name, Date.now());
+    });
+
+    // And when each unit's schedule key (launched) appears: the engine's share ends there.
+    const scheduledAt = new Map<string, number>();
+    const schedWatcher = await sb.etcd().watch().prefix(sb.keys.schedules()).create();
+    schedWatcher.on('error', (e) => console.error(`schedule watch error: ${String(e)}`));
+    schedWatcher.on('put', (kv) => {
+      const rec = JSON.parse(kv.value.toString()) as { name: string; targetState: string };
+      if (rec.targetState === 'launched' && !scheduledAt.has(rec.name)) scheduledAt.set(rec.name, Date.now());
     });
 
     // Idle background: keepalives, election polls, whatever runs with nothing to do.
@@ -108,8 +133,6 @@ async function main(): Promise<number> {
     await sleep(2_000); // trailing state writes belong to the cost
     const d = diff(before, await metrics(sb.endpoint));
     const windowMs = Date.now() - t0;
-    await watcher.cancel();
-    await unitWatcher.cancel();
     const fromOwnRecord = names.map((n) => seen.get(n)! - (launchedAt.get(n) ?? t0)).sort((a, b) => a - b);
 
     const observed = names.map((n) => seen.get(n)! - t0).sort((a, b) => a - b);
@@ -132,6 +155,41 @@ async function main(): Promise<number> {
     const mvcc = (k: string) => d.get(`etcd_debugging_mvcc_${k}_total`) ?? 0;
     console.log(`  mvcc per unit: put ${(mvcc('put') / UNITS).toFixed(1)}, range ${(mvcc('range') / UNITS).toFixed(1)}, txn ${(mvcc('txn') / UNITS).toFixed(1)}, delete ${(mvcc('delete') / UNITS).toFixed(1)}`);
     console.log(`  units per host: ${JSON.stringify(perHost)}`);
+
+    if (values.trace) {
+      const r = await sb.runningHosts()[0]!.exec(['journalctl', '-u', 'fleetx-agent', '-o', 'cat', '--no-pager'], { timeoutMs: 30_000 });
+      writeFileSync(values.trace, `${JSON.stringify({ t0, scheduledAt: Object.fromEntries(scheduledAt), active: Object.fromEntries(active), seen: Object.fromEntries(seen) })}\n${r.stdout}`);
+      console.log(`trace of ${sb.runningHosts()[0]!.name} written to ${values.trace}`);
+    }
+    const span = (from: Map<string, number> | number, to: Map<string, number>) =>
+      names.map((n) => to.get(n)! - (typeof from === 'number' ? from : from.get(n)!)).filter(Number.isFinite).sort((a, b) => a - b);
+    const pp = (xs: number[]) => `p50 ${percentile(xs, 50)} ms, p99 ${percentile(xs, 99)} ms`;
+    console.log(`where the time went: start → schedule key ${pp(span(t0, scheduledAt))}; schedule key → systemd active ${pp(span(scheduledAt, active))}; systemd active → state record ${pp(span(active, seen))}`);
+
+    // One unit alone, on the quiet cluster: what a user starting one service waits.
+    const singles: Array<{ etcd: number; systemd: number }> = [];
+    for (let k = 1; k <= SINGLE; k++) {
+      await sleep(1_000);
+      const name = `bench@single${k}.service`;
+      const arrived = new Promise<void>((r) => waiting.set(name, r));
+      const s0 = Date.now();
+      await sb.cliOk(['start', '--no-block', name]);
+      await Promise.race([arrived, sleep(60_000)]);
+      if (!seen.has(name)) throw new Error(`${name} did not become active within 60 s\n${await sb.journals()}`);
+      const at = (await systemdActiveTimes(sb)).times.get(name);
+      singles.push({ etcd: seen.get(name)! - s0, systemd: at === undefined ? NaN : at - s0 });
+    }
+    if (SINGLE > 0) {
+      const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
+      console.log(`single unit: systemd active median ${med(singles.map((x) => x.systemd))} ms, state record median ${med(singles.map((x) => x.etcd))} ms (${SINGLE} runs: ${singles.map((x) => `${x.systemd}/${x.etcd}`).join(' ')})`);
+    }
+    await watcher.cancel();
+    await unitWatcher.cancel();
+    await schedWatcher.cancel();
+
+    const rss = await agentRssMaxMb(sb);
+    console.log(`agent RSS max ${rss.peakMb.toFixed(1)} MB (peak VmHWM of the ${HOSTS} agents; largest now ${rss.nowMb.toFixed(1)} MB)`);
+    await destroyToStopped(sb, names.slice(0, Math.min(100, names.length)));
     return 0;
   } finally {
     process.removeListener('SIGINT', stop);

@@ -5,8 +5,12 @@
  *
  * A pass runs when something may have changed: a schedule key, a managed
  * unit's state, the etcd watch or the D-Bus connection coming back, a failed
- * pass's retry, and a slow resync timer (safety net). Passes never overlap
- * and are at least minPassIntervalMs apart, so bursts collapse into one.
+ * pass's retry, and a slow resync timer (safety net). Event-driven: a pass
+ * starts PASS_DEBOUNCE_MS after the watch delivers a change (gathering the
+ * rest of the engine's burst); passes never overlap, and
+ * changes that arrive during a pass collapse into one more pass after it.
+ * Kicks from systemd's own signals wait UNIT_KICK_DELAY_MS, so a unit that
+ * something keeps starting against its target cannot spin the loop.
  *
  * Safety rules:
  *  - no pass while the schedule watch is not live (etcd unreachable or not
@@ -16,8 +20,8 @@
  *    re-registering (fleet #1289): nothing is stopped on a view from before
  *    the outage. The engine, for its part, leaves a machine's units in place
  *    while it re-registers after an etcd outage (engine/absence.ts).
- *  - passes run in a PassLoop (registry/pass-loop.ts): at least
- *    minPassIntervalMs apart, a failed pass retried with backoff and jitter.
+ *  - passes run in a PassLoop (registry/pass-loop.ts): never two at once, a
+ *    failed pass retried with backoff and jitter (250 ms … 5 s).
  *  - current() reads what the host has, so a restarted agent whose files and
  *    states already match plans nothing and disturbs nothing.
  */
@@ -39,6 +43,22 @@ import { runTasks, type RunOutcome } from './run.js';
 import { BodyCache, desiredFrom, ScheduleSource } from './schedule.js';
 import { isRunning, type CurrentUnit, type DesiredUnit, type Task } from './types.js';
 import { sleep, StopSignal } from './util.js';
+
+/**
+ * How long a pass asked for by a systemd signal waits. Schedule changes
+ * start a pass at once; a unit desired `loaded` that something (a
+ * dependency, a timer, an operator) keeps starting is stopped at most twice
+ * a second, as with the 500 ms floor passes used to have.
+ */
+const UNIT_KICK_DELAY_MS = 500;
+
+/**
+ * How long a pass waits after the first schedule change, so that the keys
+ * the engine writes in one pass (several transactions of ≤ 100 operations,
+ * arriving over some 25 ms) are carried out by one pass rather than one
+ * batch now and the rest after that whole pass.
+ */
+const PASS_DEBOUNCE_MS = 30;
 
 export type AgentState = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
 
@@ -71,8 +91,10 @@ export interface AgentOptions {
   ttlSec?: number;
   /** slow safety-net resync (default 60 s) */
   resyncMs?: number;
-  /** minimum time between passes (default 500 ms) */
+  /** least time between passes (default 0: the next pass starts as soon as a change asks for it) */
   minPassIntervalMs?: number;
+  /** wait after a schedule change before the pass starts, to gather a burst (default PASS_DEBOUNCE_MS) */
+  passDebounceMs?: number;
   /** where runtime enablement links live (default /run/systemd/system) */
   runtimeDir?: string;
   /** how long stop() may spend writing the last state records (default 2 s) */
@@ -114,7 +136,8 @@ export class Agent extends EventEmitter<AgentEvents> {
       problem,
     });
     this.passes = new PassLoop(async () => ((await this.pass()) ? 'ok' : 'retry'), {
-      minIntervalMs: o.minPassIntervalMs ?? 500,
+      minIntervalMs: o.minPassIntervalMs ?? 0,
+      debounceMs: o.passDebounceMs ?? PASS_DEBOUNCE_MS,
       backoff: { initialMs: 250, maxMs: 5000 },
     });
     this.registration = new Registration(o.client, o.keys, o.identity, { ttlSec: o.ttlSec ?? 10, version: o.version, startedAt: now().toISOString() }, {
@@ -227,7 +250,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     // A launched unit that stops is systemd's business (see launched.ts); a
     // unit that must only be loaded but was started must be stopped again.
     const want = this.desiredNow.get(s.name);
-    if (want?.targetState === 'loaded' && isRunning(s.activeState)) this.kick();
+    if (want?.targetState === 'loaded' && isRunning(s.activeState)) this.passes.kick('a unit desired loaded is running', UNIT_KICK_DELAY_MS);
   }
 
   private async resyncLoop(): Promise<void> {

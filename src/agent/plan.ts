@@ -3,7 +3,17 @@
  * for and what the host has. No I/O, no clock. Tasks come out grouped in
  * TASK_ORDER and sorted by unit name inside each group, so the same inputs
  * always give the same list, and all file changes of a pass share ONE
- * daemon-reload.
+ * daemon-reload, planned only when systemd must re-read something.
+ *
+ * No reload for a unit systemd has not loaded (loadState 'not-found' or
+ * never looked at): systemd reads a new file on demand when the unit is
+ * next referenced (StartUnit, LoadUnit, ListUnitsByNames), also after it
+ * cached the name as not-found, because it notices that the unit
+ * directory changed (systemd ≥ 245, `manager_unit_cache_should_retry_load`;
+ * checked by test/integration/systemd-adapter.test.ts). A daemon-reload
+ * costs 0.4–1 s in a loaded host and re-reads every unit, so a new unit
+ * starts without one. A changed file of a loaded unit, a removed loaded
+ * unit and enablement links still get the reload.
  *
  * Rules per unit (targetState 'inactive' counts as "not scheduled here"):
  *  - not scheduled, fleetx file present: stop if running, disable if enabled,
@@ -49,7 +59,7 @@ function planRemoval(have: CurrentUnit, tasks: Task[], reloadFor: Set<string>): 
   if (isRunning(have.activeState)) tasks.push({ type: 'stop', unit, reason: REASONS.notScheduled });
   if (have.enabled) tasks.push({ type: 'disable', unit, reason: REASONS.notScheduled });
   tasks.push({ type: 'remove-file', unit, reason: REASONS.notScheduled });
-  reloadFor.add(unit);
+  if (have.enabled || systemdHasLoaded(have)) reloadFor.add(unit);
 }
 
 function planScheduled(want: DesiredUnit, have: CurrentUnit | undefined, tasks: Task[], reloadFor: Set<string>): void {
@@ -62,7 +72,7 @@ function planScheduled(want: DesiredUnit, have: CurrentUnit | undefined, tasks: 
   if (rewrite) {
     const reason = fileHash === undefined ? REASONS.notLoaded : REASONS.hashDiffers;
     tasks.push({ type: 'write-file', unit, hash: want.hash, reason });
-    reloadFor.add(unit);
+    if (systemdHasLoaded(have)) reloadFor.add(unit);
   } else if (have?.needsReload) {
     reloadFor.add(unit);
   }
@@ -81,6 +91,11 @@ function planScheduled(want: DesiredUnit, have: CurrentUnit | undefined, tasks: 
   } else if (running) {
     tasks.push({ type: 'stop', unit, reason: REASONS.shouldBeLoaded });
   }
+}
+
+/** Whether systemd holds a definition of the unit that a changed file would leave stale. */
+function systemdHasLoaded(have: CurrentUnit | undefined): boolean {
+  return have !== undefined && have.loadState !== 'not-found';
 }
 
 /** Group by TASK_ORDER, then by unit name; stable for equal keys. */

@@ -48,7 +48,7 @@ describe('planTasks: desired state × current state × hash × [Install]', () =>
     ['inactive', 'active', false, false, 'stop remove-file reload'],
     ['inactive', 'failed', false, true, 'remove-file reload'],
     // loaded: file written, not running
-    ['loaded', 'none', true, false, 'write-file reload'],
+    ['loaded', 'none', true, false, 'write-file'], // systemd reads a new file on demand
     ['loaded', 'none', true, true, 'write-file enable reload'],
     ['loaded', 'inactive', true, false, ''],
     ['loaded', 'inactive', true, true, 'enable reload'],
@@ -63,7 +63,7 @@ describe('planTasks: desired state × current state × hash × [Install]', () =>
     ['loaded', 'failed', false, false, 'write-file reload'],
     ['loaded', 'failed', false, true, 'write-file enable reload'],
     // launched: running; a changed hash restarts, never stops
-    ['launched', 'none', true, false, 'write-file reload start'],
+    ['launched', 'none', true, false, 'write-file start'],
     ['launched', 'none', true, true, 'write-file enable reload start'],
     ['launched', 'inactive', true, false, 'start'],
     ['launched', 'inactive', true, true, 'enable reload start'],
@@ -126,17 +126,38 @@ describe('planTasks: named cases', () => {
     expect(types(planTasks(desiredOf('launched', false), c))).toBe(expected);
   });
 
+  it.each<[string, string]>([
+    ['not-found', 'write-file start'],
+    ['loaded', 'write-file reload start'],
+    ['bad-setting', 'write-file reload start'],
+    ['masked', 'write-file reload start'],
+  ])('a new file for a unit systemd has %s → [%s] (systemd reads files of units it has not loaded on demand)', (loadState, expected) => {
+    const c = new Map([[U, { name: U, loadState, activeState: 'inactive', subState: 'dead', enabled: false, needsReload: false }]]);
+    expect(types(planTasks(desiredOf('launched', false), c))).toBe(expected);
+  });
+
+  it.each<[string, string]>([
+    ['not-found', 'remove-file'],
+    ['loaded', 'remove-file reload'],
+  ])('removing the file of a unit systemd has %s → [%s]', (loadState, expected) => {
+    const c = currentOf('inactive', true);
+    c.get(U)!.loadState = loadState;
+    expect(types(planTasks(new Map(), c))).toBe(expected);
+  });
+
   it('never touches a unit that has no fleetx file and is not scheduled', () => {
     const c = new Map([[U, { ...currentOf('active', true).get(U)!, fileHash: undefined }]]);
     expect(planTasks(new Map(), c)).toEqual([]);
   });
 
-  it('batches one reload for many units, tasks grouped then sorted by name', () => {
+  it('batches one reload for many units systemd has loaded, tasks grouped then sorted by name', () => {
     const d = new Map<string, DesiredUnit>();
+    const c = new Map<string, CurrentUnit>();
     for (const n of ['c.service', 'a.service', 'b.service']) {
       d.set(n, { name: n, hash: H, targetState: 'launched', hasInstall: false, available: true });
+      c.set(n, { name: n, fileHash: 'h0', loadState: 'loaded', activeState: 'inactive', subState: 'dead', enabled: false, needsReload: false });
     }
-    const tasks = planTasks(d, new Map());
+    const tasks = planTasks(d, c);
     expect(tasks.map((t) => `${t.type}:${'unit' in t ? t.unit : t.units.join(',')}`)).toEqual([
       'write-file:a.service', 'write-file:b.service', 'write-file:c.service',
       'reload:a.service,b.service,c.service',
@@ -189,7 +210,9 @@ function applyEffects(current: Map<string, CurrentUnit>, tasks: Task[]): Map<str
       case 'remove-file': next.delete(t.unit); break;
       case 'write-file': {
         const u = next.get(t.unit) ?? { name: t.unit, loadState: 'not-found', activeState: 'inactive', subState: 'dead', enabled: false, needsReload: false };
-        next.set(t.unit, { ...u, fileHash: t.hash, needsReload: true });
+        // a unit systemd has not loaded is read on demand; a loaded one waits for the reload
+        if (u.loadState === 'not-found') next.set(t.unit, { ...u, fileHash: t.hash, loadState: 'loaded', needsReload: false });
+        else next.set(t.unit, { ...u, fileHash: t.hash, needsReload: true });
         break;
       }
       case 'enable': get(t.unit).enabled = true; break;
@@ -228,13 +251,18 @@ describe('planTasks properties', () => {
     }));
   });
 
-  it('has at most one reload, and one whenever a file changes', () => {
+  it('has at most one reload, and one whenever systemd must re-read: a loaded unit\'s file or any enablement changes', () => {
     fc.assert(fc.property(desiredArb, currentArb, (d, c) => {
-      const tasks = planTasks(toMap(d), toMap(c));
+      const current = toMap(c);
+      const tasks = planTasks(toMap(d), current);
       const reloads = tasks.filter((t) => t.type === 'reload').length;
-      const fileTasks = tasks.some((t) => ['write-file', 'remove-file', 'enable', 'disable'].includes(t.type));
+      const loaded = (unit: string) => (current.get(unit)?.loadState ?? 'not-found') !== 'not-found';
+      const mustReread = tasks.some((t) => t.type === 'enable' || t.type === 'disable' || ((t.type === 'write-file' || t.type === 'remove-file') && loaded(t.unit)));
+      const onlyNewFiles = tasks.every((t) => t.type === 'stop' || t.type === 'start' || ((t.type === 'write-file' || t.type === 'remove-file') && !loaded(t.unit)))
+        && !c.some((u) => u.needsReload && tasks.some((t) => 'unit' in t && t.unit === u.name));
       expect(reloads).toBeLessThanOrEqual(1);
-      if (fileTasks) expect(reloads).toBe(1);
+      if (mustReread) expect(reloads).toBe(1);
+      if (onlyNewFiles) expect(reloads).toBe(0);
     }));
   });
 

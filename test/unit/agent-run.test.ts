@@ -86,13 +86,49 @@ describe('runTasks', () => {
     expect(calls).toEqual([`write b.service ${JSON.stringify(bodyOf('h1'))}`, 'reload', 'start b.service']);
   });
 
-  it('an unreachable systemd ends the run: every later task would fail too', async () => {
-    const { sd, calls } = recordingSystemd({ 'start a.service': unavailableError('D-Bus call timed out') });
+  it('an unreachable systemd ends the run: every later group is skipped, since its tasks would fail too', async () => {
+    const { sd, calls } = recordingSystemd({ 'stop old.service': unavailableError('D-Bus call timed out') });
     const out = await runTasks(plan, { systemd: sd, bodyOf });
+    expect(out.done).toEqual([]);
+    expect(out.failed?.error.kind).toBe('unavailable');
+    expect(out.skipped).toEqual(plan.slice(1));
+    expect(calls).toEqual(['stop old.service']);
+  });
+
+  it('an unreachable systemd in the middle of a group: tasks not yet begun are skipped', async () => {
+    const { sd, calls } = recordingSystemd({ 'start a.service': unavailableError('D-Bus call timed out') });
+    const out = await runTasks(plan, { systemd: sd, bodyOf }, undefined, 1);
     expect(out.done).toEqual(plan.slice(0, 5));
     expect(out.failed?.error.kind).toBe('unavailable');
     expect(out.skipped).toEqual([plan[6]]);
     expect(calls.at(-1)).toBe('start a.service');
+  });
+
+  it('runs the tasks of one group side by side, never more than the bound, and a group only after the one before', async () => {
+    const { sd } = recordingSystemd();
+    let inFlight = 0;
+    let most = 0;
+    const events: string[] = [];
+    const slow = (kind: string) => async (name: string): Promise<JobResult> => {
+      inFlight++;
+      most = Math.max(most, inFlight);
+      events.push(`begin ${kind} ${name}`);
+      await new Promise((r) => setTimeout(r, 5));
+      inFlight--;
+      events.push(`end ${kind} ${name}`);
+      return 'done';
+    };
+    const units = Array.from({ length: 10 }, (_, i) => `u${i}.service`);
+    const tasks: Task[] = [
+      ...units.map((unit): Task => ({ type: 'stop', unit, reason: REASONS.shouldBeLoaded })),
+      ...units.map((unit): Task => ({ type: 'start', unit, reason: REASONS.shouldBeLaunched })),
+    ];
+    const out = await runTasks(tasks, { systemd: { ...sd, stop: slow('stop'), start: slow('start') }, bodyOf }, undefined, 4);
+    expect(out.done).toEqual(tasks); // reported in plan order
+    expect(most).toBe(4);
+    const lastStopEnd = events.lastIndexOf(events.filter((e) => e.startsWith('end stop')).at(-1)!);
+    const firstStartBegin = events.indexOf(events.find((e) => e.startsWith('begin start'))!);
+    expect(lastStopEnd).toBeLessThan(firstStartBegin);
   });
 
   it('a failed daemon-reload ends the run: no job runs against files systemd has not read', async () => {
