@@ -138,6 +138,30 @@ describe('daemon-reload batching', () => {
   });
 });
 
+describe('new units need no daemon-reload (what the agent\'s planner relies on)', () => {
+  it('a unit systemd cached as not-found is read from its new file on demand: listed, started and stopped with no Reload() at all', async () => {
+    const counter = await countReloads(h.busAddress);
+    try {
+      const names = Array.from({ length: 10 }, (_, i) => `ondemand${i}.service`);
+      // the agent lists scheduled names before writing them: systemd caches them as not-found
+      expect((await sd.listUnits(names)).map((r) => r.loadState)).toEqual(names.map(() => 'not-found'));
+      await Promise.all(names.map((n) => sd.writeUnitFile(n, service('/bin/sleep infinity'))));
+      expect(await Promise.all(names.map((n) => sd.start(n)))).toEqual(names.map(() => 'done'));
+      const rows = await sd.listUnits(names);
+      expect(rows.map((r) => [r.loadState, r.activeState])).toEqual(names.map(() => ['loaded', 'active']));
+      expect((await sd.status(names[0]!)).fragmentPath).toBe(`/run/systemd/system/${names[0]}`);
+      // a unit only written (target state loaded) is loaded by the next look at it
+      await sd.writeUnitFile('ondemand-loaded.service', service('/bin/sleep infinity'));
+      expect((await sd.listUnits(['ondemand-loaded.service']))[0]?.loadState).toBe('loaded');
+      expect(await Promise.all(names.map((n) => sd.stop(n)))).toEqual(names.map(() => 'done'));
+      await new Promise((r) => setTimeout(r, 100)); // a Reloading signal would have arrived by now
+      expect(counter.count()).toBe(0);
+    } finally {
+      counter.close();
+    }
+  });
+});
+
 describe('unit files', () => {
   it.each(['../x.service', 'a/b.service', 'x', 'bad name.service', '.hidden.service', '', 'x.nonsense'])(
     'refuses %j and writes nothing',
