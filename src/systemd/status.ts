@@ -96,6 +96,23 @@ export class UnitChanges {
     this.emitted.delete(name);
   }
 
+  /**
+   * The main PID last signalled for a unit whose signalled active state is
+   * `activeState` (0: none), or undefined when signals have not told (a unit
+   * not seen changing since we connected, or in another state by now).
+   * Saves one D-Bus call per running unit in every listUnits().
+   */
+  signalledMainPid(name: string, activeState: string): number | undefined {
+    const k = this.known.get(name);
+    return k?.activeState === activeState ? k.mainPid : undefined;
+  }
+
+  /** After a reconnect signals may have been missed: forget what they said. */
+  forget(): void {
+    this.known.clear();
+    this.emitted.clear();
+  }
+
   /** After a daemon-reload load states may differ: fetch them again when next needed. */
   reloaded(): void {
     for (const k of this.known.values()) delete k.loadState;

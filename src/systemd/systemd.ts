@@ -49,6 +49,7 @@ class DbusSystemd implements Systemd {
       callTimeoutMs: opts.callTimeoutMs ?? 10_000,
       onSignal: (msg) => this.onSignal(msg),
       onRestored: () => {
+        this.changes.forget();
         void this.recheckJobs();
         notify(this.restoreListeners, undefined);
       },
@@ -113,9 +114,15 @@ class DbusSystemd implements Systemd {
       status: this.complete(r[0] as string, { loadState: r[2] as string, activeState: r[3] as string, subState: r[4] as string }),
     }));
     const services = out.filter((u) => u.status.name.endsWith('.service') && ACTIVE_STATES.has(u.status.activeState));
+    const unknown = services.filter((u) => {
+      const pid = this.changes.signalledMainPid(u.status.name, u.status.activeState);
+      if (pid === undefined) return true;
+      if (pid) u.status.mainPid = pid;
+      return false;
+    });
     const queue = new PQueue({ concurrency: MAIN_PID_CONCURRENCY });
     await queue.addAll(
-      services.map((u) => async () => {
+      unknown.map((u) => async () => {
         const pid = await this.mainPid(u.path);
         if (pid) u.status.mainPid = pid;
       }),
