@@ -25,7 +25,6 @@ import { parseArgs } from 'node:util';
 import { SandboxFixture, sleep } from '../test/helpers/sandbox.js';
 import { downAndCheck, runBench } from './sandbox-run.js';
 import { agentRssMaxMb, destroyToStopped } from './sandbox-probes.js';
-import type { UnitStateRecord } from '../src/registry/records.js';
 import { byMethodText, diff, metrics, sum, unaryByMethod } from './etcd-metrics.js';
 
 const { values } = parseArgs({
@@ -67,6 +66,21 @@ async function systemdActiveTimes(sb: SandboxFixture): Promise<{ times: Map<stri
   return { times: out, perHost };
 }
 
+/** When each record under `prefix` first matched `pick`, stamped on arrival (a watch). */
+async function firstTimes(sb: SandboxFixture, prefix: string, pick: (rec: Record<string, string>) => boolean, onFirst?: (name: string, n: number) => void) {
+  const times = new Map<string, number>();
+  const watcher = await sb.etcd().watch().prefix(prefix).create();
+  watcher.on('error', (e) => console.error(`watch of ${prefix} failed: ${String(e)}`));
+  watcher.on('put', (kv) => {
+    const rec = JSON.parse(kv.value.toString()) as Record<string, string>;
+    const name = rec.name!;
+    if (!pick(rec) || times.has(name)) return;
+    times.set(name, Date.now());
+    onFirst?.(name, times.size);
+  });
+  return { times, watcher };
+}
+
 async function main(): Promise<number> {
   const sb = new SandboxFixture({ tag: 'bench', hosts: HOSTS });
   const stop = () => void sb.down().finally(() => process.exit(130));
@@ -79,38 +93,20 @@ async function main(): Promise<number> {
     const names = Array.from({ length: UNITS }, (_, i) => `bench@${i + 1}.service`);
 
     // Watch state records: the first "active" of each unit, stamped on arrival.
-    const seen = new Map<string, number>();
     let allSeen: () => void = () => {};
     const done = new Promise<void>((r) => (allSeen = r));
     const waiting = new Map<string, () => void>();
-    const watcher = await sb.etcd().watch().prefix(sb.keys.states()).create();
-    watcher.on('error', (e) => console.error(`state watch error: ${String(e)}`));
-    watcher.on('put', (kv) => {
-      const rec = JSON.parse(kv.value.toString()) as UnitStateRecord;
-      if (rec.activeState === 'active' && rec.name.startsWith('bench@') && !seen.has(rec.name)) {
-        seen.set(rec.name, Date.now());
-        waiting.get(rec.name)?.();
-        if (seen.size === UNITS) allSeen();
-      }
+    const states = await firstTimes(sb, sb.keys.states(), (rec) => rec.activeState === 'active' && rec.name.startsWith('bench@'), (name, n) => {
+      waiting.get(name)?.();
+      if (n === UNITS) allSeen();
     });
-
+    const seen = states.times;
     // And when each unit's own record says launched: the engine + agent share of the time.
-    const launchedAt = new Map<string, number>();
-    const unitWatcher = await sb.etcd().watch().prefix(sb.keys.units()).create();
-    unitWatcher.on('error', (e) => console.error(`unit watch error: ${String(e)}`));
-    unitWatcher.on('put', (kv) => {
-      const rec = JSON.parse(kv.value.toString()) as { name: string; targetState: string };
-      if (rec.targetState === 'launched' && !launchedAt.has(rec.name)) launchedAt.set(rec.name, Date.now());
-    });
-
+    const units = await firstTimes(sb, sb.keys.units(), (rec) => rec.targetState === 'launched');
+    const launchedAt = units.times;
     // And when each unit's schedule key (launched) appears: the engine's share ends there.
-    const scheduledAt = new Map<string, number>();
-    const schedWatcher = await sb.etcd().watch().prefix(sb.keys.schedules()).create();
-    schedWatcher.on('error', (e) => console.error(`schedule watch error: ${String(e)}`));
-    schedWatcher.on('put', (kv) => {
-      const rec = JSON.parse(kv.value.toString()) as { name: string; targetState: string };
-      if (rec.targetState === 'launched' && !scheduledAt.has(rec.name)) scheduledAt.set(rec.name, Date.now());
-    });
+    const schedules = await firstTimes(sb, sb.keys.schedules(), (rec) => rec.targetState === 'launched');
+    const scheduledAt = schedules.times;
 
     // Idle background: keepalives, election polls, whatever runs with nothing to do.
     await sleep(2_000);
@@ -183,9 +179,7 @@ async function main(): Promise<number> {
       const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
       console.log(`single unit: systemd active median ${med(singles.map((x) => x.systemd))} ms, state record median ${med(singles.map((x) => x.etcd))} ms (${SINGLE} runs: ${singles.map((x) => `${x.systemd}/${x.etcd}`).join(' ')})`);
     }
-    await watcher.cancel();
-    await unitWatcher.cancel();
-    await schedWatcher.cancel();
+    await Promise.all([states.watcher.cancel(), units.watcher.cancel(), schedules.watcher.cancel()]);
 
     const rss = await agentRssMaxMb(sb);
     console.log(`agent RSS max ${rss.peakMb.toFixed(1)} MB (peak VmHWM of the ${HOSTS} agents; largest now ${rss.nowMb.toFixed(1)} MB)`);
