@@ -56,7 +56,7 @@ export class DemoFixture {
   status?: DemoStatus;
   private readonly children = new Set<ChildProcess>();
 
-  constructor(o: { tag: string; hosts: number }) {
+  constructor(o: { tag: string; hosts: number; etcdMembers?: number }) {
     this.sb = new SandboxFixture(o);
   }
 
@@ -177,7 +177,7 @@ export class DemoFixture {
   /** Demo, then sandbox; returns what was left behind (empty when clean). */
   async down(): Promise<string[]> {
     for (const c of this.children) c.kill('SIGKILL');
-    const endpoint = this.sb.endpoint;
+    const endpoint = this.sb.endpoints.join(',');
     await demoDown(this.sb.stateDir);
     const left = await this.sb.down();
     for (const pid of syncerPids(endpoint, DEMO_SERVICE)) left.push(`presence syncer ${pid}`);
@@ -192,7 +192,7 @@ export class DemoFixture {
 }
 
 /** One sandbox + demo for the calling test file: up in beforeAll, down in afterAll (asserting nothing is left). */
-export function useDemo(o: { tag: string; hosts: number; instances?: number }): DemoFixture {
+export function useDemo(o: { tag: string; hosts: number; instances?: number; etcdMembers?: number }): DemoFixture {
   const demo = new DemoFixture(o);
   beforeAll(async () => {
     try {
