@@ -7,8 +7,16 @@
  * to report. We retry only UNAVAILABLE (a refused connection fails fast) and
  * only as many times as there are other endpoints to try; DEADLINE_EXCEEDED
  * is returned at once. Long-running callers (agent, engine) have their own
- * retry loops. etcd3's per-host circuit breaker stays as is. Watches and
- * reconnects back off to at most a few seconds (see below).
+ * retry loops. Watches and reconnects back off to at most a few seconds
+ * (see below).
+ *
+ * Why the per-host circuit breaker is replaced: etcd3's counts every
+ * "recoverable" gRPC error, including answers from a healthy member such as
+ * RESOURCE_EXHAUSTED (the NOSPACE alarm refusing writes). Three refused
+ * writes opened the circuit, and reads from that member then failed as
+ * "unreachable" for 5 s at a time. Ours counts only what says the member is
+ * gone or hung: UNAVAILABLE (refused, reset) and DEADLINE_EXCEEDED (no
+ * answer), so a dead or frozen member is still skipped for 5 s.
  */
 import { readFileSync } from 'node:fs';
 import type { Interceptor } from '@grpc/grpc-js';
@@ -18,7 +26,14 @@ import { usageError } from '../errors/errors.js';
 import type { ConnectionOptions } from './connection.js';
 import { cockatiel, etcd3 } from './libraries.js';
 
-const { ExponentialBackoff, handleType, noop, retry } = cockatiel;
+const { circuitBreaker, ConsecutiveBreaker, ExponentialBackoff, handleType, noop, retry } = cockatiel;
+
+/** A member that refused or dropped the connection, or did not answer in time: skip it for a while. */
+const memberBreaker = () =>
+  circuitBreaker(handleType(etcd3.GRPCUnavailableError).orType(etcd3.GRPCDeadlineExceededError), {
+    halfOpenAfter: 5_000,
+    breaker: new ConsecutiveBreaker(3),
+  });
 
 export interface ClientHooks {
   /** gRPC interceptors for every unary call (src/metrics/etcd.ts times them) */
@@ -37,6 +52,7 @@ export function connect(opts: ConnectionOptions, hooks: ClientHooks = {}): Etcd3
     // Unary calls get a deadline; streams (watch, lease keepalive) must not.
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + opts.requestTimeoutMs, ...unary }),
     faultHandling: {
+      host: memberBreaker,
       global: opts.endpoints.length > 1 ? retry(handleType(etcd3.GRPCUnavailableError), { maxAttempts: opts.endpoints.length - 1 }) : noop,
       // etcd3 waits up to 30 s before reopening a broken watch; agents must
       // see their schedule again within seconds of etcd coming back.

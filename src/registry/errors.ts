@@ -9,6 +9,7 @@
  *   permission denied                      -> usage
  *   lock held, STM conflict                -> conflict
  *   a transaction over --max-txn-ops       -> invalid (too large a change; says how to split it)
+ *   NOSPACE alarm (quota exceeded)         -> unavailable, named, with the operator's way out
  *   request etcd calls malformed           -> internal (a bug in fleetx)
  *   other server-side errors               -> unavailable (etcd's own transient errors)
  *   anything else                          -> internal
@@ -98,6 +99,16 @@ export function toFleetxError(e: unknown, opts: ErrorContext): FleetxError {
     return new FleetxError('invalid', `${at} refused the change: it is larger than one etcd transaction may be (${stripCode(e.message)})`, {
       cause: e,
       hint: 'change fewer units at once (a service has at most 100 instances; see docs/ROLLOUT.md), or raise etcd\'s --max-txn-ops',
+    });
+  }
+  if (e instanceof GRPCGenericError && /database space exceeded/.test(e.message)) {
+    // A member's backend outgrew its quota: etcd raised the NOSPACE alarm and
+    // every member refuses writes (reads, deletes, compaction still work)
+    // until an operator frees space and disarms it. Retryable: fleetx's loops
+    // resume by themselves once it is disarmed.
+    return new FleetxError('unavailable', `${at} refuses writes: it is out of space (NOSPACE alarm: ${stripCode(e.message)})`, {
+      cause: e,
+      hint: 'an operator must free space: `etcdctl compaction`, `etcdctl defrag` (or a larger --quota-backend-bytes), then `etcdctl alarm disarm`; see docs/RELIABILITY.md',
     });
   }
   if (e instanceof GRPCInvalidArgumentError) {

@@ -41,6 +41,8 @@ export interface EtcdServer {
 export interface StartEtcdOptions {
   tls?: boolean;
   auth?: boolean;
+  /** etcd's --quota-backend-bytes (default 100 MiB); 1 makes the first write raise the NOSPACE alarm. */
+  quotaBackendBytes?: number;
 }
 
 /** Client-side TLS files a test (or etcdctl) uses against a TLS server. */
@@ -75,7 +77,7 @@ export async function startEtcd(opts: StartEtcdOptions = {}): Promise<EtcdServer
     let lastError: unknown;
     for (let attempt = 0; attempt < 3; attempt++) {
       try {
-        const started = await launch(dataDir, attempt, tls);
+        const started = await launch(dataDir, attempt, tls, opts.quotaBackendBytes);
         const server: EtcdServer = {
           endpoints: [started.endpoint],
           caFile: tls?.caFile,
@@ -110,7 +112,7 @@ export async function startEtcd(opts: StartEtcdOptions = {}): Promise<EtcdServer
 
 class PortInUseError extends Error {}
 
-async function launch(root: string, attempt: number, tls?: TlsFiles): Promise<{ child: ChildProcess; endpoint: string }> {
+async function launch(root: string, attempt: number, tls?: TlsFiles, quota = 104857600): Promise<{ child: ChildProcess; endpoint: string }> {
   const clientPort = await freePort();
   const peerPort = await freePort();
   const scheme = tls ? 'https' : 'http';
@@ -134,7 +136,7 @@ async function launch(root: string, attempt: number, tls?: TlsFiles): Promise<{ 
     '--heartbeat-interval=50',
     '--election-timeout=500',
     '--snapshot-count=10000',
-    '--quota-backend-bytes=104857600',
+    `--quota-backend-bytes=${quota}`,
   ];
   if (tls) {
     args.push(
