@@ -185,6 +185,8 @@ export class PrefixWatch {
     const w: Watcher = builder.startRevision(revision).watcher();
     let open = true;
     let failed = false;
+    // etcd3 emits `disconnected` again at every failed reconnect: one probe loop, not one more each time
+    let probing = false;
     const end = await new Promise<WatchEnd>((resolve) => {
       const finish = (why: WatchEnd) => {
         if (!open) return;
@@ -205,7 +207,9 @@ export class PrefixWatch {
         if (!open) return;
         this.setState('disconnected');
         this.setLive(false);
-        void this.probe(() => open, () => finish('reconnect'));
+        if (probing) return;
+        probing = true;
+        void this.probe(() => open, () => finish('reconnect')).finally(() => (probing = false));
       });
       w.on('put', (kv) => open && this.call(() => this.handlers.event({ type: 'put', ...toKeyValue(kv) })));
       w.on('delete', (kv) => open && this.call(() => this.handlers.event({ type: 'delete', key: kv.key.toString(), modRevision: kv.mod_revision })));

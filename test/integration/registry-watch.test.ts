@@ -8,7 +8,7 @@ import type { Etcd3 } from 'etcd3';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { PrefixWatch, type KeyValue, type WatchEvent, type WatchOptions, type WatchRange } from '../../src/registry/watch.js';
 import { useEtcd } from '../helpers/etcd-fixture.js';
-import { waitFor as until } from '../helpers/wait.js';
+import { sleep, waitFor as until } from '../helpers/wait.js';
 
 const cluster = useEtcd({ proxy: true });
 let direct: Etcd3;
@@ -110,6 +110,30 @@ describe('PrefixWatch', () => {
       await c.watch.stop();
     }
     if (Object.keys(opts).length > 0) expect(c.log.problems).toContain(`watch on ${p} failed; listing again`);
+  });
+
+  it('a long outage keeps one reconnect probe per watch, not one more per failed reconnect', async () => {
+    // etcd3 emits `disconnected` at every failed reconnect: each one used to start another probe
+    // loop reading etcd every probeMs, so the read rate grew with the outage. Every probe waits on
+    // the watch's abort signal, and Node warns at more than 10 listeners on one: without the fix,
+    // 4 s of outage were enough for 11 probes.
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
+    process.on('warning', onWarning);
+    const c = copyOf(viaProxy, { prefix: '/w7/' }, { probeMs: 600_000 });
+    try {
+      await c.watch.start();
+      await until('live', () => c.watch.live);
+      await cluster.proxy.cut();
+      await until('disconnected', () => !c.watch.live);
+      await sleep(4_000);
+      expect(warnings.filter((w) => w.includes('MaxListenersExceeded'))).toEqual([]);
+      await cluster.proxy.restore();
+    } finally {
+      await cluster.proxy.restore();
+      await c.watch.stop();
+      process.off('warning', onWarning);
+    }
   });
 
   it('a failed list is retried until etcd answers, and reported', async () => {
