@@ -104,10 +104,11 @@ export async function startEtcd(s: EtcdSpec, timeoutMs = 15_000): Promise<number
 /**
  * Starts members together (a new cluster has no leader, so no member is
  * healthy, until a quorum runs) and waits until every one answers /health.
- * Returns their pids in order.
+ * Returns their pids in order. `ready` is the check (default /health, which
+ * is false while an alarm such as NOSPACE is active).
  * @throws FleetxError 'failed' when one exits or stays unhealthy; all given members are stopped then.
  */
-export async function startEtcdMembers(specs: EtcdSpec[], timeoutMs = 20_000): Promise<number[]> {
+export async function startEtcdMembers(specs: EtcdSpec[], timeoutMs = 20_000, ready: (clientUrl: string) => Promise<boolean> = etcdHealthy): Promise<number[]> {
   const pids = specs.map((s) => {
     mkdirSync(s.dataDir, { recursive: true, mode: 0o700 });
     return spawnDaemon('etcd', etcdArgs(s), s.logFile, { PATH: SYSTEM_PATH });
@@ -119,7 +120,7 @@ export async function startEtcdMembers(specs: EtcdSpec[], timeoutMs = 20_000): P
       await Promise.all(specs.map((s) => stopEtcd(s.dataDir)));
       throw failedError(`sandbox etcd ${dead.name ?? ETCD_NAME} exited at start`, `see ${dead.logFile}`);
     }
-    const healthy = await Promise.all(specs.map((s) => etcdHealthy(s.clientUrl)));
+    const healthy = await Promise.all(specs.map((s) => ready(s.clientUrl)));
     if (healthy.every(Boolean)) return pids as number[];
     if (Date.now() >= until) {
       await Promise.all(specs.map((s) => stopEtcd(s.dataDir)));

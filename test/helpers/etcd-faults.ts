@@ -103,9 +103,11 @@ export class EtcdFaults {
 
   /**
    * Starts a stopped member again on its data dir (it rejoins the cluster),
-   * with `extraArgs` added, and records its pid in state.json.
+   * with `extraArgs` added, and records its pid in state.json. Waits until
+   * it is healthy, or with `answering` only until it answers a status call
+   * (/health stays false while an alarm is active).
    */
-  async restart(m: Member, extraArgs: string[] = []): Promise<void> {
+  async restart(m: Member, extraArgs: string[] = [], answering = false): Promise<void> {
     const pid = m.pid !== undefined && isAlive(m.pid) ? m.pid : undefined;
     if (pid !== undefined) {
       signal(pid, 'SIGKILL');
@@ -113,7 +115,8 @@ export class EtcdFaults {
     }
     const all = this.members();
     const spec: EtcdSpec = { ...m, initialCluster: all.map((x) => `${x.name}=${x.peerUrl}`), extraArgs };
-    const [started] = await startEtcdMembers([spec], 30_000);
+    const ready = answering ? async () => (await this.status(m)) !== undefined : undefined;
+    const [started] = await startEtcdMembers([spec], 30_000, ready);
     const state = readState(this.stateDir)!;
     state.etcd.members.find((x) => x.name === m.name)!.pid = started;
     writeState(state);
@@ -135,7 +138,7 @@ export class EtcdFaults {
    * reads, deletes and compaction still work.
    */
   async armNoSpace(m: Member): Promise<void> {
-    await this.restart(m, ['--quota-backend-bytes=1']);
+    await this.restart(m, ['--quota-backend-bytes=1'], true);
     const r = await this.etcdctl(['put', '/fault/nospace', 'x'], [m.clientUrl]);
     if (r.code === 0 || !/database space exceeded/.test(r.stderr)) throw new Error(`the write through ${m.name} was not refused for space: ${r.stdout}${r.stderr}`);
     await waitFor('the NOSPACE alarm', async () => (await this.alarms()).includes('NOSPACE'), { timeoutMs: 10_000, intervalMs: 200 });
@@ -143,7 +146,7 @@ export class EtcdFaults {
 
   /** The operator's way back: space again (the member's normal quota), then `etcdctl alarm disarm`. */
   async disarmNoSpace(m: Member): Promise<void> {
-    await this.restart(m);
+    await this.restart(m, [], true);
     const r = await this.etcdctl(['alarm', 'disarm']);
     if (r.code !== 0) throw new Error(`etcdctl alarm disarm exited ${r.code}: ${r.stderr}`);
     await waitFor('no alarm', async () => (await this.alarms()).length === 0, { timeoutMs: 10_000, intervalMs: 200 });
