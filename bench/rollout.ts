@@ -1,10 +1,10 @@
 /**
  * npm run bench:rollout — how close a rolling restart comes to the waits it
  * cannot avoid. A throw-away sandbox with the demo (HAProxy + presence
- * syncer + web, see src/demo) on its own state dir, bridge and subnet;
- * first 3 hosts / 3 instances, then 9 hosts / 9 instances (the web
+ * syncer + the app's containers, see src/demo) on its own state dir, bridge and subnet;
+ * first 3 hosts / 3 instances, then 9 hosts / 9 instances (the app
  * template conflicts with itself: one instance per host). Each run times
- * the real `fleetx rolling-restart web@ -o json` under light HTTP load and
+ * the real `fleetx rolling-restart app@ -o json` under light HTTP load and
  * computes the overhead ratio (src/demo/overhead.ts says exactly how).
  *
  *   npm run bench:rollout [-- --instances 3,9]
@@ -21,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { demoDown, demoUp, DEMO_SERVICE } from '../src/demo/demo.js';
 import { rolloutOverhead, type OverheadReport, type PhaseEvent } from '../src/demo/overhead.js';
+import { DEMO_START_DELAY_MS } from '../src/images/demo-images.js';
 import { startLoad, type LoadReport } from '../src/loadgen/load.js';
 import { connect } from '../src/registry/client.js';
 import { keyspace } from '../src/registry/keys.js';
@@ -51,7 +52,7 @@ const IDLE_WINDOW_MS = 3_000;
 async function rollingRestart(): Promise<{ events: PhaseEvent[]; id: string; code: number; ms: number; stderr: string }> {
   const started = Date.now();
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [`${REPO}/bin/fleetx.mjs`, 'rolling-restart', 'web@', '-o', 'json'], {
+    const child = spawn(process.execPath, [`${REPO}/bin/fleetx.mjs`, 'rolling-restart', 'app@', '-o', 'json'], {
       cwd: REPO,
       env: { PATH: process.env.PATH, FLEETX_ENDPOINT: endpoint, FLEETX_USER: 'bench' },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -102,7 +103,7 @@ async function once(n: number): Promise<Run> {
   if (rr.code !== 0) throw new Error(`fleetx rolling-restart exited ${rr.code}: ${rr.stderr}`);
   const rec = await historyRecord(rr.id);
   const report = rolloutOverhead(rr.events, Date.parse(rec.finishedAt!) - Date.parse(rec.createdAt), {
-    startDelayMs: Number(spec.values.startDelay ?? 0),
+    startDelayMs: DEMO_START_DELAY_MS, // baked into the demo image's command (src/images)
     healthIntervalMs: spec.health.intervalMs,
     healthThreshold: spec.health.threshold,
     minHealthyMs: spec.rollout.minHealthyMs,

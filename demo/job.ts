@@ -1,7 +1,7 @@
 /**
  * The main job's second half (scripts/demo.sh runs it after
  * `fleetx sandbox up --demo`): steady HTTP load through the demo's HAProxy
- * while the real `fleetx rolling-restart web@` restarts every instance, then
+ * while the real `fleetx rolling-restart app@` restarts every instance, then
  * a summary. Exits non-zero if a single request failed or the rollout did.
  *
  *   node --import tsx demo/job.ts      (FLEETX_SANDBOX_DIR picks another sandbox)
@@ -24,12 +24,12 @@ if (!sandbox.healthy || !demo.exists || !demo.lbUrl) {
 }
 if (!demo.healthy) console.error(`warning: not every instance is in service before the restart:\n${JSON.stringify(demo.instances, null, 2)}`);
 
-console.log(`\nLoad through ${demo.lbUrl} while fleetx rolling-restart web@ restarts ${demo.instances.length} instance(s):\n`);
+console.log(`\nLoad through ${demo.lbUrl} while fleetx rolling-restart app@ restarts ${demo.instances.length} instance(s):\n`);
 const load = startLoad({ url: demo.lbUrl, concurrency: 6, maxRequests: 2_000_000, maxDurationMs: 300_000, timeoutMs: 5_000 });
 await new Promise((r) => setTimeout(r, 500));
 const started = Date.now();
 const code = await new Promise<number>((resolve) => {
-  const child = spawn(process.execPath, [`${REPO}bin/fleetx.mjs`, 'rolling-restart', 'web@'], {
+  const child = spawn(process.execPath, [`${REPO}bin/fleetx.mjs`, 'rolling-restart', 'app@'], {
     cwd: REPO,
     env: { ...process.env, ...sandbox.env },
     stdio: ['ignore', 'inherit', 'inherit'],
@@ -51,7 +51,7 @@ Summary
   versions seen:   ${versions}
 
 The sandbox is still up: curl ${demo.lbUrl}
-  . ${sandbox.envFile}          # then: node bin/fleetx.mjs list-units, fleetx deploy web --set version=v2, ...
+  . ${sandbox.envFile}          # then: node bin/fleetx.mjs list-units, fleetx deploy app --set tag=v2, ...
 Tear it down with:  node bin/fleetx.mjs sandbox down`);
 
 process.exitCode = code !== 0 || report.failures > 0 ? 1 : 0;

@@ -1,5 +1,5 @@
 /**
- * The sandbox demo: HAProxy in front of the demo web service on the sandbox
+ * The sandbox demo: HAProxy in front of the demo app (containers) on the sandbox
  * hosts, kept in line by the presence syncer, so rolling restarts and
  * deploys can be watched (and measured) under load.
  *
@@ -26,15 +26,18 @@ import { describeInstance, inService, readInstances, type DemoInstance } from '.
 import { demoPaths } from './paths.js';
 import { haproxyPids, livePid, startHaproxy, startSyncer, stopByPids, syncerPids } from './processes.js';
 import { writeDemoService } from './service-file.js';
+import { ensureDemoImages } from '../images/demo-images.js';
+import { warmHosts } from '../images/warm.js';
+import { sandboxPaths } from '../sandbox/state.js';
 
-export const DEMO_SERVICE = 'web';
+export const DEMO_SERVICE = 'app';
 /** Spare HAProxy slots beyond max(instances, hosts), for instances added later. */
 const SPARE_SLOTS = 3;
 
 export interface DemoUpOptions {
-  /** checkout whose bin/fleetx.mjs, demo/web.mjs and services/web.yaml are used */
+  /** checkout whose bin/fleetx.mjs, demo/web.mjs (the app in the image) and services/app.yaml are used */
   repoRoot: string;
-  /** instances of web (default: services/web.yaml's) */
+  /** instances of app (default: services/app.yaml's) */
   instances?: number;
   /** frontend port on the bridge address (default 8080) */
   port?: number;
@@ -52,7 +55,7 @@ export interface DemoStatus {
   lbUrl?: string;
   haproxyPid?: number;
   syncerPid?: number;
-  /** the service file deployed (services/web.yaml filled in for this sandbox) */
+  /** the service file deployed (services/app.yaml filled in for this sandbox) */
   serviceFile?: string;
   socket?: string;
   logs?: { haproxy: string; presence: string };
@@ -82,7 +85,7 @@ interface DemoState {
  */
 export async function demoUp(sandbox: SandboxStatus, o: DemoUpOptions): Promise<DemoStatus> {
   const say = o.progress ?? (() => undefined);
-  if (!sandbox.exists || !sandbox.healthy || !sandbox.bridge || !sandbox.etcd) {
+  if (!sandbox.exists || !sandbox.healthy || !sandbox.bridge || !sandbox.etcd || !sandbox.registry) {
     throw usageError(`the sandbox at ${sandbox.stateDir} is not up and healthy`, 'run fleetx sandbox up first');
   }
   const paths = demoPaths(sandbox.stateDir);
@@ -92,7 +95,12 @@ export async function demoUp(sandbox: SandboxStatus, o: DemoUpOptions): Promise<
   const bindAddress = sandbox.bridge.address.replace(/\/\d+$/, '');
   const port = o.port ?? 8080;
 
-  const spec = writeDemoService(paths.serviceFile, { repoRoot: o.repoRoot, socket: paths.socket, ...(o.instances !== undefined ? { instances: o.instances } : {}) });
+  const registry = sandbox.registry.address;
+  // The app's images (v1, v2, unhealthy), built from this machine's node and pushed to the sandbox registry.
+  const images = await ensureDemoImages({ dir: sandboxPaths(sandbox.stateDir).images, registry, script: join(o.repoRoot, 'demo', 'web.mjs'), progress: say });
+  say(`pulling the base image ${images.base} on ${sandbox.hosts.length} host(s)`);
+  await warmHosts(sandbox.hosts.map((h) => join(sandboxPaths(sandbox.stateDir).hosts, h.name)), images.base);
+  const spec = writeDemoService(paths.serviceFile, { repoRoot: o.repoRoot, registry, socket: paths.socket, ...(o.instances !== undefined ? { instances: o.instances } : {}) });
   if (spec.presence.driver !== 'haproxy' || !spec.presence.backend) throw usageError(`${paths.serviceFile}: the demo needs presence.driver haproxy with a backend`);
   const slots = Math.max(spec.instances, sandbox.hosts.length) + SPARE_SLOTS;
   const state: DemoState = { version: 1, endpoint, bindAddress, port, lbUrl: `http://${bindAddress}:${port}/`, instances: spec.instances, slots, repoRoot: o.repoRoot };

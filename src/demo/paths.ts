@@ -20,8 +20,8 @@ export const demoPaths = (stateDir: string) => {
     haproxyLog: join(dir, 'haproxy.log'),
     syncerPid: join(dir, 'presence.pid'),
     syncerLog: join(dir, 'presence.log'),
-    /** services/web.yaml with this checkout's script and this sandbox's socket */
-    serviceFile: join(dir, 'web.yaml'),
+    /** services/app.yaml with this sandbox's registry and socket */
+    serviceFile: join(dir, 'app.yaml'),
   };
 };
 

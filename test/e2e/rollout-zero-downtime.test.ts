@@ -1,23 +1,22 @@
 /**
  * The proof of fleetx's heart, end to end on real systemd hosts: HAProxy in
- * front of the demo web service (demo/web.mjs, 1.5 s start-up, drains on
- * SIGTERM), the presence syncer driving it, and steady HTTP load through it
- * while fleetx restarts and redeploys every instance. Not one request may
- * fail, and HAProxy must not have had to retry or redispatch one either:
- * its config retries a request that hits a stopping instance, so zero
- * failures alone would not tell draining before stop from HAProxy hiding
- * the damage. HAProxy's own counters (`show stat`: wretr, wredis of the
- * backend) are the proof. The fleetctl way (stop, then start, each
- * instance) runs under the same load as the control: it does make HAProxy
- * retry, which shows the counters see what draining prevents.
+ * front of the demo app, each instance a container of the seed's own unit
+ * (units/app@.service.hbs with podman; the image runs demo/web.mjs: 1.5 s
+ * start-up, drains on SIGTERM), the presence syncer driving it, and steady
+ * HTTP load through it while fleetx restarts and redeploys every instance to
+ * other image tags pulled from the sandbox registry. Not one request may
+ * fail. The fleetctl way (stop, then start, each instance) runs under the
+ * same load as the baseline; its failures are printed next to fleetx's.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
+import { openHost } from '../../src/sandbox/host.js';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { inService } from '../../src/demo/instances.js';
+import { EXIT } from '../../src/errors/errors.js';
+import { warmHosts } from '../../src/images/warm.js';
 import { startLoad, type LoadReport } from '../../src/loadgen/load.js';
 import { lbDelta, useDemo, type LbCounters } from '../helpers/demo.js';
-import { EXIT } from '../../src/errors/errors.js';
 
 const demo = useDemo({ tag: 'zdt', hosts: 3 });
 
@@ -56,10 +55,19 @@ function expectNoRequestHitAStoppingInstance(load: LoadReport, lb: LbCounters, l
   expect({ retries: lb.retries, redispatches: lb.redispatches }, why).toEqual({ retries: 0, redispatches: 0 });
 }
 
+/** The sandbox host whose systemd runs `unit` now. */
+async function hostRunning(unit: string) {
+  for (const h of demo.sb.last!.hosts) {
+    const host = openHost(`${demo.sb.stateDir}/hosts/${h.name}`)!;
+    if ((await host.exec(['systemctl', 'is-active', unit])).stdout.trim() === 'active') return host;
+  }
+  throw new Error(`${unit} is active on no host`);
+}
+
 describe('zero-downtime rollouts through HAProxy', () => {
   it('rolling-restart under load: no failed request, every instance restarted, healthy and back in the LB', async () => {
     const before = await demo.allInService();
-    const { result, load, lb, lbLog } = await underLoad(() => demo.run(['rolling-restart', 'web@']));
+    const { result, load, lb, lbLog } = await underLoad(() => demo.run(['rolling-restart', 'app@']));
     console.log(summary('fleetx rolling-restart', load, lb));
     expect(result.code, result.stdout + result.stderr).toBe(0);
     expectNoRequestHitAStoppingInstance(load, lb, lbLog);
@@ -73,9 +81,18 @@ describe('zero-downtime rollouts through HAProxy', () => {
     expect((await demo.history()).at(-1)).toMatchObject({ kind: 'restart', state: 'succeeded' });
   }, 120_000);
 
-  it('deploy of version v2 under load: no failed request, every instance on the new revision', async () => {
+  it('every instance is a container of the image in the sandbox registry, named after its instance', async () => {
+    for (const i of await demo.allInService()) {
+      const n = i.unit.replace(/^app@(\d+)\.service$/, '$1');
+      const host = await hostRunning(i.unit);
+      const ps = await host.exec(['podman', 'ps', '--format', '{{.Names}} {{.Image}}']);
+      expect(ps.stdout).toContain(`app-${n} ${demo.registry}/fleetx/demo-web:v1`);
+    }
+  }, 60_000);
+
+  it('deploy of tag v2 under load: no failed request, every instance on the new revision', async () => {
     const before = await demo.allInService();
-    const { result, load, lb, lbLog } = await underLoad(() => demo.run(['deploy', '-f', demo.serviceFile, '--set', 'version=v2']));
+    const { result, load, lb, lbLog } = await underLoad(() => demo.run(['deploy', '-f', demo.serviceFile, '--set', 'tag=v2']));
     console.log(summary('fleetx deploy v1 -> v2', load, lb));
     expect(result.code, result.stdout + result.stderr).toBe(0);
     expectNoRequestHitAStoppingInstance(load, lb, lbLog);
@@ -85,6 +102,10 @@ describe('zero-downtime rollouts through HAProxy', () => {
     expect(hashes.size).toBe(1);
     expect(hashes.has(before[0]!.hash)).toBe(false);
     expect(new Set(await demo.sampleVersions(30))).toEqual(new Set(['v2']));
+    for (const i of after) {
+      const ps = await (await hostRunning(i.unit)).exec(['podman', 'ps', '--format', '{{.Image}}']);
+      expect(ps.stdout.trim()).toBe(`${demo.registry}/fleetx/demo-web:v2`);
+    }
     const last = (await demo.history()).at(-1)!;
     expect(last).toMatchObject({ kind: 'deploy', state: 'succeeded' });
     expect(last.toRevision).toBe((last.fromRevision ?? 0) + 1);
@@ -110,12 +131,12 @@ describe('zero-downtime rollouts through HAProxy', () => {
 
   it('a deploy that never becomes healthy fails, reverts every instance, and loses no request', async () => {
     const before = await demo.allInService();
-    const { result, load, lb, lbLog } = await underLoad(() => demo.run(['deploy', '-f', demo.serviceFile, '--set', 'version=v3', '--set', 'unhealthy=true']));
-    console.log(summary('fleetx deploy of an unhealthy v3 (reverted)', load, lb));
+    const { result, load, lb, lbLog } = await underLoad(() => demo.run(['deploy', '-f', demo.serviceFile, '--set', 'tag=unhealthy']));
+    console.log(summary('fleetx deploy of the unhealthy tag (reverted)', load, lb));
     expect(result.code, result.stdout + result.stderr).toBe(EXIT.reverted);
     expect(result.stdout + result.stderr).toMatch(/reverted to revision/);
     expectNoRequestHitAStoppingInstance(load, lb, lbLog);
-    expect(load.versions.v3 ?? 0).toBe(0);
+    expect(load.versions.unhealthy ?? 0).toBe(0);
     const after = await demo.allInService();
     expect(after.map((i) => i.hash)).toEqual(before.map((i) => i.hash));
     expect((await demo.history()).at(-1)).toMatchObject({ kind: 'deploy', state: 'failed' });
@@ -124,7 +145,7 @@ describe('zero-downtime rollouts through HAProxy', () => {
   it('the CLI killed mid-rollout: the rollout completes and `rollout status --follow` reattaches', async () => {
     await demo.allInService();
     const { result, load, lb, lbLog } = await underLoad(async () => {
-      const cli = demo.start(['rolling-restart', 'web@']);
+      const cli = demo.start(['rolling-restart', 'app@']);
       await demo.sb.until('an instance past pending', async () => {
         const r = await demo.running();
         return r && Object.values(r.instances).some((i) => i.phase !== 'pending');
@@ -133,7 +154,7 @@ describe('zero-downtime rollouts through HAProxy', () => {
       const killed = await cli.done;
       expect(killed.signal).toBe('SIGKILL');
       expect(await demo.running()).toBeDefined();
-      return demo.run(['rollout', 'status', 'web', '--follow']);
+      return demo.run(['rollout', 'status', 'app', '--follow']);
     });
     console.log(summary('fleetx rolling-restart, CLI killed', load, lb));
     expect(result.code, result.stdout + result.stderr).toBe(0);
@@ -144,23 +165,25 @@ describe('zero-downtime rollouts through HAProxy', () => {
   }, 120_000);
 
   it('surge: with a spare machine, a deploy first starts an extra instance, then retires it; no failed request', async () => {
-    await demo.sb.up(4); // a fourth host: Conflicts=web@*.service leaves it spare
+    await demo.sb.up(4); // a fourth host: Conflicts=app@*.service leaves it spare
+    // Its base layer cached, like the first three (demoUp warms those).
+    await warmHosts([`${demo.sb.stateDir}/hosts/${demo.sb.last!.hosts[3]!.name}`], `${demo.registry}/fleetx/node:20`);
     await demo.allInService();
-    const file = join(demo.sb.stateDir, 'demo', 'web-surge.yaml'); // demo down removes it
+    const file = join(demo.sb.stateDir, 'demo', 'app-surge.yaml'); // demo down removes it
     writeFileSync(file, readFileSync(demo.serviceFile, 'utf8').replace(/^rollout:\n/m, 'rollout:\n  surge: 1\n'));
-    const { result, load, lb, lbLog } = await underLoad(() => demo.run(['deploy', '-f', file, '--set', 'version=v5']));
-    console.log(summary('fleetx deploy v5 with surge 1', load, lb));
+    const { result, load, lb, lbLog } = await underLoad(() => demo.run(['deploy', '-f', file, '--set', 'tag=v1']));
+    console.log(summary('fleetx deploy back to v1 with surge 1', load, lb));
     expect(result.code, result.stdout + result.stderr).toBe(0);
     expectNoRequestHitAStoppingInstance(load, lb, lbLog);
     const last = (await demo.history()).at(-1)!;
     expect(last).toMatchObject({ kind: 'deploy', state: 'succeeded' });
     const surge = Object.values(last.instances).filter((i) => i.surge);
-    expect(surge.map((i) => [i.unit, i.phase])).toEqual([['web@4.service', 'done']]);
+    expect(surge.map((i) => [i.unit, i.phase])).toEqual([['app@4.service', 'done']]);
     // it served meanwhile, and is gone now: unit record, schedule, process
-    expect(load.versions.v5).toBeGreaterThan(0);
-    expect(await demo.sb.etcd().get(demo.sb.keys.unit('web@4.service')).string()).toBeNull();
+    expect(load.versions.v1).toBeGreaterThan(0);
+    expect(await demo.sb.etcd().get(demo.sb.keys.unit('app@4.service')).string()).toBeNull();
     const all = await demo.allInService();
-    expect(all.map((i) => i.unit)).toEqual(['web@1.service', 'web@2.service', 'web@3.service']);
-    expect(await demo.sampleVersions(6)).toEqual(Array(6).fill('v5'));
+    expect(all.map((i) => i.unit)).toEqual(['app@1.service', 'app@2.service', 'app@3.service']);
+    expect(await demo.sampleVersions(6)).toEqual(Array(6).fill('v1'));
   }, 150_000);
 });

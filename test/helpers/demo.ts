@@ -1,12 +1,12 @@
 /**
  * A sandbox with the demo on top (HAProxy on the bridge address, the
- * presence syncer, the web service deployed) for one e2e test file, on its
+ * presence syncer, the app service deployed (containers)) for one e2e test file, on its
  * own state dir, bridge and subnet (SandboxFixture), so it never meets the
  * user's sandbox. Also: the real CLI as a process that can be killed, and
  * the rollout history.
  *
  *   const demo = useDemo({ tag: 'roll', hosts: 3 });
- *   ... demo.lbUrl, demo.run(['rolling-restart', 'web@']), demo.instances() ...
+ *   ... demo.lbUrl, demo.run(['rolling-restart', 'app@']), demo.instances() ...
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, beforeEach, expect } from 'vitest';
@@ -64,6 +64,11 @@ export class DemoFixture {
     return this.status!.lbUrl!;
   }
 
+  /** host:port of the sandbox registry the instances pull from */
+  get registry(): string {
+    return this.sb.last!.registry!.address;
+  }
+
   get serviceFile(): string {
     return this.status!.serviceFile!;
   }
@@ -113,7 +118,7 @@ export class DemoFixture {
 
   /** Waits until every instance is active, healthy, reported in and UP in HAProxy. */
   async allInService(timeoutMs = 60_000): Promise<DemoInstance[]> {
-    return this.sb.until('every web instance in service', async () => {
+    return this.sb.until('every app instance in service', async () => {
       const all = await this.instances();
       return all.every(inService) ? all : undefined;
     }, timeoutMs, 200);

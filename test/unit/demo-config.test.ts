@@ -32,19 +32,20 @@ describe('demo HAProxy config', () => {
 });
 
 describe('demo service file', () => {
-  it('fills in the script and socket, keeps everything else, and stays a valid service', () => {
-    const source = readFileSync(join(REPO, 'services', 'web.yaml'), 'utf8');
-    const text = demoServiceText(source, { repoRoot: '/src/fleetx', socket: '/var/tmp/sb/demo/haproxy.sock', instances: 9 });
+  it('fills in the image in the sandbox registry and the socket, keeps everything else, and stays a valid service', () => {
+    const source = readFileSync(join(REPO, 'services', 'app.yaml'), 'utf8');
+    const text = demoServiceText(source, { registry: '10.213.5.1:5000', socket: '/var/tmp/sb/demo/haproxy.sock', instances: 9 });
     expect(text).toContain('# The sandbox\'s demo service');
     const dir = mkdtempSync(join(tmpdir(), 'fleetx-demo-svc-'));
     try {
-      writeFileSync(join(dir, 'web.yaml'), text);
-      const spec = loadServiceFile(join(dir, 'web.yaml'));
-      expect(spec.values).toMatchObject({ script: '/src/fleetx/demo/web.mjs', version: 'v1' });
-      expect(spec.presence).toMatchObject({ driver: 'haproxy', socket: '/var/tmp/sb/demo/haproxy.sock', backend: 'web', port: 8080, drainTimeoutMs: 10_000 });
+      writeFileSync(join(dir, 'app.yaml'), text);
+      const spec = loadServiceFile(join(dir, 'app.yaml'));
+      expect(spec.template).toBe('app@.service');
+      expect(spec.values).toMatchObject({ image: '10.213.5.1:5000/fleetx/demo-web', tag: 'v1', runtime: 'podman' });
+      expect(spec.presence).toMatchObject({ driver: 'haproxy', socket: '/var/tmp/sb/demo/haproxy.sock', backend: 'app', port: 8080, drainTimeoutMs: 10_000 });
       expect(spec.instances).toBe(9);
       expect(spec.health).toMatchObject({ type: 'http', port: 8080, path: '/healthz', intervalMs: 500, threshold: 2 });
-      expect(spec.rollout).toMatchObject({ maxUnavailable: 1, minHealthyMs: 1000, deadlineMs: 30_000, autoRevert: true });
+      expect(spec.rollout).toMatchObject({ maxUnavailable: 1, minHealthyMs: 1000, deadlineMs: 60_000, autoRevert: true });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -102,6 +102,6 @@ export function demoText(d: DemoStatus): string[] {
   for (const i of d.instances) {
     lines.push(`        ${i.unit}: ${i.active ?? '-'}, health ${i.health ?? '-'}, LB ${i.presence ?? '-'}${i.lb ? ` (${i.lb})` : ''}`);
   }
-  if (d.serviceFile) lines.push(`        try: curl ${d.lbUrl ?? ''}   fleetx rolling-restart ${d.service}@   fleetx deploy ${d.service} --set version=v2`);
+  if (d.serviceFile) lines.push(`        try: curl ${d.lbUrl ?? ''}   fleetx rolling-restart ${d.service}@   fleetx deploy ${d.service} --set tag=v2`);
   return lines;
 }

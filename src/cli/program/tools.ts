@@ -69,7 +69,7 @@ export function registerToolCommands(program: Command, io: Io): void {
     .option('--hosts <n>', 'number of hosts', intOption('--hosts'), 3)
     .option('--etcd-members <n>', 'etcd members, each its own process and data dir (default 1; 3 survives the loss of one)', intOption('--etcd-members'))
     .option('--state-dir <dir>', 'state directory (default /var/lib/fleetx/sandbox, or FLEETX_SANDBOX_DIR)')
-    .option('--demo', 'also run the demo: HAProxy on the bridge address in front of the web service (services/web.yaml), kept in line by the presence syncer', false)
+    .option('--demo', 'also run the demo: HAProxy on the bridge address in front of the demo app containers (services/app.yaml, units/app@.service.hbs), kept in line by the presence syncer', false)
     .action(async (o, c: Command) => {
       const { sandboxCommand } = await import('../commands/sandbox.js');
       await sandboxCommand({ action: 'up', hosts: o.hosts, etcdMembers: o.etcdMembers, stateDir: o.stateDir, demo: o.demo, output: globalFlags(c).output }, io);
