@@ -56,6 +56,8 @@ function expectNoRequestHitAStoppingInstance(load: LoadReport, lb: LbCounters, l
   expect({ retries: lb.retries, redispatches: lb.redispatches }, why).toEqual({ retries: 0, redispatches: 0 });
 }
 
+const countBy = (xs: string[]) => xs.reduce<Record<string, number>>((m, x) => ({ ...m, [x]: (m[x] ?? 0) + 1 }), {});
+
 /** The sandbox host whose systemd runs `unit` now. */
 async function hostRunning(unit: string) {
   for (const h of demo.sb.last!.hosts) {
@@ -126,10 +128,12 @@ describe('zero-downtime rollouts through HAProxy', () => {
    * not a guarantee either way (a faster runtime or a busier agent turns it
    * around), and only the rollout's hold makes the order certain. So the
    * control is an instance that vanishes without warning: its container's
-   * processes SIGKILLed, as a crash or the OOM killer does. Its slot must
-   * count retries or redispatches. The same test checks that systemd (not the
-   * agent, see src/agent/launched.ts) restarts the crashed container under
-   * its stable name.
+   * processes SIGKILLed, as a crash or the OOM killer does, while requests
+   * are in flight on its slot (slow ones, `?delay=`, so there is one to cut:
+   * waited for in HAProxy's session count, not left to the timing of the
+   * load). Its slot must count retries or redispatches. The same test checks
+   * that systemd (not the agent, see src/agent/launched.ts) restarts the
+   * crashed container under its stable name.
    */
   it('control: a container killed under the same load makes HAProxy retry on its slot (what draining prevents); systemd restarts it', async () => {
     const before = await demo.allInService();
@@ -137,16 +141,22 @@ describe('zero-downtime rollouts through HAProxy', () => {
       Number((await (await hostRunning(unit)).exec(['systemctl', 'show', '-p', 'NRestarts', '--value', unit])).stdout.trim());
     const counts0 = new Map<string, number>();
     for (const unit of demo.units) counts0.set(unit, await restarts(unit));
+    const slow: string[] = [];
     const { load, lb } = await underLoad(async () => {
       for (const unit of demo.units) {
         const n = unit.replace(/^app@(\d+)\.service$/, '$1');
+        // 24 slow requests, round-robin over 3 slots: about 8 sit on this one (the load's 6 clients rarely put 4 there)
+        const inFlight = Array.from({ length: 24 }, () =>
+          fetch(`${demo.lbUrl}?delay=4000`, { signal: AbortSignal.timeout(30_000) }).then((r) => `${r.status}`, (e: Error) => e.message));
+        await demo.sb.until(`slow requests in flight on app-${n}`, async () => (await demo.slotSessions(`app-${n}`)) >= 4, 20_000, 20);
         const kill = await (await hostRunning(unit)).exec(['podman', 'kill', '--signal', 'KILL', `app-${n}`]);
         expect(kill.code, kill.stderr).toBe(0);
+        slow.push(...(await Promise.all(inFlight)));
         await demo.sb.until(`${unit} restarted by systemd`, async () => (await restarts(unit).catch(() => 0)) > counts0.get(unit)!, 30_000, 100);
         await demo.allInService();
       }
     });
-    console.log(summary('control: each container SIGKILLed', load, lb));
+    console.log(summary('control: each container SIGKILLed', load, lb), `; slow requests answered: ${JSON.stringify(countBy(slow))}`);
     for (const unit of demo.units) {
       const slot = lb.servers[unit.replace(/^app@(\d+)\.service$/, 'app-$1')]!;
       expect(slot.retries + slot.redispatches, `${unit}'s slot: ${JSON.stringify(lb.servers)}`).toBeGreaterThan(0);

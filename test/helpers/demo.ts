@@ -149,6 +149,15 @@ export class DemoFixture {
     return { retries: n(be, 'wretr'), redispatches: n(be, 'wredis'), connErrors: n(be, 'econ'), respErrors: n(be, 'eresp'), servers };
   }
 
+  /** Requests HAProxy has in flight on one server slot now (`scur` in `show stat`). */
+  async slotSessions(slot: string): Promise<number> {
+    const text = await haproxyCommand(this.status!.socket!, 'show stat');
+    const lines = text.split('\n').filter((l) => l.trim() !== '');
+    const head = lines[0]!.replace(/^# /, '').split(',');
+    const row = lines.slice(1).map((l) => l.split(',')).find((f) => f[0] === this.status!.service && f[1] === slot);
+    return Number(row?.[head.indexOf('scur')] || 0);
+  }
+
   /** HAProxy's log (it logs only abnormal requests: retried, failed, aborted) from byte `from` on; its size when `from` is omitted. */
   lbLog(from?: number): { size: number; text: string } {
     const file = this.status!.logs!.haproxy;
