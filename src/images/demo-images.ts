@@ -27,13 +27,23 @@ export const DEMO_START_DELAY_MS = 1500;
 
 /** Pure: the Containerfile of one demo tag, FROM the node base image. */
 export function demoContainerfile(base: string, tag: DemoTag): string {
-  const cmd = ['--port', '8080', '--start-delay', String(DEMO_START_DELAY_MS), ...DEMO_TAGS[tag]];
+  return webContainerfile(base, tag, DEMO_TAGS[tag]);
+}
+
+/**
+ * Pure: a Containerfile of demo/web.mjs (copied into the build context as
+ * web.mjs) on the node base image, started with `args` (--version …);
+ * `label` goes into the image's version label. The CI pipeline's e2e
+ * builds one per commit with it (ci/pipeline.sh image).
+ */
+export function webContainerfile(base: string, label: string, args: readonly string[]): string {
+  const cmd = ['--port', '8080', '--start-delay', String(DEMO_START_DELAY_MS), ...args];
   return [
     `FROM ${base}`,
     'COPY web.mjs /app/web.mjs',
     'ENTRYPOINT ["/usr/bin/node", "/app/web.mjs"]',
     `CMD ${JSON.stringify(cmd)}`,
-    `LABEL org.opencontainers.image.title="fleetx demo web" org.opencontainers.image.version="${tag}"`,
+    `LABEL org.opencontainers.image.title="fleetx demo web" org.opencontainers.image.version="${label}"`,
     '',
   ].join('\n');
 }
