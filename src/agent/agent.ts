@@ -5,7 +5,9 @@
  *
  * A pass runs when something may have changed: a schedule key, a managed
  * unit's state, the etcd watch or the D-Bus connection coming back, a failed
- * pass's retry, and a slow resync timer (safety net). Event-driven: a pass
+ * pass's retry, and a slow resync timer (safety net: it re-reads systemd,
+ * not etcd, whose schedule is watched and re-listed after any break; so an
+ * idle host sends etcd only its keepalives). Event-driven: a pass
  * starts PASS_DEBOUNCE_MS after the watch delivers a change (gathering the
  * rest of the engine's burst); passes never overlap, and
  * changes that arrive during a pass collapse into one more pass after it.
@@ -89,7 +91,7 @@ export interface AgentOptions {
   version: string;
   /** lease TTL in seconds (default 10) */
   ttlSec?: number;
-  /** slow safety-net resync (default 60 s) */
+  /** slow safety-net pass that re-reads systemd (default 60 s; etcd is not polled) */
   resyncMs?: number;
   /** least time between passes (default 0: the next pass starts as soon as a change asks for it) */
   minPassIntervalMs?: number;
@@ -258,7 +260,6 @@ export class Agent extends EventEmitter<AgentEvents> {
     while (!stop.stopped) {
       await sleep(this.o.resyncMs ?? 60_000, stop);
       if (stop.stopped) break;
-      this.schedule.resync();
       this.kick();
     }
   }

@@ -5,8 +5,11 @@
  * my id under my lease, else read it". The winner's term is identified by the
  * key's create revision (see fence.ts). Followers then watch the key and
  * campaign again as soon as it is deleted (lease expired, leader resigned).
- * The same loop re-confirms a leader: any change to the key, a lost lease, a
- * fenced write that failed (recheck()) or a slow poll makes it look again.
+ * The same loop re-confirms a leader: any change to the key, a re-list of
+ * its watch (after a disconnection), a lost lease or a fenced write that
+ * failed (recheck()) makes it look again. There is no periodic poll by
+ * default: an idle cluster sends etcd only keepalives and watch streams
+ * (an optional `pollMs` brings the old safety net back).
  *
  * A failed campaign is retried after a backoff with jitter (registry/
  * backoff.ts) that nothing but stop() cuts short: during an etcd outage
@@ -48,7 +51,10 @@ export interface ElectionOptions {
   id: string;
   /** TTL of the election lease in seconds (default 10). etcd expires the key this long after a crash. */
   ttlSeconds?: number;
-  /** safety-net re-check while nothing happens on the key, ms (default 30 000) */
+  /**
+   * safety-net re-check while nothing happens on the key, ms (default 0:
+   * none; the key's watch and the lease's events are what wake the loop)
+   */
   pollMs?: number;
   /** first pause after a failed campaign, ms (default 1 000); grows with jitter up to 10 s while failures go on */
   retryMs?: number;
@@ -91,7 +97,7 @@ export class Election extends EventEmitter<ElectionEvents> {
     this.key = opts.key;
     this.id = opts.id;
     this.ttlMs = (opts.ttlSeconds ?? 10) * 1000;
-    this.pollMs = opts.pollMs ?? 30_000;
+    this.pollMs = opts.pollMs ?? 0;
     this.retryMs = opts.retryMs ?? 1000;
     this.callTimeoutMs = opts.callTimeoutMs ?? 5000;
     this.retries = new Backoff(opts.backoff ?? { initialMs: this.retryMs, maxMs: Math.max(this.retryMs, 10_000) });
@@ -285,16 +291,16 @@ export class Election extends EventEmitter<ElectionEvents> {
     else this.pending = true;
   }
 
-  /** Waits for a nudge (key changed, lease lost, recheck, stop) or `ms`. */
+  /** Waits for a nudge (key changed, lease lost, recheck, stop) or `ms` (0: only a nudge). */
   private pause(ms: number): Promise<void> {
     if (this.pending || this.isStopped()) {
       this.pending = false;
       return Promise.resolve();
     }
     return new Promise((resolve) => {
-      const timer = setTimeout(() => done(), ms);
+      const timer = ms > 0 ? setTimeout(() => done(), ms) : undefined;
       const done = () => {
-        clearTimeout(timer);
+        if (timer !== undefined) clearTimeout(timer);
         this.wake = undefined;
         this.pending = false;
         resolve();

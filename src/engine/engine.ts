@@ -81,11 +81,15 @@ export interface EngineOptions {
   disruptionGraceMs?: number;
   /** coalescing window for watch events, ms (default 50) */
   debounceMs?: number;
-  /** full pass even without events, ms (default 30 000): safety net */
+  /**
+   * full pass even without events, ms (default 0: none). Passes follow the
+   * watches, which re-list after any disconnection, error or compaction;
+   * a timer would make an idle cluster read the whole state from etcd.
+   */
   resyncMs?: number;
   /** first pause before retrying a failed pass or campaign, ms (default 1 000); it grows with jitter while failures go on */
   retryMs?: number;
-  /** safety-net re-check of the leader key by followers, ms (default 30 000) */
+  /** safety-net re-check of the leader key, ms (default 0: none; the key is watched) */
   electionPollMs?: number;
   /** deadline of each etcd call, ms (default 5 000) */
   callTimeoutMs?: number;
@@ -235,7 +239,7 @@ export class Engine extends EventEmitter<EngineEvents> {
       client: this.opts.client,
       prefixes: [this.keys.units(), this.keys.machines(), this.keys.machineMetas()],
       debounceMs: this.opts.debounceMs ?? 50,
-      resyncMs: this.opts.resyncMs ?? 30_000,
+      resyncMs: this.opts.resyncMs ?? 0,
       retryMs: this.opts.retryMs ?? 1000,
       grace: {
         graceMs: this.opts.machineGraceMs ?? 0,
@@ -285,7 +289,8 @@ class LeaderSession {
   start(): void {
     // watches are in place (each from its list's revision + 1) before the first pass reads
     void this.watches.start().then(() => this.runner.kick('elected', 0));
-    this.resync = setInterval(() => this.runner.kick('periodic resync'), this.engine.settings.resyncMs);
+    const every = this.engine.settings.resyncMs;
+    if (every > 0) this.resync = setInterval(() => this.runner.kick('periodic resync'), every);
   }
 
   async stop(): Promise<void> {

@@ -46,7 +46,7 @@ export function registerToolCommands(program: Command, io: Io): void {
     .description('run the host agent: registers this machine and makes systemd match its schedule (run by systemd)')
     .option('--machine-id <id>', 'machine ID (default: /etc/machine-id)')
     .option('--machine-id-file <path>', 'file holding the machine ID (default /etc/machine-id)')
-    .option('--resync <seconds>', 'safety-net full re-read of this machine\'s schedule', intOption('--resync'), 60)
+    .option('--resync <seconds>', 'safety-net pass that re-reads systemd (the schedule in etcd is watched, not polled)', intOption('--resync'), 60)
     .option('--ip <address>', 'address other machines and load balancers reach this one at (default: first non-loopback IPv4)')
     .option('--metadata <k=v,...>', 'machine metadata (repeatable)', collect, [])
     .option('--config <file>', 'YAML file with ip and metadata')
