@@ -35,27 +35,68 @@ export function processingOrder(units: readonly SchedUnit[]): UnitOrder {
 
   const out: string[] = [];
   const done = new Set<string>();
-  // Names are few (hundreds to thousands); a sorted ready list is plenty.
-  let ready = names.filter((n) => indegree.get(n) === 0);
+  // A min-heap of names free to go next: 10,000 units with MachineOf pairs
+  // made a sorted array (shift + sort on every step) the slowest part of a pass.
+  const ready = new NameHeap(names.filter((n) => indegree.get(n) === 0));
+  let nextUnordered = 0; // cycle breaking scans `names` once in all
   while (out.length < names.length) {
-    if (ready.length === 0) {
+    if (ready.size === 0) {
       // Cycle: break it at the smallest name not yet ordered.
-      ready = [names.find((n) => !done.has(n))!];
+      while (done.has(names[nextUnordered]!)) nextUnordered++;
+      ready.push(names[nextUnordered]!);
     }
-    const next = ready.shift()!;
+    const next = ready.pop()!;
     if (done.has(next)) continue;
     done.add(next);
     out.push(next);
-    let grew = false;
     for (const to of after.get(next)!) {
       const d = indegree.get(to)! - 1;
       indegree.set(to, d);
-      if (d === 0 && !done.has(to)) {
-        ready.push(to);
-        grew = true;
-      }
+      if (d === 0 && !done.has(to)) ready.push(to);
     }
-    if (grew) ready.sort(byName);
   }
   return { names: out, index: new Map(out.map((n, i) => [n, i])) };
+}
+
+/** Binary min-heap of strings (code-unit order, as byName). */
+class NameHeap {
+  private readonly xs: string[] = [];
+
+  constructor(initial: string[]) {
+    for (const x of initial) this.push(x);
+  }
+
+  get size(): number {
+    return this.xs.length;
+  }
+
+  push(x: string): void {
+    const xs = this.xs;
+    let i = xs.push(x) - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (xs[parent]! <= x) break;
+      xs[i] = xs[parent]!;
+      i = parent;
+    }
+    xs[i] = x;
+  }
+
+  pop(): string | undefined {
+    const xs = this.xs;
+    const top = xs[0];
+    const last = xs.pop();
+    if (xs.length === 0 || last === undefined) return top;
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= xs.length) break;
+      const c = l + 1 < xs.length && xs[l + 1]! < xs[l]! ? l + 1 : l;
+      if (xs[c]! >= last) break;
+      xs[i] = xs[c]!;
+      i = c;
+    }
+    xs[i] = last;
+    return top;
+  }
 }

@@ -55,7 +55,7 @@ describe('explain', () => {
   it('explains a fresh placement, with the machines that passed but ranked lower', () => {
     const e = explain({ units: [unit('a.service')], machines: machines('m1', 'm2'), current: [] }, 'a.service');
     expect(e.status).toBe('placed');
-    expect(e.summary).toBe('placed on m1: least loaded of 2 eligible machines (0 units)');
+    expect(e.summary).toBe('placed on m1: least loaded eligible machine (0 units)');
     expect(e.machines[1]).toEqual({ machine: 'm2', outcome: 'eligible', reason: 'passes every filter' });
   });
 

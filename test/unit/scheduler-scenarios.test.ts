@@ -28,7 +28,7 @@ const scenarios: [string, ScheduleInput, Expected][] = [
     {
       place: ['a.service on m1', 'b.service on m2', 'c.service on m1'],
       unschedule: ['x.service on m9'],
-      reasons: { 'a.service on m1': 'least loaded of 2 eligible machines (0 units)', 'x.service on m9': 'unit destroyed' },
+      reasons: { 'a.service on m1': 'least loaded eligible machine (0 units)', 'x.service on m9': 'unit destroyed' },
     },
   ],
   [
