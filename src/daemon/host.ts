@@ -21,6 +21,7 @@ import { connect } from '../registry/client.js';
 import type { ConnectionOptions } from '../registry/connection.js';
 import { keyspace } from '../registry/keys.js';
 import { connectSystemd } from '../systemd/systemd.js';
+import type { Systemd } from '../systemd/types.js';
 import { logAgent, logEngine, logRollouts } from './logs.js';
 import { waitForStop } from './signals.js';
 import { packageVersion } from './version.js';
@@ -35,6 +36,12 @@ export interface HostDaemonOptions {
   resyncSec?: number;
   /** where unit files go (default /run/systemd/system) */
   unitDir?: string;
+  /**
+   * The systemd driver, already connected (default: systemd over D-Bus).
+   * Only control-plane benchmarks pass another one: the hollow driver of
+   * src/systemd/hollow.ts (bench/scale.ts). It is closed with the daemon.
+   */
+  systemd?: Systemd;
   /** on stop, stop and remove this host's units and revoke the lease */
   purgeOnExit?: boolean;
   /** run the leader-elected engine and rollout controller here too (default true) */
@@ -67,7 +74,7 @@ export async function runHostDaemon(opts: HostDaemonOptions): Promise<void> {
   const keys = keyspace(connection.prefix);
   const version = await packageVersion();
 
-  const systemd = await connectSystemd({ unitDir: opts.unitDir });
+  const systemd = opts.systemd ?? (await connectSystemd({ unitDir: opts.unitDir }));
   // loaded only when served: an agent with metrics off never loads prom-client
   const metrics = metricsAt && new (await import('../metrics/host.js')).HostMetrics();
   let client: Etcd3 | undefined;

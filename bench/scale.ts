@@ -1,0 +1,307 @@
+/**
+ * Scale benchmark with hollow hosts, as Kubernetes' kubemark does it: the
+ * real host daemon (agent, engine, rollout controller) over a hollow systemd
+ * driver that simulates unit state without processes (src/systemd/hollow.ts),
+ * many hosts per process, against one real etcd started here on free
+ * loopback ports (removed at the end).
+ *
+ *   npm run bench:scale [-- --machines 1000 --units 10000 --per-process 100 --engines 3 --vanish 100 --ttl 10]
+ *
+ * Units (each a template instance, no [Install]): 5 global units, and the
+ * rest split in four: Conflicts groups (instances of one template conflict
+ * with each other), MachineMetadata (zone=zN, machines spread over 10
+ * zones), MachineOf pairs (app@i and its side@i) and plain units. All are
+ * started with one `fleetx start --no-block` (in-process). Measured:
+ * - time until every unit is placed (schedule keys) and reported launched
+ *   (a state record active on every machine it is placed on: a global unit
+ *   on each machine), from just before that CLI call;
+ * - etcd requests per unit (unary gRPC calls started, etcd's /metrics);
+ * - the idle etcd request rate once everything runs (unary calls, and
+ *   stream messages: keepalives and watch requests);
+ * - memory per hollow host (RSS and heap of the host processes over their
+ *   baseline before any host started, divided by the hosts);
+ * - `fleetx list-units` at this size, as a whole process;
+ * - rescheduling after --vanish machines vanish (one host process SIGKILLed:
+ *   their leases lapse after the TTL): until each non-global unit they ran
+ *   is active elsewhere.
+ * Only --engines hosts run the engine (the others `--no-engine`): every
+ * engine holds a lease and a watch, so a large cluster elects among a few.
+ * Last line: `launched U units on M machines in T s (R units/s)`.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import type { Etcd3 } from 'etcd3';
+import { connect } from '../src/registry/client.js';
+import { keyspace } from '../src/registry/keys.js';
+import { PrefixWatch } from '../src/registry/watch.js';
+import { startEtcd } from '../test/helpers/etcd.js';
+import { BIN, fleetx } from '../test/helpers/cli.js';
+import { byMethodText, diff, metrics, sum, unaryByMethod } from './etcd-metrics.js';
+import type { FromHosts, HollowHostSpec, ToHosts } from './scale-hosts.js';
+import { summarize, timedProcess } from './timing.js';
+
+const { values } = parseArgs({
+  options: {
+    machines: { type: 'string', default: '1000' },
+    units: { type: 'string', default: '10000' },
+    'per-process': { type: 'string', default: '100' },
+    engines: { type: 'string', default: '3' },
+    vanish: { type: 'string', default: '100' },
+    ttl: { type: 'string', default: '10' },
+    idle: { type: 'string', default: '10' },
+  },
+});
+const MACHINES = Number(values.machines);
+const UNITS = Number(values.units);
+const PER_PROCESS = Number(values['per-process']);
+const ENGINES = Math.min(Number(values.engines), MACHINES);
+const VANISH = Number(values.vanish);
+const TTL = Number(values.ttl);
+const IDLE_MS = Number(values.idle) * 1000;
+const GLOBALS = 5;
+const ZONES = 10;
+// instances per Conflicts group (at most one per machine): small enough to fit after machines vanish
+const GROUP = Math.max(1, Math.min(50, MACHINES - VANISH));
+const PREFIX = '/scale';
+const WORKER = fileURLToPath(new URL('./scale-hosts.ts', import.meta.url));
+
+const log = (line: string) => console.log(`[${((performance.now() - T0) / 1000).toFixed(1)} s] ${line}`);
+const T0 = performance.now();
+const load = () => loadavg().map((l) => l.toFixed(1)).join(' ');
+
+/** Unit files and instance names: the mix described above. */
+function workload(units: number): { files: Map<string, string>; names: string[]; global: Set<string> } {
+  const files = new Map<string, string>();
+  const names: string[] = [];
+  const global = new Set<string>();
+  const unit = (desc: string, xfleet: string[]) => ['[Unit]', `Description=${desc}`, '[Service]', 'ExecStart=/bin/true', ...(xfleet.length ? ['[X-Fleet]', ...xfleet] : []), ''].join('\n');
+  for (let g = 1; g <= GLOBALS; g++) {
+    files.set(`global${g}.service`, unit('global', ['Global=true']));
+    names.push(`global${g}.service`);
+    global.add(`global${g}.service`);
+  }
+  const rest = units - GLOBALS;
+  const quarter = Math.floor(rest / 4);
+  for (let i = 0; i < quarter; i++) {
+    const group = Math.floor(i / GROUP);
+    files.set(`cg${group}@.service`, unit('conflicts group', [`Conflicts=cg${group}@*.service`]));
+    names.push(`cg${group}@${i}.service`);
+  }
+  for (let z = 0; z < ZONES; z++) files.set(`zone${z}@.service`, unit('zoned', [`MachineMetadata=zone=z${z}`]));
+  for (let i = 0; i < quarter; i++) names.push(`zone${i % ZONES}@${i}.service`);
+  files.set('app@.service', unit('app', []));
+  files.set('side@.service', unit('sidecar', ['MachineOf=app@%i.service']));
+  for (let i = 0; i < Math.floor(quarter / 2); i++) names.push(`app@${i}.service`, `side@${i}.service`);
+  files.set('plain@.service', unit('plain', []));
+  for (let i = 0; names.length < units; i++) names.push(`plain@${i}.service`);
+  return { files, names, global };
+}
+
+class HostProcess {
+  readonly child: ChildProcess;
+  private readonly waiting: Array<(m: FromHosts) => void> = [];
+  exited = false;
+
+  constructor(readonly hosts: HollowHostSpec[]) {
+    this.child = fork(WORKER, [], { execArgv: ['--import', 'tsx', '--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    this.child.on('message', (m: FromHosts) => {
+      if (m.type === 'failed') console.error(`hollow host failed: ${m.error}`);
+      else this.waiting.shift()?.(m);
+    });
+    this.child.on('exit', () => (this.exited = true));
+  }
+
+  ask(msg: ToHosts): Promise<FromHosts> {
+    return new Promise((resolve) => {
+      this.waiting.push(resolve);
+      this.child.send(msg);
+    });
+  }
+}
+
+/** Live view of a prefix: key -> value, with a callback on every change. */
+function mirror(client: Etcd3, prefix: string, changed: () => void): { kv: Map<string, string>; watch: PrefixWatch } {
+  const kv = new Map<string, string>();
+  const watch = new PrefixWatch(client, { prefix }, {
+    replace: (all) => {
+      kv.clear();
+      for (const e of all) kv.set(e.key, e.value);
+      changed();
+    },
+    event: (e) => {
+      if (e.type === 'put') kv.set(e.key, e.value);
+      else kv.delete(e.key);
+      changed();
+    },
+    problem: () => undefined,
+  });
+  return { kv, watch };
+}
+
+function until(cond: () => boolean, kick: { fn?: () => void }, timeoutMs: number, what: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (cond()) return resolve();
+    const timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs);
+    kick.fn = () => {
+      try {
+        if (!cond()) return;
+      } catch (e) {
+        kick.fn = undefined;
+        clearTimeout(timer);
+        return reject(e);
+      }
+      kick.fn = undefined;
+      clearTimeout(timer);
+      resolve();
+    };
+  });
+}
+
+async function main(): Promise<void> {
+  const etcd = await startEtcd();
+  const endpoint = etcd.endpoints[0]!;
+  const scratch = await mkdtemp(join(tmpdir(), 'fleetx-bench-scale-'));
+  const keys = keyspace(PREFIX);
+  const client = connect({ endpoints: [endpoint], prefix: PREFIX, requestTimeoutMs: 10_000 });
+  const procs: HostProcess[] = [];
+  const kick: { fn?: () => void } = {};
+  const states = mirror(client, keys.states(), () => kick.fn?.());
+  const schedules = mirror(client, keys.schedules(), () => kick.fn?.());
+  const machines = mirror(client, keys.machines(), () => kick.fn?.());
+  try {
+    log(`etcd at ${endpoint}; ${MACHINES} hollow machines in processes of ${PER_PROCESS}, ${ENGINES} of them run the engine; load average ${load()}`);
+    await Promise.all([states.watch.start(), schedules.watch.start(), machines.watch.start()]);
+
+    // hosts: the engines run on the last machines, in the last process (never the one that vanishes)
+    const specs: HollowHostSpec[] = Array.from({ length: MACHINES }, (_, i) => ({
+      id: `hollow${String(i).padStart(5, '0')}`,
+      metadata: { zone: `z${i % ZONES}` },
+      engine: i >= MACHINES - ENGINES,
+    }));
+    for (let i = 0; i < MACHINES; i += PER_PROCESS) procs.push(new HostProcess(specs.slice(i, i + PER_PROCESS)));
+    const tUp = performance.now();
+    const started = await Promise.all(procs.map((p) => p.ask({ type: 'start', hosts: p.hosts, endpoint, prefix: PREFIX, ttlSec: TTL })));
+    await until(() => machines.kv.size === MACHINES, kick, 300_000, `${MACHINES} machine records`);
+    log(`${MACHINES} machines registered in ${((performance.now() - tUp) / 1000).toFixed(1)} s`);
+
+    // idle before any unit: the cluster's own background
+    const idle0 = await idleWindow(endpoint, 'idle, no units');
+
+    const { files, names, global } = workload(UNITS);
+    for (const [f, text] of files) await writeFile(join(scratch, f), text);
+    const expectedInstances = names.length - global.size + global.size * MACHINES;
+    const activeCount = () => {
+      let n = 0;
+      for (const v of states.kv.values()) if (v.includes('"activeState":"active"')) n++;
+      return n;
+    };
+    const env = { FLEETX_ENDPOINT: endpoint, FLEETX_ETCD_KEY_PREFIX: PREFIX, FLEETX_REQUEST_TIMEOUT: '60' };
+    const m0 = await metrics(endpoint);
+    const t0 = performance.now();
+    let placedAt = 0;
+    let cliMs = 0;
+    let cliFailed: Error | undefined;
+    const res = fleetx(['start', '--no-block', ...names], env, scratch).then((r) => {
+      cliMs = performance.now() - t0;
+      if (r.code !== 0) cliFailed = new Error(`fleetx start exited ${r.code}: ${r.stderr.slice(-2000)}`);
+      kick.fn?.();
+    });
+    await until(
+      () => {
+        if (cliFailed) throw cliFailed;
+        if (placedAt === 0 && schedules.kv.size >= expectedInstances) placedAt = performance.now();
+        return activeCount() >= expectedInstances;
+      },
+      kick,
+      1_800_000,
+      `${expectedInstances} active state records`,
+    );
+    const launchS = (performance.now() - t0) / 1000;
+    await res;
+    log(`fleetx start --no-block of ${names.length} units: CLI ${cliMs.toFixed(0)} ms; every unit placed after ${((placedAt - t0) / 1000).toFixed(1)} s, launched (active on its machines: ${expectedInstances} state records) after ${launchS.toFixed(1)} s`);
+    await sleep(2000); // trailing state writes count
+    const launchDiff = diff(m0, await metrics(endpoint));
+    const unary = unaryByMethod(launchDiff);
+    log(`etcd requests per unit: ${(sum(unary) / names.length).toFixed(2)} (${sum(unary)} unary: ${byMethodText(unary)})`);
+
+    // idle with everything running
+    await idleWindow(endpoint, `idle, ${names.length} units running`, idle0);
+
+    // memory per hollow host
+    const mem = (await Promise.all(procs.map((p) => p.ask({ type: 'memory' })))).filter((m) => m.type === 'memory');
+    const hosts = mem.reduce((n, m) => n + m.hosts, 0);
+    const rss = mem.reduce((n, m) => n + m.rssMb - m.baselineRssMb, 0);
+    const heap = mem.reduce((n, m) => n + m.heapMb - m.baselineHeapMb, 0);
+    const warnings = mem.reduce((n, m) => n + m.warnings, 0);
+    log(`memory per hollow host: RSS ${((rss / hosts) * 1024).toFixed(0)} KB, heap ${((heap / hosts) * 1024).toFixed(0)} KB (${procs.length} processes, RSS ${mem.map((m) => m.rssMb.toFixed(0)).join('/')} MB, baseline ${started.map((s) => (s.type === 'started' ? s.baselineRssMb.toFixed(0) : '?'))[0]} MB each); ${warnings} warning log lines`);
+
+    // list-units at this size, as a whole process
+    const lu = [];
+    for (let i = 0; i < 3; i++) lu.push(await timedProcess([process.execPath, BIN, 'list-units'], { PATH: process.env.PATH, ...env }, scratch, scratch));
+    const luWall = summarize(lu.map((r) => r.wallMs));
+    log(`fleetx list-units with ${names.length} units (${expectedInstances} rows): wall min ${luWall.min.toFixed(0)} / median ${luWall.median.toFixed(0)} ms, CPU median ${summarize(lu.map((r) => r.cpuMs)).median.toFixed(0)} ms, RSS ${summarize(lu.map((r) => r.rssMb)).median.toFixed(0)} MB (target ≤ 1000 ms)`);
+
+    // machines vanish: the first host process is killed
+    if (VANISH > 0 && procs.length > 1) {
+      const gone = procs[0]!;
+      const goneIds = new Set(gone.hosts.map((h) => h.id));
+      const moving = new Set<string>();
+      for (const [k, v] of states.kv) {
+        const [machine, unit] = k.slice(keys.states().length).split('/');
+        if (goneIds.has(machine!) && !global.has(unit!) && v.includes('"activeState":"active"')) moving.add(unit!);
+      }
+      const activeElsewhere = () => {
+        const ok = new Set<string>();
+        for (const [k, v] of states.kv) {
+          const [machine, unit] = k.slice(keys.states().length).split('/');
+          if (moving.has(unit!) && !goneIds.has(machine!) && v.includes('"activeState":"active"')) ok.add(unit!);
+        }
+        return ok.size === moving.size;
+      };
+      const t1 = performance.now();
+      gone.child.kill('SIGKILL');
+      let lapsedAt = 0;
+      await until(() => {
+        if (lapsedAt === 0 && [...goneIds].every((id) => !machines.kv.has(keys.machine(id)))) lapsedAt = performance.now();
+        return lapsedAt > 0 && activeElsewhere();
+      }, kick, 600_000, `${moving.size} units active elsewhere`);
+      const t2 = performance.now();
+      log(`${goneIds.size} machines vanished (SIGKILL, TTL ${TTL} s): their leases lapsed after ${((lapsedAt - t1) / 1000).toFixed(1)} s; their ${moving.size} units active elsewhere ${((t2 - t1) / 1000).toFixed(1)} s after the kill, ${((t2 - lapsedAt) / 1000).toFixed(1)} s after the last lease lapsed`);
+    }
+    log(`load average ${load()}`);
+    console.log(`launched ${names.length} units on ${MACHINES} machines in ${launchS.toFixed(1)} s (${(names.length / launchS).toFixed(0)} units/s)`);
+  } finally {
+    await Promise.all(procs.filter((p) => !p.exited).map((p) => new Promise<void>((resolve) => {
+      p.child.once('exit', () => resolve());
+      p.child.send({ type: 'stop' } satisfies ToHosts);
+      setTimeout(() => p.child.kill('SIGKILL'), 15_000).unref();
+    })));
+    await Promise.allSettled([states.watch.stop(), schedules.watch.stop(), machines.watch.stop()]);
+    client.close();
+    await etcd.stop();
+    await rm(scratch, { recursive: true, force: true });
+  }
+}
+
+/** Unary requests and stream messages etcd received over IDLE_MS. */
+async function idleWindow(endpoint: string, label: string, compare?: { perS: number }): Promise<{ perS: number }> {
+  const a = await metrics(endpoint);
+  const t = performance.now();
+  await sleep(IDLE_MS);
+  const d = diff(a, await metrics(endpoint));
+  const s = (performance.now() - t) / 1000;
+  const unary = unaryByMethod(d);
+  let streamMsgs = 0;
+  for (const [k, v] of d) if (k.startsWith('grpc_server_msg_received_total') && k.includes('stream')) streamMsgs += v;
+  const perS = sum(unary) / s;
+  log(`${label}: ${sum(unary)} unary requests in ${s.toFixed(1)} s (${perS.toFixed(2)}/s${unary.size ? `: ${byMethodText(unary)}` : ''}), ${(streamMsgs / s).toFixed(0)} stream messages/s (keepalives, watches)${compare ? `; before the units ${compare.perS.toFixed(2)}/s` : ''}`);
+  return { perS };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+await main();
