@@ -1,6 +1,6 @@
 /**
  * One process of hollow hosts for bench/scale.ts: each host is the real
- * host daemon (runHostDaemon: agent, and on the hosts told so, engine and
+ * host daemon, compiled (dist/), (runHostDaemon: agent, and on the hosts told so, engine and
  * rollout controller, each with its own etcd client and lease) over the
  * hollow systemd driver (src/systemd/hollow.ts: unit state simulated in
  * memory, no processes). Driven by its parent over the IPC channel:
@@ -12,8 +12,11 @@
  * A hollow host's problems are counted (pino lines at level warn and up),
  * not printed: 1,000 hosts would drown the bench's own lines.
  */
-import { runHostDaemon } from '../src/daemon/host.js';
-import { HollowSystemd } from '../src/systemd/hollow.js';
+// The compiled code, as `fleetx agent` runs it (npm run bench:scale builds first).
+const dist = (path: string) => import(new URL(`../dist/${path}`, import.meta.url).href);
+const { runHostDaemon } = (await dist('daemon/host.js')) as typeof import('../src/daemon/host.js');
+const { HollowSystemd } = (await dist('systemd/hollow.js')) as typeof import('../src/systemd/hollow.js');
+type HollowSystemd = import('../src/systemd/hollow.js').HollowSystemd;
 
 export interface HollowHostSpec {
   id: string;
