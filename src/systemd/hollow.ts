@@ -10,8 +10,10 @@
  * What it simulates, following systemd's rules the agent relies on:
  * - unit files are ours alone (no foreign files, no masks): write/read/remove
  *   return what UnitFiles would, marker and final newline included;
- * - a written file is loaded only at the next reload() (daemon-reload): a
- *   unit whose file is new reads `not-found` until then;
+ * - a unit systemd has not loaded is loaded from its file on demand, when a
+ *   job, status() or listUnits() names it (systemd ≥ 245 retries a cached
+ *   not-found unit when the unit directory changed); a unit already loaded
+ *   keeps its old definition until the next reload() (daemon-reload);
  * - start/restart of a loaded unit makes it `active/running` at once (job
  *   result `done`), stop makes it `inactive/dead`; a start of a unit that is
  *   not loaded ends `failed`, as systemd refuses it;
@@ -112,11 +114,13 @@ export class HollowSystemd implements Systemd {
 
   async status(name: string): Promise<UnitStatus> {
     this.check(name);
+    this.loadOnDemand(name);
     return this.statusOf(name);
   }
 
   async listUnits(names?: string[]): Promise<UnitStatus[]> {
     this.check();
+    for (const n of names ?? []) this.loadOnDemand(n);
     const which = names ?? [...new Set([...this.loaded.keys(), ...this.units.keys()])].sort();
     return which.map((n) => this.statusOf(n));
   }
@@ -141,6 +145,7 @@ export class HollowSystemd implements Systemd {
     this.jobs[kind]++;
     if (this.opts.jobDelayMs) await new Promise((r) => setTimeout(r, this.opts.jobDelayMs));
     if (this.closed) throw usageError('hollow systemd closed while waiting for a job');
+    this.loadOnDemand(name);
     if (activate && !this.loaded.has(name)) return 'failed';
     const u = this.units.get(name) ?? { active: false };
     if (u.active !== activate) {
@@ -152,6 +157,11 @@ export class HollowSystemd implements Systemd {
       queueMicrotask(() => this.signal(name));
     }
     return 'done';
+  }
+
+  private loadOnDemand(name: string): void {
+    const file = this.files.get(name);
+    if (file !== undefined && !this.loaded.has(name)) this.loaded.set(name, file);
   }
 
   private statusOf(name: string): UnitStatus {

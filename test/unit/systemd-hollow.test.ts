@@ -15,17 +15,16 @@ import type { UnitStatus } from '../../src/systemd/types.js';
 const BODY = '[Service]\nExecStart=/bin/true';
 
 describe('HollowSystemd', () => {
-  it('loads a written file only at reload, starts and stops it, signalling each change', async () => {
+  it('loads a new file on demand, starts and stops it, signalling each change; no file, no start', async () => {
     const sd = new HollowSystemd();
     const seen: UnitStatus[] = [];
     sd.onUnitChange((s) => seen.push(s));
+    expect(await sd.start('a.service')).toBe('failed');
     expect(await sd.writeUnitFile('a.service', BODY)).toBe(true);
     expect(await sd.writeUnitFile('a.service', `${BODY}\n`)).toBe(false); // same content once the newline is added
     expect(await sd.readUnitFile('a.service')).toBe(`${BODY}\n`);
-    expect((await sd.status('a.service')).loadState).toBe('not-found');
-    expect(await sd.start('a.service')).toBe('failed');
-    await sd.reload();
     expect((await sd.status('a.service')).loadState).toBe('loaded');
+    await sd.reload();
     expect(await sd.start('a.service')).toBe('done');
     await Promise.resolve();
     expect(await sd.listUnits(['a.service', 'b.service'])).toEqual([
@@ -34,7 +33,7 @@ describe('HollowSystemd', () => {
     ]);
     expect(await sd.stop('a.service')).toBe('done');
     await Promise.resolve();
-    expect(seen.map((s) => `${s.loadState}/${s.activeState}`)).toEqual(['loaded/inactive', 'loaded/active', 'loaded/inactive']);
+    expect(seen.map((s) => `${s.loadState}/${s.activeState}`)).toEqual(['loaded/active', 'loaded/inactive']);
     expect(await sd.removeUnitFile('a.service')).toBe(true);
     await sd.reload();
     expect(await sd.listUnitFiles()).toEqual([]);
@@ -63,7 +62,8 @@ describe('HollowSystemd', () => {
       expect(outcome.failures).toEqual([]);
       return tasks.map((t) => `${t.type} ${'unit' in t ? t.unit : t.units.join(',')}`);
     };
-    expect(await pass()).toEqual(['write-file a.service', 'write-file b.service', 'reload a.service,b.service', 'start a.service']);
+    // new units: no daemon-reload, systemd loads them when the start names them (agent/plan.ts)
+    expect(await pass()).toEqual(['write-file a.service', 'write-file b.service', 'start a.service']);
     expect(await pass()).toEqual([]);
     expect((await sd.listUnits()).map((s) => `${s.name} ${s.activeState}`)).toEqual(['a.service active', 'b.service inactive']);
   });

@@ -22,14 +22,16 @@ export async function listUnitsCommand(opts: ListOptions, ctx: CommandContext): 
     registry.listStates(), registry.listMachines(), registry.listSchedules(), registry.listUnits(),
   ]);
   const ips = new Map(machines.map((m) => [m.id, m.ip]));
-  const descs = await descriptions(registry, units.map((u) => u.hash));
+  // bodies are read only when a description is shown (not by default, nor in JSON)
+  const descs = (fields as readonly string[]).includes('desc') && ctx.output !== 'json' ? await descriptions(registry, units.map((u) => u.hash)) : new Map<string, string>();
   const hashOf = new Map(units.map((u) => [u.name, u.hash]));
   const seen = new Set(states.map((s) => `${s.machine}/${s.name}`));
   // Units scheduled to a machine that has not reported yet still appear.
   const pending: UnitStateRecord[] = schedules
     .filter((s) => !seen.has(`${s.machine}/${s.name}`))
     .map((s) => ({ name: s.name, machine: s.machine, hash: s.hash, loadState: '-', activeState: '-', subState: '-', updatedAt: '' }));
-  const rows = [...states, ...pending].sort((a, b) => a.name.localeCompare(b.name) || a.machine.localeCompare(b.machine));
+  // byte order, as fleetctl sorted (Go's sort.Strings); ICU collation took ~0.7 s at 15,000 rows
+  const rows = [...states, ...pending].sort((a, b) => byCodeUnit(a.name, b.name) || byCodeUnit(a.machine, b.machine));
 
   if (ctx.output === 'json') {
     ctx.io.stdout(JSON.stringify({ schema: 'fleetx/list-units/v1', units: rows.map((s) => ({ ...s, ip: ips.get(s.machine) ?? null })) }));
@@ -59,9 +61,11 @@ export async function listUnitFilesCommand(opts: ListOptions, ctx: CommandContex
   const globals = await globalUnits(registry, units);
   const reasons = new Map(unschedulable.map((u) => [u.name, u.reason]));
 
+  const statesOf = groupBy(states, (s) => s.name);
+  const schedulesOf = groupBy(schedules, (s) => s.name);
   const rows = units.map((u) => {
-    const mine = states.filter((s) => s.name === u.name);
-    const targets = schedules.filter((s) => s.name === u.name).map((s) => s.machine);
+    const mine = statesOf.get(u.name) ?? [];
+    const targets = (schedulesOf.get(u.name) ?? []).map((s) => s.machine);
     const state = mine.some((s) => s.activeState === 'active') ? 'launched' : mine.length > 0 ? 'loaded' : 'inactive';
     return { ...u, state, targets, global: globals.has(u.name), reason: reasons.get(u.name) };
   });
@@ -82,6 +86,19 @@ export async function listUnitFilesCommand(opts: ListOptions, ctx: CommandContex
     reason: r.reason ?? '-',
   }));
   print(ctx, formatTable(table, { fields, legend: opts.legend }));
+}
+
+const byCodeUnit = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+function groupBy<T>(xs: readonly T[], key: (x: T) => string): Map<string, T[]> {
+  const out = new Map<string, T[]>();
+  for (const x of xs) {
+    const k = key(x);
+    const list = out.get(k);
+    if (list === undefined) out.set(k, [x]);
+    else list.push(x);
+  }
+  return out;
 }
 
 function print(ctx: CommandContext, text: string): void {
