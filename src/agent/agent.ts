@@ -33,12 +33,14 @@ import { HealthMonitor } from '../health/monitor.js';
 import type { Probe } from '../health/probes.js';
 import { ServiceChecks } from '../health/services.js';
 import type { Keyspace } from '../registry/keys.js';
+import type { ScheduleRecord } from '../registry/records.js';
 import { PassLoop } from '../registry/pass-loop.js';
 import type { Systemd, UnitStatus } from '../systemd/types.js';
 import { readCurrent, RUNTIME_DIR } from './current.js';
 import { LaunchMemory } from './launched.js';
 import type { Identity } from './identity.js';
 import { planTasks } from './plan.js';
+import { PrePuller } from './prepull.js';
 import { Registration } from './registration.js';
 import { StateReporter } from './reporter.js';
 import { runTasks, type RunOutcome } from './run.js';
@@ -116,6 +118,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   private readonly health: HealthMonitor;
   private readonly services: ServiceChecks;
   private readonly launched = new LaunchMemory();
+  private readonly prepull: PrePuller;
   private readonly loops: Promise<void>[] = [];
   private readonly unsubscribe: Array<() => void> = [];
   private desiredNow = new Map<string, DesiredUnit>();
@@ -163,6 +166,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       now,
       onError: problem,
     });
+    this.prepull = new PrePuller({ report: (unit, r) => this.reporter.setPull(unit, r), now });
     // health of this machine's instances, written under the same lease as the states
     this.health = new HealthMonitor({
       machineId: o.identity.id,
@@ -216,7 +220,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.stopSignal.stop();
     for (const off of this.unsubscribe) off();
     await Promise.allSettled([...this.loops, this.passes.stop(), this.schedule.stop(), this.registration.stopWatchingMeta()]);
-    await Promise.allSettled([this.services.stop(), this.health.stop()]);
+    await Promise.allSettled([this.services.stop(), this.health.stop(), this.prepull.stop()]);
     if (opts.purge) {
       await this.purge();
       await this.registration.revoke().catch((e) => this.emit('problem', 'revoking the lease failed', e));
@@ -279,7 +283,8 @@ export class Agent extends EventEmitter<AgentEvents> {
     let tasks: Task[] = [];
     try {
       const records = this.schedule.snapshot();
-      await this.bodies.fetch(records.filter((r) => r.targetState !== 'inactive').map((r) => r.hash));
+      const live = records.filter((r) => r.targetState !== 'inactive');
+      await this.bodies.fetch([...live.map((r) => r.hash), ...nextHashes(live)]);
       const desired = desiredFrom(records, (h) => this.bodies.get(h));
       const scheduled = [...desired.values()].filter((d) => d.targetState !== 'inactive').map((d) => d.name);
       const { current, foreign } = await readCurrent(this.o.systemd, scheduled, (t) => this.bodies.hashOfText(t), this.o.runtimeDir ?? RUNTIME_DIR);
@@ -295,6 +300,10 @@ export class Agent extends EventEmitter<AgentEvents> {
         this.reporter.observe(statusOf(c));
         this.health.observe(statusOf(c));
       }
+
+      // a rollout's next body: its image is pulled now, beside the pass (prepull.ts)
+      this.prepull.sync(live.filter((r) => r.next !== undefined && r.targetState === 'launched' && this.reporter.isManaged(r.name))
+        .map((r) => ({ unit: r.name, hash: r.next!, text: this.bodies.get(r.next!)?.text })));
 
       this.launched.annotate(desired, current);
       tasks = planTasks(desired, current);
@@ -314,7 +323,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       // failure is reported through the unit's state, not retried every pass
       for (const f of outcome.failures) if (f.error.kind === 'failed') this.launched.record(f.task, desired);
       await this.refreshStatuses(tasks);
-      this.bodies.retainOnly([...desired.values()].map((d) => d.hash));
+      this.bodies.retainOnly([...[...desired.values()].map((d) => d.hash), ...nextHashes(live)]);
       this.emit('pass', { tasks, outcome, durationMs: ms() });
       return outcome.failed === undefined;
     } catch (e) {
@@ -354,6 +363,10 @@ export class Agent extends EventEmitter<AgentEvents> {
     }
     await Promise.all([this.reporter.flush(), this.health.flush()]);
   }
+}
+
+function nextHashes(records: readonly ScheduleRecord[]): string[] {
+  return records.flatMap((r) => (r.next !== undefined ? [r.next] : []));
 }
 
 function managedHashes(current: ReadonlyMap<string, CurrentUnit>): Map<string, string> {

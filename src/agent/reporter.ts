@@ -8,7 +8,7 @@
  */
 import { DirtyWriter } from '../registry/dirty-writer.js';
 import type { Keyspace } from '../registry/keys.js';
-import type { UnitStateRecord } from '../registry/records.js';
+import type { PullReport, UnitStateRecord } from '../registry/records.js';
 import type { UnitStatus } from '../systemd/types.js';
 
 export interface StateSink {
@@ -28,7 +28,7 @@ export interface ReporterOptions {
   onError?: (msg: string, err: unknown) => void;
 }
 
-type Entry = { hash: string; status?: UnitStatus };
+type Entry = { hash: string; status?: UnitStatus; pull?: PullReport };
 
 export class StateReporter {
   private readonly units = new Map<string, Entry>();
@@ -100,6 +100,15 @@ export class StateReporter {
     this.markDirty(s.name);
   }
 
+  /** The pre-pull of a unit's next body (prepull.ts); undefined clears it. Ignored unless fleetx manages the unit. */
+  setPull(name: string, pull: PullReport | undefined): void {
+    const e = this.units.get(name);
+    if (!e || (e.pull === undefined && pull === undefined)) return;
+    if (pull === undefined) delete e.pull;
+    else e.pull = pull;
+    this.markDirty(name);
+  }
+
   /** After a new lease: every record must be written again. */
   rewriteAll(): void {
     this.written.clear();
@@ -129,6 +138,7 @@ export class StateReporter {
     }
     if (!e.status) return; // no status yet: written when systemd reports one
     const rec = this.record(name, e.hash, e.status);
+    if (e.pull !== undefined) rec.pull = e.pull;
     const { updatedAt: _omit, ...stable } = rec;
     const sig = JSON.stringify(stable);
     if (this.written.get(name) === sig) return;

@@ -115,7 +115,8 @@ export class ScheduleSource {
       into.delete(name);
       return;
     }
-    into.set(name, { name, hash: r.data.hash, targetState: r.data.targetState as ScheduleRecord['targetState'] });
+    const next = typeof r.data.next === 'string' && r.data.next !== '' ? { next: r.data.next } : {};
+    into.set(name, { name, hash: r.data.hash, targetState: r.data.targetState as ScheduleRecord['targetState'], ...next });
   }
 }
 

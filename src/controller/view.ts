@@ -67,6 +67,8 @@ export interface Placement {
   machine: string;
   key: string;
   modRevision: string;
+  /** the body the record asks the machine to pull ahead (ScheduleRecord.next) */
+  next?: string;
 }
 
 /** The shared ranges of a pass's detail read, undecoded. */
@@ -143,11 +145,12 @@ export class Decoder {
     const { states, healths, machines, schedules } = raw;
     const out: Reports = { states: new Map(), health: new Map(), machines: new Set(machines.map((kv) => lastSegment(kv.key))), placements: new Map() };
     for (const kv of schedules) {
-      // {machine}/{unit}: only the key matters, the controller overwrites the record
+      // {machine}/{unit}: the key, and the pull asked for (the controller overwrites the rest)
       const rest = kv.key.slice(schedulesPrefix.length);
       const slash = rest.indexOf('/');
       if (slash <= 0 || slash === rest.length - 1) continue;
-      push(out.placements, rest.slice(slash + 1), { machine: rest.slice(0, slash), key: kv.key, modRevision: kv.modRevision });
+      const next = nextOf(kv.value);
+      push(out.placements, rest.slice(slash + 1), { machine: rest.slice(0, slash), key: kv.key, modRevision: kv.modRevision, ...(next !== undefined ? { next } : {}) });
     }
     for (const kv of states) {
       const s = this.json<UnitStateRecord>(kv);
@@ -171,6 +174,9 @@ export function buildView(entry: RolloutEntry, details: RolloutDetails, reports:
       const unitRecord = details.units.get(unit)?.value;
       const health = healthThatCounts(reports.health.get(unit) ?? [], reports.machines);
       const presence = details.statuses.get(unit);
+      const placed = reports.placements.get(unit) ?? [];
+      // asked only when every machine it is placed on was asked for the same body
+      const pullAsked = placed.length > 0 && placed.every((p) => p.next === placed[0]!.next) ? placed[0]!.next : undefined;
       return {
         unit,
         ...(unitRecord !== undefined ? { record: unitRecord } : {}),
@@ -178,6 +184,7 @@ export function buildView(entry: RolloutEntry, details: RolloutDetails, reports:
         ...(health !== undefined ? { health } : {}),
         ...(presence !== undefined ? { presence } : {}),
         held: details.holds.has(unit),
+        ...(pullAsked !== undefined ? { pullAsked } : {}),
       };
     });
   return { rollout: record, instances, ...(entry.control !== undefined ? { control: entry.control } : {}), now };
@@ -196,6 +203,16 @@ export function commonPrefix(names: string[]): string {
     p = p.slice(0, i);
   }
   return p;
+}
+
+/** ScheduleRecord.next of a schedule value; a value that is not JSON says nothing (the engine rewrites it). */
+function nextOf(value: string): string | undefined {
+  try {
+    const next = (JSON.parse(value) as { next?: unknown }).next;
+    return typeof next === 'string' && next !== '' ? next : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function push<T>(m: Map<string, T[]>, k: string, v: T): void {

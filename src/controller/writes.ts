@@ -104,6 +104,24 @@ export function planWrites(input: WriteInput): WritePlan {
         }
         break;
       }
+      case 'pull': {
+        // The next body goes on the schedule record the agent watches (its
+        // own unit record is untouched: the unit keeps running). The agent
+        // pulls that body's image and reports it in the unit's state.
+        const read = details.units.get(a.unit);
+        const ps = input.placements?.get(a.unit) ?? [];
+        if (read === undefined || ps.length === 0) {
+          skipped.push(`pull ${a.unit}: ${read === undefined ? 'the unit record is gone' : 'no machine is scheduled to run it'}`);
+          break;
+        }
+        const rec = units.get(a.unit) ?? read.value;
+        for (const p of ps) {
+          const schedule: ScheduleRecord = { name: a.unit, hash: rec.hash, targetState: rec.targetState, next: a.hash };
+          guards.set(p.key, p.modRevision);
+          actions.put(p.key, schedule, `${a.reason} (schedule on ${p.machine})`);
+        }
+        break;
+      }
       case 'destroy-unit': {
         // A surge instance the rollout no longer needs: deleting its record
         // makes the engine unschedule it and the agent stop it. Its hold

@@ -8,6 +8,8 @@ import type { UnitRecord } from '../registry/records.js';
 import type { RolloutHolder, RolloutKind, RolloutRecord } from '../rollout/types.js';
 import type { RevisionRecord, RolloutPolicy, ServiceRecord, ServiceSpec } from '../service/types.js';
 import { instanceOf, parseUnitName } from '../unit/name.js';
+import { parseUnit } from '../unit/parse.js';
+import { pullStep } from '../unit/pull.js';
 import type { DeployWrite, Versioned } from './store.js';
 
 export interface DeployInput {
@@ -159,6 +161,7 @@ export function deployWrites(input: DeployInput, plan: DeployPlan, ctx: ApplyCon
     toHash: body.hash,
     revertTo: plan.revertTo,
     autoRevert: ctx.autoRevert ?? spec.rollout.autoRevert,
+    prePull: pullsImage(body.text, spec.template),
     spec,
     policy: spec.rollout,
     holder: ctx.holder,
@@ -182,6 +185,19 @@ export function deployWrites(input: DeployInput, plan: DeployPlan, ctx: ApplyCon
     rollout,
     ...(plan.templateChanged && tpl && tpl.value.hash !== body.hash ? { released: [tpl.value.hash] } : {}),
   };
+}
+
+/**
+ * A deploy's instances pull the new body's image before they leave the
+ * balancer when the body has a pull step (src/unit/pull.ts). A rolling
+ * restart does not: its body, so its image, is already on the hosts.
+ */
+function pullsImage(text: string, template: string): boolean {
+  try {
+    return pullStep(parseUnit(text, template), template) !== undefined;
+  } catch {
+    return false;
+  }
 }
 
 export interface RestartInput {
@@ -250,6 +266,7 @@ function rolloutRecord(a: {
   toHash: string;
   revertTo?: { revision: number; hash: string };
   autoRevert: boolean;
+  prePull?: boolean;
   spec?: ServiceSpec;
   policy: RolloutPolicy;
   holder: RolloutHolder;
@@ -267,6 +284,7 @@ function rolloutRecord(a: {
     toHash: a.toHash,
     ...(a.revertTo ? { revertTo: a.revertTo } : {}),
     autoRevert: a.autoRevert,
+    ...(a.prePull ? { prePull: true } : {}),
     presence: (a.spec?.presence.driver ?? 'none') !== 'none',
     ...(a.spec ? { drainTimeoutMs: a.spec.presence.drainTimeoutMs } : {}),
     policy: a.policy,

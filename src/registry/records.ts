@@ -25,6 +25,12 @@ export interface ScheduleRecord {
   name: string;
   hash: string;
   targetState: TargetState;
+  /**
+   * A body a rollout is about to restart the unit onto: the agent pulls its
+   * image now (src/agent/prepull.ts), while the unit still runs `hash`.
+   * Written by the rollout controller; gone once the unit is stopped.
+   */
+  next?: string;
 }
 
 /** A machine's presence, written by its agent under a lease. */
@@ -47,6 +53,21 @@ export interface UnitStateRecord {
   subState: string;
   mainPid?: number;
   updatedAt: string;
+  /** the pull of the image of the schedule's `next` body, while one is asked for */
+  pull?: PullReport;
+}
+
+/** How the agent's pull of a next body's image went (src/agent/prepull.ts). */
+export interface PullReport {
+  /** the body whose image it is */
+  hash: string;
+  /** none: that body has no pull step (src/unit/pull.ts), nothing to wait for */
+  state: 'pulling' | 'pulled' | 'failed' | 'none';
+  image?: string;
+  /** the runtime's last error lines, when failed */
+  message?: string;
+  startedAt: string;
+  finishedAt?: string;
 }
 
 /** Why a unit is not placed, written by the engine leader. */

@@ -45,6 +45,21 @@ export function isHealthyEnough(v: InstanceView, targetHash: string, startedAt: 
   return since >= startedAt && now - since >= minHealthyMs;
 }
 
+/**
+ * The pull of the target body's image ahead of the restart, as the machines
+ * running the instance report it: 'ready' when each reports it pulled (or
+ * that the body pulls nothing), the runtime's message when one failed,
+ * undefined while waiting. No machine runs it: 'ready' (nothing to pull
+ * ahead on; the unit's own pull runs at start).
+ */
+export function pullOutcome(v: InstanceView, targetHash: string): 'ready' | { error: string } | undefined {
+  const running = v.states.filter((s) => s.activeState === 'active');
+  const failed = running.find((s) => s.pull?.hash === targetHash && s.pull.state === 'failed');
+  if (failed !== undefined) return { error: `image pull failed on machine ${failed.machine}: ${failed.pull!.message ?? 'no message'}` };
+  const ready = running.every((s) => s.pull?.hash === targetHash && (s.pull.state === 'pulled' || s.pull.state === 'none'));
+  return ready ? 'ready' : undefined;
+}
+
 /** Back in the balancer. */
 export function hasJoined(v: InstanceView): boolean {
   return v.presence?.state === 'in';

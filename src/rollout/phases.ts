@@ -6,7 +6,7 @@
  * they were applied emits nothing, and a lost action is emitted again.
  */
 import {
-  failedReport, hasDrained, hasJoined, hasLeft, isHealthyEnough, isStarted, isStopped, ms,
+  failedReport, hasDrained, hasJoined, hasLeft, isHealthyEnough, isStarted, isStopped, ms, pullOutcome,
 } from './conditions.js';
 import type { InstancePhase, InstanceProgress, InstanceView, RolloutAction } from './types.js';
 import type { RolloutPolicy } from '../service/types.js';
@@ -19,12 +19,16 @@ export interface PhaseContext {
   drainTimeoutMs: number;
 }
 
-/** Phases in which the rollout has touched the instance and must bring it back. */
-export const IN_FLIGHT: ReadonlySet<InstancePhase> = new Set(['leaving', 'draining', 'stopping', 'starting', 'checking', 'joining']);
+/**
+ * Phases in which the rollout has taken the instance and must bring it
+ * back. 'pulling' still serves, but counts against the budget like the
+ * rest: the instance goes on to leave the balancer as soon as its image is in.
+ */
+export const IN_FLIGHT: ReadonlySet<InstancePhase> = new Set(['pulling', 'leaving', 'draining', 'stopping', 'starting', 'checking', 'joining']);
 
 /** Where an instance taken from 'pending' goes first. */
-export function firstPhase(presence: boolean): InstancePhase {
-  return presence ? 'leaving' : 'stopping';
+export function firstPhase(presence: boolean, prePull = false): InstancePhase {
+  return prePull ? 'pulling' : presence ? 'leaving' : 'stopping';
 }
 
 export function enter(p: InstanceProgress, phase: InstancePhase, ctx: PhaseContext, extra: Partial<InstanceProgress> = {}): InstanceProgress {
@@ -47,6 +51,16 @@ export function advance(p: InstanceProgress, v: InstanceView, ctx: PhaseContext)
 
 function step(p: InstanceProgress, v: InstanceView, ctx: PhaseContext): InstanceProgress {
   switch (p.phase) {
+    case 'pulling': {
+      const pulled = pullOutcome(v, p.targetHash);
+      if (pulled === 'ready') return enter(p, firstPhase(ctx.presence), ctx);
+      if (pulled !== undefined) return enter(p, 'failed', ctx, { error: pulled.error });
+      if (ctx.now - ms(p.since) > ctx.policy.deadlineMs) {
+        const reports = v.states.map((s) => `${s.machine}: ${s.pull?.hash === p.targetHash ? s.pull.state : 'no report'}`).join(', ');
+        return enter(p, 'failed', ctx, { error: `image not pulled ${ctx.policy.deadlineMs} ms after it was asked for (${reports || 'no machine'})` });
+      }
+      return p;
+    }
     case 'leaving':
       if (!ctx.presence) return enter(p, 'stopping', ctx);
       return hasLeft(v) ? enter(p, 'draining', ctx) : p;
@@ -82,6 +96,8 @@ function step(p: InstanceProgress, v: InstanceView, ctx: PhaseContext): Instance
  */
 export function wakeAt(p: InstanceProgress, v: InstanceView | undefined, ctx: PhaseContext): number | undefined {
   switch (p.phase) {
+    case 'pulling':
+      return ms(p.since) + ctx.policy.deadlineMs + 1;
     case 'draining':
     case 'retiring':
       return ctx.presence ? ms(p.since) + ctx.drainTimeoutMs : undefined;
@@ -152,6 +168,12 @@ export function ensure(p: InstanceProgress, v: InstanceView | undefined, ctx: Ph
       break;
     case 'serving':
       release('surge instance healthy on the target body, serving as extra capacity');
+      break;
+    case 'pulling':
+      release('still serving while its host pulls the image');
+      if (rec !== undefined && v.pullAsked !== p.targetHash) {
+        out.push({ type: 'pull', unit, hash: p.targetHash, reason: 'pulling: its host pulls the target body\'s image before it leaves the balancer' });
+      }
       break;
     case 'retiring':
       hold('surge instance held out of the balancer before it is destroyed');

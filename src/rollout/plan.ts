@@ -39,7 +39,7 @@ export function nextSteps(view: RolloutView): RolloutStep {
   else if (hasFailed(r)) r = standDown(r, 'rollout failed', ctx);
   else if (r.state === 'running' || r.state === 'reverting') {
     const take = new Set(pickToStart(r, views));
-    const first = firstPhase(r.presence);
+    const first = firstPhase(r.presence, r.prePull === true);
     r = mapInstances(r, (p) => {
       const v = views.get(p.unit);
       return take.has(p.unit) && v !== undefined ? advance(enter(p, first, ctx, { note: undefined }), v, ctx) : p;

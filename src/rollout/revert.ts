@@ -43,6 +43,7 @@ function retarget(p: InstanceProgress, v: InstanceView | undefined, target: stri
     case 'done':
       if (gone || (onTarget && p.targetHash === target)) return p;
       return enter(p, 'pending', ctx, { targetHash: target });
+    case 'pulling':
     case 'leaving':
     case 'draining':
       // Not stopped yet: an instance still on the revert body needs nothing but its release.
@@ -50,9 +51,14 @@ function retarget(p: InstanceProgress, v: InstanceView | undefined, target: stri
       return { ...p, targetHash: target };
     case 'stopping':
       return { ...p, targetHash: target };
+    case 'failed':
+      // Failed before it was touched (its image pull): still serving the revert body.
+      if (onTarget && v?.held === false && p.error !== undefined && !p.startedAt) {
+        return enter(p, 'done', ctx, { targetHash: target, note: 'failed before it was stopped; still on the revert target' });
+      }
+      return enter(p, 'stopping', ctx, { targetHash: target });
     case 'starting':
     case 'checking':
-    case 'failed':
       return enter(p, 'stopping', ctx, { targetHash: target });
     case 'joining':
       return enter(p, 'pending', ctx, { targetHash: target });
@@ -72,7 +78,7 @@ export function standDown(r: RolloutRecord, why: string, ctx: PhaseContext): Rol
   let changed = false;
   const instances: Record<string, InstanceProgress> = {};
   for (const [name, p] of Object.entries(r.instances)) {
-    if (p.phase === 'leaving' || p.phase === 'draining') {
+    if (p.phase === 'pulling' || p.phase === 'leaving' || p.phase === 'draining') {
       instances[name] = enter(p, 'pending', ctx, { note: `released untouched: ${why}` });
       changed = true;
     } else {

@@ -13,7 +13,8 @@ export type RolloutState = 'running' | 'paused' | 'reverting' | 'succeeded' | 'f
 
 /**
  * An instance's way through a rollout:
- * pending -> leaving (held out of the LB) -> draining (sessions end) ->
+ * pending -> pulling (its host pulls the target body's image; only when
+ * the record says prePull) -> leaving (held out of the LB) -> draining (sessions end) ->
  * stopping -> starting -> checking (healthy for minHealthyMs) ->
  * joining (back in the LB) -> done. 'failed' ends the rollout.
  * A surge instance (created extra by the CLI, `surge: true`) goes
@@ -21,7 +22,7 @@ export type RolloutState = 'running' | 'paused' | 'reverting' | 'succeeded' | 'f
  * retiring (held out, drained) -> removing (unit record deleted) -> done.
  */
 export type InstancePhase =
-  | 'pending' | 'leaving' | 'draining' | 'stopping' | 'starting' | 'checking' | 'joining' | 'done' | 'failed'
+  | 'pending' | 'pulling' | 'leaving' | 'draining' | 'stopping' | 'starting' | 'checking' | 'joining' | 'done' | 'failed'
   | 'serving' | 'retiring' | 'removing';
 
 export interface InstanceProgress {
@@ -69,6 +70,12 @@ export interface RolloutRecord {
   message?: string;
   /** longest wait for open sessions after leaving the balancer (service presence drainTimeoutMs); 30 s if absent */
   drainTimeoutMs?: number;
+  /**
+   * The target body has an image pull step (src/unit/pull.ts): each instance
+   * first has its host pull the image ('pulling'), while it still serves, so
+   * the pull is not part of the time it is out of the load balancer.
+   */
+  prePull?: boolean;
   /** the last control command the planner applied; an abort stays in force once seen */
   control?: RolloutControl;
 }
@@ -84,6 +91,8 @@ export interface InstanceView {
   health?: HealthRecord;
   presence?: PresenceStatusRecord;
   held: boolean;
+  /** the body its schedule record asks the machine to pull ahead (ScheduleRecord.next) */
+  pullAsked?: string;
 }
 
 export interface RolloutView {
@@ -100,6 +109,7 @@ export type RolloutAction =
   | { type: 'release'; unit: string; reason: string }
   | { type: 'set-unit'; unit: string; targetState: 'loaded' | 'launched'; hash: string; reason: string }
   | { type: 'destroy-unit'; unit: string; reason: string }
+  | { type: 'pull'; unit: string; hash: string; reason: string }
   | { type: 'mark-healthy'; revision: number; reason: string }
   | { type: 'finish'; state: 'succeeded' | 'failed' | 'aborted'; reason: string };
 

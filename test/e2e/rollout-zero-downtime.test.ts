@@ -95,9 +95,21 @@ describe('zero-downtime rollouts through HAProxy', () => {
 
   it('deploy of tag v2 under load: no failed request, every instance on the new revision', async () => {
     const before = await demo.allInService();
-    const { result, load, lb, lbLog } = await underLoad(() => demo.run(['deploy', '-f', demo.serviceFile, '--set', 'tag=v2']));
+    const { result, load, lb, lbLog } = await underLoad(() => demo.run(['deploy', '-f', demo.serviceFile, '--set', 'tag=v2', '-o', 'json']));
     console.log(summary('fleetx deploy v1 -> v2', load, lb));
     expect(result.code, result.stdout + result.stderr).toBe(0);
+    // Each instance's host pulled :v2 in 'pulling', before the instance left the balancer ('leaving'):
+    // the pull is outside the window the instance is out (podman's own events say when it pulled).
+    const events = result.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { type: string; unit: string; phase: string; time: string });
+    for (const unit of demo.units) {
+      const phases = events.filter((e) => e.type === 'instance' && e.unit === unit);
+      const pulling = phases.find((e) => e.phase === 'pulling');
+      const leaving = phases.find((e) => e.phase === 'leaving');
+      expect(phases.map((e) => e.phase).slice(0, 2), `${unit}: ${JSON.stringify(phases)}`).toEqual(['pulling', 'leaving']);
+      const pulls = await (await hostRunning(unit)).exec(['podman', 'events', '--stream=false', '--filter', 'event=pull',
+        '--since', new Date(Date.parse(pulling!.time) - 1_000).toISOString(), '--until', leaving!.time, '--format', '{{.Name}}']);
+      expect(pulls.stdout, `${unit}: podman pull events between pulling and leaving\n${pulls.stderr}`).toContain(`${demo.registry}/fleetx/demo-web:v2`);
+    }
     expectNoRequestHitAStoppingInstance(load, lb, lbLog);
     expect(load.versions.v2).toBeGreaterThan(0);
     const after = await demo.allInService();
@@ -183,6 +195,24 @@ describe('zero-downtime rollouts through HAProxy', () => {
     const after = await demo.allInService();
     expect(after.map((i) => i.hash)).toEqual(before.map((i) => i.hash));
     expect((await demo.history()).at(-1)).toMatchObject({ kind: 'deploy', state: 'failed' });
+  }, 150_000);
+
+  it('a deploy of a tag the registry does not have fails at the pull, before any instance leaves the balancer: reverted (exit 7), the registry\'s message shown, no request lost', async () => {
+    const before = await demo.allInService();
+    const { result, load, lb, lbLog } = await underLoad(() => demo.run(['deploy', '-f', demo.serviceFile, '--set', 'tag=no-such-tag']));
+    console.log(summary('fleetx deploy of a missing tag (reverted)', load, lb));
+    const out = result.stdout + result.stderr;
+    expect(result.code, out).toBe(EXIT.reverted);
+    expect(out).toMatch(/image pull failed on machine \S+: \/usr\/bin\/podman pull \S+:no-such-tag: exit \d+: .*manifest unknown/);
+    expect(out).toMatch(/reverted to revision/);
+    expectNoRequestHitAStoppingInstance(load, lb, lbLog);
+    const last = (await demo.history()).at(-1)!;
+    expect(last).toMatchObject({ kind: 'deploy', state: 'failed' });
+    const failed = Object.values(last.instances).filter((i) => i.error !== undefined);
+    expect(failed.map((i) => i.error)).toEqual([expect.stringMatching(/manifest unknown/)]);
+    // nothing was restarted: the same processes serve, on the same body
+    const after = await demo.allInService();
+    expect(after.map((i) => [i.unit, i.mainPid, i.hash])).toEqual(before.map((i) => [i.unit, i.mainPid, i.hash]));
   }, 150_000);
 
   it('the CLI killed mid-rollout: the rollout completes and `rollout status --follow` reattaches', async () => {

@@ -35,6 +35,10 @@ interface Inst {
   error?: string;
   /** a surge instance (policy.surge) */
   surge?: boolean;
+  /** the pull report on every state: [state, hash, message?] */
+  pull?: ['pulling' | 'pulled' | 'failed' | 'none', string, string?];
+  /** the body its schedule record asks to pull (ScheduleRecord.next) */
+  pullAsked?: string;
 }
 
 interface Setup {
@@ -51,6 +55,8 @@ interface Setup {
   now?: number;
   drainTimeoutMs?: number;
   surge?: number;
+  /** the target body pulls an image: instances go through 'pulling' */
+  prePull?: boolean;
 }
 
 const POLICY = { surge: 0, minHealthyMs: 2000, deadlineMs: 60_000, autoRevert: true };
@@ -75,7 +81,9 @@ function build(s: Setup): { rollout: RolloutRecord; instances: InstanceView[]; n
       unit, record, held: i.held ?? false,
       states: (i.states ?? [['active', OLD, -100]]).map(([activeState, hash, t]) => ({
         name: unit, machine: 'm1', hash, loadState: 'loaded', activeState, subState: activeState === 'active' ? 'running' : 'dead', updatedAt: at(t ?? -100),
+        ...(i.pull ? { pull: { state: i.pull[0], hash: i.pull[1], ...(i.pull[2] ? { message: i.pull[2] } : {}), startedAt: at(1) } } : {}),
       })),
+      ...(i.pullAsked ? { pullAsked: i.pullAsked } : {}),
       health: i.health === null ? undefined : (() => {
         const [status, hash, since] = i.health ?? ['healthy', OLD, -100];
         return { unit, machine: 'm1', hash, status: status as 'healthy', since: at(since), checkedAt: at(s.now ?? 10), consecutive: 3 };
@@ -93,6 +101,7 @@ function build(s: Setup): { rollout: RolloutRecord; instances: InstanceView[]; n
     policy: { ...POLICY, maxUnavailable: s.max ?? 1, surge: s.surge ?? 0 }, holder: { user: 'u', host: 'h' },
     createdAt: at(-10), updatedAt: at(-10), instances, drainTimeoutMs: s.drainTimeoutMs ?? 10_000,
     ...(s.applied ? { control: s.applied } : {}),
+    ...(s.prePull ? { prePull: true } : {}),
   };
   return { rollout, instances: views, now: T0 + (s.now ?? 10) * 1000, control: s.control };
 }
@@ -108,6 +117,7 @@ function brief(step: RolloutStep): { state: string; phases: string; actions: str
       : a.type === 'hold' || a.type === 'release' ? `${a.type} ${short(a.unit)}`
       : a.type === 'mark-healthy' ? `mark-healthy ${a.revision}`
       : a.type === 'destroy-unit' ? `destroy ${short(a.unit)}`
+      : a.type === 'pull' ? `pull ${short(a.unit)} ${a.hash === OLD ? 'old' : 'new'}`
       : `finish ${a.state}`),
   };
 }
@@ -248,6 +258,46 @@ describe('nextSteps: failure, revert, control', () => {
     expect(out.state).toBe(state);
     expect(out.phases).toBe(phases);
     expect(out.actions).toEqual(actions);
+  });
+});
+
+describe('nextSteps: pre-pull (the target body pulls an image)', () => {
+  const failedPull: Inst = { phase: 'pulling', since: 5, pullAsked: NEW, pull: ['failed', NEW, 'podman pull x: exit 125: manifest unknown'] };
+  it.each<[string, Setup, string, string, string[]]>([
+    ['pending: pulling first, still in the balancer; its host is asked to pull the target body',
+      { prePull: true, insts: { a: {}, b: {} } }, 'running', 'a:pulling b:pending', ['pull a new']],
+    ['pulling, asked, no report yet: wait, nothing repeated', { prePull: true, insts: { a: { phase: 'pulling', pullAsked: NEW } } }, 'running', 'a:pulling', []],
+    ['pulling, the ask lost (schedule rewritten): ask again', { prePull: true, insts: { a: { phase: 'pulling', pull: ['pulling', NEW] } } }, 'running', 'a:pulling', ['pull a new']],
+    ['pulling, still pulling: wait', { prePull: true, insts: { a: { phase: 'pulling', pullAsked: NEW, pull: ['pulling', NEW] } } }, 'running', 'a:pulling', []],
+    ['pulling, a report about another body does not count', { prePull: true, insts: { a: { phase: 'pulling', pullAsked: NEW, pull: ['pulled', OLD] } } }, 'running', 'a:pulling', []],
+    ['pulled: only now it leaves the balancer', { prePull: true, insts: { a: { phase: 'pulling', pullAsked: NEW, pull: ['pulled', NEW] } } }, 'running', 'a:leaving', ['hold a']],
+    ['nothing to pull in that body: leaves at once', { prePull: true, insts: { a: { phase: 'pulling', pullAsked: NEW, pull: ['none', NEW] } } }, 'running', 'a:leaving', ['hold a']],
+    ['pulled, no presence: straight to stopping', { prePull: true, presence: false, insts: { a: { phase: 'pulling', pullAsked: NEW, pull: ['pulled', NEW] } } }, 'running', 'a:stopping', ['set a loaded old']],
+    ['down (not active anywhere): nothing to pull ahead on, goes on',
+      { prePull: true, presence: false, insts: { a: { states: [['inactive', OLD]] } } }, 'running', 'a:starting', ['set a launched new']],
+    ['pulling counts against the budget: the next one waits', { prePull: true, insts: { a: { phase: 'pulling', pullAsked: NEW }, b: {} } }, 'running', 'a:pulling b:pending', []],
+    ['pull failed: the instance fails with the runtime\'s message; reverted untouched (still serving), others go back',
+      { prePull: true, insts: { a: failedPull, b: { phase: 'done', ...onNew(0) } } }, 'reverting', 'a:done@old b:pulling@old', ['pull b old']],
+    ['pull failed, no auto-revert: finish failed with the message', { prePull: true, autoRevert: false, insts: { a: failedPull } }, 'failed', 'a:failed', ['finish failed']],
+    ['no report by the deadline: failed', { prePull: true, now: 70, insts: { a: { phase: 'pulling', since: 5, pullAsked: NEW } } }, 'failed', 'a:done@old', ['finish failed']],
+    ['abort while pulling: back to pending, untouched', { prePull: true, control: abort, insts: { a: { phase: 'pulling', pullAsked: NEW } } }, 'aborted', 'a:pending', ['finish aborted']],
+    ['a held instance entering pulling is released (it serves while pulling)', { prePull: true, insts: { a: { held: true } } }, 'running', 'a:pulling', ['release a', 'pull a new']],
+  ])('%s', (_d, setup, state, phases, actions) => {
+    const out = run(setup);
+    expect(out.state).toBe(state);
+    expect(out.phases).toBe(phases);
+    expect(out.actions).toEqual(actions);
+  });
+
+  it('a failed pull puts the registry\'s message into the error and the rollout message', () => {
+    const step = nextSteps(build({ prePull: true, autoRevert: false, insts: { a: failedPull } }));
+    expect(step.rollout.instances['a.service']!.error).toBe('image pull failed on machine m1: podman pull x: exit 125: manifest unknown');
+    expect(step.rollout.message).toContain('manifest unknown');
+  });
+
+  it('wakes at the pull deadline', () => {
+    const step = nextSteps(build({ prePull: true, insts: { a: { phase: 'pulling', since: 5, pullAsked: NEW } } }));
+    expect(step.wakeAt).toBe(T0 + 5_000 + 60_000 + 1);
   });
 });
 

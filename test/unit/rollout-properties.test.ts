@@ -162,7 +162,7 @@ class World {
       i.record = undefined; // the hold stays: the planner releases it once the instance is gone
       i.active = 'inactive';
       i.stateAt = this.now;
-    } else if (i.record) i.record = { ...i.record, targetState: a.targetState, hash: a.hash };
+    } else if (a.type === 'set-unit' && i.record) i.record = { ...i.record, targetState: a.targetState, hash: a.hash };
     return violation;
   }
 
