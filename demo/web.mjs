@@ -35,7 +35,8 @@ const server = createServer((req, res) => {
     res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ok\n' : 'unhealthy\n');
     return;
   }
-  const delay = Math.min(Number(url.searchParams.get('delay') ?? 0) || 0, 10_000);
+  // up to 30 s: longer than a container runtime's default 10 s stop timeout (the e2e drains one)
+  const delay = Math.min(Number(url.searchParams.get('delay') ?? 0) || 0, 30_000);
   setTimeout(() => {
     // While stopping, ask clients to open a new connection for the next request.
     if (stopping) res.setHeader('connection', 'close');

@@ -9,6 +9,7 @@
  * container killed under the same load) shows that its counters do see
  * requests that reach an instance going away.
  */
+import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { openHost } from '../../src/sandbox/host.js';
 import { join } from 'node:path';
@@ -60,9 +61,13 @@ const countBy = (xs: string[]) => xs.reduce<Record<string, number>>((m, x) => ({
 
 /** The sandbox host whose systemd runs `unit` now. */
 async function hostRunning(unit: string) {
+  return (await hostOf(unit)).host;
+}
+
+async function hostOf(unit: string) {
   for (const h of demo.sb.last!.hosts) {
     const host = openHost(`${demo.sb.stateDir}/hosts/${h.name}`)!;
-    if ((await host.exec(['systemctl', 'is-active', unit])).stdout.trim() === 'active') return host;
+    if ((await host.exec(['systemctl', 'is-active', unit])).stdout.trim() === 'active') return { host, address: h.address };
   }
   throw new Error(`${unit} is active on no host`);
 }
@@ -92,6 +97,37 @@ describe('zero-downtime rollouts through HAProxy', () => {
       expect(ps.stdout).toContain(`app-${n} ${demo.registry}/fleetx/demo-web:v1`);
     }
   }, 60_000);
+
+  it('a stop drains: a 15 s request in flight is answered and the app exits 0, not SIGKILLed at the runtime\'s default 10 s; a leftover container holding the name and port is removed at start', async () => {
+    await demo.allInService();
+    const unit = 'app@1.service';
+    const { host, address } = await hostOf(unit);
+    // curl from a local port range of its own, so `ss` on the host tells this request from the health checks
+    const lo = 40_000 + Math.floor(Math.random() * 200) * 100;
+    const slow = new Promise<string>((resolve) => execFile('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '60',
+      '--local-port', `${lo}-${lo + 99}`, `http://${address}:8080/?delay=15000`], (_e, out) => resolve(String(out))));
+    await demo.sb.until('the slow request reached the app', async () => {
+      const ss = await host.exec(['ss', '-Htn', 'state', 'established', `( sport = :8080 and dport >= :${lo} and dport <= :${lo + 99} )`]);
+      return ss.stdout.trim() !== '' ? true : undefined;
+    }, 10_000, 50);
+    const stop = await demo.run(['stop', unit]);
+    expect(stop.code, stop.stderr).toBe(0);
+    expect(await slow).toBe('200');
+    await demo.sb.until(`${unit} stopped`, async () => ((await host.exec(['systemctl', 'is-active', unit])).stdout.trim() === 'inactive' ? true : undefined), 60_000, 200);
+    // podman run's exit status is the container's: 0 = web.mjs drained and exited on SIGTERM; 137 = SIGKILLed
+    const main = await host.exec(['systemctl', 'show', '-p', 'ExecMainCode,ExecMainStatus', unit]);
+    expect(main.stdout).toContain('ExecMainStatus=0');
+    // a leftover: a container under the instance's name, running, on its port (as after a crash of the host's runtime)
+    const left = await host.exec(['podman', 'run', '-d', '--name', 'app-1', '--init', `${demo.registry}/fleetx/demo-web:v1`]);
+    expect(left.code, left.stderr).toBe(0);
+    const start = await demo.run(['start', unit]);
+    expect(start.code, start.stderr).toBe(0);
+    await demo.allInService();
+    const ps = await host.exec(['podman', 'ps', '-a', '--format', '{{.ID}} {{.Names}}']);
+    const rows = ps.stdout.trim().split('\n');
+    expect(rows.map((r) => r.split(' ')[1])).toEqual(['app-1']);
+    expect(left.stdout.trim().startsWith(rows[0]!.split(' ')[0]!)).toBe(false);
+  }, 120_000);
 
   it('deploy of tag v2 under load: no failed request, every instance on the new revision', async () => {
     const before = await demo.allInService();
