@@ -27,7 +27,9 @@ import { demoPaths } from './paths.js';
 import { haproxyPids, livePid, startHaproxy, startSyncer, stopByPids, syncerPids } from './processes.js';
 import { writeDemoService } from './service-file.js';
 import { ensureDemoImages } from '../images/demo-images.js';
+import { ensureSidecarImages } from '../images/sidecar-images.js';
 import { warmHosts } from '../images/warm.js';
+import { writeSidecarUnits } from './sidecars.js';
 import { sandboxPaths } from '../sandbox/state.js';
 
 export const DEMO_SERVICE = 'app';
@@ -121,6 +123,11 @@ export async function demoUp(sandbox: SandboxStatus, o: DemoUpOptions): Promise<
     const pid = startSyncer({ repoRoot: o.repoRoot, endpoint, service: spec.name, logFile: paths.syncerLog, pidFile: paths.syncerPid });
     say(`presence syncer (pid ${pid}) for ${spec.name}`);
   }
+
+  // The sidecars on every host (global units; stand-in images under the vendors' names): not waited for here.
+  await ensureSidecarImages({ dir: sandboxPaths(sandbox.stateDir).images, registry, repoRoot: o.repoRoot, base: images.base, progress: say });
+  await runFleetx(o.repoRoot, endpoint, ['start', '--no-block', ...writeSidecarUnits({ repoRoot: o.repoRoot, registry, dir: paths.dir })]);
+  say('td-agent and dd-agent started as global units (stand-in images; docs/SIDECARS.md)');
 
   const client = connect({ endpoints: endpoint.split(','), requestTimeoutMs: 5_000, prefix: '/fleetx' });
   const keys = keyspace('/fleetx');

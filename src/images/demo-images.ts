@@ -66,7 +66,8 @@ const paths = (dir: string) => ({
   stamp: join(dir, 'stamp'),
 });
 
-async function hasTag(registry: string, repo: string, tag: string): Promise<boolean> {
+/** Whether the registry has REPO:TAG (a HEAD of its manifest). */
+export async function hasTag(registry: string, repo: string, tag: string): Promise<boolean> {
   try {
     const res = await fetch(`http://${registry}/v2/${repo}/manifests/${tag}`, {
       method: 'HEAD',

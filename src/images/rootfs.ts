@@ -23,9 +23,18 @@ export function lddPaths(text: string): string[] {
  * @throws FleetxError 'failed' when ldd or tar fail.
  */
 export async function writeNodeRootfs(target: string, node = '/usr/bin/node'): Promise<string[]> {
-  const libs = lddPaths((await runOk('ldd', [node])).stdout);
-  if (libs.length === 0) throw failedError(`ldd found no libraries for ${node}`);
-  const members = [node, ...libs].map((p) => p.replace(/^\//, ''));
-  await runOk('tar', ['--dereference', '-cf', target, '-C', '/', '--', ...members], { timeoutMs: 120_000 });
-  return members;
+  return writeRootfs(target, [node]);
+}
+
+/** The same for any of this machine's binaries (e.g. journalctl for the log sidecar's stand-in). */
+export async function writeRootfs(target: string, binaries: string[]): Promise<string[]> {
+  const members = new Set<string>();
+  for (const bin of binaries) {
+    const libs = lddPaths((await runOk('ldd', [bin])).stdout);
+    if (libs.length === 0) throw failedError(`ldd found no libraries for ${bin}`);
+    for (const p of [bin, ...libs]) members.add(p.replace(/^\//, ''));
+  }
+  const list = [...members];
+  await runOk('tar', ['--dereference', '-cf', target, '-C', '/', '--', ...list], { timeoutMs: 120_000 });
+  return list;
 }

@@ -109,7 +109,8 @@ type Runtime = ProvisionValues['runtime'];
 
 /** podman's containers.conf: only the settings the values choose; podman's defaults otherwise. */
 export function containersConf(r: Runtime): string {
-  const containers = [`init = true`];
+  // journald: the log path the td-agent sidecar reads (docs/SIDECARS.md)
+  const containers = [`init = true`, `log_driver = ${toml('journald')}`];
   if (r.cgroups === 'disabled') containers.push(`cgroups = ${toml('disabled')}`);
   if (r.network === 'host') containers.push(`netns = ${toml('host')}`);
   const engine = [`runtime = ${toml('crun')}`];

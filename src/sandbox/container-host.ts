@@ -14,6 +14,8 @@
  * - `keyring = false`: nspawn's seccomp filter, which every service in a
  *   host inherits, refuses keyctl, so crun cannot make a session keyring
  *   ("create keyring: Operation not permitted"; from nsenter it worked);
+ * - `log_driver = "journald"`: containers' output goes to the host's
+ *   journal, where the td-agent sidecar reads it (docs/SIDECARS.md);
  * - the sandbox registry, plain HTTP, declared insecure for its one address
  *   (see registry.ts for why).
  *
@@ -34,6 +36,8 @@ export function containerHostFiles(o: ContainerHostOptions): Record<string, stri
       'cgroups = "disabled"',
       'netns = "host"',
       'keyring = false',
+      // the log path td-agent reads (docs/SIDECARS.md): every container's output in the host's journal
+      'log_driver = "journald"',
       '',
       '[engine]',
       'cgroup_manager = "cgroupfs"',

@@ -175,7 +175,9 @@ async function ensureHost(state: SandboxState, entry: SandboxHostEntry, agent: b
   const endpoints = state.etcd.endpoints;
   // Every host is a container host pulling from the sandbox registry.
   const files: Record<string, string> = containerHostFiles({ registry: state.registry!.address });
-  if (agent) files[`/etc/systemd/system/${AGENT_UNIT}`] = agentUnit({ repoRoot: state.repoRoot, endpoints, ip: entry.address });
+  // the sidecar metadata a cloud-config role with both sidecars gives (src/provision: hostMetadata)
+  const metadata = { logs: 'td-agent', metrics: 'dd-agent' };
+  if (agent) files[`/etc/systemd/system/${AGENT_UNIT}`] = agentUnit({ repoRoot: state.repoRoot, endpoints, ip: entry.address, metadata });
   return bootHost({
     sshd: { authorizedKeys: [clientKey] },
     name: entry.name,

@@ -1,4 +1,9 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { sidecarUnitText } from '../../src/demo/sidecars.js';
+import { datadogContainerfile, fluentdContainerfile } from '../../src/images/sidecar-images.js';
+import { loadValues } from '../../src/template/values.js';
 import { demoContainerfile } from '../../src/images/demo-images.js';
 import { lddPaths } from '../../src/images/rootfs.js';
 import { podmanGlobals } from '../../src/images/podman.js';
@@ -42,5 +47,38 @@ describe('images', () => {
     expect(files['/etc/containers/storage.conf']).toContain('driver = "vfs"');
     expect(files['/etc/containers/containers.conf']).toMatch(/cgroups = "disabled"\nnetns = "host"\nkeyring = false\n/);
     expect(files['/etc/containers/registries.conf']).toContain('[[registry]]\nlocation = "10.213.0.1:5000"\ninsecure = true\n');
+  });
+});
+
+const REPO_ROOT = join(import.meta.dirname, '..', '..');
+
+describe('sidecar stand-in images', () => {
+  const base = '10.213.0.1:5000/fleetx/node:20';
+  it.each([
+    ['fluentd', fluentdContainerfile(base)],
+    ['datadog', datadogContainerfile(base)],
+  ])('the %s stand-in says what it is: label, title and description', (_n, text) => {
+    expect(text).toContain(`FROM ${base}\n`);
+    expect(text).toMatch(/LABEL fleetx\.stand-in="true" org\.opencontainers\.image\.title="[^"]*STAND-IN\)" org\.opencontainers\.image\.description="NOT /);
+  });
+
+  it('the fluentd stand-in runs as fluent, reads FLUENTD_CONF from /fluentd/etc, and brings journalctl', () => {
+    const text = fluentdContainerfile(base);
+    expect(text).toContain('USER fluent\n');
+    expect(text).toContain('ENV FLUENTD_CONF=fluent.conf');
+    expect(text).toContain('COPY fluent.conf /fluentd/etc/fluent.conf\n');
+    expect(text).toContain('ADD journalctl.tar /\n');
+  });
+
+  it.each([
+    ['td-agent.service', /\/fluent\/fluentd:v1\.16-debian-1$/],
+    ['dd-agent.service', /\/datadog\/agent:7$/],
+  ] as const)('%s from the sandbox values runs the stand-in from the sandbox registry with podman', (unit, image) => {
+    const name = unit.replace('.service', '');
+    const values = loadValues({ files: [`services/${name}.values.yaml`], sets: [], cwd: REPO_ROOT });
+    const text = sidecarUnitText(unit, readFileSync(join(REPO_ROOT, 'units', `${unit}.hbs`), 'utf8'), values, '10.213.0.1:5000');
+    const exec = text.slice(text.indexOf('ExecStart='), text.indexOf('ExecStop='));
+    expect(exec.startsWith('ExecStart=/usr/bin/podman run --name')).toBe(true);
+    expect(exec.trim().split(/\s+/).at(-1)).toMatch(new RegExp(`^10\\.213\\.0\\.1:5000${image.source}`));
   });
 });

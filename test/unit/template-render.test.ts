@@ -10,6 +10,7 @@ import { errorOf as renderError } from '../helpers/errors.js';
 
 const keys = (u: UnitFile) => u.options.map((o) => `[${o.section}] ${o.name}`);
 const value = (u: UnitFile, section: string, name: string) => u.options.find((o) => o.section === section && o.name === name)?.value;
+const values = (u: UnitFile, section: string, name: string) => u.options.filter((o) => o.section === section && o.name === name).map((o) => o.value);
 
 describe('missing values name the template and line', () => {
   it.each([
@@ -255,18 +256,41 @@ describe('shipped templates', () => {
     expect(value(unit, 'Unit', 'Requires')).toBeUndefined();
   });
 
-  it.each(['td-agent.service', 'dd-agent.service'])('%s is a global sidecar with a stable name', (name) => {
+  it.each(['td-agent.service', 'dd-agent.service'])('%s is a global sidecar with a stable name and no secret value', (name) => {
     const { text, unit } = renderTemplate(shipped(name), {}, { templateName: name });
     expect(parseXFleet(unit, name).global).toBe(true);
     expect(execArgv(value(unit, 'Service', 'ExecStart')!).slice(0, 4)).toEqual(['/usr/bin/docker', 'run', '--name', name.replace('.service', '')]);
-    expect(text).not.toMatch(/API_KEY/);
+    expect(text).not.toMatch(/API_KEY=/);
   });
 
-  it('dd-agent.service reads its key from the secrets env file and mounts what Datadog documents', () => {
-    const argv = execArgv(value(renderTemplate(shipped('dd-agent.service'), { site: 'datadoghq.eu' }, { templateName: 'dd-agent.service' }).unit, 'Service', 'ExecStart')!);
-    expect(argv.join(' ')).toContain('--env-file /etc/fleetx/secrets/dd-agent.env');
-    expect(argv.join(' ')).toContain('-v /var/run/docker.sock:/var/run/docker.sock:ro -v /proc/:/host/proc/:ro -v /sys/fs/cgroup/:/host/sys/fs/cgroup:ro');
-    expect(argv).toContain('DD_SITE=datadoghq.eu');
+  it('dd-agent.service takes its key by name from the env file and mounts what Datadog documents', () => {
+    const { unit } = renderTemplate(shipped('dd-agent.service'), { site: 'datadoghq.eu', runtime: 'podman' }, { templateName: 'dd-agent.service' });
+    const argv = execArgv(value(unit, 'Service', 'ExecStart')!);
+    expect(value(unit, 'Service', 'EnvironmentFile')).toBe('-/etc/fleetx/secrets/dd-agent.env');
+    // by name only: podman takes the value from the unit's environment, so it is in neither the unit nor ps
+    expect(argv.join(' ')).toContain('-e DD_API_KEY -e DD_SITE=datadoghq.eu -e DD_HOSTNAME=%H');
+    expect(argv.join(' ')).toContain('--network host --cgroupns host --pid host -v /var/run/docker.sock:/var/run/docker.sock:ro -v /proc/:/host/proc/:ro -v /sys/fs/cgroup/:/host/sys/fs/cgroup:ro');
+    expect(argv.join(' ')).toContain('-v /var/lib/dd-agent:/opt/datadog-agent/run:rw');
+  });
+
+  it('dd-agent.service: no runtime socket when containerSocket is empty, check configs from confDir at /conf.d', () => {
+    const { unit } = renderTemplate(shipped('dd-agent.service'), { containerSocket: '', confDir: '/etc/datadog-agent/conf.d', hostname: 'web-1' }, { templateName: 'dd-agent.service' });
+    const argv = execArgv(value(unit, 'Service', 'ExecStart')!).join(' ');
+    expect(argv).not.toContain('docker.sock');
+    expect(argv).toContain('-v /etc/datadog-agent/conf.d:/conf.d:ro');
+    expect(argv).toContain('DD_HOSTNAME=web-1');
+  });
+
+  it('td-agent.service runs as fluent, reads FLUENTD_CONF, gets a buffer dir fluent owns and the journal with its group', () => {
+    const { unit } = renderTemplate(shipped('td-agent.service'), { runtime: 'podman', confFile: 'prod.conf', configDir: '/etc/td-agent', fluentUid: 1000 }, { templateName: 'td-agent.service' });
+    const pre = values(unit, 'Service', 'ExecStartPre').map(execArgv);
+    expect(pre).toContainEqual(['/usr/bin/install', '-d', '-o', '1000', '-g', '1000', '-m', '0750', '/var/lib/td-agent']);
+    // the journal dir reaches the fixed script as $0, never spliced into it
+    expect(pre).toContainEqual(['/bin/sh', '-c', 'echo "JOURNAL_GID=$(stat -c %g "$0")" > /run/td-agent/journal.env', '/var/log/journal']);
+    expect(value(unit, 'Service', 'EnvironmentFile')).toBe('-/run/td-agent/journal.env');
+    const argv = execArgv(value(unit, 'Service', 'ExecStart')!).join(' ');
+    expect(argv).toContain('--user fluent --group-add ${JOURNAL_GID}');
+    expect(argv).toContain('-v /etc/td-agent:/fluentd/etc:ro -v /var/lib/td-agent:/fluentd/log -v /var/log/journal:/var/log/journal:ro -e FLUENTD_CONF=prod.conf');
   });
 
   it('fleetx-agent.service passes every flag value as one argument', () => {
@@ -291,12 +315,12 @@ describe('shipped templates', () => {
       slots: ['image', 'tag', 'ports.0', 'env.FOO', 'args.0', 'runtime', 'name', 'description'],
     },
     'td-agent.service': {
-      base: { image: 'x', tag: 'x', runtime: 'docker', port: 'x', configDir: 'x', logDir: 'x', bufferDir: 'x', env: { FOO: 'x' }, args: ['x'] },
-      slots: ['image', 'tag', 'runtime', 'port', 'configDir', 'logDir', 'bufferDir', 'env.FOO', 'args.0'],
+      base: { image: 'x', tag: 'x', runtime: 'docker', port: 'x', configDir: 'x', confFile: 'x', bufferDir: 'x', fluentUid: 'x', journalDir: 'x', env: { FOO: 'x' }, args: ['x'] },
+      slots: ['image', 'tag', 'runtime', 'port', 'configDir', 'confFile', 'bufferDir', 'fluentUid', 'journalDir', 'env.FOO', 'args.0'],
     },
     'dd-agent.service': {
-      base: { image: 'x', tag: 'x', site: 'x', dogstatsd: true, env: { FOO: 'x' }, args: ['x'] },
-      slots: ['image', 'tag', 'site', 'env.FOO', 'args.0'],
+      base: { image: 'x', tag: 'x', site: 'x', hostname: 'x', confDir: 'x', runDir: 'x', containerSocket: 'x', hostNamespaces: true, dogstatsd: true, env: { FOO: 'x' }, args: ['x'] },
+      slots: ['image', 'tag', 'site', 'hostname', 'confDir', 'runDir', 'containerSocket', 'env.FOO', 'args.0'],
     },
     'fleetx-agent.service': {
       base: { node: 'x', fleetxBin: 'x', endpoints: ['x'], metadata: { k: 'x' }, etcdCaFile: 'x', etcdCertFile: 'x', etcdKeyFile: 'x' },
