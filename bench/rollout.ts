@@ -26,7 +26,9 @@ import { startLoad, type LoadReport } from '../src/loadgen/load.js';
 import { connect } from '../src/registry/client.js';
 import { keyspace } from '../src/registry/keys.js';
 import type { RolloutRecord } from '../src/rollout/types.js';
+import { OPERATOR_USER } from '../src/sandbox/etcd-auth.js';
 import { sandboxDown, sandboxUp } from '../src/sandbox/sandbox.js';
+import { envValues, sandboxConnection } from '../src/sandbox/state.js';
 import { loadServiceFile } from '../src/service/load.js';
 import { byMethodText, diff, metrics, sum, unaryByMethod } from './etcd-metrics.js';
 
@@ -54,7 +56,7 @@ async function rollingRestart(): Promise<{ events: PhaseEvent[]; id: string; cod
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [`${REPO}/bin/fleetx.mjs`, 'rolling-restart', 'app@', '-o', 'json'], {
       cwd: REPO,
-      env: { PATH: process.env.PATH, FLEETX_ENDPOINT: endpoint, FLEETX_USER: 'bench' },
+      env: { PATH: process.env.PATH, ...envValues([endpoint], stateDir, OPERATOR_USER), FLEETX_USER: 'bench' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
@@ -71,7 +73,7 @@ async function rollingRestart(): Promise<{ events: PhaseEvent[]; id: string; cod
 }
 
 async function historyRecord(id: string): Promise<RolloutRecord> {
-  const client = connect({ endpoints: [endpoint], requestTimeoutMs: 5_000, prefix: '/fleetx' });
+  const client = connect(sandboxConnection(stateDir));
   try {
     const v = await client.get(keyspace('/fleetx').rolloutHistory(DEMO_SERVICE, id)).string();
     if (!v) throw new Error(`rollout ${id} is not in the history`);

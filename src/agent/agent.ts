@@ -34,7 +34,11 @@ import type { Probe } from '../health/probes.js';
 import { ServiceChecks } from '../health/services.js';
 import type { Keyspace } from '../registry/keys.js';
 import type { ScheduleRecord } from '../registry/records.js';
+import type { ErrorContext } from '../registry/errors.js';
 import { PassLoop } from '../registry/pass-loop.js';
+import { PrefixWatch } from '../registry/watch.js';
+import { SecretFiles, type SecretSyncReport } from '../secrets/files.js';
+import { SecretStore, type SecretValues } from '../secrets/store.js';
 import type { Systemd, UnitStatus } from '../systemd/types.js';
 import { readCurrent, RUNTIME_DIR } from './current.js';
 import { LaunchMemory } from './launched.js';
@@ -83,6 +87,8 @@ export interface AgentEvents {
   leaseLost: [err: unknown];
   etcd: [live: boolean];
   problem: [msg: string, err: unknown];
+  /** a pass changed secret files, or found units whose secrets are missing (names only, never values) */
+  secrets: [SecretSyncReport];
 }
 
 export interface AgentOptions {
@@ -106,6 +112,12 @@ export interface AgentOptions {
   now?: () => Date;
   /** runs one health check (default: the real http/tcp/command probes) */
   probe?: Probe;
+  /** for error messages about secrets (endpoints, user) */
+  connection?: ErrorContext;
+  /** where units' secret env files go (default /run/fleetx/secrets) */
+  secretsDir?: string;
+  /** where secret values come from (default: etcd, src/secrets/store.ts) */
+  secrets?: SecretValues;
 }
 
 export class Agent extends EventEmitter<AgentEvents> {
@@ -117,6 +129,9 @@ export class Agent extends EventEmitter<AgentEvents> {
   private readonly reporter: StateReporter;
   private readonly health: HealthMonitor;
   private readonly services: ServiceChecks;
+  private readonly secretFiles: SecretFiles;
+  /** secret records ({p}/secret/): a change (rotation, rm) means a pass rewrites env files */
+  private readonly secretIndex: PrefixWatch;
   private readonly launched = new LaunchMemory();
   private readonly prepull: PrePuller;
   private readonly loops: Promise<void>[] = [];
@@ -176,6 +191,13 @@ export class Agent extends EventEmitter<AgentEvents> {
       ...(o.probe ? { probe: o.probe } : {}),
       onError: problem,
     });
+    const connection = o.connection ?? { endpoints: ['etcd'], requestTimeoutMs: 5000, prefix: o.keys.prefix };
+    this.secretFiles = new SecretFiles(o.secrets ?? new SecretStore(o.client, o.keys, connection), o.secretsDir);
+    this.secretIndex = new PrefixWatch(o.client, { prefix: o.keys.secrets() }, {
+      replace: () => this.kick(),
+      event: () => this.kick(),
+      problem: (msg, err) => problem(`secrets index: ${msg}`, err),
+    }, { list: 'revision' });
     this.services = new ServiceChecks(
       o.client,
       o.keys,
@@ -202,6 +224,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.registration.run(stop),
       this.registration.watchMeta(),
       this.schedule.start(),
+      this.secretIndex.start(),
       this.resyncLoop(),
       this.services.start().catch((e) => void this.emit('problem', 'watching services failed', e)),
     );
@@ -219,7 +242,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.setState('stopping');
     this.stopSignal.stop();
     for (const off of this.unsubscribe) off();
-    await Promise.allSettled([...this.loops, this.passes.stop(), this.schedule.stop(), this.registration.stopWatchingMeta()]);
+    await Promise.allSettled([...this.loops, this.passes.stop(), this.schedule.stop(), this.secretIndex.stop(), this.registration.stopWatchingMeta()]);
     await Promise.allSettled([this.services.stop(), this.health.stop(), this.prepull.stop()]);
     if (opts.purge) {
       await this.purge();
@@ -305,6 +328,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.prepull.sync(live.filter((r) => r.next !== undefined && r.targetState === 'launched' && this.reporter.isManaged(r.name))
         .map((r) => ({ unit: r.name, hash: r.next!, text: this.bodies.get(r.next!)?.text })));
 
+      await this.syncSecrets(desired);
       this.launched.annotate(desired, current);
       tasks = planTasks(desired, current);
       const outcome = await runTasks(tasks, { systemd: this.o.systemd, bodyOf: (h) => this.bodies.get(h)?.text }, (t) => {
@@ -330,6 +354,23 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.emit('problem', 'reconcile pass failed', e);
       this.emit('pass', { tasks, durationMs: ms() });
       return false;
+    }
+  }
+
+  /**
+   * Secret env files before any start of this pass. A failed read of the
+   * values keeps the files as they are and lets the pass go on: units that
+   * already have their file start, the others fail to start and say why.
+   */
+  private async syncSecrets(desired: ReadonlyMap<string, DesiredUnit>): Promise<void> {
+    const units = [...desired.values()]
+      .filter((d) => d.targetState !== 'inactive')
+      .map((d) => ({ name: d.name, text: d.available ? this.bodies.get(d.hash)?.text : undefined }));
+    try {
+      const report = await this.secretFiles.sync(units);
+      if (report.written.length + report.removed.length + report.missing.length + report.invalid.length > 0) this.emit('secrets', report);
+    } catch (e) {
+      this.emit('problem', 'reading secrets failed; secret files left as they are', e);
     }
   }
 

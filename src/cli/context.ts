@@ -29,11 +29,15 @@ export interface DeployContext {
 
 export async function connectionFrom(flags: GlobalFlags, io: Io): Promise<ConnectionOptions> {
   let password: string | undefined;
-  if (flags.etcdPasswordFile) {
+  // --etcd-password-file, else FLEETX_ETCD_PASSWORD, else FLEETX_ETCD_PASSWORD_FILE (what the sandbox's env file sets)
+  const envFile = io.env.FLEETX_ETCD_PASSWORD ? undefined : io.env.FLEETX_ETCD_PASSWORD_FILE || undefined;
+  const file = flags.etcdPasswordFile ?? envFile;
+  if (file) {
+    const source = flags.etcdPasswordFile ? '--etcd-password-file' : 'FLEETX_ETCD_PASSWORD_FILE';
     try {
-      password = (await readFile(flags.etcdPasswordFile, 'utf8')).replace(/\r?\n$/, '');
+      password = (await readFile(file, 'utf8')).replace(/\r?\n$/, '');
     } catch {
-      throw usageError(`cannot read --etcd-password-file ${flags.etcdPasswordFile}`);
+      throw usageError(`cannot read ${source} ${file}`);
     }
   }
   const connection = resolveConnection(

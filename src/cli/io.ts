@@ -9,6 +9,12 @@ export interface Io {
   readonly isTTY: boolean;
   readonly env: NodeJS.ProcessEnv;
   readonly cwd: string;
+  /**
+   * All of standard input (for `secret set`, whose value must never be an
+   * argument); undefined when stdin is a terminal, so a value is never typed
+   * where it echoes.
+   */
+  readStdin?(): Promise<string | undefined>;
 }
 
 export type OutputFormat = 'text' | 'json';
@@ -26,11 +32,17 @@ export function processIo(): Io {
     isTTY: Boolean(process.stdout.isTTY),
     env: process.env,
     cwd: process.cwd(),
+    readStdin: async () => {
+      if (process.stdin.isTTY) return undefined;
+      const chunks: Buffer[] = [];
+      for await (const c of process.stdin) chunks.push(c as Buffer);
+      return Buffer.concat(chunks).toString('utf8');
+    },
   };
 }
 
 /** An Io that records output, for tests and for commands run from code. */
-export function bufferIo(env: NodeJS.ProcessEnv = {}, cwd = process.cwd()): Io & { out: string[]; err: string[] } {
+export function bufferIo(env: NodeJS.ProcessEnv = {}, cwd = process.cwd(), stdin?: string): Io & { out: string[]; err: string[] } {
   const out: string[] = [];
   const err: string[] = [];
   return {
@@ -41,5 +53,6 @@ export function bufferIo(env: NodeJS.ProcessEnv = {}, cwd = process.cwd()): Io &
     isTTY: false,
     env,
     cwd,
+    readStdin: async () => stdin,
   };
 }

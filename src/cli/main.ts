@@ -12,6 +12,7 @@ import { registerToolCommands } from './program/tools.js';
 import { registerClusterCommands } from './program/cluster.js';
 import { registerPresenceCommands } from './program/presence.js';
 import { registerRolloutCommands } from './program/rollouts.js';
+import { registerSecretCommands } from './program/secrets.js';
 
 export const VERSION = '0.1.0';
 
@@ -61,6 +62,7 @@ export function buildProgram(io: Io, o: { jsonErrors?: boolean } = {}): Command 
   registerClusterCommands(program, io);
   registerPresenceCommands(program, io);
   registerRolloutCommands(program, io);
+  registerSecretCommands(program, io);
   return program;
 }
 

@@ -81,7 +81,7 @@ export async function runHostDaemon(opts: HostDaemonOptions): Promise<void> {
   let endpoint: MetricsServer | undefined;
   try {
     client = connect(connection, metrics ? { interceptors: [metrics.etcdInterceptor()] } : {});
-    const agent = new Agent({ client, systemd, keys, identity, version, ttlSec: ttl, resyncMs: resync * 1000 });
+    const agent = new Agent({ client, systemd, keys, identity, version, ttlSec: ttl, resyncMs: resync * 1000, connection });
     logAgent(agent, log);
     const engine = opts.engine === false ? undefined : new Engine({ client, machineId: identity.id, keys, leaseTtlSeconds: ttl });
     // rollouts are carried forward by the engine leader, with the same client and keys

@@ -13,6 +13,13 @@ export function logAgent(agent: Agent, log: Logger): void {
   agent.on('etcd', (live) => (live ? log.info('schedule watch connected') : log.warn('schedule watch disconnected; leaving units as they are')));
   agent.on('task', (t) => log.info({ task: t.type, unit: 'unit' in t ? t.unit : undefined, reason: t.reason }, describeTask(t)));
   agent.on('problem', (msg, err) => log.warn({ err }, msg));
+  // names only: a value never reaches a log line
+  agent.on('secrets', (r) => {
+    for (const unit of r.written) log.info({ unit }, `secret env file of ${unit} written; a running unit reads it at its next start`);
+    for (const unit of r.removed) log.info({ unit }, `secret env file of ${unit} removed`);
+    for (const m of r.missing) log.warn({ unit: m.unit, secrets: m.secrets }, `${m.unit} needs secret(s) ${m.secrets.join(', ')} that are not set; it cannot start (fleetx secret set NAME)`);
+    for (const i of r.invalid) log.warn({ unit: i.unit }, i.message);
+  });
   agent.on('pass', (p) => {
     if (p.outcome && p.outcome.failures.length > 0) {
       for (const { task, error } of p.outcome.failures) log.error({ err: error, task: describeTask(task) }, 'task failed; its unit is held back, other units carry on; will retry');

@@ -30,7 +30,7 @@ import { ensureDemoImages } from '../images/demo-images.js';
 import { ensureSidecarImages } from '../images/sidecar-images.js';
 import { warmHosts } from '../images/warm.js';
 import { writeSidecarUnits } from './sidecars.js';
-import { sandboxPaths } from '../sandbox/state.js';
+import { sandboxConnection, sandboxPaths } from '../sandbox/state.js';
 
 export const DEMO_SERVICE = 'app';
 /** Spare HAProxy slots beyond max(instances, hosts), for instances added later. */
@@ -120,23 +120,23 @@ export async function demoUp(sandbox: SandboxStatus, o: DemoUpOptions): Promise<
   writeFileSync(paths.state, `${JSON.stringify(state, null, 2)}\n`);
 
   if (syncerPids(endpoint, spec.name).length === 0) {
-    const pid = startSyncer({ repoRoot: o.repoRoot, endpoint, service: spec.name, logFile: paths.syncerLog, pidFile: paths.syncerPid });
+    const pid = startSyncer({ repoRoot: o.repoRoot, endpoint, env: etcdEnv(sandbox), service: spec.name, logFile: paths.syncerLog, pidFile: paths.syncerPid });
     say(`presence syncer (pid ${pid}) for ${spec.name}`);
   }
 
   // The sidecars on every host (global units; stand-in images under the vendors' names): not waited for here.
   await ensureSidecarImages({ dir: sandboxPaths(sandbox.stateDir).images, registry, repoRoot: o.repoRoot, base: images.base, progress: say });
-  await runFleetx(o.repoRoot, endpoint, ['start', '--no-block', ...writeSidecarUnits({ repoRoot: o.repoRoot, registry, dir: paths.dir })]);
+  await runFleetx(o.repoRoot, endpoint, etcdEnv(sandbox), ['start', '--no-block', ...writeSidecarUnits({ repoRoot: o.repoRoot, registry, dir: paths.dir })]);
   say('td-agent and dd-agent started as global units (stand-in images; docs/SIDECARS.md)');
 
-  const client = connect({ endpoints: endpoint.split(','), requestTimeoutMs: 5_000, prefix: '/fleetx' });
+  const client = connect(sandboxConnection(sandbox.stateDir));
   const keys = keyspace('/fleetx');
   try {
     const storedText = await client.get(keys.service(spec.name)).string();
     const stored = storedText ? (JSON.parse(storedText) as ServiceRecord) : undefined;
     if (!stored || stored.instances !== spec.instances) {
       say(`deploying ${paths.serviceFile} (${spec.instances} instances)`);
-      await runFleetx(o.repoRoot, endpoint, ['deploy', '-f', paths.serviceFile, '--detach']);
+      await runFleetx(o.repoRoot, endpoint, etcdEnv(sandbox), ['deploy', '-f', paths.serviceFile, '--detach']);
     }
     const units = Array.from({ length: spec.instances }, (_, i) => spec.template.replace('@', `@${i + 1}`));
     const until = Date.now() + (o.timeoutMs ?? 120_000);
@@ -168,14 +168,15 @@ export async function demoStatus(stateDir: string): Promise<DemoStatus> {
   const haproxyPid = livePid(paths.haproxyPid, haproxyPids(paths.haproxyConfig));
   const syncerPid = livePid(paths.syncerPid, syncerPids(state.endpoint, DEMO_SERVICE));
   let instances: DemoInstance[] = [];
-  const client = connect({ endpoints: state.endpoint.split(','), requestTimeoutMs: 2_000, prefix: '/fleetx' });
+  let client: ReturnType<typeof connect> | undefined;
   try {
+    client = connect(sandboxConnection(stateDir, 2_000));
     const units = Array.from({ length: state.instances }, (_, i) => `${DEMO_SERVICE}@${i + 1}.service`);
     instances = await readInstances({ client, keys: keyspace('/fleetx'), service: DEMO_SERVICE, units, socket: paths.socket, backend: DEMO_SERVICE });
   } catch {
-    // etcd down: the instances are unknown; the rest of the status still says something
+    // etcd down (or the sandbox gone): the instances are unknown; the rest of the status still says something
   } finally {
-    client.close();
+    client?.close();
   }
   return {
     stateDir,
@@ -237,12 +238,18 @@ async function lbAnswers(url: string): Promise<boolean> {
 }
 
 /** The real CLI, as a user would run it. @throws FleetxError 'failed' with its output */
-function runFleetx(repoRoot: string, endpoint: string, argv: string[]): Promise<string> {
+/** The operator's etcd user and password file, as the sandbox's env file gives them. */
+function etcdEnv(sandbox: SandboxStatus): Record<string, string> {
+  const env = sandbox.env ?? {};
+  return Object.fromEntries(['FLEETX_ETCD_USERNAME', 'FLEETX_ETCD_PASSWORD_FILE'].flatMap((k) => (env[k] ? [[k, env[k]]] : [])));
+}
+
+function runFleetx(repoRoot: string, endpoint: string, etcd: Record<string, string>, argv: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile(
       process.execPath,
       [join(repoRoot, 'bin', 'fleetx.mjs'), ...argv, `--endpoint=${endpoint}`],
-      { cwd: repoRoot, env: { PATH: SYSTEM_PATH, FLEETX_USER: 'sandbox-demo' }, timeout: 60_000 },
+      { cwd: repoRoot, env: { PATH: SYSTEM_PATH, FLEETX_USER: 'sandbox-demo', ...etcd }, timeout: 60_000 },
       (err, stdout, stderr) => {
         if (!err) return resolve(stdout);
         const code = typeof err.code === 'number' ? ` (exit ${err.code})` : '';

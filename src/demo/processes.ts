@@ -63,9 +63,10 @@ export function syncerPids(endpoint: string, service: string): number[] {
 }
 
 /** `node bin/fleetx.mjs presence --service=SVC --endpoint=URL`, detached, JSON logs in logFile. */
-export function startSyncer(o: { repoRoot: string; endpoint: string; service: string; logFile: string; pidFile: string }): number {
+export function startSyncer(o: { repoRoot: string; endpoint: string; env?: Record<string, string>; service: string; logFile: string; pidFile: string }): number {
   const argv = [join(o.repoRoot, 'bin', 'fleetx.mjs'), 'presence', `--service=${o.service}`, `--endpoint=${o.endpoint}`];
-  const pid = spawnDetached(process.execPath, argv, o.logFile, { PATH: SYSTEM_PATH }, o.repoRoot);
+  // etcd credentials by environment (a password file's path), never in argv
+  const pid = spawnDetached(process.execPath, argv, o.logFile, { PATH: SYSTEM_PATH, ...o.env }, o.repoRoot);
   writeFileSync(o.pidFile, `${pid}\n`);
   return pid;
 }

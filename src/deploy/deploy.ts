@@ -3,6 +3,7 @@
  * values) -> render -> normalize -> plan (pure, plan.ts) -> apply (one
  * transaction, store.ts). Rolling restart and undo go the same way.
  */
+import { secretReferences } from '../secrets/references.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { relative, resolve } from 'node:path';
 import { FleetxError, invalidError, notFoundError, usageError } from '../errors/errors.js';
@@ -170,6 +171,7 @@ function renderSpec(spec: ServiceSpec, cwd: string, fallback?: { text: string; h
   const unit = parseUnit(rendered.text, spec.template);
   parseXFleet(unit, spec.template);
   checkRunnable(unit, spec.template, parseUnitName(spec.template).type);
+  secretReferences(unit, spec.template);
   const text = serializeUnit(unit);
   if (text.trim() === '') throw invalidError(`template ${source} rendered an empty unit`);
   return { text, hash: unitHash(unit) };

@@ -21,6 +21,12 @@
  *   {p}/presence-hold/{svc}/{unit}   an instance held out of the load balancer by a rollout
  *   {p}/presence-status/{svc}/{unit} what the load balancer does with an instance (presence syncer writes)
  *
+ * Secrets (see src/secrets/README.md):
+ *   {p}/secret/{name}                SecretRecord: name, version, when, by whom. Never the value.
+ *   {p}-secrets/{name}               the value, OUTSIDE {p}/ on purpose: etcd roles grant by key
+ *                                    range and cannot subtract, so operators get readwrite on {p}/
+ *                                    and write-only here, agents read here.
+ *
  * Each agent watches only {p}/schedule/{its id}/ and reads the bodies it
  * needs, so load on etcd grows with the work of a machine, not with the size
  * of the cluster (fleet's agents re-read everything on every change).
@@ -61,6 +67,10 @@ export interface Keyspace {
   presenceHolds(svc: string): string;
   presenceStatus(svc: string, unit: string): string;
   presenceStatuses(svc: string): string;
+  secret(name: string): string;
+  secrets(): string;
+  secretValue(name: string): string;
+  secretValues(): string;
 }
 
 /** Revisions sort as strings, so their numbers are zero-padded. */
@@ -104,6 +114,10 @@ export function keyspace(prefix = '/fleetx'): Keyspace {
     presenceHolds: (s) => `${p}/presence-hold/${s}/`,
     presenceStatus: (s, u) => `${p}/presence-status/${s}/${u}`,
     presenceStatuses: (s) => `${p}/presence-status/${s}/`,
+    secret: (n) => `${p}/secret/${n}`,
+    secrets: () => `${p}/secret/`,
+    secretValue: (n) => `${p}-secrets/${n}`,
+    secretValues: () => `${p}-secrets/`,
   };
 }
 

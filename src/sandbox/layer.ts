@@ -90,9 +90,18 @@ function writeHostFile(upper: string, hostPath: string, content: string): void {
   const target = upperPath(upper, hostPath);
   mkdirLike(upper, posix.dirname(hostPath));
   rmSync(target, { force: true }); // may be a mask symlink written earlier
+  if (posix.dirname(hostPath) === HOST_SECRETS_DIR) {
+    // credentials (the agent's etcd password): root only, from the first byte
+    chmodSync(upperPath(upper, HOST_SECRETS_DIR), 0o700);
+    writeFileSync(target, content, { mode: 0o600 });
+    return;
+  }
   // Scripts (a #! first line) must be executable; everything else is plain data.
   writeFileSync(target, content, { mode: content.startsWith('#!') ? 0o755 : 0o644 });
 }
+
+/** Files written here are 0600 in a 0700 directory (the agent unit's EnvironmentFile lives here). */
+export const HOST_SECRETS_DIR = '/etc/fleetx/secrets';
 
 function linkHostFile(upper: string, hostPath: string, to: string): void {
   const target = upperPath(upper, hostPath);

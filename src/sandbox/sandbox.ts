@@ -5,7 +5,7 @@
  * in stateDir/state.json first, so `down` can remove it even after a crash,
  * and `up` repairs what is missing instead of starting over.
  */
-import { existsSync, mkdirSync, readdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { conflictError, usageError } from '../errors/errors.js';
 import { checkUnitRuns } from './agent-check.js';
@@ -13,6 +13,8 @@ import { containerHostFiles } from './container-host.js';
 import { AGENT_UNIT, agentUnit } from './agent-unit.js';
 import { withLock } from './lock.js';
 import { etcdHealthy, etcdMembers, etcdPids, isOurEtcd, MAX_ETCD_MEMBERS, startEtcdMembers, stopEtcd } from './etcd.js';
+import { agentEnvFile, ensureEtcdAuth, newEtcdAuth } from './etcd-auth.js';
+import { HOST_SECRETS_DIR } from './layer.js';
 import { bootHost, destroyHostDir, haltHostDir, openHost, recordedMachineId, type Host } from './host.js';
 import { mountsUnder, unmountAll } from './mounts.js';
 import { createBridge, deleteBridge, linkExists } from './network.js';
@@ -67,7 +69,15 @@ export interface SandboxStatus {
   healthy: boolean;
   bridge?: { name: string; address: string; present: boolean };
   /** pid/running/logFile are member 1's (the only one by default); `members` lists each. */
-  etcd?: { endpoints: string[]; pid?: number; running: boolean; logFile: string; members: SandboxEtcdMemberStatus[] };
+  etcd?: {
+    endpoints: string[];
+    pid?: number;
+    running: boolean;
+    logFile: string;
+    members: SandboxEtcdMemberStatus[];
+    /** etcd runs with authentication: who the operator is and where their password is (never the password) */
+    auth?: { operator: string; agent: string; passwordFile: string };
+  };
   /** The image registry every host pulls from: plain HTTP on the bridge, declared insecure for that address in each host. */
   registry?: { address: string; url: string; pid?: number; running: boolean; logFile: string };
   hosts: SandboxHostStatus[];
@@ -124,7 +134,7 @@ function planState(o: SandboxOptions, prev: SandboxState | undefined): SandboxSt
     stateDir: o.stateDir,
     repoRoot: o.repoRoot,
     bridge: { name: bridge, cidr },
-    etcd: { endpoints: members.map((m) => m.clientUrl), members },
+    etcd: { endpoints: members.map((m) => m.clientUrl), members, auth: prev?.etcd.auth ?? newEtcdAuth() },
     registry: { address: `${subnet}.1:${REGISTRY_PORT}`, dir: paths.registry, logFile: paths.registryLog },
     hosts,
   };
@@ -159,11 +169,20 @@ async function ensureEtcd(state: SandboxState): Promise<void> {
   sick.forEach((m, i) => (m.pid = pids[i]));
 }
 
+/** Users, roles and auth on (idempotent), and the operator's password file next to the env file. */
+async function ensureAuth(state: SandboxState): Promise<void> {
+  const auth = state.etcd.auth!;
+  await ensureEtcdAuth(state.etcd.endpoints[0]!, auth);
+  const file = sandboxPaths(state.stateDir).operatorPassword;
+  writeFileSync(file, `${auth.operator.password}\n`, { mode: 0o600 });
+  chmodSync(file, 0o600);
+}
+
 /** Keeps a healthy host; otherwise "reboots" it on its existing upper layer. */
-async function ensureHost(state: SandboxState, entry: SandboxHostEntry, agent: boolean, clientKey: string): Promise<Host> {
+async function ensureHost(state: SandboxState, entry: SandboxHostEntry, agent: boolean, clientKey: string, reboot: boolean): Promise<Host> {
   const running = openHost(entry.dir);
-  // A host booted before the sandbox ran sshd is rebooted with it.
-  if (running?.sshHostKey) {
+  // A host booted before the sandbox ran sshd (or before etcd had auth) is rebooted with it.
+  if (running?.sshHostKey && !reboot) {
     try {
       await running.waitForSystemd(5_000);
       return running;
@@ -178,6 +197,8 @@ async function ensureHost(state: SandboxState, entry: SandboxHostEntry, agent: b
   // the sidecar metadata a cloud-config role with both sidecars gives (src/provision: hostMetadata)
   const metadata = { logs: 'td-agent', metrics: 'dd-agent' };
   if (agent) files[`/etc/systemd/system/${AGENT_UNIT}`] = agentUnit({ repoRoot: state.repoRoot, endpoints, ip: entry.address, metadata });
+  // the agent unit's EnvironmentFile: its etcd user, 0600 in a 0700 dir (layer.ts)
+  if (state.etcd.auth) files[`${HOST_SECRETS_DIR}/fleetx-agent.env`] = agentEnvFile(state.etcd.auth.agent);
   return bootHost({
     sshd: { authorizedKeys: [clientKey] },
     name: entry.name,
@@ -216,6 +237,7 @@ async function up(o: SandboxOptions): Promise<void> {
   writeState({ ...state, hosts: mergeHosts(prev?.hosts ?? [], state.hosts) });
   await createBridge(state.bridge.name, state.bridge.cidr);
   await ensureEtcd(state);
+  await ensureAuth(state);
   await ensureRegistry(state.registry!);
   writeState({ ...state, hosts: mergeHosts(prev?.hosts ?? [], state.hosts) });
 
@@ -223,14 +245,17 @@ async function up(o: SandboxOptions): Promise<void> {
   for (const d of hostDirs(o.stateDir)) if (!wanted.has(d)) await destroyHostDir(d);
   const paths = sandboxPaths(o.stateDir);
   const clientKey = await ensureKeyPair(paths.sshKey, `fleetx-sandbox@${o.stateDir}`);
-  const booted = await Promise.all(state.hosts.map((h) => ensureHost(state, h, o.agent ?? true, clientKey)));
+  // hosts of a sandbox made before etcd had auth lack the agent's credentials
+  const reboot = prev !== undefined && prev.etcd.auth === undefined;
+  const booted = await Promise.all(state.hosts.map((h) => ensureHost(state, h, o.agent ?? true, clientKey, reboot)));
   // An agent that cannot start is named now, with its journal, not when a deploy times out.
   if (o.agent ?? true) await Promise.all(booted.map((h) => checkUnitRuns(h, AGENT_UNIT)));
   state.hosts.forEach((h, i) => (h.machineId = booted[i]!.machineId));
   writeState(state);
   const keys = state.hosts.map((h, i) => ({ address: h.address, hostKey: booted[i]!.sshHostKey! }));
   writeFileSync(paths.knownHosts, knownHostsText(keys), { mode: 0o644 });
-  writeFileSync(paths.env, envFileText(state.etcd.endpoints, o.stateDir));
+  writeFileSync(paths.env, envFileText(state.etcd.endpoints, o.stateDir, state.etcd.auth?.operator.username), { mode: 0o600 });
+  chmodSync(paths.env, 0o600);
 }
 
 /** Old entries first so that hosts about to be removed are still named. */
@@ -279,11 +304,18 @@ export async function sandboxStatus(stateDir: string): Promise<SandboxStatus> {
     exists: true,
     healthy,
     bridge: { name: state.bridge.name, address: state.bridge.cidr, present },
-    etcd: { endpoints: e.endpoints, pid: members[0]!.pid, running: etcdUp, logFile: members[0]!.logFile, members },
+    etcd: {
+      endpoints: e.endpoints,
+      pid: members[0]!.pid,
+      running: etcdUp,
+      logFile: members[0]!.logFile,
+      members,
+      ...(e.auth ? { auth: { operator: e.auth.operator.username, agent: e.auth.agent.username, passwordFile: sandboxPaths(stateDir).operatorPassword } } : {}),
+    },
     ...(r ? { registry: { address: r.address, url: `http://${r.address}/`, pid: registryUp ? registryPid : undefined, running: registryUp, logFile: r.logFile } } : {}),
     hosts,
     envFile: sandboxPaths(stateDir).env,
-    env: envValues(e.endpoints, stateDir),
+    env: envValues(e.endpoints, stateDir, e.auth?.operator.username),
   };
 }
 

@@ -5,10 +5,12 @@
  * names at least what exists. Also meant for a later `resolveConnection`
  * fallback (etcd.endpoints).
  */
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { ETCD_NAME, MAX_ETCD_MEMBERS } from './etcd.js';
+import { usageError } from '../errors/errors.js';
+import type { ConnectionOptions } from '../registry/connection.js';
 
 export const DEFAULT_SANDBOX_DIR = '/var/lib/fleetx/sandbox';
 
@@ -47,6 +49,14 @@ const State = z.object({
       /** Every member's client URL, member 1 first: what every fleetx process is given. */
       endpoints: z.array(z.string()),
       members: z.array(EtcdMember).min(1),
+      /** etcd users and passwords (src/sandbox/etcd-auth.ts); absent in a sandbox made before etcd had auth */
+      auth: z
+        .object({
+          rootPassword: z.string(),
+          agent: z.object({ username: z.string(), password: z.string() }),
+          operator: z.object({ username: z.string(), password: z.string() }),
+        })
+        .optional(),
     }),
   ),
   /** The image registry on the bridge (absent in a sandbox made before it had one). */
@@ -75,13 +85,15 @@ export const sandboxPaths = (stateDir: string) => ({
   registryLog: join(stateDir, 'registry.log'),
   /** Images built on this machine for the sandbox (src/images): podman's store, build context. */
   images: join(stateDir, 'images'),
+  /** The operator's etcd password (0600), named by FLEETX_ETCD_PASSWORD_FILE in the env file. */
+  operatorPassword: join(stateDir, 'etcd-operator.password'),
 });
 
 /** The data dirs and logs of every possible etcd member. */
 export const ETCD_ENTRIES = Array.from({ length: MAX_ETCD_MEMBERS }, (_, k) => (k === 0 ? ['etcd', 'etcd.log'] : [`etcd-${k + 1}`, `etcd-${k + 1}.log`])).flat();
 
 /** Names `down` may delete inside stateDir; anything else there is left alone. */
-export const OWN_ENTRIES = ['state.json', 'state.json.tmp', 'env', ...ETCD_ENTRIES, 'hosts', 'id_ed25519', 'id_ed25519.pub', 'known_hosts', 'registry', 'registry.log', 'images', 'lock'];
+export const OWN_ENTRIES = ['state.json', 'state.json.tmp', 'env', ...ETCD_ENTRIES, 'hosts', 'id_ed25519', 'id_ed25519.pub', 'known_hosts', 'registry', 'registry.log', 'images', 'etcd-operator.password', 'lock'];
 
 /** The state, or undefined when there is none or it is unreadable (then `down` falls back to scanning). */
 export function readState(stateDir: string): SandboxState | undefined {
@@ -98,15 +110,21 @@ export function readState(stateDir: string): SandboxState | undefined {
 /** Atomic replace, so a crash never leaves half a file. */
 export function writeState(state: SandboxState): void {
   const file = sandboxPaths(state.stateDir).state;
-  writeFileSync(`${file}.tmp`, `${JSON.stringify(state, null, 2)}\n`);
+  // it holds etcd's passwords
+  writeFileSync(`${file}.tmp`, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
+  chmodSync(`${file}.tmp`, 0o600);
   renameSync(`${file}.tmp`, file);
 }
 
-/** The variables `. stateDir/env` sets: etcd, and SSH for status/journal/ssh. */
-export function envValues(endpoints: string[], stateDir: string): Record<string, string> {
+/**
+ * The variables `. stateDir/env` sets: etcd (as the operator: never the
+ * password itself, only the file that holds it), and SSH for status/journal/ssh.
+ */
+export function envValues(endpoints: string[], stateDir: string, etcdUser?: string): Record<string, string> {
   const paths = sandboxPaths(stateDir);
   return {
     FLEETX_ENDPOINT: endpoints.join(','),
+    ...(etcdUser ? { FLEETX_ETCD_USERNAME: etcdUser, FLEETX_ETCD_PASSWORD_FILE: paths.operatorPassword } : {}),
     FLEETX_SANDBOX_DIR: stateDir,
     FLEETX_KNOWN_HOSTS_FILE: paths.knownHosts,
     FLEETX_SSH_IDENTITY_FILE: paths.sshKey,
@@ -115,11 +133,22 @@ export function envValues(endpoints: string[], stateDir: string): Record<string,
 }
 
 /** Pure: the shell snippet behind `eval "$(cat stateDir/env)"` / `. stateDir/env`. */
-export function envFileText(endpoints: string[], stateDir: string): string {
+export function envFileText(endpoints: string[], stateDir: string, etcdUser?: string): string {
   const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
   return [
     '# fleetx sandbox: `. THIS_FILE` points fleetx on this machine at the sandbox etcd and its hosts.',
-    ...Object.entries(envValues(endpoints, stateDir)).map(([k, v]) => `export ${k}=${q(v)}`),
+    ...Object.entries(envValues(endpoints, stateDir, etcdUser)).map(([k, v]) => `export ${k}=${q(v)}`),
     '',
   ].join('\n');
+}
+
+/**
+ * How code on this machine connects to the sandbox etcd as the operator
+ * (the demo, tests): the env file's settings, password read from its file.
+ */
+export function sandboxConnection(stateDir: string, requestTimeoutMs = 5_000): ConnectionOptions {
+  const state = readState(stateDir);
+  if (!state) throw usageError(`no sandbox at ${stateDir}`, 'run fleetx sandbox up first');
+  const op = state.etcd.auth?.operator;
+  return { endpoints: state.etcd.endpoints, requestTimeoutMs, prefix: '/fleetx', ...(op ? { username: op.username, password: op.password } : {}) };
 }

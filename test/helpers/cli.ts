@@ -13,8 +13,9 @@ export interface CliResult {
   stderr: string;
 }
 
-export async function fleetx(argv: string[], env: NodeJS.ProcessEnv, cwd = process.cwd()): Promise<CliResult> {
-  const io = bufferIo(env, cwd);
+/** `stdin`: what the command reads from standard input (undefined: a terminal). */
+export async function fleetx(argv: string[], env: NodeJS.ProcessEnv, cwd = process.cwd(), stdin?: string): Promise<CliResult> {
+  const io = bufferIo(env, cwd, stdin);
   const code = await runCommand(argv, io);
   return { code, stdout: io.out.join('\n'), stderr: io.err.join('\n') };
 }

@@ -17,6 +17,8 @@ import { keyspace, type Keyspace } from '../../src/registry/keys.js';
 import type { MachineRecord } from '../../src/registry/records.js';
 import { openHost, type Host } from '../../src/sandbox/host.js';
 import { sandboxDown, sandboxUp, type SandboxStatus } from '../../src/sandbox/sandbox.js';
+import { OPERATOR_USER } from '../../src/sandbox/etcd-auth.js';
+import { sandboxConnection, sandboxPaths } from '../../src/sandbox/state.js';
 import { fleetx, REPO, type CliResult } from './cli.js';
 import { leftovers, testNet, testStateDir } from './hosts.js';
 import { waitFor, type Check } from './wait.js';
@@ -68,7 +70,13 @@ export class SandboxFixture {
 
   /** Environment for the CLI on the machine. */
   get env(): NodeJS.ProcessEnv {
-    return { FLEETX_ENDPOINT: this.endpoints.join(','), FLEETX_REQUEST_TIMEOUT: '5' };
+    // as the sandbox's env file: the operator's etcd user, its password by file
+    return {
+      FLEETX_ENDPOINT: this.endpoints.join(','),
+      FLEETX_REQUEST_TIMEOUT: '5',
+      FLEETX_ETCD_USERNAME: OPERATOR_USER,
+      FLEETX_ETCD_PASSWORD_FILE: sandboxPaths(this.stateDir).operatorPassword,
+    };
   }
 
   hostDir(name: string): string {
@@ -115,7 +123,7 @@ export class SandboxFixture {
   }
 
   etcd(): Etcd3 {
-    this.client ??= connect({ endpoints: this.endpoints, requestTimeoutMs: 5_000, prefix: '/fleetx' });
+    this.client ??= connect(sandboxConnection(this.stateDir));
     return this.client;
   }
 

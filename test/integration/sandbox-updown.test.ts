@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { bufferIo } from '../../src/cli/io.js';
 import { sandboxCommand } from '../../src/cli/commands/sandbox.js';
@@ -7,7 +7,9 @@ import { openHost } from '../../src/sandbox/host.js';
 import { mountsUnder } from '../../src/sandbox/mounts.js';
 import { listProcs } from '../../src/sandbox/proc.js';
 import { sandboxDown, sandboxStatus, sandboxUp, type SandboxStatus } from '../../src/sandbox/sandbox.js';
+import { fleetx } from '../helpers/cli.js';
 import { leftovers, testNet, testStateDir } from '../helpers/hosts.js';
+import { waitFor } from '../helpers/wait.js';
 
 const net = testNet();
 const stateDir = testStateDir('updown');
@@ -75,6 +77,33 @@ describe('sandbox up / status / down', () => {
       const r = await host.exec(['/usr/bin/node', '-e', `fetch('http://${net.prefix}.1:2379/health').then((r) => r.text()).then((t) => process.stdout.write(t))`]);
       expect(r.stdout, r.stderr).toContain('"health":"true"');
     }
+  });
+
+  it('etcd runs with authentication: anonymous refused, the env file is the operator, hosts hold the agent\'s credentials 0600', async () => {
+    const anonymous = await fleetx(['list-machines'], { FLEETX_ENDPOINT: first.etcd!.endpoints[0] });
+    expect(anonymous.code).toBe(2);
+    expect(anonymous.stderr).toMatch(/requires authentication/);
+    // the env file, as a user sources it: the operator's user and a password FILE, never the password
+    const sourced = execFileSync('sh', ['-c', '. "$1" && env | grep ^FLEETX_ETCD_', 'sh', first.envFile!], { encoding: 'utf8' });
+    expect(sourced).toBe(`FLEETX_ETCD_USERNAME=fleetx-operator\nFLEETX_ETCD_PASSWORD_FILE=${stateDir}/etcd-operator.password\n`);
+    for (const f of [first.envFile!, `${stateDir}/etcd-operator.password`, `${stateDir}/state.json`]) expect(statSync(f).mode & 0o777, f).toBe(0o600);
+    const env = first.env!;
+    await waitFor('both agents registered, as the operator sees them', async () => {
+      const r = await fleetx(['list-machines', '--no-legend'], env);
+      return r.code === 0 && r.stdout.trim().split('\n').length === 2;
+    }, 30_000);
+    const set = await fleetx(['secret', 'set', 'probe'], env, repoRoot, 'value-never-read');
+    expect(set.code, set.stderr).toBe(0);
+    expect(set.stderr).toBe(''); // the operator cannot read values back
+    for (const name of names) {
+      const host = openHost(`${stateDir}/hosts/${name}`)!;
+      const st = await host.exec(['stat', '-c', '%a %U', '/etc/fleetx/secrets', '/etc/fleetx/secrets/fleetx-agent.env']);
+      expect(st.stdout).toBe('700 root\n600 root\n');
+      const ps = await host.exec(['ps', '-eo', 'args']);
+      expect(ps.stdout).toContain('fleetx.mjs agent');
+      expect(ps.stdout).not.toMatch(/password/i);
+    }
+    expect((await fleetx(['secret', 'rm', 'probe'], env)).code).toBe(0);
   });
 
   it('status --output json through the command', async () => {

@@ -173,7 +173,37 @@ describe('secrets never reach unit text', () => {
     const e = renderError(() => renderTemplate('[Unit]\nDescription=x\n', values, { templateName: 'dd-agent.service' }));
     expect(e.kind).toBe('invalid');
     expect(e.message).toMatch(/looks like a secret/);
-    expect(e.message).toContain('/etc/fleetx/secrets');
+    expect(e.message).toContain('fleetx secret set NAME');
+  });
+
+  it.each([
+    ['env.DB_PASS by its name', { env: { DB_PASS: 'hunter2' } }, /env\.DB_PASS looks like a secret by its name/],
+    ['a password in args', { args: ['--db-password=hunter2'] }, /args\[0\] holds what looks like a secret assigned to db-password/],
+    ['an -e assignment in args', { args: ['-e', 'DD_API_KEY=0123456789abcdef'] }, /args\[1\] holds what looks like a secret assigned to DD_API_KEY/],
+    ['a URL with a password', { url: 'postgres://app:hunter2@db:5432/app' }, /url holds what looks like a URL with a password/],
+    ['a private key', { tls: '-----BEGIN EC PRIVATE KEY-----' }, /tls holds what looks like a private key/],
+    ['an AWS key', { key: 'AKIAIOSFODNN7EXAMPLE' }, /an AWS access key/],
+  ])('%s is refused, pointing at fleetx secret', (_name, values, message) => {
+    const e = renderError(() => renderTemplate('[Unit]\nDescription=x\n', values, { templateName: 'app@.service' }));
+    expect(e.kind).toBe('invalid');
+    expect(e.message).toMatch(message);
+    expect(e.message).toContain('fleetx secret set NAME');
+    expect(e.message).not.toContain('hunter2');
+  });
+
+  it.each([
+    ['a file that holds the password', { env: { DB_PASSWORD_FILE: '/run/fleetx/secrets/db' } }],
+    ['a variable reference in args', { args: ['-e', 'DD_API_KEY=$DD_API_KEY', '--env', 'DD_API_KEY'] }],
+    ['words that only contain "pass"', { compass: 'north', bypass: 'true', passthrough: 'yes' }],
+    ['secret references by name', { secretEnv: { DB_PASSWORD: 'db-password', DD_API_KEY: 'dd-api-key' } }],
+  ])('%s is accepted', (_name, values) => {
+    expect(() => renderTemplate('[Unit]\nDescription=x\n', values, { templateName: 'app@.service' })).not.toThrow();
+  });
+
+  it('secretEnv takes names only: a value that is not a secret name is refused', () => {
+    const e = renderError(() => renderTemplate('[Unit]\nDescription=x\n', { secretEnv: { DB_PASSWORD: 'Hunter2!' } }, { templateName: 'app@.service' }));
+    expect(e.message).toMatch(/secretEnv\.DB_PASSWORD must be the NAME of a secret/);
+    expect(e.message).not.toContain('Hunter2!');
   });
 });
 

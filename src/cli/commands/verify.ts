@@ -11,6 +11,7 @@
  * complaints about lines of the unit. All files are checked, then the
  * command fails once, listing every problem.
  */
+import { secretReferences } from '../../secrets/references.js';
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -66,6 +67,11 @@ export function checkUnitText(fileName: string, text: string): string[] {
       errors.push(messageOf(e));
     }
     errors.push(...unrunnableProblems(unit, parseUnitName(name).type));
+    try {
+      secretReferences(unit, name);
+    } catch (e) {
+      errors.push(messageOf(e));
+    }
   }
   return errors;
 }

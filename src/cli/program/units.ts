@@ -24,7 +24,7 @@ function blockOf(o: { block: boolean; blockAttempts: number }): BlockOptions {
 }
 
 /** Who is acting, for the audit fields of unit records. CI sets BUILD_TAG. */
-function actor(io: Io): string {
+export function actor(io: Io): string {
   const who = io.env.FLEETX_USER ?? safeUser();
   const build = io.env.BUILD_TAG ? ` (${io.env.BUILD_TAG})` : '';
   return `${who}@${hostname()}${build}`;

@@ -5,6 +5,7 @@
  * found next to the user (./app@.service) or in the registry. Every argument
  * is checked before anything is written, so one bad file changes nothing.
  */
+import { secretReferences } from '../../secrets/references.js';
 import { readFile, stat } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { FleetxError, invalidError, notFoundError } from '../../errors/errors.js';
@@ -97,6 +98,7 @@ function fromText(name: string, text: string, source: string, lookup: UnitLookup
   const unit = parseUnit(text, source);
   parseXFleet(unit, parsedName.full);
   checkRunnable(unit, parsedName.full, parsedName.type);
+  secretReferences(unit, parsedName.full);
   const normalized = serializeUnit(unit);
   return { name, text: normalized, hash: unitHash(unit), source, existing: lookup.unit(name) };
 }
