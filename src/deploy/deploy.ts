@@ -3,11 +3,11 @@
  * values) -> render -> normalize -> plan (pure, plan.ts) -> apply (one
  * transaction, store.ts). Rolling restart and undo go the same way.
  */
-import { secretReferences } from '../secrets/references.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { relative, resolve } from 'node:path';
 import { FleetxError, invalidError, notFoundError, usageError } from '../errors/errors.js';
 import type { RolloutRecord } from '../rollout/types.js';
+import { secretReferences } from '../secrets/references.js';
 import { loadServiceFile } from '../service/load.js';
 import type { ServiceRecord, ServiceSpec } from '../service/types.js';
 import { findTemplate } from '../template/find.js';

@@ -11,12 +11,12 @@
  * complaints about lines of the unit. All files are checked, then the
  * command fails once, listing every problem.
  */
-import { secretReferences } from '../../secrets/references.js';
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { invalidError, isFleetxError } from '../../errors/errors.js';
+import { secretReferences } from '../../secrets/references.js';
 import { parseUnitName } from '../../unit/name.js';
 import { parseUnit } from '../../unit/parse.js';
 import { unrunnableProblems } from '../../unit/runnable.js';

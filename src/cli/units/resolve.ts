@@ -5,11 +5,11 @@
  * found next to the user (./app@.service) or in the registry. Every argument
  * is checked before anything is written, so one bad file changes nothing.
  */
-import { secretReferences } from '../../secrets/references.js';
 import { readFile, stat } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { FleetxError, invalidError, notFoundError } from '../../errors/errors.js';
 import type { UnitRecord } from '../../registry/records.js';
+import { secretReferences } from '../../secrets/references.js';
 import { parseUnit } from '../../unit/parse.js';
 import { serializeUnit } from '../../unit/serialize.js';
 import { unitHash } from '../../unit/hash.js';
