@@ -188,7 +188,8 @@ describe('sandbox down after a crash', () => {
     const script = `import { sandboxUp } from './src/sandbox/sandbox.ts'; await sandboxUp(${JSON.stringify(o)});`;
     const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: repoRoot, stdio: 'ignore' });
     const ready = when(dir);
-    const end = Date.now() + 20_000;
+    // a bound, not a timing: up first sets up etcd's users and roles (bcrypt in etcd), slow on a loaded machine
+    const end = Date.now() + 60_000;
     while (!ready() && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));
