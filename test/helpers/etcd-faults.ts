@@ -38,7 +38,7 @@ export interface EtcdAuth {
 export class EtcdFaults {
   constructor(
     readonly stateDir: string,
-    /** Needed once etcd auth is on (root, for alarms and compaction). */
+    /** Who etcdctl runs as (default: the sandbox's root, from state.json: alarms and compaction need it). */
     readonly auth?: EtcdAuth,
   ) {}
 
@@ -55,10 +55,13 @@ export class EtcdFaults {
 
   /** `etcdctl ARGS` against `endpoints` (default: all members). */
   async etcdctl(args: string[], endpoints = this.endpoints(), timeoutMs = 10_000): Promise<{ code: number; stdout: string; stderr: string }> {
-    const user = this.auth ? [`--user=${this.auth.username}:${this.auth.password}`] : [];
-    return run('etcdctl', [`--endpoints=${endpoints.join(',')}`, '--command-timeout=3s', '--dial-timeout=2s', ...user, ...args], {
+    // the sandbox's etcd runs with auth: root's password from state.json, by environment (never argv)
+    const root = readState(this.stateDir)?.etcd.auth?.rootPassword;
+    const auth = this.auth ?? (root ? { username: 'root', password: root } : undefined);
+    const user = auth ? { ETCDCTL_USER: `${auth.username}:${auth.password}` } : {};
+    return run('etcdctl', [`--endpoints=${endpoints.join(',')}`, '--command-timeout=3s', '--dial-timeout=2s', ...args], {
       timeoutMs,
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ETCDCTL_API: '3' },
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ETCDCTL_API: '3', ...user },
     });
   }
 

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from '../../src/registry/client.js';
 import { keyspace } from '../../src/registry/keys.js';
+import { sandboxConnection } from '../../src/sandbox/state.js';
 import { openHost } from '../../src/sandbox/host.js';
 import { sandboxDown, sandboxUp } from '../../src/sandbox/sandbox.js';
 import { leftovers, testNet, testStateDir } from '../helpers/hosts.js';
@@ -60,7 +61,7 @@ describe('a sandbox from a checkout under /tmp', () => {
       expect(probe.stdout).toMatch(/Read-only file system[\s\S]*\bro\b/);
       expect((await host.exec(['systemctl', 'is-active', 'fleetx-agent.service'])).stdout.trim()).toBe('active');
     }
-    const client = connect({ endpoints: [s.etcd!.endpoints[0]!], requestTimeoutMs: 5_000, prefix: '/fleetx' });
+    const client = connect(sandboxConnection(stateDir));
     try {
       // Registering follows the agent's start; wait for the outcome (bounded).
       const ids = s.hosts.map((h) => h.machineId);
