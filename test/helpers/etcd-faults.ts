@@ -58,7 +58,7 @@ export class EtcdFaults {
     // the sandbox's etcd runs with auth: root's password from state.json, by environment (never argv)
     const root = readState(this.stateDir)?.etcd.auth?.rootPassword;
     const auth = this.auth ?? (root ? { username: 'root', password: root } : undefined);
-    const user = auth ? { ETCDCTL_USER: `${auth.username}:${auth.password}` } : {};
+    const user: Record<string, string> = auth ? { ETCDCTL_USER: `${auth.username}:${auth.password}` } : {};
     return run('etcdctl', [`--endpoints=${endpoints.join(',')}`, '--command-timeout=3s', '--dial-timeout=2s', ...args], {
       timeoutMs,
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ETCDCTL_API: '3', ...user },
