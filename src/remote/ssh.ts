@@ -37,12 +37,39 @@ export interface RunRemoteOptions {
    * always gets this process's streams.
    */
   output?: RemoteOutput;
+  /**
+   * The remote command must end when this process does, however it ends
+   * (SIGKILL included), for commands that never read input (`journal -f`,
+   * `status`). ssh's stdin is then a pipe this process holds open and never
+   * writes: when the process dies the pipe closes, ssh passes the EOF on, and
+   * the remote wrapper (`untilInputEnds`) stops the command; the command
+   * then exits, and so does ssh. Without it a killed `journal -f` left ssh
+   * and the remote `journalctl --follow` running until the unit next logged.
+   */
+  endWithCaller?: boolean;
 }
 
 /** POSIX single-quote one argument so the remote shell passes it through verbatim. */
 export function shellQuote(arg: string): string {
   if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(arg)) return arg;
   return `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * Pure: `command` wrapped for a POSIX shell so that it is terminated once the
+ * session's stdin reaches EOF. The command itself reads /dev/null; a watcher
+ * (its output to /dev/null, so it never holds the session open) waits for EOF
+ * and sends SIGTERM. The wrapper's status is the command's.
+ */
+export function untilInputEnds(command: string[]): string[] {
+  const script = [
+    '"$@" </dev/null & p=$!',
+    '{ cat >/dev/null 2>&1; kill $p 2>/dev/null; } >/dev/null 2>&1 & w=$!',
+    'wait $p; s=$?',
+    'kill $w 2>/dev/null',
+    'exit $s',
+  ].join('; ');
+  return ['sh', '-c', script, 'fleetx-remote', ...command];
 }
 
 /** The argv of the ssh process (without "ssh" itself). Pure, for tests. */
@@ -100,12 +127,16 @@ const UNKNOWN_HOST = /No \S+ host key is known for/;
  *         code 128+n ("interrupted by SIGxxx") after passing on signal n.
  */
 export async function runRemote(host: string, command: string[], opts: SshOptions, run: RunRemoteOptions): Promise<number> {
-  const argv = sshArgv(host, command, opts, run.tty);
+  const ending = run.endWithCaller === true && !run.tty;
+  const argv = sshArgv(host, ending ? untilInputEnds(command) : command, opts, run.tty);
   const piped = run.output !== undefined && !run.tty ? run.output : undefined;
   const sshSaid: string[] = [];
   let interrupted: NodeJS.Signals | undefined;
   const code = await new Promise<number>((resolve, reject) => {
-    const child = spawn('ssh', argv, { stdio: piped ? ['inherit', 'pipe', 'pipe'] : 'inherit' });
+    const stdin = ending ? 'pipe' : 'inherit';
+    const child = spawn('ssh', argv, { stdio: piped ? [stdin, 'pipe', 'pipe'] : [stdin, 'inherit', 'inherit'] });
+    // never written; closed by the kernel when this process dies (see endWithCaller)
+    child.stdin?.on('error', () => undefined);
     const forward = (sig: NodeJS.Signals) => {
       interrupted ??= sig;
       child.kill(sig);

@@ -66,10 +66,23 @@ const already = (e: unknown) => /already exist/i.test((e as Error).message ?? ''
  * puts users, roles and passwords right again.
  * @throws FleetxError 'failed' when etcd refuses (e.g. root's password changed behind our back).
  */
-export async function ensureEtcdAuth(endpoint: string, auth: SandboxEtcdAuth, prefix = '/fleetx'): Promise<void> {
+export async function ensureEtcdAuth(endpoints: string[], auth: SandboxEtcdAuth, prefix = '/fleetx', timeoutMs = 20_000): Promise<void> {
+  // members just (re)started may not take connections yet: a few attempts, all members
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await ensureOnce(endpoints, auth, prefix);
+    } catch (e) {
+      if (Date.now() >= until || !/UNAVAILABLE|No connection|ECONNREFUSED|deadline/i.test((e as Error).message)) throw e;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
+async function ensureOnce(endpoints: string[], auth: SandboxEtcdAuth, prefix: string): Promise<void> {
   const open = (asRoot: boolean): Etcd3 =>
     new etcd3.Etcd3({
-      hosts: [endpoint],
+      hosts: endpoints,
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + 5_000 }),
       ...(asRoot ? { auth: { username: 'root', password: auth.rootPassword } } : {}),
     });
@@ -84,7 +97,7 @@ export async function ensureEtcdAuth(endpoint: string, auth: SandboxEtcdAuth, pr
     }
     await setUp(client, auth, prefix);
   } catch (e) {
-    throw failedError(`cannot set up etcd authentication at ${endpoint}: ${(e as Error).message}`, 'the sandbox etcd may hold users from elsewhere: `fleetx sandbox down` and up again');
+    throw failedError(`cannot set up etcd authentication at ${endpoints.join(', ')}: ${(e as Error).message}`, 'the sandbox etcd may hold users from elsewhere: `fleetx sandbox down` and up again');
   } finally {
     client.close();
   }

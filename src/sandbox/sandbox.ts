@@ -172,7 +172,7 @@ async function ensureEtcd(state: SandboxState): Promise<void> {
 /** Users, roles and auth on (idempotent), and the operator's password file next to the env file. */
 async function ensureAuth(state: SandboxState): Promise<void> {
   const auth = state.etcd.auth!;
-  await ensureEtcdAuth(state.etcd.endpoints[0]!, auth);
+  await ensureEtcdAuth(state.etcd.endpoints, auth);
   const file = sandboxPaths(state.stateDir).operatorPassword;
   writeFileSync(file, `${auth.operator.password}\n`, { mode: 0o600 });
   chmodSync(file, 0o600);

@@ -190,6 +190,27 @@ describe('status, journal and ssh over SSH to sandbox hosts', () => {
     await until('journalctl gone on the host', async () => ((await host.exec(['pgrep', '-x', 'journalctl'])).code === 0 ? undefined : true), 10_000);
   });
 
+  it('journal -f SIGKILLed (no chance to clean up): ssh and the remote journalctl still end', async () => {
+    const child = spawn(process.execPath, [BIN, 'journal', '-f', '--lines', '1', UNIT], {
+      env: { PATH: process.env.PATH, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    const exited = new Promise<NodeJS.Signals | null>((r) => child.once('exit', (_code, signal) => r(signal)));
+    await until('journal output', async () => (out.length > 0 ? true : undefined), 20_000);
+    await until('journalctl following on the host', async () => ((await host.exec(['pgrep', '-f', 'journalctl.*--follow'])).code === 0 ? true : undefined), 20_000);
+    const ssh = () => listProcs().filter((p) => p.argv[0] === 'ssh' && p.argv.some((a) => a.includes(stateDir)));
+    expect(ssh()).toHaveLength(1);
+
+    child.kill('SIGKILL');
+    expect(await exited).toBe('SIGKILL');
+    // the unit logs nothing meanwhile: the end comes from the closed input, not from a write failing
+    await until('ssh gone', async () => (ssh().length === 0 ? true : undefined), 20_000);
+    await until('journalctl gone on the host', async () => ((await host.exec(['pgrep', '-f', 'journalctl.*--follow'])).code === 0 ? undefined : true), 20_000);
+    expect((await host.exec(['pgrep', '-f', 'fleetx-remote'])).code).toBe(1);
+  });
+
   it('down removes everything, keys and known_hosts too', async () => {
     await sandboxDown(stateDir);
     expect(await leftovers(stateDir, net.bridge, names.map((name) => ({ name, dir: `${stateDir}/hosts/${name}` })))).toEqual([]);

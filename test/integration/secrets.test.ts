@@ -48,7 +48,7 @@ const UNIT = [
 beforeAll(async () => {
   auth = { ...newEtcdAuth(), rootPassword: etcd.server.rootPassword! };
   // the sandbox's own set-up, on an etcd whose auth is already on (the idempotent path)
-  await ensureEtcdAuth(etcd.endpoint, auth);
+  await ensureEtcdAuth([etcd.endpoint], auth);
   dir = await mkdtemp(join(tmpdir(), 'fleetx-secrets-'));
 });
 

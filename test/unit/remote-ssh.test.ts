@@ -1,9 +1,9 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { sshOptions } from '../../src/cli/commands/remote.js';
-import { shellQuote, sshArgv, type SshOptions } from '../../src/remote/ssh.js';
+import { shellQuote, sshArgv, untilInputEnds, type SshOptions } from '../../src/remote/ssh.js';
 
 const execFileP = promisify(execFile);
 
@@ -104,5 +104,42 @@ describe('sshOptions', () => {
 
   it('refuses a port that is not a number', () => {
     expect(() => sshOptions({ ...flags, sshPort: '22; rm' }, {})).toThrow(expect.objectContaining({ kind: 'usage' }));
+  });
+});
+
+describe('untilInputEnds: the remote command ends when the session\'s input does', () => {
+  /** The wrapped command line run by a real shell, as sshd would; its stdin a pipe we hold. */
+  function runWrapped(command: string[]) {
+    const child = spawn('/bin/sh', ['-c', remoteLine(untilInputEnds(command))], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    const exit = new Promise<number | null>((r) => child.once('close', (code) => r(code)));
+    return { child, exit, out: () => out };
+  }
+
+  it('passes arguments through unchanged', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(arg, { maxLength: 5 }), async (args) => {
+        const r = runWrapped(['printf', '%s\\0', ...args]);
+        expect(await r.exit).toBe(0);
+        const parts = r.out().split('\0');
+        parts.pop();
+        expect(parts).toEqual(args.length === 0 ? [''] : args);
+        r.child.stdin.end();
+      }),
+      { numRuns: 40 },
+    );
+  });
+
+  it('a command that would run forever ends once stdin closes (the caller died), and nothing is left', async () => {
+    const r = runWrapped(['sleep', '1000']);
+    r.child.stdin.end(); // what the kernel does when the caller is SIGKILLed
+    expect(await r.exit).toBe(143); // the command's own status: SIGTERM
+  });
+
+  it('gives the command\'s exit status while stdin stays open', async () => {
+    const r = runWrapped(['sh', '-c', 'exit 3']);
+    expect(await r.exit).toBe(3);
+    r.child.stdin.end();
   });
 });

@@ -83,14 +83,14 @@ export async function statusCommand(opts: { units: string[]; flags: RemoteFlags 
   let worst = 0;
   if (output === undefined || targets.length < 2) {
     // a terminal gets ssh's own streams: one session at a time
-    for (const t of targets) worst = Math.max(worst, await runRemote(t.ip, t.argv, ssh, { tty: false, output }));
+    for (const t of targets) worst = Math.max(worst, await runRemote(t.ip, t.argv, ssh, { tty: false, output, endWithCaller: true }));
   } else {
     // many machines: sessions side by side, each one's output kept and printed whole, in order
     const queue = new PQueue({ concurrency: SSH_CONCURRENCY });
     const runs = targets.map((t) =>
       queue.add(async () => {
         const lines: Array<[keyof RemoteOutput, string]> = [];
-        const code = await runRemote(t.ip, t.argv, ssh, { tty: false, output: { stdout: (l) => lines.push(['stdout', l]), stderr: (l) => lines.push(['stderr', l]) } });
+        const code = await runRemote(t.ip, t.argv, ssh, { tty: false, endWithCaller: true, output: { stdout: (l) => lines.push(['stdout', l]), stderr: (l) => lines.push(['stderr', l]) } });
         return { code, lines };
       }).then((ok) => ({ ok }), (error: unknown) => ({ error })),
     );
@@ -114,7 +114,8 @@ export async function journalCommand(opts: { unit: string; lines: number; follow
   // -n: never wait for a password prompt nobody can answer (no TTY); sudo fails with a message instead
   const argv = [...(opts.sudo ? ['sudo', '-n'] : []), 'journalctl', '--no-pager', '--unit', parseUnitName(opts.unit).full, '--lines', String(opts.lines)];
   if (opts.follow) argv.push('--follow');
-  const code = await runRemote(m!.ip, argv, ssh, { tty: false, output: outputOf(ctx) });
+  // a killed `journal -f` (even SIGKILL) must not leave ssh and journalctl running
+  const code = await runRemote(m!.ip, argv, ssh, { tty: false, output: outputOf(ctx), endWithCaller: true });
   if (code !== 0) throw remoteFailed(code);
 }
 
