@@ -5,8 +5,14 @@
  * directive. Shared by the short CI run (test/unit/fuzz.test.ts) and the
  * long run (`npm run fuzz`, scripts/fuzz.ts).
  */
+import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { FleetxError } from '../../src/errors/errors.js';
+import { derive } from '../../src/provision/derive.js';
+import { findRole } from '../../src/provision/find.js';
+import { renderUserData } from '../../src/provision/render.js';
+import { parseProvisionValues } from '../../src/provision/values.js';
+import { loadValues } from '../../src/template/values.js';
 import { parseServiceText } from '../../src/service/load.js';
 import { renderTemplate } from '../../src/template/render.js';
 import { parseUnit } from '../../src/unit/parse.js';
@@ -33,6 +39,47 @@ const value = fc.oneof(fc.string({ maxLength: 20 }), fc.array(fc.constantFrom(..
 
 const YAML_ALPHABET = ['name: web\n', 'instances: ', '200', '0', '-1', 'rollout:\n  ', 'deadline: ', 'maxUnavailable: ', '99999h', '&a ', '*a', '[', ']', '{', '}', ':', '\n', '  ', 'health: { type: tcp, port: 80, interval: ', 'x', '"', '!!binary ', '? '];
 const yamlText = fc.array(fc.constantFrom(...YAML_ALPHABET), { maxLength: 30 }).map((xs) => xs.join(''));
+
+/**
+ * The cloud-config renderer: the web role with the test cluster's values,
+ * read once; each case puts one hostile string into one value.
+ */
+const CLOUD_DIR = fileURLToPath(new URL('../fixtures/cloud-config/', import.meta.url));
+const ROLE = findRole('web', CLOUD_DIR);
+const CLUSTER_VALUES = loadValues({ files: [...(ROLE.valuesFile ? [ROLE.valuesFile] : []), 'cluster.yaml'], sets: [], cwd: CLOUD_DIR });
+const SLOTS = ['zone', 'metadata.tier', 'etcd.username', 'etcd.keyPrefix', 'fleetx.url', 'registerTimeout', 'secrets.etcdPassword', 'secrets.ddApiKey'] as const;
+const CLOUD_ALPHABET = ['\n', '\r', '\u2028', '\u0085', '\0', ' ', '\t', ':', '- ', '#', '&a', '*a', '!!', '|', '>', '{', '}', '[', ']', ',', "'", '"', '\\', '$', '`', ';', '%', '=', '...', '---', 'runcmd:', 'write_files:', 'path: /etc/shadow', 'reboot', '/', 'a', '0600'];
+const cloudValue = fc.oneof(fc.string({ maxLength: 24 }), fc.array(fc.constantFrom(...CLOUD_ALPHABET), { minLength: 1, maxLength: 14 }).map((xs) => xs.join('')));
+
+type WriteFile = { path: string; permissions?: string; owner?: string; defer?: boolean; content?: string };
+
+function renderCloud(raw: Record<string, unknown>): Record<string, unknown> {
+  const values = parseProvisionValues({ ...raw, role: 'web' }, ROLE.template.name);
+  return renderUserData(ROLE.template, { ...values, ...derive(values, ROLE.agentTemplate), nodesourceKey: ROLE.nodesourceKey }).config;
+}
+
+/** What no value may change: keys, files (path, mode, owner), commands (program, argument count), the agent unit's directives. */
+function cloudShape(config: Record<string, unknown>): string {
+  const files = (config.write_files as WriteFile[]) ?? [];
+  const agent = files.find((f) => f.path === '/etc/systemd/system/fleetx-agent.service')?.content ?? '';
+  return JSON.stringify({
+    keys: Object.keys(config),
+    files: files.map((f) => [f.path, f.permissions ?? '', f.owner ?? '', Boolean(f.defer)]),
+    runcmd: ((config.runcmd as unknown[][]) ?? []).map((c) => (Array.isArray(c) ? [c[0], c.length] : ['(shell)', String(c)])),
+    bootcmd: config.bootcmd ?? null,
+    agent: parseUnit(agent, 'fleetx-agent.service').options.map((o) => `[${o.section}] ${o.name}`),
+  });
+}
+
+const CLOUD_BASE = cloudShape(renderCloud(CLUSTER_VALUES));
+
+function withValue(slot: string, v: string): Record<string, unknown> {
+  const raw = structuredClone(CLUSTER_VALUES) as Record<string, Record<string, unknown>>;
+  const [a, b] = slot.split('.') as [string, string | undefined];
+  if (b === undefined) (raw as Record<string, unknown>)[a] = v;
+  else raw[a] = { ...(raw[a] ?? {}), [b]: v };
+  return raw;
+}
 
 export const properties = {
   /** unit parser: typed error or a unit that serializes and parses back to itself; [X-Fleet] typed too */
@@ -65,6 +112,24 @@ export const properties = {
       if (spec.instances < 1 || spec.instances > 100) throw new Error(`instances out of bounds: ${spec.instances}`);
       if (spec.rollout.deadlineMs < 1000) throw new Error(`deadline out of bounds: ${spec.rollout.deadlineMs}`);
     });
+  }),
+  /** cloud-config renderer: typed error, or user-data with the same keys, files, commands and agent directives; a secret only in 0600 files */
+  'cloud-config renderer': fc.property(fc.constantFrom(...SLOTS), cloudValue, (slot, v) => {
+    let config: Record<string, unknown>;
+    try {
+      config = renderCloud(withValue(slot, v));
+    } catch (e) {
+      if (!(e instanceof FleetxError) || e.kind !== 'invalid') throw e;
+      return;
+    }
+    const shape = cloudShape(config);
+    if (shape !== CLOUD_BASE) throw new Error(`${slot}=${JSON.stringify(v)} changed the user-data: ${shape}`);
+    if (slot.startsWith('secrets.') && v.length >= 8) {
+      const exposed = ((config.write_files as WriteFile[]) ?? []).filter((f) => f.permissions !== '0600' && (f.content ?? '').includes(v));
+      if (exposed.length > 0 || JSON.stringify([config.runcmd, config.bootcmd]).includes(JSON.stringify(v).slice(1, -1))) {
+        throw new Error(`${slot} leaked outside a 0600 file: ${exposed.map((f) => f.path).join(', ') || 'a command'}`);
+      }
+    }
   }),
 } as const;
 
