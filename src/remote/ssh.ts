@@ -62,9 +62,13 @@ export function shellQuote(arg: string): string {
  * and sends SIGTERM. The wrapper's status is the command's.
  */
 export function untilInputEnds(command: string[]): string[] {
+  // A non-interactive shell gives background jobs /dev/null as stdin, so the
+  // session's stdin is kept on fd 3 for the watcher.
   const script = [
-    '"$@" </dev/null & p=$!',
-    '{ cat >/dev/null 2>&1; kill $p 2>/dev/null; } >/dev/null 2>&1 & w=$!',
+    'exec 3<&0',
+    '"$@" </dev/null 3<&- & p=$!',
+    '{ cat <&3 >/dev/null 2>&1; kill $p 2>/dev/null; } >/dev/null 2>&1 & w=$!',
+    'exec 3<&-',
     'wait $p; s=$?',
     'kill $w 2>/dev/null',
     'exit $s',

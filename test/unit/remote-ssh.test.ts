@@ -137,6 +137,13 @@ describe('untilInputEnds: the remote command ends when the session\'s input does
     expect(await r.exit).toBe(143); // the command's own status: SIGTERM
   });
 
+  it('a command runs to its end while stdin stays open (the caller is alive)', async () => {
+    const r = runWrapped(['sh', '-c', 'sleep 1; echo finished']);
+    expect(await r.exit).toBe(0);
+    expect(r.out()).toBe('finished\n');
+    r.child.stdin.end();
+  });
+
   it('gives the command\'s exit status while stdin stays open', async () => {
     const r = runWrapped(['sh', '-c', 'exit 3']);
     expect(await r.exit).toBe(3);
