@@ -21,10 +21,11 @@
  * reports them.
  */
 import { writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { SandboxFixture, sleep } from '../test/helpers/sandbox.js';
 import { downAndCheck, runBench } from './sandbox-run.js';
-import { agentRssMaxMb, destroyToStopped } from './sandbox-probes.js';
+import { agentRssMaxMb, agentSample, destroyToStopped, TICKS_PER_S } from './sandbox-probes.js';
 import { byMethodText, diff, metrics, sum, unaryByMethod } from './etcd-metrics.js';
 
 const { values } = parseArgs({
@@ -116,6 +117,7 @@ async function main(): Promise<number> {
     const idle = diff(idle0, await metrics(sb.endpoint));
     const idlePerMs = sum(unaryByMethod(idle)) / (Date.now() - i0);
 
+    const cpu0 = await Promise.all(sb.runningHosts().map(agentSample));
     const before = await metrics(sb.endpoint);
     const t0 = Date.now();
     await sb.cliOk(['start', '--no-block', ...names]);
@@ -125,6 +127,8 @@ async function main(): Promise<number> {
     await done;
     clearTimeout(timeout);
     const convergedMs = Date.now() - t0;
+    const cpu1 = await Promise.all(sb.runningHosts().map(agentSample));
+    const agentCpuMs = cpu1.map((c, i) => ((c.cpuTicks - cpu0[i]!.cpuTicks) * 1000) / TICKS_PER_S);
     if (seen.size < UNITS) throw new Error(`only ${seen.size} of ${UNITS} units became active within 180 s\n${await sb.journals()}`);
     await sleep(2_000); // trailing state writes belong to the cost
     const d = diff(before, await metrics(sb.endpoint));
@@ -139,6 +143,7 @@ async function main(): Promise<number> {
     const background = idlePerMs * windowMs;
 
     console.log(`fleetx start --no-block of ${UNITS} units: CLI returned after ${cliMs} ms, all active (etcd) after ${convergedMs} ms`);
+    console.log(`agents' CPU until all were active: ${agentCpuMs.map((x) => x.toFixed(0)).join(' + ')} ms (user + system of each host's fleetx agent; load average ${loadavg()[0]!.toFixed(1)})`);
     console.log(`converge p50 ${percentile(observed, 50)} ms, p99 ${percentile(observed, 99)} ms (${UNITS} units, ${HOSTS} hosts)`);
     if (bySystemd.length === UNITS) {
       console.log(`systemd active p50 ${percentile(bySystemd, 50)} ms, p99 ${percentile(bySystemd, 99)} ms (ActiveEnterTimestamp on the hosts)`);

@@ -25,6 +25,9 @@ export class JobTracker {
   private readonly early = new Map<string, JobResult>();
   private enqueuing = 0;
 
+  /** `ended` hears how every job this tracker waited for ended (the adapter learns from it). */
+  constructor(private readonly ended?: (job: PendingJob, result: JobResult) => void) {}
+
   /**
    * Runs `enqueue` (a StartUnit-like call returning the job's object path)
    * and resolves with the job's result, or 'timeout' after timeoutMs.
@@ -41,7 +44,10 @@ export class JobTracker {
     const known = this.early.get(path);
     this.early.delete(path);
     if (this.enqueuing === 0) this.early.clear(); // nobody can still be waiting for the rest
-    if (known !== undefined) return known;
+    if (known !== undefined) {
+      this.ended?.({ path, unit, kind }, known);
+      return known;
+    }
     return new Promise<JobResult>((resolve, reject) => {
       const timer = setTimeout(() => this.settle(path, 'timeout'), timeoutMs);
       this.waiters.set(path, {
@@ -81,6 +87,7 @@ export class JobTracker {
     const w = this.waiters.get(path);
     if (!w) return;
     this.waiters.delete(path);
+    this.ended?.(w.job, result);
     w.resolve(result);
   }
 }

@@ -24,6 +24,16 @@ export function unitNameOfPath(objectPath: string): string | undefined {
   return Buffer.from(bytes).toString('utf8');
 }
 
+/** A unit's object path: systemd's bus_label_escape (every byte outside [A-Za-z0-9] becomes _xx). */
+export function unitPathOf(name: string): string {
+  let label = '';
+  for (const byte of Buffer.from(name, 'utf8')) {
+    const c = String.fromCharCode(byte);
+    label += /[A-Za-z0-9]/.test(c) ? c : `_${byte.toString(16).padStart(2, '0')}`;
+  }
+  return UNIT_PATH_PREFIX + (label || '_');
+}
+
 /** A D-Bus property value without its Variant, 64-bit integers as numbers (PIDs and such fit). */
 export function plain(v: unknown): unknown {
   const raw = v !== null && typeof v === 'object' && 'signature' in v && 'value' in v ? (v as Variant).value : v;
@@ -105,6 +115,23 @@ export class UnitChanges {
   signalledMainPid(name: string, activeState: string): number | undefined {
     const k = this.known.get(name);
     return k?.activeState === activeState ? k.mainPid : undefined;
+  }
+
+  /**
+   * A start or restart job of the unit ended 'done', so systemd has it
+   * loaded: LoadState (never signalled) need not be asked for. Saves a D-Bus
+   * call per started unit before its first state is reported, one that
+   * waited behind systemd's other jobs when many units start at once.
+   */
+  loadedByJob(name: string): void {
+    const k = this.known.get(name);
+    if (!k) {
+      this.known.set(name, { loadState: 'loaded', path: unitPathOf(name) });
+      return;
+    }
+    if (k.loadState !== undefined) return;
+    k.loadState = 'loaded';
+    this.markDirty(name); // a change may be waiting for it
   }
 
   /** After a reconnect signals may have been missed: forget what they said. */

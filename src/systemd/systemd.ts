@@ -31,7 +31,9 @@ export async function connectSystemd(opts: ConnectOptions = {}): Promise<Systemd
 class DbusSystemd implements Systemd {
   private readonly link: BusLink;
   private readonly files: UnitFiles;
-  private readonly jobs = new JobTracker();
+  private readonly jobs = new JobTracker((job, result) => {
+    if (result === 'done' && job.kind !== 'stop') this.changes.loadedByJob(job.unit);
+  });
   private readonly changes: UnitChanges;
   private readonly changeListeners = new Set<(s: UnitStatus) => void>();
   private readonly restoreListeners = new Set<() => void>();
