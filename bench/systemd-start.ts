@@ -81,8 +81,9 @@ async function activeTimes(h: SystemdHost, names: string[]): Promise<number[]> {
   return [...out.matchAll(/=(\d+)/g)].map((m) => Number(m[1]));
 }
 
-async function round(h: SystemdHost, sd: Systemd, tr: Transient, way: Way, names: string[]): Promise<{ wallMs: number; systemdMs: number }> {
+async function round(h: SystemdHost, sd: Systemd, tr: Transient, way: Way, names: string[]): Promise<{ wallMs: number; systemdMs: number; cpuMs: number }> {
   const q = new PQueue({ concurrency: CONCURRENCY });
+  const c0 = process.cpuUsage();
   const t0 = performance.now();
   if (way !== 'transient') {
     await q.addAll(names.map((n) => () => sd.writeUnitFile(n, body(n))));
@@ -90,12 +91,14 @@ async function round(h: SystemdHost, sd: Systemd, tr: Transient, way: Way, names
   }
   const results = await q.addAll(names.map((n) => () => (way === 'transient' ? tr.start(n, n) : sd.start(n))));
   const wallMs = performance.now() - t0;
+  const c = process.cpuUsage(c0);
+  const cpuMs = (c.user + c.system) / 1000;
   if (results.some((r) => r !== 'done')) throw new Error(`${way}: jobs ended ${[...new Set(results)].join(', ')}`);
   const ts = await activeTimes(h, names);
   const systemdMs = (Math.max(...ts) - Math.min(...ts)) / 1000;
   await q.addAll(names.map((n) => () => sd.stop(n)));
   if (way !== 'transient') await q.addAll(names.map((n) => () => sd.removeUnitFile(n)));
-  return { wallMs, systemdMs };
+  return { wallMs, systemdMs, cpuMs };
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
@@ -112,7 +115,7 @@ async function main(): Promise<number> {
       reloads.push(performance.now() - t);
     }
     console.log(`daemon-reload alone: median ${median(reloads).toFixed(0)} ms (${reloads.map((x) => x.toFixed(0)).join(', ')})`);
-    const many = new Map<Way, Array<{ wallMs: number; systemdMs: number }>>(WAYS.map((w) => [w, []]));
+    const many = new Map<Way, Array<{ wallMs: number; systemdMs: number; cpuMs: number }>>(WAYS.map((w) => [w, []]));
     const one = new Map<Way, number[]>(WAYS.map((w) => [w, []]));
     for (let r = 0; r < ROUNDS; r++) {
       for (const [k, way] of WAYS.entries()) {
@@ -124,7 +127,7 @@ async function main(): Promise<number> {
     for (const way of WAYS) {
       const rs = many.get(way)!;
       console.log(
-        `${way.padEnd(16)} ${UNITS} units: wall median ${median(rs.map((x) => x.wallMs)).toFixed(0)} ms, systemd first→last active median ${median(rs.map((x) => x.systemdMs)).toFixed(0)} ms; one unit: median ${median(one.get(way)!).toFixed(0)} ms`,
+        `${way.padEnd(16)} ${UNITS} units: wall median ${median(rs.map((x) => x.wallMs)).toFixed(0)} ms, systemd first→last active median ${median(rs.map((x) => x.systemdMs)).toFixed(0)} ms, this process's CPU median ${median(rs.map((x) => x.cpuMs)).toFixed(0)} ms; one unit: median ${median(one.get(way)!).toFixed(0)} ms`,
       );
     }
     return 0;
