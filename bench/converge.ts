@@ -168,7 +168,7 @@ async function main(): Promise<number> {
     console.log(`where the time went: start → schedule key ${pp(span(t0, scheduledAt))}; schedule key → systemd active ${pp(span(scheduledAt, active))}; systemd active → state record ${pp(span(active, seen))}`);
 
     // One unit alone, on the quiet cluster: what a user starting one service waits.
-    const singles: Array<{ etcd: number; systemd: number }> = [];
+    const singles: Array<{ etcd: number; systemd: number; scheduled: number }> = [];
     for (let k = 1; k <= SINGLE; k++) {
       await sleep(1_000);
       const name = `bench@single${k}.service`;
@@ -178,11 +178,11 @@ async function main(): Promise<number> {
       await Promise.race([arrived, sleep(60_000)]);
       if (!seen.has(name)) throw new Error(`${name} did not become active within 60 s\n${await sb.journals()}`);
       const at = (await systemdActiveTimes(sb)).times.get(name);
-      singles.push({ etcd: seen.get(name)! - s0, systemd: at === undefined ? NaN : at - s0 });
+      singles.push({ etcd: seen.get(name)! - s0, systemd: at === undefined ? NaN : at - s0, scheduled: (scheduledAt.get(name) ?? NaN) - s0 });
     }
     if (SINGLE > 0) {
       const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
-      console.log(`single unit: systemd active median ${med(singles.map((x) => x.systemd))} ms, state record median ${med(singles.map((x) => x.etcd))} ms (${SINGLE} runs: ${singles.map((x) => `${x.systemd}/${x.etcd}`).join(' ')})`);
+      console.log(`single unit: systemd active median ${med(singles.map((x) => x.systemd))} ms, state record median ${med(singles.map((x) => x.etcd))} ms (${SINGLE} runs: ${singles.map((x) => `${x.systemd}/${x.etcd}`).join(' ')}); schedule key after median ${med(singles.map((x) => x.scheduled))} ms`);
     }
     await Promise.all([states.watcher.cancel(), units.watcher.cancel(), schedules.watcher.cancel()]);
 
