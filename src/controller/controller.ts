@@ -155,8 +155,11 @@ export class RolloutController extends EventEmitter<ControllerEvents> {
     this.setState('stopped');
   }
 
-  /** One pass with `fence` now. Exposed for tests and tools; throws FencedOutError or 'unavailable'. */
-  async passOnce(fence: Fence, triggers: string[] = ['manual']): Promise<ControllerPassReport> {
+  /**
+   * One pass with `fence` now. Exposed for tests and tools; throws FencedOutError or 'unavailable'.
+   * `deadlineFloor`: when the controller last regained sight of etcd (RolloutView.deadlineFloor).
+   */
+  async passOnce(fence: Fence, triggers: string[] = ['manual'], deadlineFloor?: number): Promise<ControllerPassReport> {
     const t0 = Date.now();
     const store = this.store.metered();
     const decoder = new Decoder();
@@ -172,7 +175,7 @@ export class RolloutController extends EventEmitter<ControllerEvents> {
       for (const [i, entry] of entries.entries()) {
         const details = decoder.details(read.details[i]!, this.keys.presenceHolds(entry.service));
         try {
-          const { report: s, wakeAt: wake } = await this.step(store, fence, entry, details, reports, now);
+          const { report: s, wakeAt: wake } = await this.step(store, fence, entry, details, reports, now, deadlineFloor);
           if (s !== undefined) steps.push(s);
           if (wake !== undefined) wakeAt = Math.min(wake, wakeAt ?? wake);
         } catch (e) {
@@ -201,8 +204,8 @@ export class RolloutController extends EventEmitter<ControllerEvents> {
     return report;
   }
 
-  private async step(store: ControllerStore, fence: Fence, entry: RolloutEntry, details: RolloutDetails, reports: Reports, now: number): Promise<{ report?: StepReport; wakeAt?: number }> {
-    const view = buildView(entry, details, reports, now);
+  private async step(store: ControllerStore, fence: Fence, entry: RolloutEntry, details: RolloutDetails, reports: Reports, now: number, deadlineFloor?: number): Promise<{ report?: StepReport; wakeAt?: number }> {
+    const view = buildView(entry, details, reports, now, deadlineFloor);
     const step = nextSteps(view);
     const wake = step.wakeAt !== undefined ? { wakeAt: step.wakeAt } : {};
     if (step.changed === false && step.actions.length === 0) return wake;
@@ -227,8 +230,13 @@ export class RolloutController extends EventEmitter<ControllerEvents> {
 
   /** @internal one pass of a session, never throwing */
   async runPass(session: Session, triggers: string[]): Promise<PassOutcome> {
+    // The first pass after failed ones (etcd unreachable, no quorum): deadlines count from now.
+    if (session.blind) {
+      session.sightSince = this.now();
+      session.blind = false;
+    }
     try {
-      const report = await this.passOnce(session.fence, triggers);
+      const report = await this.passOnce(session.fence, triggers, session.sightSince);
       this.emit('pass', report);
       for (const f of report.failures) this.emit('warning', f.error);
       session.after(report.rollouts > report.steps.filter((s) => s.finished).length, report.instances, report.wakeAt);
@@ -244,6 +252,7 @@ export class RolloutController extends EventEmitter<ControllerEvents> {
       }
       const err = isFleetxError(e) ? e : new FleetxError('internal', `rollout controller pass failed: ${String(e)}`, { cause: e });
       this.emit('warning', err);
+      session.blind = true;
       session.after(true); // keep the tick: the retry must not wait for an event
       return 'retry';
     }
@@ -315,12 +324,17 @@ class Session {
   private tickDue = 0;
   private stopped = false;
   private relevant = new Set<string>();
+  /** When this term last regained sight of etcd: its start, or its first good pass after failed ones. */
+  sightSince: number;
+  /** A pass failed; the next one resets sightSince. */
+  blind = false;
 
   constructor(
     private readonly controller: RolloutController,
     readonly fence: Fence,
   ) {
     const s = controller.settings;
+    this.sightSince = s.now();
     this.runner = new PassLoop((reasons) => controller.runPass(this, reasons), { debounceMs: s.debounceMs, backoff: backoffOf(s.retryMs) });
     this.watches = this.watch(s.prefixes);
   }

@@ -165,7 +165,7 @@ export class Decoder {
 }
 
 /** The view of one rollout: every instance the record names, in name order. */
-export function buildView(entry: RolloutEntry, details: RolloutDetails, reports: Reports, now: number): RolloutView {
+export function buildView(entry: RolloutEntry, details: RolloutDetails, reports: Reports, now: number, deadlineFloor?: number): RolloutView {
   const record = entry.rollout.value;
   const instances: InstanceView[] = Object.keys(record.instances)
     .sort()
@@ -187,7 +187,7 @@ export function buildView(entry: RolloutEntry, details: RolloutDetails, reports:
         ...(pullAsked !== undefined ? { pullAsked } : {}),
       };
     });
-  return { rollout: record, instances, ...(entry.control !== undefined ? { control: entry.control } : {}), now };
+  return { rollout: record, instances, ...(entry.control !== undefined ? { control: entry.control } : {}), now, ...(deadlineFloor !== undefined ? { deadlineFloor } : {}) };
 }
 
 /**

@@ -17,6 +17,8 @@ export interface PhaseContext {
   presence: boolean;
   policy: RolloutPolicy;
   drainTimeoutMs: number;
+  /** ms since the epoch: deadlines count from no earlier than this (see RolloutView.deadlineFloor) */
+  deadlineFloor?: number;
 }
 
 /**
@@ -102,9 +104,9 @@ export function wakeAt(p: InstanceProgress, v: InstanceView | undefined, ctx: Ph
     case 'retiring':
       return ctx.presence ? ms(p.since) + ctx.drainTimeoutMs : undefined;
     case 'starting':
-      return startedAt(p) + ctx.policy.deadlineMs + 1;
+      return deadlineFrom(p, ctx) + ctx.policy.deadlineMs + 1;
     case 'checking': {
-      const deadline = startedAt(p) + ctx.policy.deadlineMs + 1;
+      const deadline = deadlineFrom(p, ctx) + ctx.policy.deadlineMs + 1;
       const h = v?.health;
       const healthy = h !== undefined && h.status === 'healthy' && h.hash === p.targetHash && ms(h.since) >= startedAt(p);
       return healthy ? Math.min(deadline, ms(h.since) + ctx.policy.minHealthyMs) : deadline;
@@ -131,13 +133,18 @@ function startedAt(p: InstanceProgress): number {
   return ms(p.startedAt ?? p.since);
 }
 
+/** Where an instance's deadline counts from: its start, or later when the controller was blind to etcd since. */
+function deadlineFrom(p: InstanceProgress, ctx: PhaseContext): number {
+  return Math.max(startedAt(p), ctx.deadlineFloor ?? 0);
+}
+
 function failIfDue(p: InstanceProgress, v: InstanceView, ctx: PhaseContext): InstanceProgress {
   const started = startedAt(p);
   const crashed = failedReport(v, p.targetHash, started);
   // A surge instance that fails or cannot be placed gives no capacity but never fails the rollout.
   if (crashed !== undefined && p.surge) return enter(p, 'retiring', ctx, { note: `surge instance given up: ${crashed}` });
   if (crashed !== undefined) return enter(p, 'failed', ctx, { error: crashed });
-  if (ctx.now - started > ctx.policy.deadlineMs) {
+  if (ctx.now - deadlineFrom(p, ctx) > ctx.policy.deadlineMs) {
     const h = v.health;
     const health = h === undefined ? 'no health record'
       : `health ${h.status} on ${h.hash === p.targetHash ? 'the target body' : `body ${h.hash}`}${h.message ? `: ${h.message}` : ''}`;

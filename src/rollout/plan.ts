@@ -25,6 +25,7 @@ export function nextSteps(view: RolloutView): RolloutStep {
     presence: before.presence,
     policy: before.policy,
     drainTimeoutMs: before.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS,
+    ...(view.deadlineFloor !== undefined ? { deadlineFloor: view.deadlineFloor } : {}),
   };
   const views = new Map(view.instances.map((v) => [v.unit, v]));
   let r: RolloutRecord = applyControl({ ...before, instances: { ...before.instances } }, view.control);

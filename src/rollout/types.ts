@@ -101,6 +101,13 @@ export interface RolloutView {
   control?: RolloutControl;
   /** milliseconds since the epoch; planners never read a clock */
   now: number;
+  /**
+   * ms since the epoch: when the controller last regained sight of etcd (its
+   * term began, or a pass succeeded after failed ones). Phase deadlines count
+   * from no earlier than this, so time etcd was unreachable (no health could
+   * be reported, nothing could be read) never fails an instance.
+   */
+  deadlineFloor?: number;
 }
 
 /** What the controller must do; plain data, applied in order, each with a reason. */

@@ -199,6 +199,19 @@ describe('nextSteps: batches', () => {
 
 const checkingLate = (extra: Inst = {}): Inst => ({ phase: 'checking', startedAt: 0, held: true, lb: ['out'], ...onNew(1), health: ['unhealthy', NEW, 1], ...extra });
 
+describe('nextSteps: deadlines and etcd outages', () => {
+  it('a deadline never counts time the controller could not see etcd (deadlineFloor), then still fails', () => {
+    const s: Setup = { autoRevert: false, now: 61, insts: { b: checkingLate() } };
+    expect(brief(nextSteps(build(s))).state).toBe('failed');
+    // etcd was back (a pass succeeded after failed ones) at 40 s: the deadline counts from there
+    const floored = { ...build(s), deadlineFloor: T0 + 40_000 };
+    const step = nextSteps(floored);
+    expect(brief(step)).toMatchObject({ state: 'running', phases: 'b:checking' });
+    expect(step.wakeAt).toBe(T0 + 100_001);
+    expect(brief(nextSteps({ ...floored, now: T0 + 100_001 })).state).toBe('failed');
+  });
+});
+
 describe('nextSteps: failure, revert, control', () => {
   it.each<[string, Setup, string, string, string[]]>([
     ['deadline passed, auto-revert: reverting, the failed one stopped first with the old target',
