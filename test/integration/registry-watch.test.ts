@@ -136,6 +136,24 @@ describe('PrefixWatch', () => {
     }
   });
 
+  it('an answer for a watch id etcd3 does not know resets the stream instead of killing the process', async () => {
+    // etcd3 1.1.2 threw from the stream's data handler (an uncaught exception: an agent died after a
+    // compaction cancelled its resuming watches). Here etcd3's own dispatch gets such an answer.
+    const c = copyOf(viaProxy, { prefix: '/w8/' });
+    try {
+      await c.watch.start();
+      await until('live', () => c.watch.live);
+      const manager = (viaProxy as unknown as { watchManager: { handleResponse(res: object): void } }).watchManager;
+      expect(() => manager.handleResponse({ watch_id: '987654321', canceled: false, events: [], header: {} })).not.toThrow();
+      await until('disconnected, then live again', () => c.log.live.length >= 3 && c.watch.live);
+      expect(c.log.live.slice(0, 3)).toEqual([true, false, true]);
+      await direct.put('/w8/a').value('1').exec();
+      await until('a seen', () => c.items.get('/w8/a') === '1');
+    } finally {
+      await c.watch.stop();
+    }
+  });
+
   it('a failed list is retried until etcd answers, and reported', async () => {
     await cluster.proxy.cut();
     const c = copyOf(viaProxy, { prefix: '/w4/' });
