@@ -27,6 +27,12 @@ export interface DecideInput {
   machines: readonly MachineRecord[];
   /** what the driver reported last time (empty on the first pass) */
   observed: readonly Observed[];
+  /**
+   * Keep in the instances the LB has in whose health record or machine
+   * vanished, when no instance would be left in otherwise (see
+   * everyRecordVanished). The syncer sets it for at most 2 x TTL.
+   */
+  keepVanished?: boolean;
 }
 
 export function decide(input: DecideInput): Desired[] {
@@ -47,6 +53,7 @@ export function decide(input: DecideInput): Desired[] {
 
   // an instance the driver has out and nobody reports any more is done with
   const lingering = input.observed.filter((o) => o.state !== 'out' && mine(o.unit)).map((o) => o.unit);
+  const wasIn = new Set(input.observed.filter((o) => o.state === 'in' && mine(o.unit)).map((o) => o.unit));
   const units = new Set<string>([...health.keys(), ...holds.keys(), ...lingering]);
   return [...units].sort(cmp).map((unit): Desired => {
     const record = healthThatCounts(health.get(unit) ?? [], live);
@@ -55,11 +62,30 @@ export function decide(input: DecideInput): Desired[] {
     const out = (reason: string): Desired => ({ unit, ...(address !== undefined ? { address } : {}), port: input.port, want: 'out', reason });
     const hold = holds.get(unit);
     if (hold) return out(`held out by rollout ${hold.rollout}`);
-    if (!record) return out('no health record (not running, or its machine is gone)');
-    if (!machine) return out(`machine ${record.machine} is gone`);
+    const keep = input.keepVanished === true && wasIn.has(unit) && address !== undefined;
+    const kept = (why: string): Desired => ({ unit, address: address!, port: input.port, want: 'in', reason: `${why}; kept in: every record vanished at once (an etcd outage expires every lease together)` });
+    if (!record) return keep ? kept('no health record') : out('no health record (not running, or its machine is gone)');
+    if (!machine) return keep ? kept(`machine ${record.machine} is gone`) : out(`machine ${record.machine} is gone`);
     if (record.status !== 'healthy') return out(`health is ${record.status} on ${record.machine}`);
     return { unit, address: machine.ip, port: input.port, want: 'in', reason: `healthy on ${record.machine}` };
   });
 }
 
 const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+/**
+ * Pure: the LB had instances in, and this decision takes every one out only
+ * because health records or machines vanished (none unhealthy, none held).
+ * That is what an etcd outage longer than the lease TTL looks like: every
+ * agent's lease expires together, the agents re-register a moment later.
+ * Emptying the LB then failed requests (503) though every instance served
+ * (found by the fault matrix, all etcd members frozen 30 s). A host that
+ * really died is still taken out when others stay in, and HAProxy's own
+ * checks take out a backend that does not answer.
+ */
+export function everyRecordVanished(desired: readonly Desired[], observed: readonly Observed[]): boolean {
+  const wasIn = new Set(observed.filter((o) => o.state === 'in').map((o) => o.unit));
+  if (wasIn.size === 0 || desired.some((d) => d.want === 'in')) return false;
+  const leaving = desired.filter((d) => wasIn.has(d.unit));
+  return leaving.length > 0 && leaving.every((d) => /^(no health record|machine \S+ is gone)/.test(d.reason));
+}

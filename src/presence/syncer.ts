@@ -27,7 +27,7 @@ import type { Keyspace } from '../registry/keys.js';
 import type { MachineRecord } from '../registry/records.js';
 import { PassLoop, type PassOutcome } from '../registry/pass-loop.js';
 import type { PresenceConfig, ServiceRecord } from '../service/types.js';
-import { decide } from './decide.js';
+import { decide, everyRecordVanished, type DecideInput } from './decide.js';
 import { createDriver, type DriverContext } from './drivers/index.js';
 import { isInstanceOf } from '../unit/name.js';
 import { PrefixMirror } from './mirror.js';
@@ -84,6 +84,8 @@ export class PresenceSyncer extends EventEmitter<SyncerEvents> {
   private driver?: PresenceDriver;
   private driverKey?: string;
   private observed: Observed[] = [];
+  /** since when every record of the instances in the LB is gone (everyRecordVanished) */
+  private vanishedSince?: number;
   /** the last decision applied, when, and whether the LB matched it */
   private last?: { key: string; at: number; settled: boolean };
   private lastProblem?: string;
@@ -180,14 +182,28 @@ export class PresenceSyncer extends EventEmitter<SyncerEvents> {
       return 'ok';
     }
 
-    const desired = decide({
+    const input: DecideInput = {
       template: svc.template,
       port,
       health: this.healthMirror.values(),
       holds: this.holdMirror.values(),
       machines: this.machineMirror.values(),
       observed: this.observed,
-    });
+    };
+    let desired = decide(input);
+    // Every record gone at once: kept in for up to 2 x TTL (etcd3 reports a
+    // lost lease at the latest then, and the agents re-register at once).
+    if (everyRecordVanished(desired, this.observed)) {
+      const now = Date.now();
+      this.vanishedSince ??= now;
+      const left = this.vanishedSince + 2 * this.o.leaseTtlSec * 1000 - now;
+      if (left > 0) {
+        desired = decide({ ...input, keepVanished: true });
+        this.schedule(left);
+      }
+    } else {
+      this.vanishedSince = undefined;
+    }
     // A settled LB is asked again only when the decision changed or pollMs
     // passed: health records are rewritten on every check, which must not
     // turn into a runtime API call each time.

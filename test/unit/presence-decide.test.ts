@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { decide, type DecideInput } from '../../src/presence/decide.js';
+import { decide, everyRecordVanished, type DecideInput } from '../../src/presence/decide.js';
 import { slotName, unitOfSlot } from '../../src/presence/instances.js';
 import { isInstanceOf } from '../../src/unit/name.js';
 import type { HealthRecord, HealthStatus } from '../../src/health/types.js';
@@ -15,6 +15,32 @@ const health = (unit: string, m: string, status: HealthStatus = 'healthy', check
 const hold = (unit: string): PresenceHold => ({ service: 'app', unit, rollout: 'r1', since: '2026-01-01T00:00:00Z' });
 const input = (p: Partial<DecideInput>): DecideInput => ({ template: T, port: 8080, health: [], holds: [], machines: [], observed: [], ...p });
 const M = [machine('m1', '10.0.0.1'), machine('m2', '10.0.0.2')];
+
+describe('every record vanished at once (an etcd outage longer than the TTL)', () => {
+  const inLb: Observed[] = [
+    { unit: 'app@1.service', state: 'in', address: '10.0.0.1' },
+    { unit: 'app@2.service', state: 'in', address: '10.0.0.2' },
+  ];
+  it.each<[string, Partial<DecideInput>, boolean]>([
+    ['every lease expired: no machine, no health record', { observed: inLb }, true],
+    ['health records left, machines gone', { observed: inLb, health: [health('app@1.service', 'm1'), health('app@2.service', 'm2')] }, true],
+    ['one host died, the other serves', { observed: inLb, machines: [M[1]!], health: [health('app@2.service', 'm2')] }, false],
+    ['both unhealthy: a real outage of the service', { observed: inLb, machines: M, health: [health('app@1.service', 'm1', 'unhealthy'), health('app@2.service', 'm2', 'unhealthy')] }, false],
+    ['both held by a rollout', { observed: inLb, holds: [hold('app@1.service'), hold('app@2.service')] }, false],
+    ['nothing was in', { observed: inLb.map((o) => ({ ...o, state: 'out' as const })) }, false],
+  ])('%s: %s', (_name, p, vanished) => {
+    expect(everyRecordVanished(decide(input(p)), p.observed ?? [])).toBe(vanished);
+  });
+
+  it('keepVanished keeps them in at their last address; without it they go out', () => {
+    expect(decide(input({ observed: inLb })).map((d) => d.want)).toEqual(['out', 'out']);
+    const kept = decide(input({ observed: inLb, keepVanished: true }));
+    expect(kept.map((d) => [d.unit, d.want, d.address])).toEqual([['app@1.service', 'in', '10.0.0.1'], ['app@2.service', 'in', '10.0.0.2']]);
+    expect(kept[0]!.reason).toMatch(/^no health record; kept in: every record vanished at once/);
+    // a held one still goes out
+    expect(decide(input({ observed: inLb, holds: [hold('app@1.service')], keepVanished: true })).map((d) => d.want)).toEqual(['out', 'in']);
+  });
+});
 
 describe('decide', () => {
   it.each<[string, Partial<DecideInput>, Array<[string, 'in' | 'out', string?]>]>([
