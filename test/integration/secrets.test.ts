@@ -4,7 +4,7 @@
  * read a value; the agent reads values and writes a unit's 0600 env file;
  * no value reaches `cat`, `plan`, `secret list`, or any key the operator can read.
  */
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -139,6 +139,43 @@ describe('fleetx secret, as the operator', () => {
     const r = await fleetx(['submit', 'bad.service'], operatorEnv(), dir);
     expect(r.code).toBe(3);
     expect(r.stderr).toMatch(/lacks EnvironmentFile=\/run\/fleetx\/secrets\/%n\.env/);
+  });
+});
+
+describe('plan: secrets by name only', () => {
+  const TEMPLATE = [
+    '[Unit]',
+    'Description=api %i',
+    '[Service]',
+    '{{#if secretEnv}}EnvironmentFile=/run/fleetx/secrets/%n.env{{/if}}',
+    'ExecStart=/usr/bin/podman run --rm --name api-%i{{#each secretEnv}} --env {{@key}}{{/each}} {{image}}',
+    '[X-Fleet-Secrets]',
+    '{{#each secretEnv}}',
+    '{{@key}}={{this}}',
+    '{{/each}}',
+    '',
+  ].join('\n');
+  const SERVICE = ['name: api', 'template: api@.service', 'values:', '  image: registry.local/api:1', '  secretEnv:', '    API_TOKEN: api-token', 'instances: 2', ''].join('\n');
+
+  it('the plan shows the reference, never the value; a value that looks like a password is refused before anything is shown', async () => {
+    const cwd = join(dir, 'svc');
+    await mkdir(join(cwd, 'units'), { recursive: true });
+    await mkdir(join(cwd, 'services'), { recursive: true });
+    await writeFile(join(cwd, 'units', 'api@.service.hbs'), TEMPLATE);
+    await writeFile(join(cwd, 'services', 'api.yaml'), SERVICE);
+    expect((await fleetx(['secret', 'set', 'api-token'], operatorEnv(), cwd, 'tok-9f8e7d6c5b4a3210')).code).toBe(0);
+
+    const plan = await fleetx(['plan', '-f', 'services/api.yaml'], operatorEnv(), cwd);
+    expect(plan.code, plan.stderr).toBe(0);
+    expect(plan.stdout).toContain('API_TOKEN=api-token');
+    expect(plan.stdout).toContain('--env API_TOKEN');
+    expect(`${plan.stdout}${plan.stderr}`).not.toContain('tok-9f8e7d6c5b4a3210');
+
+    const refused = await fleetx(['plan', '-f', 'services/api.yaml', '--set', 'env.DB_PASS=hunter2', '--set', 'args[0]=--db-password=hunter2'], operatorEnv(), cwd);
+    expect(refused.code).toBe(3);
+    expect(refused.stderr).toMatch(/env\.DB_PASS looks like a secret by its name/);
+    expect(refused.stderr).toContain('fleetx secret set NAME');
+    expect(`${refused.stdout}${refused.stderr}`).not.toContain('hunter2');
   });
 });
 
