@@ -3,6 +3,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // the fault matrix has its own config and script (npm run test:faults)
+    exclude: ['test/faults/**', '**/node_modules/**'],
     // Builds dist/ first: tests spawn bin/fleetx.mjs, which runs the build.
     globalSetup: ['./test/setup/build.ts'],
     setupFiles: ['./test/setup/fast-check.ts'],
