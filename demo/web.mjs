@@ -5,6 +5,10 @@
 // accepting connections, finishes the requests in flight, then exits.
 //
 //   node demo/web.mjs --port 8080 --version v1 [--start-delay 1500] [--unhealthy]
+//     [--unhealthy-after MS] [--flap MS]
+// --unhealthy-after: /healthz fails from MS after it listens (a version that
+// goes bad after joining); --flap: /healthz alternates every MS (a flapping
+// check). Both are for the fault matrix (test/faults/).
 //
 // Plain JavaScript on purpose: it runs with the host's node, no build, no deps.
 import { createServer } from 'node:http';
@@ -18,6 +22,8 @@ const { values } = parseArgs({
     instance: { type: 'string', default: '' },
     'start-delay': { type: 'string', default: '1500' },
     unhealthy: { type: 'boolean', default: false },
+    'unhealthy-after': { type: 'string', default: '' },
+    flap: { type: 'string', default: '' },
     grace: { type: 'string', default: '20000' },
   },
 });
@@ -25,13 +31,24 @@ const port = Number(values.port);
 const startDelay = Number(values['start-delay']);
 let stopping = false;
 let inFlight = 0;
+let listeningAt = 0;
+const unhealthyAfter = values['unhealthy-after'] ? Number(values['unhealthy-after']) : undefined;
+const flap = values.flap ? Number(values.flap) : undefined;
+/** What /healthz says now (see --unhealthy-after, --flap). */
+function healthy() {
+  if (stopping || values.unhealthy) return false;
+  const up = Date.now() - listeningAt;
+  if (unhealthyAfter !== undefined && up >= unhealthyAfter) return false;
+  if (flap !== undefined && flap > 0 && Math.floor(up / flap) % 2 === 1) return false;
+  return true;
+}
 
 const server = createServer((req, res) => {
   inFlight++;
   res.on('close', () => inFlight--);
   const url = new URL(req.url ?? '/', 'http://x');
   if (url.pathname === '/healthz') {
-    const ok = !stopping && !values.unhealthy;
+    const ok = healthy();
     res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ok\n' : 'unhealthy\n');
     return;
   }
@@ -60,6 +77,7 @@ process.on('SIGTERM', () => {
 
 setTimeout(() => {
   server.listen(port, '0.0.0.0', () => {
+    listeningAt = Date.now();
     process.stdout.write(`web ${values.version} listening on :${port}\n`);
   });
 }, startDelay);
