@@ -16,6 +16,7 @@ packages=(
   docker-registry           # the sandbox's image registry (distribution 2.8) on the bridge
   cloud-init                # `cloud-init schema` checks rendered user-data; boots sandbox hosts from a seed
   ignition                  # ignition-validate checks the Ignition config of cloud-config/flatcar/ (no service)
+  faketime iptables         # the fault matrix: one host's clock jumps (libfaketime), a host cut off etcd
 )
 missing=()
 for p in "${packages[@]}"; do
