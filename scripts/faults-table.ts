@@ -7,20 +7,8 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { CellFigures as Figures } from '../test/faults/harness/cell.js';
 
-interface Figures {
-  cell: string;
-  file: string;
-  command: string;
-  at: string;
-  requests: number;
-  failedRequests: number;
-  failedWithBackend: number;
-  violations: unknown[];
-  recoverMs: number | null;
-  rollout: string;
-  note?: string;
-}
 
 const dir = process.argv[2] ?? join(import.meta.dirname, '..', 'test', 'faults', 'results');
 let files: string[];

@@ -15,6 +15,8 @@ export interface LoadOptions {
   maxDurationMs: number;
   /** per-request timeout */
   timeoutMs?: number;
+  /** called for each failed request with its kind and when it was sent (ms epoch): the fault matrix judges each failure by the time */
+  onFailure?: (kind: string, sentAt: number) => void;
 }
 
 export interface LoadReport {
@@ -42,9 +44,10 @@ export function startLoad(opts: LoadOptions): LoadRun {
   const latencies: number[] = [];
   const report: LoadReport = { requests: 0, ok: 0, failures: 0, failuresByKind: {}, versions: {}, durationMs: 0, p50Ms: 0, p99Ms: 0 };
   let stopped = false;
-  const fail = (kind: string) => {
+  const failer = (sentAt: number) => (kind: string) => {
     report.failures++;
     report.failuresByKind[kind] = (report.failuresByKind[kind] ?? 0) + 1;
+    opts.onFailure?.(kind, sentAt);
   };
   const more = () => !stopped && report.requests < opts.maxRequests && Date.now() - started < opts.maxDurationMs;
 
@@ -52,6 +55,7 @@ export function startLoad(opts: LoadOptions): LoadRun {
     new Promise<void>((resolve) => {
       report.requests++;
       const t0 = performance.now();
+      const fail = failer(Date.now());
       const req = request(opts.url, { agent, timeout: opts.timeoutMs ?? 5000 }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));

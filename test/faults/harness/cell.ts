@@ -28,7 +28,8 @@ import { useDemo, type DemoFixture, type RunningCli } from '../../helpers/demo.j
 import { REPO } from '../../helpers/cli.js';
 import type { SandboxFixture } from '../../helpers/sandbox.js';
 import { InvariantChecker, type Violation, type WatchedService } from './checker.js';
-import { FaultLoad, type LoadFigures } from './load.js';
+import type { LoadReport } from '../../../src/loadgen/load.js';
+import { FaultLoad } from './load.js';
 
 export const RESULTS_DIR = join(REPO, 'test', 'faults', 'results');
 
@@ -132,7 +133,7 @@ export function useFaultCluster(o: FaultClusterOptions): FaultCluster {
       };
       let outcome: CellOutcome | undefined;
       let recoverMs: number | null = null;
-      let figures: LoadFigures | undefined;
+      let figures: LoadReport | undefined;
       try {
         outcome = await body(ctx);
         await healthy(demo);
@@ -144,22 +145,21 @@ export function useFaultCluster(o: FaultClusterOptions): FaultCluster {
         figures = await load.stop();
         await checker.stop();
       }
-      const withBackend = figures.failed.filter((f) => (checker.servingAt('web', f.at) ?? 0) > 0);
+      const withBackend = load.failed.filter((f) => (checker.servingAt('web', f.at) ?? 0) > 0);
       if (withBackend.length > 0) {
         checker.record('requests', `${withBackend.length} request(s) failed while HAProxy had a serving backend`, withBackend.slice(0, 10).map((f) => ({ at: new Date(f.at).toISOString(), kind: f.kind, serving: checker.servingAt('web', f.at) })));
       }
-      const byKind: Record<string, number> = {};
-      for (const f of figures.failed) byKind[f.kind] = (byKind[f.kind] ?? 0) + 1;
+      const byKind = figures.failuresByKind;
       const result: CellFigures = {
         cell: name, file, command: `npx vitest run --config vitest.faults.config.ts ${file} -t '${name.replace(/'/g, '')}'`,
-        at: new Date(t0).toISOString(), requests: figures.requests, failedRequests: figures.failed.length,
+        at: new Date(t0).toISOString(), requests: figures.requests, failedRequests: figures.failures,
         failedWithBackend: withBackend.length, failuresByKind: byKind, violations: checker.violations, recoverMs,
         rollout: outcome.rollout, ...(outcome.note ? { note: outcome.note } : {}),
         samples: checker.samples, maxSampleGapMs: checker.maxGapMs, durationMs: Date.now() - t0,
       };
       mkdirSync(RESULTS_DIR, { recursive: true });
       writeFileSync(join(RESULTS_DIR, `${slug(name)}.json`), `${JSON.stringify(result, null, 2)}\n`);
-      console.log(`[${name}] ${figures.requests} requests, ${figures.failed.length} failed (${withBackend.length} with a backend serving) ${JSON.stringify(byKind)}; ` +
+      console.log(`[${name}] ${figures.requests} requests, ${figures.failures} failed (${withBackend.length} with a backend serving) ${JSON.stringify(byKind)}; ` +
         `${checker.violations.length} violation(s); recovered in ${recoverMs} ms; rollout ${outcome.rollout}; ${checker.samples} samples, max gap ${checker.maxGapMs} ms`);
       expect(checker.violations, JSON.stringify(checker.violations, null, 2)).toEqual([]);
       expect(figures.ok).toBeGreaterThan(0);
