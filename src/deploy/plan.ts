@@ -172,6 +172,7 @@ export function deployWrites(input: DeployInput, plan: DeployPlan, ctx: ApplyCon
     // other, and the revision is marked healthy only once they are.
     instances: [
       ...plan.restart.map((unit) => ({ unit, targetHash: body.hash })),
+      ...verify(input, plan).map((unit) => ({ unit, targetHash: body.hash })),
       ...plan.create.map((unit) => ({ unit, targetHash: body.hash, created: true })),
       ...plan.surge.map((unit) => ({ unit, targetHash: body.hash, created: true, surge: true })),
     ],
@@ -198,6 +199,19 @@ function pullsImage(text: string, template: string): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * Instances that already run the body of a NEW revision (a deploy back to
+ * the body of an earlier, reverted-from one): they join the rollout as
+ * pending, so the planner finds them on target and healthy (done, no
+ * restart) or restarts them, and the revision is marked healthy only once
+ * they are. Left out, the rollout had nothing to verify and the revision
+ * stayed `healthy: false` after a deploy that reported success.
+ */
+function verify(input: DeployInput, plan: DeployPlan): string[] {
+  if (!plan.newRevision) return [];
+  return input.instances.map((i) => i.value).filter((u) => u.hash === input.body.hash && !plan.extra.includes(u.name)).map((u) => u.name);
 }
 
 export interface RestartInput {

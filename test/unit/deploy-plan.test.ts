@@ -92,9 +92,28 @@ describe('deployWrites', () => {
     });
     expect(w.rollout!.instances).toEqual({
       'app@1.service': { unit: 'app@1.service', phase: 'pending', since: ctx.now, targetHash: 'new' },
+      // already on the new body: in the rollout to be verified (done without a restart when healthy)
+      'app@2.service': { unit: 'app@2.service', phase: 'pending', since: ctx.now, targetHash: 'new' },
       'app@3.service': { unit: 'app@3.service', phase: 'starting', since: ctx.now, startedAt: ctx.now, targetHash: 'new' },
       'app@4.service': { unit: 'app@4.service', phase: 'pending', since: ctx.now, targetHash: 'new' },
     });
+  });
+
+  it('a new revision whose body every instance runs already (a deploy back after a revert): the instances are in the rollout, so it can mark the revision healthy', () => {
+    // revision 2 (body old) was reverted to revision 1 (body h1); deploying h1's body again makes revision 3
+    const i = input({
+      body: { text: '[Service]\nExecStart=/bin/h1\n', hash: 'h1' },
+      revisions: [rev(1, 'h1'), rev(2, 'old', false)],
+      template: unit('app@.service', 'h1'),
+      instances: [1, 2, 3].map((n) => unit(`app@${n}.service`, 'h1')),
+    });
+    const p = planDeploy(i);
+    expect(p).toMatchObject({ newRevision: true, toRevision: 3, restart: [] });
+    const w = deployWrites(i, p, ctx);
+    expect(w.revision).toMatchObject({ revision: 3, hash: 'h1', healthy: false });
+    expect(Object.values(w.rollout!.instances).map((x) => [x.unit, x.phase, x.targetHash])).toEqual([
+      ['app@1.service', 'pending', 'h1'], ['app@2.service', 'pending', 'h1'], ['app@3.service', 'pending', 'h1'],
+    ]);
   });
 
   it('reuses the newest revision when its body is the same (no revision written)', () => {
