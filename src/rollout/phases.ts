@@ -65,12 +65,12 @@ function step(p: InstanceProgress, v: InstanceView, ctx: PhaseContext): Instance
     }
     case 'leaving':
       if (!ctx.presence) return enter(p, 'stopping', ctx);
-      return hasLeft(v) ? enter(p, 'draining', ctx) : p;
+      return hasLeft(v) ? enter(p, 'draining', ctx) : failIfStuck(p, v, ctx);
     case 'draining':
       if (!ctx.presence || hasDrained(v, ms(p.since), ctx.now, ctx.drainTimeoutMs)) return enter(p, 'stopping', ctx);
       return p;
     case 'stopping':
-      return isStopped(v) ? enter(p, 'starting', ctx) : p;
+      return isStopped(v) ? enter(p, 'starting', ctx) : failIfStuck(p, v, ctx);
     case 'starting':
       if (isStarted(v, p.targetHash)) return enter(p, 'checking', ctx);
       return failIfDue(p, v, ctx);
@@ -80,7 +80,7 @@ function step(p: InstanceProgress, v: InstanceView, ctx: PhaseContext): Instance
       }
       return failIfDue(p, v, ctx);
     case 'joining':
-      return !ctx.presence || hasJoined(v) ? enter(p, p.surge ? 'serving' : 'done', ctx) : p;
+      return !ctx.presence || hasJoined(v) ? enter(p, p.surge ? 'serving' : 'done', ctx) : failIfStuck(p, v, ctx);
     case 'retiring':
       return isRetired(v, ms(p.since), ctx) ? enter(p, 'removing', ctx) : p;
     default:
@@ -103,6 +103,10 @@ export function wakeAt(p: InstanceProgress, v: InstanceView | undefined, ctx: Ph
     case 'draining':
     case 'retiring':
       return ctx.presence ? ms(p.since) + ctx.drainTimeoutMs : undefined;
+    case 'leaving':
+    case 'stopping':
+    case 'joining':
+      return ms(p.since) + ctx.policy.deadlineMs + 1;
     case 'starting':
       return deadlineFrom(p, ctx) + ctx.policy.deadlineMs + 1;
     case 'checking': {
@@ -154,6 +158,43 @@ function failIfDue(p: InstanceProgress, v: InstanceView, ctx: PhaseContext): Ins
     return enter(p, 'failed', ctx, { error });
   }
   return p;
+}
+
+/**
+ * Every phase has a deadline: one that waits on someone else (the presence
+ * syncer to take it out or put it back, the agent to stop it) fails after
+ * policy.deadlineMs in that phase, with what it waited for, instead of
+ * waiting forever with no word (a rollout sat in 'leaving' with the
+ * syncer dead). A surge instance is given up instead (retired).
+ */
+function failIfStuck(p: InstanceProgress, v: InstanceView, ctx: PhaseContext): InstanceProgress {
+  if (ctx.now - ms(p.since) <= ctx.policy.deadlineMs) return p;
+  const error = `${waitingFor(p, v)}: still waiting ${ctx.policy.deadlineMs} ms after it entered ${p.phase}`;
+  if (p.surge) return enter(p, 'retiring', ctx, { note: `surge instance given up: ${error}` });
+  return enter(p, 'failed', ctx, { error });
+}
+
+/** What an instance in flight waits for, in words (the rollout's message and a stuck phase's error). */
+export function waitingFor(p: InstanceProgress, v: InstanceView | undefined): string {
+  const lb = `presence status ${v?.presence?.state ?? 'none'}`;
+  switch (p.phase) {
+    case 'leaving':
+      return `waiting for the load balancer to take it out (${lb}; is the presence syncer running?)`;
+    case 'draining':
+      return `waiting for its sessions to end (${v?.presence?.sessions ?? '?'} open)`;
+    case 'stopping': {
+      const up = v?.states.filter((s) => s.activeState !== 'inactive' && s.activeState !== 'failed') ?? [];
+      return `waiting for it to stop (${up.map((s) => `${s.activeState} on ${s.machine}`).join(', ') || 'no report'})`;
+    }
+    case 'starting':
+      return 'waiting for it to be active on the target body';
+    case 'checking':
+      return `waiting for it to be healthy (health ${v?.health?.status ?? 'none'})`;
+    case 'joining':
+      return `waiting for the load balancer to put it back (${lb}; is the presence syncer running?)`;
+    default:
+      return p.phase;
+  }
 }
 
 /** What must hold in the cluster for an instance in its (final) phase, given what the view shows. */
@@ -210,7 +251,11 @@ export function ensure(p: InstanceProgress, v: InstanceView | undefined, ctx: Ph
       release('healthy on the target body, back into the balancer');
       break;
     case 'failed':
-      // Stays held: it is unhealthy, the balancer must not send it traffic.
+      // Released: its health keeps it out of the balancer while it is down
+      // (the presence syncer puts in only healthy instances). Held, it stayed
+      // in maintenance after the rollout ended even once healthy (a failed
+      // revert, or one that failed untouched waiting in 'leaving').
+      release('failed: its health, not the rollout, decides whether the balancer uses it');
       break;
   }
   return out;

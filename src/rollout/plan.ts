@@ -6,7 +6,7 @@
  */
 import { alreadyOnTarget, budget, cmp, pickToStart } from './batch.js';
 import { DEFAULT_DRAIN_TIMEOUT_MS, isStopped, ms } from './conditions.js';
-import { advance, ensure, enter, firstPhase, IN_FLIGHT, wakeAt, type PhaseContext } from './phases.js';
+import { advance, ensure, enter, firstPhase, IN_FLIGHT, waitingFor, wakeAt, type PhaseContext } from './phases.js';
 import { standDown, startRevert } from './revert.js';
 import { isSurge, regular, retireSurge, settled } from './surge.js';
 import type {
@@ -132,7 +132,7 @@ function finishIfSettled(
   if (failed.length > 0) {
     const what = r.state === 'reverting' ? `revert to revision ${r.revertTo?.revision} failed` : 'rollout failed';
     const why = !r.autoRevert ? ' (auto-revert is off)' : r.revertTo === undefined && r.state !== 'reverting' ? ' (no healthy revision to revert to)' : '';
-    return finish('failed', `${what}${why}: ${errors(failed)}; failed instances stay out of the balancer`);
+    return finish('failed', `${what}${why}: ${errors(failed)}; failed instances are kept out of the balancer by their health`);
   }
   if (pending.length > 0) return finish('aborted', `aborted by ${r.control?.by ?? 'a user'}: ${done.length} of ${all.length} done, ${pending.length} left as they were`);
   if (r.state === 'reverting') {
@@ -154,7 +154,7 @@ function progress(
 ): string {
   const total = regular(r).length;
   const parts = [`${done}/${total} done`];
-  if (inFlight.length > 0) parts.push(`in flight: ${inFlight.map((p) => `${p.unit} ${p.phase}`).join(', ')}`);
+  if (inFlight.length > 0) parts.push(`in flight: ${inFlight.map((p) => `${p.unit} ${p.phase} (${waitingFor(p, views.get(p.unit))})`).join(', ')}`);
   if (pending > 0) parts.push(`${pending} pending`);
   if (aborting) parts.push('aborting: waiting for instances in flight');
   else if (r.state === 'paused') parts.push('paused');

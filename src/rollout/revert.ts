@@ -56,6 +56,8 @@ function retarget(p: InstanceProgress, v: InstanceView | undefined, target: stri
       if (onTarget && v?.held === false && p.error !== undefined && !p.startedAt) {
         return enter(p, 'done', ctx, { targetHash: target, note: 'failed before it was stopped; still on the revert target' });
       }
+      // Failed before it was touched (stuck leaving) or after it was back: still up on the revert body, nothing to restart.
+      if (onTarget && !isUnhealthy(v)) return enter(p, 'done', ctx, { targetHash: target, note: 'failed, but up on the revert target: released' });
       return enter(p, 'stopping', ctx, { targetHash: target });
     case 'starting':
     case 'checking':

@@ -220,13 +220,21 @@ describe('nextSteps: failure, revert, control', () => {
     ['unit failed on the target after start: fails without waiting for the deadline',
       { presence: false, now: 10, insts: { a: { phase: 'starting', startedAt: 5, record: { hash: NEW, targetState: 'launched' }, states: [['failed', NEW, 6]] } } },
       'reverting', 'a:starting@old', ['set a launched old']],
-    ['no auto-revert: finish failed, the failed one stays held, a leaving one is released',
-      { autoRevert: false, now: 61, insts: { a: { phase: 'leaving', held: true }, b: checkingLate() } },
-      'failed', 'a:pending b:failed', ['release a', 'finish failed']],
-    ['no revision to revert to: finish failed', { revertTo: false, now: 61, insts: { b: checkingLate() } }, 'failed', 'b:failed', ['finish failed']],
+    ['no auto-revert: finish failed, the failed one and a leaving one are released (health keeps a down one out)',
+      { autoRevert: false, now: 61, insts: { a: { phase: 'leaving', since: 30, held: true }, b: checkingLate() } },
+      'failed', 'a:pending b:failed', ['release a', 'release b', 'finish failed']],
+    ['leaving past the deadline with no presence status (no syncer), no revert: failed, released, finish failed',
+      { autoRevert: false, now: 61, insts: { a: { phase: 'leaving', held: true, lb: null } } }, 'failed', 'a:failed', ['release a', 'finish failed']],
+    ['leaving past the deadline, auto-revert: the untouched instances are done on the revert body and released',
+      { now: 61, insts: { a: { phase: 'leaving', held: true, lb: null }, b: {} } }, 'failed', 'a:done@old b:done@old', ['release a', 'finish failed']],
+    ['joining past the deadline (the syncer never puts it back): failed',
+      { autoRevert: false, now: 61, insts: { a: { phase: 'joining', ...onNew(0), lb: ['out'] } } }, 'failed', 'a:failed', ['finish failed']],
+    ['stopping past the deadline, still active: failed',
+      { autoRevert: false, now: 61, insts: { a: { phase: 'stopping', held: true, lb: ['out'], record: { hash: OLD, targetState: 'loaded' } } } }, 'failed', 'a:failed', ['release a', 'finish failed']],
+    ['no revision to revert to: finish failed', { revertTo: false, now: 61, insts: { b: checkingLate() } }, 'failed', 'b:failed', ['release b', 'finish failed']],
     ['failure with another one still restarting: it finishes before the rollout ends',
       { autoRevert: false, max: 2, now: 61, insts: { a: { phase: 'starting', startedAt: 60, held: true, lb: ['out'], record: { hash: NEW, targetState: 'launched' }, states: [['inactive', OLD]] }, b: checkingLate() } },
-      'running', 'a:starting b:failed', []],
+      'running', 'a:starting b:failed', ['release b']],
     ['revert: a leaving instance still on the old body is released and done',
       { max: 2, now: 61, insts: { a: { phase: 'leaving', held: true }, b: checkingLate() } },
       'reverting', 'a:done@old b:stopping@old', ['release a', 'set b loaded new']],
@@ -238,7 +246,7 @@ describe('nextSteps: failure, revert, control', () => {
       'reverting', 'a:leaving@old b:done@old', []],
     ['the revert itself fails: finish failed, no revert of the revert',
       { state: 'reverting', now: 61, insts: { a: checkingLate({ target: OLD, ...{ states: [['active', OLD, 1]], health: ['unhealthy', OLD, 1] } }) } },
-      'failed', 'a:failed@old', ['finish failed']],
+      'failed', 'a:failed@old', ['release a', 'finish failed']],
     ['reverting, everything done: finish failed, nothing marked healthy',
       { state: 'reverting', insts: { a: { phase: 'done', target: OLD, error: 'x' }, b: { phase: 'done', target: OLD } } },
       'failed', 'a:done@old b:done@old', ['finish failed']],
@@ -254,7 +262,7 @@ describe('nextSteps: failure, revert, control', () => {
     ['an abort stays in force after a resume', { control: resume, applied: abort, insts: { a: {} } }, 'aborted', 'a:pending', ['finish aborted']],
     ['a control older than the rollout is ignored', { control: { command: 'abort', by: 'ops', at: at(-60) }, insts: { a: {} } }, 'running', 'a:leaving', ['hold a']],
     ['abort during a failure with auto-revert: no revert, finish failed',
-      { control: abort, now: 61, insts: { a: checkingLate() } }, 'failed', 'a:failed', ['finish failed']],
+      { control: abort, now: 61, insts: { a: checkingLate() } }, 'failed', 'a:failed', ['release a', 'finish failed']],
     ['an instance destroyed meanwhile, stopped and no longer healthy, is done with a note, its hold released',
       { insts: { a: { phase: 'checking', held: true, record: null, states: [], health: null }, b: { phase: 'done', ...onNew(0) } } }, 'succeeded', 'a:done b:done', ['release a', 'mark-healthy 2', 'finish succeeded']],
     ['an instance destroyed meanwhile that still runs stays held until it stops (the balancer must not take it back)',
@@ -342,7 +350,7 @@ describe('nextSteps: surge instances', () => {
       { surge: 1, presence: false, insts: { a: { phase: 'stopping', record: { hash: OLD, targetState: 'loaded' } }, b: {}, s: { surge: true, phase: 'checking', startedAt: 0, ...onNew(1) } } },
       'running', 'a:stopping b:stopping s:serving', ['set b loaded old']],
     ['an unplaceable surge instance past the deadline is given up, the rollout goes on',
-      { surge: 1, now: 61, insts: { a: { phase: 'leaving', held: true }, b: {}, s: unplaced() } }, 'running', 'a:leaving b:pending s:removing', ['destroy s']],
+      { surge: 1, now: 61, insts: { a: { phase: 'leaving', since: 30, held: true }, b: {}, s: unplaced() } }, 'running', 'a:leaving b:pending s:removing', ['destroy s']],
     ['an unplaceable surge instance before the deadline: waited for',
       { surge: 1, now: 30, insts: { a: { phase: 'leaving', held: true }, s: unplaced() } }, 'running', 'a:leaving s:starting', []],
     ['a surge instance failed on the target body: retired, nothing fails, no revert',
@@ -375,9 +383,9 @@ describe('nextSteps: surge instances', () => {
       { surge: 1, insts: { a: { phase: 'done', ...onNew(0), health: ['unhealthy', NEW, 5] }, b: { phase: 'done', ...onNew(0), health: ['unhealthy', NEW, 5] }, s: surgeServing() } },
       'running', 'a:done b:done s:serving', []],
     ['failure without revert: the surge instance is retired, the rollout waits for it',
-      { surge: 1, autoRevert: false, now: 61, insts: { a: checkingLate(), s: surgeServing() } }, 'running', 'a:failed s:retiring', ['hold s']],
+      { surge: 1, autoRevert: false, now: 61, insts: { a: checkingLate(), s: surgeServing() } }, 'running', 'a:failed s:retiring', ['release a', 'hold s']],
     ['failure without revert, surge gone: finish failed',
-      { surge: 1, autoRevert: false, now: 61, insts: { a: checkingLate(), s: { surge: true, phase: 'removing', record: null, inView: false } } }, 'failed', 'a:failed s:done', ['finish failed']],
+      { surge: 1, autoRevert: false, now: 61, insts: { a: checkingLate(), s: { surge: true, phase: 'removing', record: null, inView: false } } }, 'failed', 'a:failed s:done', ['release a', 'finish failed']],
     ['abort: the surge instance is retired even with instances down left untouched',
       { surge: 1, control: abort, insts: { a: { health: ['unhealthy', OLD, 0], lb: ['out'] }, b: { health: ['unhealthy', OLD, 0], lb: ['out'] }, s: surgeServing() } },
       'running', 'a:pending b:pending s:retiring', ['hold s']],
@@ -394,8 +402,17 @@ describe('nextSteps: surge instances', () => {
     expect(out.actions).toEqual(actions);
   });
 
+  it('a phase stuck past its deadline says what it waited for; while waiting, the message says it and the controller wakes at the deadline', () => {
+    const stuck = nextSteps(build({ autoRevert: false, now: 61, insts: { a: { phase: 'leaving', held: true, lb: null } } }));
+    expect(stuck.rollout.instances['a.service']?.error).toMatch(/waiting for the load balancer to take it out \(presence status none; is the presence syncer running\?\): still waiting 60000 ms after it entered leaving/);
+    expect(stuck.rollout.message).toMatch(/a\.service: waiting for the load balancer/);
+    const waiting = nextSteps(build({ now: 30, insts: { a: { phase: 'leaving', since: 5, held: true, lb: null }, b: {} } }));
+    expect(waiting.rollout.message).toMatch(/in flight: a\.service leaving \(waiting for the load balancer to take it out \(presence status none; is the presence syncer running\?\)\)/);
+    expect(waiting.wakeAt).toBe(T0 + 5_000 + 60_000 + 1);
+  });
+
   it('a surge instance given up keeps why in its note and sets no error', () => {
-    const step = nextSteps(build({ surge: 1, now: 61, insts: { a: { phase: 'leaving', held: true }, s: unplaced() } }));
+    const step = nextSteps(build({ surge: 1, now: 61, insts: { a: { phase: 'leaving', since: 30, held: true }, s: unplaced() } }));
     const s = step.rollout.instances['s.service'];
     expect(s?.error).toBeUndefined();
     expect(s?.note).toMatch(/surge instance given up: not active 60000 ms after start/);
