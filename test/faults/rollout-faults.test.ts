@@ -102,7 +102,7 @@ fc.cell('a new version that never becomes healthy', async (c) => {
 
 
 fc.cell('a deploy back to the running body after a revert (its revision is verified)', async (c) => {
-  const cli = demo.start(['deploy', '-f', demo.serviceFile, '--set', 'version=v5', '--set', 'unhealthy=false']);
+  const cli = demo.start(['deploy', '-f', demo.serviceFile, '--set', 'version=v5']);
   c.injected('deploy of the body every instance runs, after a reverted deploy');
   const done = await cli.done;
   expect(done.code, done.stdout + done.stderr).toBe(0);
