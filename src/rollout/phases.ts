@@ -107,6 +107,11 @@ export function wakeAt(p: InstanceProgress, v: InstanceView | undefined, ctx: Ph
     case 'stopping':
     case 'joining':
       return ms(p.since) + ctx.policy.deadlineMs + 1;
+    case 'done': {
+      // unhealthy on its target: the deadline after which it fails the rollout (plan.ts, wentBad)
+      const h = v?.health;
+      return h !== undefined && h.status === 'unhealthy' && h.hash === p.targetHash && !p.surge ? ms(h.since) + ctx.policy.deadlineMs + 1 : undefined;
+    }
     case 'starting':
       return deadlineFrom(p, ctx) + ctx.policy.deadlineMs + 1;
     case 'checking': {

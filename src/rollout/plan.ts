@@ -82,11 +82,17 @@ function applyControl(r: RolloutRecord, c: RolloutControl | undefined): RolloutR
 
 /** Every instance as far as the reports allow; destroyed ones and ones already on their target are done. */
 function moveOn(r: RolloutRecord, views: ReadonlyMap<string, InstanceView>, ctx: PhaseContext): RolloutRecord {
+  const stuck = !Object.values(r.instances).some((p) => !p.surge && IN_FLIGHT.has(p.phase));
   return mapInstances(r, (p) => {
     const v = views.get(p.unit);
     if (v?.record === undefined) return gone(p, v, ctx);
     if (p.phase === 'pending' && alreadyOnTarget(r, v, p.targetHash)) {
       return enter(p, 'done', ctx, { note: 'already running the target body, healthy' });
+    }
+    if (p.phase === 'done' && stuck && wentBad(r, p, v, ctx)) {
+      return enter(p, 'failed', ctx, {
+        error: `unhealthy on the target body for over ${ctx.policy.deadlineMs} ms after it joined${v.health?.message ? ` (${v.health.message})` : ''}`,
+      });
     }
     return IN_FLIGHT.has(p.phase) || p.phase === 'retiring' ? advance(p, v, ctx) : p;
   });
@@ -106,6 +112,21 @@ function gone(p: InstanceProgress, v: InstanceView | undefined, ctx: PhaseContex
   if (v !== undefined && v.held && (!isStopped(v) || v.health?.status === 'healthy')) return p;
   if (isSurge(p) && p.phase === 'removing') return enter(p, 'done', ctx, { note: 'surge instance destroyed' });
   return enter(p, 'done', ctx, { note: `unit destroyed during the rollout (was ${p.phase})` });
+}
+
+/**
+ * A done instance unhealthy on the new body for longer than the deadline
+ * while the rollout runs and nothing is in flight: the body went bad after
+ * it joined (a version failing some seconds in, a flapping check), and the
+ * unhealthy instances use up the budget, so nothing else could ever start.
+ * It fails the rollout (and triggers the revert) instead of waiting forever
+ * with the service down to the bad body. A short blip does not count.
+ */
+function wentBad(r: RolloutRecord, p: InstanceProgress, v: InstanceView, ctx: PhaseContext): boolean {
+  if (p.surge || (r.state !== 'running' && r.state !== 'paused') || p.targetHash !== r.toHash) return false;
+  const h = v.health;
+  return v.record?.hash === p.targetHash && h !== undefined && h.hash === p.targetHash && h.status === 'unhealthy'
+    && ctx.now - ms(h.since) > ctx.policy.deadlineMs;
 }
 
 function finishIfSettled(
