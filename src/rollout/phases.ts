@@ -106,7 +106,7 @@ export function wakeAt(p: InstanceProgress, v: InstanceView | undefined, ctx: Ph
     case 'leaving':
     case 'stopping':
     case 'joining':
-      return ms(p.since) + ctx.policy.deadlineMs + 1;
+      return ms(p.since) + phaseLimit(p, ctx) + 1;
     case 'done': {
       // unhealthy on its target: the deadline after which it fails the rollout (plan.ts, wentBad)
       const h = v?.health;
@@ -173,10 +173,22 @@ function failIfDue(p: InstanceProgress, v: InstanceView, ctx: PhaseContext): Ins
  * syncer dead). A surge instance is given up instead (retired).
  */
 function failIfStuck(p: InstanceProgress, v: InstanceView, ctx: PhaseContext): InstanceProgress {
-  if (ctx.now - ms(p.since) <= ctx.policy.deadlineMs) return p;
-  const error = `${waitingFor(p, v)}: still waiting ${ctx.policy.deadlineMs} ms after it entered ${p.phase}`;
+  const limit = phaseLimit(p, ctx);
+  if (ctx.now - ms(p.since) <= limit) return p;
+  const error = `${waitingFor(p, v)}: still waiting ${limit} ms after it entered ${p.phase}`;
   if (p.surge) return enter(p, 'retiring', ctx, { note: `surge instance given up: ${error}` });
   return enter(p, 'failed', ctx, { error });
+}
+
+/**
+ * How long leaving, stopping and joining may wait. Stopping gets three
+ * deadlines: systemd's own stop timeout (TimeoutStopSec, up to minutes for
+ * a service that drains) ends it first; this only backs it up (an agent
+ * that is gone loses its lease, and its reports vanish, which counts as
+ * stopped). The others wait on the presence syncer, which acts in a second.
+ */
+function phaseLimit(p: InstanceProgress, ctx: PhaseContext): number {
+  return p.phase === 'stopping' ? 3 * ctx.policy.deadlineMs : ctx.policy.deadlineMs;
 }
 
 /** What an instance in flight waits for, in words (the rollout's message and a stuck phase's error). */

@@ -28,7 +28,7 @@ const demo = fc.demo;
 
 fc.cell('agent SIGKILL on the engine leader host mid rolling-restart', async (c) => {
   const cli = demo.start(['rolling-restart', 'web@']);
-  await c.untilPhase(['draining', 'stopping', 'starting']);
+  await c.untilPhase(['stopping', 'starting', 'checking'], 60_000, cli);
   const host = await leaderHost(c.sb);
   c.injected(`SIGKILL of the agent on ${host.name} (engine leader)`);
   await killAgent(host);
@@ -39,7 +39,7 @@ fc.cell('agent SIGKILL on the engine leader host mid rolling-restart', async (c)
 
 fc.cell('agent SIGKILL on the host of the instance being restarted', async (c) => {
   const cli = demo.start(['rolling-restart', 'web@']);
-  const r = await c.untilPhase(['starting', 'checking']);
+  const r = await c.untilPhase(['starting', 'checking'], 60_000, cli);
   const unit = Object.values(r.instances).find((i) => i.phase === 'starting' || i.phase === 'checking')!.unit;
   const host = (await hostRunning(c.sb, unit)) ?? (await leaderHost(c.sb));
   c.injected(`SIGKILL of the agent on ${host.name} (runs ${unit})`);
@@ -51,7 +51,7 @@ fc.cell('agent SIGKILL on the host of the instance being restarted', async (c) =
 
 fc.cell('the CLI SIGKILLed mid-rollout', async (c) => {
   const cli = demo.start(['deploy', '-f', demo.serviceFile, '--set', 'version=v2']);
-  await c.untilPhase(['leaving', 'draining', 'stopping']);
+  await c.untilPhase(['leaving', 'draining', 'stopping', 'starting', 'checking'], 60_000, cli);
   c.injected('SIGKILL of the deploying CLI');
   cli.child.kill('SIGKILL');
   expect((await cli.done).signal).toBe('SIGKILL');

@@ -69,8 +69,8 @@ export interface CellContext {
   load: FaultLoad;
   /** marks the fault's injection: recovery time counts from here */
   injected(what: string): void;
-  /** waits until some instance of the running rollout has reached `phase` (or any of several) */
-  untilPhase(phase: string | string[], timeoutMs?: number): Promise<RolloutRecord>;
+  /** waits until some instance of the running rollout has reached `phase` (or any of several); fails at once, with its output, when `cli` ended first */
+  untilPhase(phase: string | string[], timeoutMs?: number, cli?: RunningCli): Promise<RolloutRecord>;
   /** waits for a CLI run to end, then for the rollout record to finish; its final state */
   rolloutEnd(cli?: RunningCli, timeoutMs?: number): Promise<string>;
 }
@@ -118,9 +118,12 @@ export function useFaultCluster(o: FaultClusterOptions): FaultCluster {
           faultAt ??= Date.now();
           console.log(`[${name}] ${new Date().toISOString()} fault: ${what}`);
         },
-        untilPhase: (phase, ms = 30_000) => {
+        untilPhase: (phase, ms = 60_000, cli) => {
           const want = Array.isArray(phase) ? phase : [phase];
+          let ended: string | undefined;
+          void cli?.done.then((r) => (ended = `the CLI exited ${r.code} first:\n${r.stdout}\n${r.stderr}`));
           return sb.until(`an instance of the running rollout in ${want.join('/')}`, async () => {
+            if (ended) throw new Error(ended);
             const r = await demo.running();
             return r && Object.values(r.instances).some((i) => want.includes(i.phase)) ? r : undefined;
           }, ms, 50);
