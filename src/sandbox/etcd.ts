@@ -82,7 +82,10 @@ export function isOurEtcd(pid: number | undefined, dataDir: string): boolean {
 }
 
 /** etcd's /health: true only while the member is part of a cluster with a leader. */
-export async function etcdHealthy(clientUrl: string, timeoutMs = 1_000): Promise<boolean> {
+// 5 s: a slow answer on a loaded machine is not a dead etcd. With 1 s,
+// `sandbox up` on a busy machine took a healthy member for sick and
+// restarted it under a running cluster (found by the fault matrix).
+export async function etcdHealthy(clientUrl: string, timeoutMs = 5_000): Promise<boolean> {
   try {
     const res = await fetch(`${clientUrl}/health`, { signal: AbortSignal.timeout(timeoutMs) });
     const body = (await res.json()) as { health?: string };

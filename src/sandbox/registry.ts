@@ -53,7 +53,8 @@ export function registryPids(dir: string): number[] {
   return findProcs(registryPaths(dir).config, 'docker-registry').map((p) => p.pid);
 }
 
-export async function registryAnswers(address: string, timeoutMs = 1_000): Promise<boolean> {
+// 5 s, like etcdHealthy: slow under load is not down.
+export async function registryAnswers(address: string, timeoutMs = 5_000): Promise<boolean> {
   try {
     const res = await fetch(`http://${address}/v2/`, { signal: AbortSignal.timeout(timeoutMs) });
     await res.arrayBuffer();
