@@ -175,7 +175,9 @@ function progress(
 ): string {
   const total = regular(r).length;
   const parts = [`${done}/${total} done`];
-  if (inFlight.length > 0) parts.push(`in flight: ${inFlight.map((p) => `${p.unit} ${p.phase} (${waitingFor(p, views.get(p.unit))})`).join(', ')}`);
+  // what the first few wait for, in words (the record is rewritten when it changes: keep it short)
+  const say = (p: InstanceProgress, i: number) => `${p.unit} ${p.phase}${i < 3 ? ` (${waitingFor(p, views.get(p.unit))})` : ''}`;
+  if (inFlight.length > 0) parts.push(`in flight: ${inFlight.map(say).join(', ')}`);
   if (pending > 0) parts.push(`${pending} pending`);
   if (aborting) parts.push('aborting: waiting for instances in flight');
   else if (r.state === 'paused') parts.push('paused');
