@@ -302,7 +302,7 @@ describe('rollout controller', () => {
     const rec = rolloutRecord({ id: 'rb', service: 'big', template: 'big@.service', kind: 'restart', toHash: V1.hash, names: many, presence: false, policy: { maxUnavailable: 110, minHealthyMs: 100 } });
     await client.put(keys.rollout('big')).value(JSON.stringify(rec)).exec();
     const done = await history(keys, 'rb', 'big');
-    expect(done.state).toBe('succeeded');
+    expect(done.state, done.message).toBe('succeeded');
     expect(Object.values(done.instances).every((p) => p.phase === 'done')).toBe(true);
     // 110 set-unit + the record: more than one transaction
     const steps = passes.flatMap((p) => p.steps);
