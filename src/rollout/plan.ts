@@ -82,7 +82,9 @@ function applyControl(r: RolloutRecord, c: RolloutControl | undefined): RolloutR
 
 /** Every instance as far as the reports allow; destroyed ones and ones already on their target are done. */
 function moveOn(r: RolloutRecord, views: ReadonlyMap<string, InstanceView>, ctx: PhaseContext): RolloutRecord {
-  const stuck = !Object.values(r.instances).some((p) => !p.surge && IN_FLIGHT.has(p.phase));
+  // waiting on the budget: regular instances pending, none in flight
+  const regulars = Object.values(r.instances).filter((p) => !p.surge);
+  const stuck = !regulars.some((p) => IN_FLIGHT.has(p.phase)) && regulars.some((p) => p.phase === 'pending');
   return mapInstances(r, (p) => {
     const v = views.get(p.unit);
     if (v?.record === undefined) return gone(p, v, ctx);
@@ -116,7 +118,8 @@ function gone(p: InstanceProgress, v: InstanceView | undefined, ctx: PhaseContex
 
 /**
  * A done instance unhealthy on the new body for longer than the deadline
- * while the rollout runs and nothing is in flight: the body went bad after
+ * while the rollout runs, nothing is in flight and instances wait pending:
+ * the body went bad after
  * it joined (a version failing some seconds in, a flapping check), and the
  * unhealthy instances use up the budget, so nothing else could ever start.
  * It fails the rollout (and triggers the revert) instead of waiting forever
