@@ -47,6 +47,10 @@ interface Params {
   surge?: number;
   /** the scheduler finds no machine for the surge instances: they never report a state */
   unplaceable?: boolean;
+  /** the target body pulls an image: instances go through 'pulling' (docs/ROLLOUT.md "Pre-pull") */
+  prePull?: boolean;
+  /** the registry has no such image: every pull of the new body fails */
+  pullFails?: boolean;
 }
 
 interface Inst {
@@ -62,6 +66,9 @@ interface Inst {
   held: boolean;
   surge: boolean;
   placed: boolean;
+  /** the body the schedule asks this machine to pull, and what the agent reported */
+  asked?: string;
+  pull?: { hash: string; state: 'pulled' | 'failed' };
 }
 
 class World {
@@ -120,7 +127,11 @@ class World {
       rollout, control, now: this.now,
       instances: this.insts.filter((i) => !this.gone(i) || i.held).map((i) => ({
         unit: i.name, record: i.record ? { ...i.record } : undefined, held: i.held, health: { ...i.health },
-        states: !i.placed ? [] : [{ name: i.name, machine: i.health.machine, hash: i.runningHash, loadState: 'loaded', activeState: i.active, subState: i.active === 'active' ? 'running' : 'dead', updatedAt: iso(i.stateAt) }],
+        states: !i.placed ? [] : [{
+          name: i.name, machine: i.health.machine, hash: i.runningHash, loadState: 'loaded', activeState: i.active, subState: i.active === 'active' ? 'running' : 'dead', updatedAt: iso(i.stateAt),
+          ...(i.pull ? { pull: { ...i.pull, startedAt: iso(i.stateAt) } } : {}),
+        }],
+        ...(i.asked !== undefined ? { pullAsked: i.asked } : {}),
         presence: this.p.presence ? { service: 'app', unit: i.name, state: i.presence, sessions: i.sessions, updatedAt: iso(this.now) } : undefined,
       })),
     };
@@ -162,7 +173,12 @@ class World {
       i.record = undefined; // the hold stays: the planner releases it once the instance is gone
       i.active = 'inactive';
       i.stateAt = this.now;
-    } else if (a.type === 'set-unit' && i.record) i.record = { ...i.record, targetState: a.targetState, hash: a.hash };
+    } else if (a.type === 'set-unit' && i.record) {
+      i.record = { ...i.record, targetState: a.targetState, hash: a.hash };
+      // the schedule record is rewritten without `next`: the agent forgets the pull
+      i.asked = undefined;
+      i.pull = undefined;
+    } else if (a.type === 'pull') i.asked = a.hash;
     return violation;
   }
 
@@ -175,6 +191,12 @@ class World {
       i.record = undefined;
       i.active = 'inactive';
       i.stateAt = this.now;
+    }
+    for (const i of this.insts) {
+      // the agent pulls what its schedule asks for, one step later
+      if (i.asked !== undefined && i.pull?.hash !== i.asked && i.active === 'active') {
+        i.pull = { hash: i.asked, state: this.p.pullFails && i.asked === NEW ? 'failed' : 'pulled' };
+      }
     }
     for (const i of this.insts) {
       const r = i.record;
@@ -229,7 +251,7 @@ function rollout(p: Params, w: World): RolloutRecord {
     id: 'r1', service: 'app', template: 'app@.service', kind: p.kind, state: 'running',
     toRevision: p.kind === 'restart' ? 1 : 2, toHash: p.kind === 'restart' ? OLD : NEW,
     revertTo: p.hasRevertTo && p.kind !== 'restart' ? { revision: 1, hash: OLD } : undefined,
-    autoRevert: p.autoRevert, presence: p.presence,
+    autoRevert: p.autoRevert, presence: p.presence, ...(p.prePull && p.kind === 'deploy' ? { prePull: true } : {}),
     policy: { maxUnavailable: p.maxUnavailable, surge: p.surge ?? 0, minHealthyMs: p.minHealthyMs, deadlineMs: p.deadlineMs, autoRevert: p.autoRevert },
     holder: { user: 'u', host: 'h' }, createdAt: iso(T0), updatedAt: iso(T0), instances, drainTimeoutMs: p.drainTimeoutMs,
   };
@@ -336,6 +358,8 @@ const params: fc.Arbitrary<Params> = fc.integer({ min: 1, max: 9 }).chain((n) =>
   destroy: fc.option(fc.record({ index: fc.nat(8), at: fc.integer({ min: 1, max: 60 }) }), { freq: 4, nil: undefined }),
   surge: fc.constantFrom(0, 0, 1, 2),
   unplaceable: fc.boolean(),
+  prePull: fc.boolean(),
+  pullFails: fc.boolean(),
 }));
 
 const RUNS = 300;
@@ -381,7 +405,7 @@ describe('nextSteps in a simulated cluster', () => {
 
   it('a good revision without interference succeeds', () => {
     fc.assert(fc.property(params, (p) => {
-      const o = simulate({ ...p, mode: 'ok', pause: undefined, abortAt: undefined, flaky: undefined, destroy: undefined });
+      const o = simulate({ ...p, mode: 'ok', pause: undefined, abortAt: undefined, flaky: undefined, destroy: undefined, pullFails: false });
       expect(o.final.state).toBe('succeeded');
     }), { numRuns: RUNS });
   });
@@ -391,7 +415,8 @@ describe('nextSteps in a simulated cluster', () => {
       const o = simulate({ ...p, autoRevert: true, hasRevertTo: true, kind: 'deploy', abortAt: undefined });
       if (p.mode !== 'ok' && p.destroy === undefined) expect(o.final.state).toBe('failed');
       if (o.final.state !== 'failed') return;
-      expect(o.everReverting).toBe(true);
+      // a failed pull of the first instance reverts within that one step: nothing had been touched
+      expect(o.everReverting || /^reverted to revision 1 after: \S+: image pull failed/.test(o.final.message ?? ''), o.final.message).toBe(true);
       expect(o.marked).toEqual([]);
       // The old revision is good in this world, so only a flaky checker can make the revert itself fail.
       const reverted = /^reverted to revision 1 after/.test(o.final.message ?? '');
