@@ -185,7 +185,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < MACHINES; i += PER_PROCESS) procs.push(new HostProcess(specs.slice(i, i + PER_PROCESS)));
     const tUp = performance.now();
     const started = await Promise.all(procs.map((p) => p.ask({ type: 'start', hosts: p.hosts, endpoint, prefix: PREFIX, ttlSec: TTL })));
-    await until(() => machines.kv.size === MACHINES, kick, 300_000, `${MACHINES} machine records`);
+    await until(() => machines.kv.size === MACHINES, kick, 1_800_000, `${MACHINES} machine records`);
     log(`${MACHINES} machines registered in ${((performance.now() - tUp) / 1000).toFixed(1)} s`);
 
     // idle before any unit: the cluster's own background
