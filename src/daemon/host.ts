@@ -9,14 +9,13 @@
  * `purgeOnExit` stops and removes them and revokes the lease, as fleet did.
  */
 import type { Etcd3 } from 'etcd3';
-import { pino, type Logger } from 'pino';
+import { pino } from 'pino';
 import { Agent } from '../agent/agent.js';
 import { resolveIdentity, type IdentityOptions } from '../agent/identity.js';
 import { RolloutController } from '../controller/controller.js';
 import { Engine } from '../engine/engine.js';
 import { usageError } from '../errors/errors.js';
-import type { HostMetrics } from '../metrics/host.js';
-import { DEFAULT_METRICS_LISTEN, parseListen, serveMetrics, type ListenAddress, type MetricsServer } from '../metrics/server.js';
+import { DEFAULT_METRICS_LISTEN, parseListen, serveMetricsLogged, type MetricsServer } from '../metrics/server.js';
 import { connect } from '../registry/client.js';
 import type { ConnectionOptions } from '../registry/connection.js';
 import { keyspace } from '../registry/keys.js';
@@ -92,7 +91,7 @@ export async function runHostDaemon(opts: HostDaemonOptions): Promise<void> {
       metrics.watchAgent(agent);
       if (engine) metrics.watchEngine(engine);
       if (rollouts) metrics.watchRollouts(rollouts);
-      endpoint = await serveMetricsAt(metricsAt, metrics, log);
+      endpoint = await serveMetricsLogged(metricsAt, metrics.registry, log);
     }
 
     log.info({ machine: identity.id, ip: identity.ip, metadata: identity.metadata, endpoints: connection.endpoints, prefix: connection.prefix }, 'agent starting');
@@ -110,21 +109,5 @@ export async function runHostDaemon(opts: HostDaemonOptions): Promise<void> {
     client?.close();
     await systemd.close().catch(() => undefined);
     log.flush?.();
-  }
-}
-
-/**
- * The endpoint is a convenience, the agent's work is not: a port in use or
- * an address the host lacks is logged, and the agent runs without it.
- */
-async function serveMetricsAt(at: ListenAddress | undefined, metrics: HostMetrics, log: Logger): Promise<MetricsServer | undefined> {
-  if (!at) return undefined;
-  try {
-    const server = await serveMetrics(at, metrics.registry);
-    log.info({ address: server.address }, 'metrics served on /metrics');
-    return server;
-  } catch (err) {
-    log.warn({ err, listen: `${at.host}:${at.port}` }, 'metrics endpoint could not listen; running without it');
-    return undefined;
   }
 }

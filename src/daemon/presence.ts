@@ -10,6 +10,7 @@ import { PresenceSyncer } from '../presence/syncer.js';
 import { connect } from '../registry/client.js';
 import type { ConnectionOptions } from '../registry/connection.js';
 import { keyspace } from '../registry/keys.js';
+import { parseListen, serveMetricsLogged, type MetricsServer } from '../metrics/server.js';
 import { logPresence } from './logs.js';
 import { waitForStop } from './signals.js';
 
@@ -18,6 +19,8 @@ export interface PresenceDaemonOptions {
   service: string;
   /** TTL of the lease presence statuses live under, seconds (default 10) */
   ttlSec?: number;
+  /** Prometheus endpoint: HOST:PORT, :PORT or off (default off: several syncers often share a machine; src/metrics/) */
+  metricsListen?: string;
   logLevel?: string;
   writeLog: (line: string) => void;
   /** ends the syncer when aborted; default: SIGTERM/SIGINT of this process */
@@ -29,12 +32,20 @@ export async function runPresenceDaemon(opts: PresenceDaemonOptions): Promise<vo
   if (!opts.service || opts.service.includes('/')) throw usageError(`--service must name one service, got "${opts.service ?? ''}"`);
   const ttl = opts.ttlSec ?? 10;
   if (!Number.isInteger(ttl) || ttl < 2) throw usageError(`--ttl must be an integer number of seconds >= 2, got ${ttl}`);
+  const metricsAt = parseListen(opts.metricsListen ?? 'off');
   const log = pino({ level: opts.logLevel ?? 'info', base: { svc: 'fleetx-presence', service: opts.service } }, { write: opts.writeLog });
   const { connection } = opts;
-  const client = connect(connection);
+  // loaded only when served, as in the host daemon
+  const metrics = metricsAt && new (await import('../metrics/host.js')).HostMetrics();
+  const client = connect(connection, metrics ? { interceptors: [metrics.etcdInterceptor()] } : {});
+  let endpoint: MetricsServer | undefined;
   try {
     const syncer = new PresenceSyncer({ client, keys: keyspace(connection.prefix), service: opts.service, connection, leaseTtlSec: ttl });
     logPresence(syncer, log);
+    if (metrics) {
+      metrics.watchPresence(syncer, opts.service);
+      endpoint = await serveMetricsLogged(metricsAt, metrics.registry, log);
+    }
     log.info({ endpoints: connection.endpoints, prefix: connection.prefix }, 'presence syncer starting');
     await syncer.start();
     await waitForStop(opts.signal, log);
@@ -42,6 +53,7 @@ export async function runPresenceDaemon(opts: PresenceDaemonOptions): Promise<vo
     await syncer.stop();
     log.info('presence syncer stopped');
   } finally {
+    await endpoint?.close();
     client.close();
     log.flush?.();
   }

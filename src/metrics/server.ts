@@ -11,6 +11,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import { isIP } from 'node:net';
+import type { Logger } from 'pino';
 import { usageError } from '../errors/errors.js';
 
 export const DEFAULT_METRICS_LISTEN = '127.0.0.1:9170';
@@ -82,4 +83,20 @@ export async function serveMetrics(at: ListenAddress, source: MetricsSource): Pr
         server.closeAllConnections(); // a scraper's keep-alive connection must not hold the daemon's stop
       }),
   };
+}
+
+/**
+ * The endpoint is a convenience, the daemon's work is not: a port in use or
+ * an address the host lacks is logged, and the daemon runs on without it.
+ */
+export async function serveMetricsLogged(at: ListenAddress | undefined, source: MetricsSource, log: Logger): Promise<MetricsServer | undefined> {
+  if (!at) return undefined;
+  try {
+    const server = await serveMetrics(at, source);
+    log.info({ address: server.address }, 'metrics served on /metrics');
+    return server;
+  } catch (err) {
+    log.warn({ err, listen: `${at.host}:${at.port}` }, 'metrics endpoint could not listen; running without it');
+    return undefined;
+  }
 }

@@ -123,7 +123,8 @@ describe('zero-downtime rollouts through HAProxy', () => {
     const start = await demo.run(['start', unit]);
     expect(start.code, start.stderr).toBe(0);
     await demo.allInService();
-    const ps = await host.exec(['podman', 'ps', '-a', '--format', '{{.ID}} {{.Names}}']);
+    // the app's containers (the host also runs the td-agent and dd-agent sidecars)
+    const ps = await host.exec(['podman', 'ps', '-a', '--filter', 'name=^app-', '--format', '{{.ID}} {{.Names}}']);
     const rows = ps.stdout.trim().split('\n');
     expect(rows.map((r) => r.split(' ')[1])).toEqual(['app-1']);
     expect(left.stdout.trim().startsWith(rows[0]!.split(' ')[0]!)).toBe(false);
@@ -154,7 +155,7 @@ describe('zero-downtime rollouts through HAProxy', () => {
     expect(hashes.has(before[0]!.hash)).toBe(false);
     expect(new Set(await demo.sampleVersions(30))).toEqual(new Set(['v2']));
     for (const i of after) {
-      const ps = await (await hostRunning(i.unit)).exec(['podman', 'ps', '--format', '{{.Image}}']);
+      const ps = await (await hostRunning(i.unit)).exec(['podman', 'ps', '--filter', 'name=^app-', '--format', '{{.Image}}']);
       expect(ps.stdout.trim()).toBe(`${demo.registry}/fleetx/demo-web:v2`);
     }
     const last = (await demo.history()).at(-1)!;
@@ -215,7 +216,7 @@ describe('zero-downtime rollouts through HAProxy', () => {
       expect(a.mainPid, `${b.unit} runs a new process`).not.toBe(b.mainPid);
       expect(a.hash).toBe(b.hash);
       const n = b.unit.replace(/^app@(\d+)\.service$/, '$1');
-      const ps = await (await hostRunning(b.unit)).exec(['podman', 'ps', '--format', '{{.Names}}']);
+      const ps = await (await hostRunning(b.unit)).exec(['podman', 'ps', '--filter', 'name=^app-', '--format', '{{.Names}}']);
       expect(ps.stdout.trim().split('\n')).toEqual([`app-${n}`]);
     }
   }, 150_000);

@@ -16,6 +16,8 @@ import { HostMetrics } from '../../src/metrics/host.js';
 import { METRIC } from '../../src/metrics/names.js';
 import { phasesLeft } from '../../src/metrics/phases.js';
 import { parseListen } from '../../src/metrics/server.js';
+import type { PresenceSyncer, SyncerEvents } from '../../src/presence/syncer.js';
+import type { PresenceStatusRecord } from '../../src/presence/types.js';
 import type { InstanceProgress, RolloutRecord } from '../../src/rollout/types.js';
 import { errorOf } from '../helpers/errors.js';
 import { parseMetrics } from '../helpers/metrics.js';
@@ -106,6 +108,19 @@ describe('HostMetrics from the parts\' events', () => {
     expect(s.get('fleetx_rollout_phase_duration_seconds_count{service="web",phase="draining"}')).toBe(1);
     expect(s.get('fleetx_rollouts_finished_total{service="web",state="succeeded"}')).toBe(1);
   });
+});
+
+it('presence syncer: statuses written, by service and state', async () => {
+  const m = new HostMetrics({ processMetrics: false });
+  const syncer = new EventEmitter<SyncerEvents>();
+  m.watchPresence(syncer as unknown as PresenceSyncer, 'app');
+  const rec = (unit: string, state: string) => ({ unit, state }) as unknown as PresenceStatusRecord;
+  syncer.emit('pass', { desired: [], observed: [], written: [rec('app@1.service', 'draining'), rec('app@2.service', 'in')], settled: true });
+  syncer.emit('pass', { desired: [], observed: [], written: [rec('app@1.service', 'out')], settled: true });
+  const s = await samples(m);
+  expect(s.get('fleetx_presence_changes_total{service="app",state="draining"}')).toBe(1);
+  expect(s.get('fleetx_presence_changes_total{service="app",state="out"}')).toBe(1);
+  expect(s.get('fleetx_presence_changes_total{service="app",state="in"}')).toBe(1);
 });
 
 describe('phasesLeft', () => {

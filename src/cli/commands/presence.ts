@@ -8,6 +8,8 @@ export interface PresenceCommandOptions extends Partial<Omit<GlobalFlags, 'outpu
   service: string;
   /** TTL of the lease presence statuses live under, seconds (default 10) */
   ttl?: number;
+  /** Prometheus endpoint: HOST:PORT, :PORT or off (default off; not FLEETX_METRICS_LISTEN, which the host's agent uses) */
+  metricsListen?: string;
   logLevel?: string;
   /** ends the syncer when aborted; default: SIGTERM/SIGINT of this process */
   signal?: AbortSignal;
@@ -19,6 +21,7 @@ export async function presenceCommand(opts: PresenceCommandOptions, io: Io): Pro
     connection: await connectionFrom({ ...opts, output: 'text' }, io),
     service: opts.service,
     ttlSec: opts.ttl,
+    metricsListen: opts.metricsListen,
     logLevel: opts.logLevel,
     writeLog: (line) => io.stderr(line),
     signal: opts.signal,

@@ -9,10 +9,11 @@ export function registerPresenceCommands(program: Command, io: Io): void {
     .description('keep a load balancer in line with health and rollout holds of one service (run beside the LB by systemd)')
     .requiredOption('--service <name>', 'service whose instances this syncer puts in and out of the LB')
     .option('--ttl <seconds>', 'lease TTL of the presence statuses this syncer reports', intOption('--ttl'), 10)
+    .option('--metrics-listen <host:port>', 'Prometheus /metrics endpoint (fleetx_presence_changes_total, etcd requests): HOST:PORT, :PORT or off', 'off')
     .option('--log-level <level>', 'pino log level', 'info')
     .action(async (o, c: Command) => {
       const { presenceCommand } = await import('../commands/presence.js');
       const g = globalFlags(c);
-      await presenceCommand({ ...g, service: o.service, ttl: o.ttl, logLevel: o.logLevel }, io);
+      await presenceCommand({ ...g, service: o.service, ttl: o.ttl, metricsListen: o.metricsListen, logLevel: o.logLevel }, io);
     });
 }
