@@ -23,6 +23,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { inService } from '../../../src/demo/instances.js';
+import { DEMO_SERVICE } from '../../../src/demo/demo.js';
 import type { RolloutRecord } from '../../../src/rollout/types.js';
 import { useDemo, type DemoFixture, type RunningCli } from '../../helpers/demo.js';
 import { REPO } from '../../helpers/cli.js';
@@ -79,6 +80,8 @@ export interface FaultClusterOptions {
   tag: string;
   hosts: number;
   instances?: number;
+  /** etcd members of the sandbox (default 1; 3 for the etcd cells) */
+  etcdMembers?: number;
   /** extra services the checker watches (the demo's web is always watched) */
   services?: WatchedService[];
 }
@@ -89,12 +92,13 @@ export interface FaultCluster {
   cell(name: string, body: (c: CellContext) => Promise<CellOutcome>, timeoutMs?: number): void;
 }
 
-const WEB: WatchedService = { name: 'web', template: 'web@.service', conflicts: true, backend: 'web' };
+// the demo's service (app@ on containers since the demo moved; it was web@)
+const WEB: WatchedService = { name: DEMO_SERVICE, template: `${DEMO_SERVICE}@.service`, conflicts: true, backend: DEMO_SERVICE };
 
 const slug = (name: string) => name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 80);
 
 export function useFaultCluster(o: FaultClusterOptions): FaultCluster {
-  const demo = useDemo({ tag: o.tag, hosts: o.hosts, ...(o.instances !== undefined ? { instances: o.instances } : {}) });
+  const demo = useDemo({ tag: o.tag, hosts: o.hosts, ...(o.instances !== undefined ? { instances: o.instances } : {}), ...(o.etcdMembers !== undefined ? { etcdMembers: o.etcdMembers } : {}) });
   const file = new Error().stack?.split('\n').map((l) => /\/(test\/faults\/[^:)]+\.test\.ts)/.exec(l)?.[1]).find(Boolean) ?? 'test/faults';
   const services = [WEB, ...(o.services ?? [])];
 
@@ -103,7 +107,7 @@ export function useFaultCluster(o: FaultClusterOptions): FaultCluster {
       const sb = demo.sb;
       await healthy(demo);
       const checker = new InvariantChecker({
-        etcdEndpoints: [sb.endpoint],
+        etcdEndpoints: sb.endpoints,
         haproxySocket: demo.status!.socket!,
         services,
         hosts: () => sb.runningHosts().map((h) => ({ name: h.name, machineId: h.machineId, leaderPid: h.leaderPid })),
@@ -130,7 +134,7 @@ export function useFaultCluster(o: FaultClusterOptions): FaultCluster {
         },
         rolloutEnd: async (cli, ms = 120_000) => {
           if (cli) await cli.done;
-          await sb.until('no rollout of web running', async () => (await demo.running()) === undefined, ms, 200);
+          await sb.until(`no rollout of ${DEMO_SERVICE} running`, async () => (await demo.running()) === undefined, ms, 200);
           return (await demo.history()).at(-1)?.state ?? 'none';
         },
       };
@@ -148,9 +152,9 @@ export function useFaultCluster(o: FaultClusterOptions): FaultCluster {
         figures = await load.stop();
         await checker.stop();
       }
-      const withBackend = load.failed.filter((f) => (checker.servingAt('web', f.at) ?? 0) > 0);
+      const withBackend = load.failed.filter((f) => (checker.servingAt(WEB.name, f.at) ?? 0) > 0);
       if (withBackend.length > 0) {
-        checker.record('requests', `${withBackend.length} request(s) failed while HAProxy had a serving backend`, withBackend.slice(0, 10).map((f) => ({ at: new Date(f.at).toISOString(), kind: f.kind, serving: checker.servingAt('web', f.at) })));
+        checker.record('requests', `${withBackend.length} request(s) failed while HAProxy had a serving backend`, withBackend.slice(0, 10).map((f) => ({ at: new Date(f.at).toISOString(), kind: f.kind, serving: checker.servingAt(WEB.name, f.at) })));
       }
       const byKind = figures.failuresByKind;
       const result: CellFigures = {
