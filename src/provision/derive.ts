@@ -113,6 +113,7 @@ export function containersConf(r: Runtime): string {
   const containers = [`init = true`, `log_driver = ${toml('journald')}`];
   if (r.cgroups === 'disabled') containers.push(`cgroups = ${toml('disabled')}`);
   if (r.network === 'host') containers.push(`netns = ${toml('host')}`);
+  if (!r.keyring) containers.push('keyring = false');
   const engine = [`runtime = ${toml('crun')}`];
   if (r.cgroups === 'disabled') engine.push(`cgroup_manager = ${toml('cgroupfs')}`, `events_logger = ${toml('journald')}`);
   return `# written by fleetx cloud-config (runtime.* values)\n[containers]\n${containers.join('\n')}\n\n[engine]\n${engine.join('\n')}\n`;

@@ -69,11 +69,13 @@ export const provisionSchema = z
         storageDriver: z.enum(['overlay', 'vfs']).default('overlay'),
         cgroups: z.enum(['enabled', 'disabled']).default('enabled'),
         network: z.enum(['bridge', 'host']).default('bridge'),
+        /** false where the runtime may not make a session keyring: services in an nspawn host inherit a seccomp filter that refuses keyctl. */
+        keyring: flag.default(true),
         registries: z.array(line.pipe(z.string().regex(/^[A-Za-z0-9.-]+(?::\d+)?$/, 'must be host or host:port'))).default(['docker.io']),
         insecureRegistries: z.array(line.pipe(z.string().regex(/^[A-Za-z0-9.-]+(?::\d+)?$/, 'must be host or host:port'))).default([]),
       })
       .strict()
-      .default({ engine: 'none', storageDriver: 'overlay', cgroups: 'enabled', network: 'bridge', registries: ['docker.io'], insecureRegistries: [] }),
+      .default({ engine: 'none', storageDriver: 'overlay', cgroups: 'enabled', network: 'bridge', keyring: true, registries: ['docker.io'], insecureRegistries: [] }),
     /** Seconds the last step waits for the agent to register before failing the boot's provisioning. */
     registerTimeout: scalar.pipe(z.string().regex(/^[1-9][0-9]{0,3}$/, 'must be a whole number of seconds, 1 to 9999')).default('120'),
     secrets: z

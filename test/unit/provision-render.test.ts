@@ -162,12 +162,12 @@ describe('renderRole: the shipped roles', () => {
       expect(c.apt).toBeUndefined();
       expect(c.packages).toBeUndefined();
     }],
-    ['runtime settings of an nspawn host', 'worker', [], ['runtime.storageDriver=vfs', 'runtime.cgroups=disabled', 'runtime.network=host', 'runtime.insecureRegistries[0]=10.213.0.1:5000'], (c: Record<string, unknown>) => {
+    ['runtime settings of an nspawn host', 'worker', [], ['runtime.storageDriver=vfs', 'runtime.cgroups=disabled', 'runtime.network=host', 'runtime.keyring=false', 'runtime.insecureRegistries[0]=10.213.0.1:5000'], (c: Record<string, unknown>) => {
       expect(file(c, '/etc/containers/storage.conf')!.content).toContain('driver = "vfs"');
-      expect(file(c, '/etc/containers/containers.conf')!.content).toContain('cgroups = "disabled"\nnetns = "host"');
+      expect(file(c, '/etc/containers/containers.conf')!.content).toContain('cgroups = "disabled"\nnetns = "host"\nkeyring = false');
       // the log path td-agent reads (docs/SIDECARS.md)
       expect(file(c, '/etc/containers/containers.conf')!.content).toContain('log_driver = "journald"');
-      // the settings src/sandbox/container-host.ts found working in nspawn hosts
+      // the settings found working in nspawn hosts (src/sandbox/seed.ts uses them)
       expect(file(c, '/etc/containers/containers.conf')!.content).toContain('cgroup_manager = "cgroupfs"\nevents_logger = "journald"');
       expect(file(c, '/etc/containers/registries.conf')!.content).toContain('[[registry]]\nlocation = "10.213.0.1:5000"\ninsecure = true');
     }],
