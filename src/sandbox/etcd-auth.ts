@@ -10,7 +10,8 @@
  * The operator can store and remove a secret but never read a value back;
  * only the agents can. Passwords are random, made once per sandbox and kept
  * in state.json (0600): the operator's go into the env file (0600), the
- * agent's into each host's /etc/fleetx/secrets/fleetx-agent.env (0600).
+ * agent's into each host's user-data (seed.ts), which cloud-init writes to
+ * /etc/fleetx/secrets/fleetx-agent.env (0600 in a 0700 dir).
  * Everything goes through the gRPC API, never etcdctl, so no password is
  * ever in a process's argv.
  */
@@ -19,7 +20,6 @@ import type { Etcd3 } from 'etcd3';
 import { failedError } from '../errors/errors.js';
 import { etcd3 } from '../registry/libraries.js';
 import { keyspace } from '../registry/keys.js';
-import { quoteEnvValue } from '../secrets/env-file.js';
 
 export interface EtcdCredentials {
   username: string;
@@ -130,10 +130,4 @@ async function setUp(client: Etcd3, auth: SandboxEtcdAuth, prefix: string): Prom
   await user(auth.agent.username, auth.agent.password, AGENT_USER);
   await user(auth.operator.username, auth.operator.password, OPERATOR_USER);
   await client.auth.authEnable();
-}
-
-/** The agent's etcd credentials as its unit's EnvironmentFile (values quoted for systemd). */
-export function agentEnvFile(c: EtcdCredentials): string {
-  const q = quoteEnvValue;
-  return `# etcd credentials of the fleetx agent (written by fleetx sandbox up)\nFLEETX_ETCD_USERNAME=${q(c.username)}\nFLEETX_ETCD_PASSWORD=${q(c.password)}\n`;
 }

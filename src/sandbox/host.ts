@@ -12,7 +12,7 @@ import { closeSync, mkdirSync, openSync, readFileSync, rmdirSync, rmSync, statSy
 import { isAbsolute, join } from 'node:path';
 import { FleetxError, conflictError, failedError, invalidError } from '../errors/errors.js';
 import { cgroupKey, cgroupPids, createHostCgroups, removeHostCgroups } from './cgroups.js';
-import { writeLayer } from './layer.js';
+import { writeLayer, type HostFile } from './layer.js';
 import { enabledUnits, unitsToMask } from './masks.js';
 import { mountOverlay, mountsUnder, unmountAll } from './mounts.js';
 import { findProcs, isAlive, listProcs, signal, sleep, waitGone } from './proc.js';
@@ -29,8 +29,8 @@ export interface HostSpec {
   bridge?: { name: string; address: string };
   /** 32 hex digits; generated when absent. */
   machineId?: string;
-  /** Absolute path inside the host -> content, written before boot (a `#!` first line makes it executable). */
-  files?: Record<string, string>;
+  /** Absolute path inside the host -> content (a `#!` first line makes it executable) or content and mode, written before boot. */
+  files?: Record<string, HostFile>;
   /** Extra units to mask, on top of what the machine enabled (see masks.ts). */
   mask?: string[];
   /** Units not to mask although the machine enabled them. */

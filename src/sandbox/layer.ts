@@ -10,12 +10,15 @@ import { invalidError } from '../errors/errors.js';
 /** The oneshot unit that puts the host's address on host0 (see netUnit). */
 export const NET_UNIT = 'fleetx-sandbox-net.service';
 
+/** A file's text, or its text and mode (e.g. 0o600 for a file holding secrets). */
+export type HostFile = string | { content: string; mode: number };
+
 export interface LayerSpec {
   name: string;
   machineId: string;
   /** CIDR for host0, e.g. 10.213.0.11/24; absent with a private network. */
   address?: string;
-  files: Record<string, string>;
+  files: Record<string, HostFile>;
   masks: string[];
   /** Units to start at boot: linked into multi-user.target.wants. */
   enable: string[];
@@ -86,10 +89,11 @@ export function mkdirLike(upper: string, hostDir: string): void {
   }
 }
 
-function writeHostFile(upper: string, hostPath: string, content: string): void {
+function writeHostFile(upper: string, hostPath: string, file: HostFile): void {
   const target = upperPath(upper, hostPath);
   mkdirLike(upper, posix.dirname(hostPath));
   rmSync(target, { force: true }); // may be a mask symlink written earlier
+  const content = typeof file === 'string' ? file : file.content;
   if (posix.dirname(hostPath) === HOST_SECRETS_DIR) {
     // credentials (the agent's etcd password): root only, from the first byte
     chmodSync(upperPath(upper, HOST_SECRETS_DIR), 0o700);
@@ -97,7 +101,10 @@ function writeHostFile(upper: string, hostPath: string, content: string): void {
     return;
   }
   // Scripts (a #! first line) must be executable; everything else is plain data.
-  writeFileSync(target, content, { mode: content.startsWith('#!') ? 0o755 : 0o644 });
+  const mode = typeof file === 'string' ? (content.startsWith('#!') ? 0o755 : 0o644) : file.mode;
+  // Created with its mode (no moment with wider access), then set exactly (umask).
+  writeFileSync(target, content, { mode });
+  chmodSync(target, mode);
 }
 
 /** Files written here are 0600 in a 0700 directory (the agent unit's EnvironmentFile lives here). */
@@ -114,7 +121,7 @@ function linkHostFile(upper: string, hostPath: string, to: string): void {
 export function writeLayer(upper: string, spec: LayerSpec): void {
   mkdirSync(upper, { recursive: true });
   const unitDir = '/etc/systemd/system';
-  const files: Record<string, string> = {
+  const files: Record<string, HostFile> = {
     '/etc/machine-id': `${spec.machineId}\n`,
     '/etc/hostname': `${spec.name}\n`,
   };

@@ -4,7 +4,7 @@
  * only (like etcd), storage in STATEDIR/registry. Every host pulls from it.
  *
  * Plain HTTP, declared insecure for this one address in each host's
- * registries.conf (container-host.ts), rather than TLS with a sandbox CA:
+ * registries.conf (the runtime values in seed.ts), rather than TLS with a sandbox CA:
  * the bridge has no uplink, so only this machine and the sandbox's hosts
  * can reach it, and there is nothing secret in it. TLS would add a CA to
  * every host's trust store and to every client that pushes, for no

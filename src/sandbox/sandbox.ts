@@ -1,31 +1,36 @@
 /**
  * A local fleetx cluster on this machine: N hosts booting real systemd
- * (host.ts) on a bridge (network.ts), one etcd on the bridge address
- * (etcd.ts), a fleetx agent unit in every host. Everything it makes is named
+ * (host.ts) on a bridge (network.ts), etcd on the bridge address (etcd.ts),
+ * each host provisioned into a fleetx host by cloud-init from its seed (seed.ts). Everything it makes is named
  * in stateDir/state.json first, so `down` can remove it even after a crash,
  * and `up` repairs what is missing instead of starting over.
  */
+import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { conflictError, usageError } from '../errors/errors.js';
 import { checkUnitRuns } from './agent-check.js';
-import { containerHostFiles } from './container-host.js';
-import { AGENT_UNIT, agentUnit } from './agent-unit.js';
 import { withLock } from './lock.js';
 import { etcdHealthy, etcdMembers, etcdPids, isOurEtcd, MAX_ETCD_MEMBERS, startEtcdMembers, stopEtcd } from './etcd.js';
-import { agentEnvFile, ensureEtcdAuth, newEtcdAuth } from './etcd-auth.js';
-import { HOST_SECRETS_DIR } from './layer.js';
+import { ensureEtcdAuth, newEtcdAuth } from './etcd-auth.js';
 import { bootHost, destroyHostDir, haltHostDir, openHost, recordedMachineId, type Host } from './host.js';
 import { mountsUnder, unmountAll } from './mounts.js';
 import { createBridge, deleteBridge, linkExists } from './network.js';
 import { ensureKeyPair, knownHostsText } from './sshd.js';
+import { packRelease, type Release } from './release.js';
+import { CLOUD_INIT_UNITS, checkProvisioned, sandboxUserData, seedFiles } from './seed.js';
 import { ensureRegistry, REGISTRY_PORT, registryAnswers, registryPids, stopRegistry } from './registry.js';
 import { envFileText, envValues, ETCD_ENTRIES, OWN_ENTRIES, readState, sandboxPaths, writeState, type SandboxHostEntry, type SandboxState } from './state.js';
 
 export interface SandboxOptions {
   hosts: number;
   stateDir: string;
-  /** Repository root (holds bin/fleetx.mjs); hosts see it read-only through the overlay. */
+  /**
+   * Repository root: the checkout (built) whose `npm pack` the hosts install at
+   * first boot, and whose cloud-config/ renders their user-data. Hosts also
+   * see it read-only at its own path (the demo's plain-process service runs
+   * its demo/web.mjs from there).
+   */
   repoRoot: string;
   /** Bridge name, at most 15 characters (default fleetx0). */
   bridge?: string;
@@ -37,8 +42,13 @@ export interface SandboxOptions {
   etcdMembers?: number;
   /** Host names are PREFIX-1..PREFIX-N (default "sandbox"). */
   hostPrefix?: string;
-  /** Install and enable the fleetx agent unit in each host (default true). */
+  /** Provision each host by cloud-init into a fleetx host (default true); false: bare hosts. */
   agent?: boolean;
+  /**
+   * cloud-config values merged over the sandbox's own (seed.ts) in the
+   * user-data of hosts this `up` boots, as `-f` does for `cloud-config render`.
+   */
+  values?: Record<string, unknown>;
 }
 
 export interface SandboxHostStatus {
@@ -118,7 +128,9 @@ function planState(o: SandboxOptions, prev: SandboxState | undefined): SandboxSt
     const old = prev?.hosts.find((h) => h.name === name);
     // A repaired host keeps its identity.
     const machineId = old?.machineId ?? recordedMachineId(dir) ?? '';
-    hosts.push({ name, machineId, address: `${subnet}.${10 + i}`, dir });
+    // cloud-init provisions once per instance-id: kept while the host's disk is, new for a new host.
+    const instanceId = (old?.instanceId && existsSync(dir) ? old.instanceId : undefined) ?? `iid-${name}-${randomBytes(6).toString('hex')}`;
+    hosts.push({ name, machineId, address: `${subnet}.${10 + i}`, dir, instanceId });
   }
   const paths = sandboxPaths(o.stateDir);
   const members = etcdMembers({ count, address: `${subnet}.1`, port, dir: (entry) => join(o.stateDir, entry) }).map((m, k) => ({
@@ -178,8 +190,16 @@ async function ensureAuth(state: SandboxState): Promise<void> {
   chmodSync(file, 0o600);
 }
 
+export const AGENT_UNIT = 'fleetx-agent.service';
+
+interface Provisioning {
+  /** The release, packed at the first call. */
+  release: () => Promise<Release>;
+  values?: Record<string, unknown>;
+}
+
 /** Keeps a healthy host; otherwise "reboots" it on its existing upper layer. */
-async function ensureHost(state: SandboxState, entry: SandboxHostEntry, agent: boolean, clientKey: string, reboot: boolean): Promise<Host> {
+async function ensureHost(state: SandboxState, entry: SandboxHostEntry, provision: Provisioning | undefined, clientKey: string, reboot: boolean): Promise<Host> {
   const running = openHost(entry.dir);
   // A host booted before the sandbox ran sshd (or before etcd had auth) is rebooted with it.
   if (running?.sshHostKey && !reboot) {
@@ -191,14 +211,18 @@ async function ensureHost(state: SandboxState, entry: SandboxHostEntry, agent: b
     }
   }
   await haltHostDir(entry.dir);
-  const endpoints = state.etcd.endpoints;
-  // Every host is a container host pulling from the sandbox registry.
-  const files: Record<string, string> = containerHostFiles({ registry: state.registry!.address });
-  // the sidecar metadata a cloud-config role with both sidecars gives (src/provision: hostMetadata)
-  const metadata = { logs: 'td-agent', metrics: 'dd-agent' };
-  if (agent) files[`/etc/systemd/system/${AGENT_UNIT}`] = agentUnit({ repoRoot: state.repoRoot, endpoints, ip: entry.address, metadata });
-  // the agent unit's EnvironmentFile: its etcd user, 0600 in a 0700 dir (layer.ts)
-  if (state.etcd.auth) files[`${HOST_SECRETS_DIR}/fleetx-agent.env`] = agentEnvFile(state.etcd.auth.agent);
+  // The seed is rewritten at every boot, with the host's own instance-id:
+  // cloud-init provisions a host once, not again when `up` reboots it.
+  const files = provision
+    ? seedFiles({
+        name: entry.name,
+        instanceId: entry.instanceId!,
+        userData: sandboxUserData(
+          { endpoints: state.etcd.endpoints, registry: state.registry!.address, release: await provision.release(), credentials: state.etcd.auth?.agent, values: provision.values },
+          state.repoRoot,
+        ),
+      })
+    : {};
   return bootHost({
     sshd: { authorizedKeys: [clientKey] },
     name: entry.name,
@@ -206,12 +230,16 @@ async function ensureHost(state: SandboxState, entry: SandboxHostEntry, agent: b
     bridge: { name: state.bridge.name, address: `${entry.address}/24` },
     machineId: entry.machineId || undefined,
     files,
-    enable: agent ? [AGENT_UNIT] : [],
+    enable: provision ? CLOUD_INIT_UNITS : [],
+    keep: provision ? CLOUD_INIT_UNITS : [],
     reuseState: true,
-    // The checkout at its own path, whatever that is: the overlay of / does
-    // not show other filesystems, and a host's /tmp is a tmpfs of its own,
-    // so a clone under /tmp would be invisible to the agent unit.
-    bindReadOnly: [state.repoRoot],
+    // systemd is "running" once cloud-final is done: that includes the
+    // release install and the agent's registration (registerTimeout).
+    bootTimeoutMs: provision ? 180_000 : undefined,
+    // The release dir for the file:// URL, and the checkout (see repoRoot)
+    // at their own paths: the overlay of / does not show other filesystems,
+    // and a host's /tmp is a tmpfs of its own.
+    bindReadOnly: [...(provision ? [sandboxPaths(state.stateDir).release] : []), state.repoRoot],
   });
 }
 
@@ -245,11 +273,20 @@ async function up(o: SandboxOptions): Promise<void> {
   for (const d of hostDirs(o.stateDir)) if (!wanted.has(d)) await destroyHostDir(d);
   const paths = sandboxPaths(o.stateDir);
   const clientKey = await ensureKeyPair(paths.sshKey, `fleetx-sandbox@${o.stateDir}`);
+  const agent = o.agent ?? true;
   // hosts of a sandbox made before etcd had auth lack the agent's credentials
+  // (and made before cloud-init, have no instance-id: they get one and are provisioned)
   const reboot = prev !== undefined && prev.etcd.auth === undefined;
-  const booted = await Promise.all(state.hosts.map((h) => ensureHost(state, h, o.agent ?? true, clientKey, reboot)));
-  // An agent that cannot start is named now, with its journal, not when a deploy times out.
-  if (o.agent ?? true) await Promise.all(booted.map((h) => checkUnitRuns(h, AGENT_UNIT)));
+  // At most one pack per `up`, made when a host boots, shared by all (hosts provisioned before keep theirs).
+  let pack: Promise<Release> | undefined;
+  const provision = agent ? { release: () => (pack ??= packRelease(state.repoRoot, paths.release)), values: o.values } : undefined;
+  const booted = await Promise.all(state.hosts.map((h) => ensureHost(state, h, provision, clientKey, reboot)));
+  if (agent) {
+    // A step that failed (bad endpoint, bad release) is named with the host and cloud-init's reason,
+    // then an agent that cannot start with its journal: now, not when a deploy times out.
+    await Promise.all(booted.map((h) => checkProvisioned(h)));
+    await Promise.all(booted.map((h) => checkUnitRuns(h, AGENT_UNIT)));
+  }
   state.hosts.forEach((h, i) => (h.machineId = booted[i]!.machineId));
   writeState(state);
   const keys = state.hosts.map((h, i) => ({ address: h.address, hostKey: booted[i]!.sshHostKey! }));

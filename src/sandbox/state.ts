@@ -19,6 +19,8 @@ const HostEntry = z.object({
   machineId: z.string(),
   address: z.string(),
   dir: z.string(),
+  /** cloud-init's instance-id in the host's seed (absent in a sandbox made before hosts booted through cloud-init). */
+  instanceId: z.string().optional(),
 });
 
 const EtcdMember = z.object({
@@ -87,13 +89,15 @@ export const sandboxPaths = (stateDir: string) => ({
   images: join(stateDir, 'images'),
   /** The operator's etcd password (0600), named by FLEETX_ETCD_PASSWORD_FILE in the env file. */
   operatorPassword: join(stateDir, 'etcd-operator.password'),
+  /** The release hosts install at first boot (`npm pack` of the checkout, release.ts), bound read-only into each host. */
+  release: join(stateDir, 'release'),
 });
 
 /** The data dirs and logs of every possible etcd member. */
 export const ETCD_ENTRIES = Array.from({ length: MAX_ETCD_MEMBERS }, (_, k) => (k === 0 ? ['etcd', 'etcd.log'] : [`etcd-${k + 1}`, `etcd-${k + 1}.log`])).flat();
 
 /** Names `down` may delete inside stateDir; anything else there is left alone. */
-export const OWN_ENTRIES = ['state.json', 'state.json.tmp', 'env', ...ETCD_ENTRIES, 'hosts', 'id_ed25519', 'id_ed25519.pub', 'known_hosts', 'registry', 'registry.log', 'images', 'etcd-operator.password', 'lock'];
+export const OWN_ENTRIES = ['state.json', 'state.json.tmp', 'env', ...ETCD_ENTRIES, 'hosts', 'id_ed25519', 'id_ed25519.pub', 'known_hosts', 'registry', 'registry.log', 'images', 'etcd-operator.password', 'release', 'lock'];
 
 /** The state, or undefined when there is none or it is unreadable (then `down` falls back to scanning). */
 export function readState(stateDir: string): SandboxState | undefined {

@@ -102,5 +102,5 @@ describe('placement on real hosts', () => {
     expect(after[fourth.name]).toEqual(['app@4.service']);
     expect(await mainPids()).toEqual(pids);
     expect((await sb.cliOk(['why', 'app@4.service'])).stdout).toContain('app@4.service is scheduled to');
-  }, 90_000);
+  }, 300_000); // up boots the host through cloud-init
 });

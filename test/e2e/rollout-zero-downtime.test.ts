@@ -295,5 +295,5 @@ describe('zero-downtime rollouts through HAProxy', () => {
     const all = await demo.allInService();
     expect(all.map((i) => i.unit)).toEqual(['app@1.service', 'app@2.service', 'app@3.service']);
     expect(await demo.sampleVersions(6)).toEqual(Array(6).fill('v1'));
-  }, 150_000);
+  }, 300_000); // up boots the fourth host through cloud-init
 });

@@ -215,7 +215,7 @@ export function useDemo(o: { tag: string; hosts: number; instances?: number; etc
       console.error(`demo in ${demo.sb.stateDir} did not come up:\n${await demo.diagnostics().catch(() => '')}`);
       throw e;
     }
-  }, 240_000);
+  }, 400_000);
   beforeEach(({ onTestFailed, task }) => {
     onTestFailed(async () => {
       console.error(`\n=== "${task.name}" failed ===\n${await demo.diagnostics()}`);

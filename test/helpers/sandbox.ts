@@ -235,7 +235,7 @@ export function useSandbox(o: SandboxFixtureOptions): SandboxFixture {
       console.error(`sandbox ${sb.stateDir} did not come up:\n${await sb.journals().catch(() => '')}`);
       throw e;
     }
-  }, 180_000);
+  }, 400_000);
   beforeEach(({ onTestFailed, task }) => {
     onTestFailed(async () => {
       console.error(`\n=== "${task.name}" failed: agent journals ===\n${await sb.journals()}`);

@@ -50,7 +50,7 @@ describe('status, journal and ssh over SSH to sandbox hosts', () => {
       }
       return undefined;
     });
-  }, 180_000);
+  }, 400_000);
 
   afterAll(async () => {
     await sandboxDown(stateDir);

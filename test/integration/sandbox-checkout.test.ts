@@ -5,7 +5,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from '../../src/registry/client.js';
@@ -30,7 +30,7 @@ function cloneUnderTmp(): string {
   return dir;
 }
 
-describe('a sandbox from a checkout under /tmp', () => {
+describe('a sandbox from a checkout under /tmp', { timeout: 400_000 }, () => {
   const net = testNet();
   const stateDir = testStateDir('tmpco');
   // nspawn machine names are global: unique per run, as the other fixtures do
@@ -47,16 +47,20 @@ describe('a sandbox from a checkout under /tmp', () => {
     if (tmp) rmSync(tmp, { recursive: true, force: true });
   });
 
-  it('runs the agent from the clone in every host, which registers its machine', async () => {
+  it('runs the agent from the clone\'s release in every host, which registers its machine', async () => {
     const s = await sandboxUp({ hosts: 2, stateDir, repoRoot: clone, bridge: net.bridge, subnet: net.prefix, hostPrefix: prefix }).catch((e: unknown) => {
-      // the journal lines `up` quotes are in the hint, which vitest does not print
+      // the lines `up` quotes are in the hint, which vitest does not print
       console.error((e as { hint?: string }).hint ?? '');
       throw e;
     });
     expect(s.healthy).toBe(true);
+    // Hosts install `npm pack` of the clone: the code under test, not a copy of something else.
+    const cli = readFileSync(join(clone, 'dist', 'cli', 'main.js'), 'utf8');
     for (const h of s.hosts) {
       const host = openHost(`${stateDir}/hosts/${h.name}`)!;
-      // Read-only at the same path, though the host's /tmp is its own.
+      expect((await host.exec(['cat', '/opt/fleetx/dist/cli/main.js'])).stdout).toBe(cli);
+      expect((await host.exec(['systemctl', 'show', '-p', 'ExecStart', '--value', 'fleetx-agent.service'])).stdout).toContain('/opt/fleetx/bin/fleetx.mjs');
+      // The clone is still seen read-only at its own path, though the host's /tmp is its own.
       const probe = await host.exec(['sh', '-c', 'test -r "$1/bin/fleetx.mjs" && touch "$1/x" 2>&1; findmnt -no OPTIONS --target "$1"', 'sh', clone]);
       expect(probe.stdout).toMatch(/Read-only file system[\s\S]*\bro\b/);
       expect((await host.exec(['systemctl', 'is-active', 'fleetx-agent.service'])).stdout.trim()).toBe('active');
@@ -76,13 +80,13 @@ describe('a sandbox from a checkout under /tmp', () => {
     }
   });
 
-  it('an agent that cannot start fails up at once, naming the host and quoting its journal', async () => {
+  it('a release that cannot start fails up, naming the host and quoting cloud-init\'s reason', async () => {
     writeFileSync(join(clone, 'bin', 'fleetx.mjs'), "throw new Error('fleetx-checkout-test: this agent cannot start');\n");
     await sandboxDown(stateDir);
     const up = sandboxUp({ hosts: 1, stateDir, repoRoot: clone, bridge: net.bridge, subnet: net.prefix, hostPrefix: prefix });
     await expect(up).rejects.toMatchObject({
       kind: 'failed',
-      message: expect.stringMatching(new RegExp(`^host ${prefix}-1: fleetx-agent\\.service does not stay up`)),
+      message: expect.stringMatching(new RegExp(`^host ${prefix}-1: provisioning by cloud-init failed \\(status error.*\\): the release at file://\\S+ does not run`)),
       hint: expect.stringContaining('fleetx-checkout-test: this agent cannot start'),
     });
     await sandboxDown(stateDir);

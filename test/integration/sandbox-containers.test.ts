@@ -24,7 +24,7 @@ describe('sandbox container hosts', () => {
     status = await sandboxUp({ hosts: 1, stateDir, repoRoot: REPO, bridge: net.bridge, subnet: net.prefix, hostPrefix: 'fxr' });
     host = openHost(`${stateDir}/hosts/fxr-1`)!;
     refs = await ensureDemoImages({ dir: sandboxPaths(stateDir).images, registry: status.registry!.address, script: `${REPO}/demo/web.mjs` });
-  });
+  }, 400_000);
   afterAll(async () => {
     await sandboxDown(stateDir);
     expect(await leftovers(stateDir, net.bridge, [{ name: 'fxr-1', dir: `${stateDir}/hosts/fxr-1` }])).toEqual([]);

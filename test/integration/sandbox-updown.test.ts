@@ -26,7 +26,8 @@ function listenAddrs(pid: number): string[] {
     .map((l) => l.trim().split(/\s+/)[3]!);
 }
 
-describe('sandbox up / status / down', () => {
+// Each `up` that boots hosts waits for cloud-init to provision them (release install, agent registered).
+describe('sandbox up / status / down', { timeout: 300_000 }, () => {
   let first: SandboxStatus;
 
   afterAll(async () => {
@@ -65,14 +66,22 @@ describe('sandbox up / status / down', () => {
     expect(state.etcd.endpoints).toEqual([endpoint]);
   });
 
-  it('installs an enabled fleetx agent unit in every host, pointed at the sandbox etcd', async () => {
-    for (const [i, name] of names.entries()) {
+  it('provisions every host by cloud-init from its seed: the agent unit pointed at the sandbox etcd, the release packed from the checkout', async () => {
+    const state = JSON.parse(readFileSync(`${stateDir}/state.json`, 'utf8')) as { hosts: Array<{ name: string; instanceId: string }> };
+    for (const name of names) {
       const host = openHost(`${stateDir}/hosts/${name}`)!;
+      const status = await host.exec(['cloud-init', 'status', '--long']);
+      expect(status.stdout).toMatch(/^status: done$/m);
+      const iid = state.hosts.find((h) => h.name === name)!.instanceId;
+      expect((await host.exec(['cloud-init', 'query', 'instance_id'])).stdout.trim()).toBe(iid);
+      // The seed holds what can be credentials: root only.
+      const modes = await host.exec(['stat', '-c', '%a %U %n', '/var/lib/cloud/seed/nocloud/user-data', '/var/lib/cloud/seed/nocloud/meta-data']);
+      expect(modes.stdout.trim().split('\n').map((l) => l.split(' ').slice(0, 2).join(' '))).toEqual(['600 root', '600 root']);
       const unit = await host.exec(['systemctl', 'cat', 'fleetx-agent.service']);
-      expect(unit.stdout).toContain(
-        `ExecStart=/usr/bin/node "${repoRoot}/bin/fleetx.mjs" agent \\\n  --endpoint "http://${net.prefix}.1:2379" \\\n  --ip "${net.prefix}.${11 + i}" \\\n`,
-      );
+      expect(unit.stdout).toContain(`ExecStart=/usr/bin/node "/opt/fleetx/bin/fleetx.mjs" agent \\\n  --endpoint "http://${net.prefix}.1:2379" \\\n`);
       expect((await host.exec(['systemctl', 'is-enabled', 'fleetx-agent.service'])).stdout.trim()).toBe('enabled');
+      const log = await host.exec(['cat', '/var/log/cloud-init-output.log']);
+      expect(log.stdout).toContain(`fleetx: installed 0.1.0 from file://${stateDir}/release/fleetx-0.1.0.tgz`);
       // The host reaches etcd over the bridge.
       const r = await host.exec(['/usr/bin/node', '-e', `fetch('http://${net.prefix}.1:2379/health').then((r) => r.text()).then((t) => process.stdout.write(t))`]);
       expect(r.stdout, r.stderr).toContain('"health":"true"');
@@ -143,6 +152,10 @@ describe('sandbox up / status / down', () => {
     expect(repaired.etcd?.pid).not.toBe(first.etcd?.pid);
     const back = openHost(`${stateDir}/hosts/fxu-2`)!;
     expect((await back.exec(['cat', '/var/lib/fxu-marker'])).stdout).toBe('kept\n');
+    // Same instance-id: cloud-init did not provision the rebooted host again; its agent came back enabled.
+    const log = await back.exec(['cat', '/var/log/cloud-init-output.log']);
+    expect(log.stdout.split('fleetx: installed').length - 1).toBe(1);
+    expect((await back.exec(['systemctl', 'is-active', 'fleetx-agent.service'])).stdout.trim()).toBe('active');
   });
 
   it('up with fewer hosts removes the extra ones', async () => {
@@ -152,13 +165,25 @@ describe('sandbox up / status / down', () => {
     expect(await leftovers(`${stateDir}/hosts/fxu-2`, undefined, [{ name: 'fxu-2', dir: `${stateDir}/hosts/fxu-2` }])).toEqual([]);
   });
 
+  it('up with more hosts adds one the same way: a new instance-id, provisioned by cloud-init', async () => {
+    const before = JSON.parse(readFileSync(`${stateDir}/state.json`, 'utf8')) as { hosts: Array<{ name: string; instanceId: string }> };
+    const more = await sandboxUp(opts);
+    expect(more.healthy).toBe(true);
+    const after = JSON.parse(readFileSync(`${stateDir}/state.json`, 'utf8')) as { hosts: Array<{ name: string; instanceId: string }> };
+    expect(after.hosts[0]!.instanceId).toBe(before.hosts[0]!.instanceId);
+    const added = openHost(`${stateDir}/hosts/fxu-2`)!;
+    expect((await added.exec(['cloud-init', 'query', 'instance_id'])).stdout.trim()).toBe(after.hosts[1]!.instanceId);
+    expect((await added.exec(['cloud-init', 'status'])).stdout).toMatch(/status: done/);
+    expect((await added.exec(['systemctl', 'is-active', 'fleetx-agent.service'])).stdout.trim()).toBe('active');
+  });
+
   it('down removes everything, and is safe to run twice', async () => {
     const io = bufferIo({}, repoRoot);
     await sandboxCommand({ action: 'down', output: 'json', stateDir }, io);
     expect(JSON.parse(io.out.join(''))).toEqual({
       schema: 'fleetx/sandbox-down/v1',
       stateDir,
-      removed: [`bridge ${net.bridge}`, 'etcd', 'host fxu-1', 'registry'],
+      removed: [`bridge ${net.bridge}`, 'etcd', 'host fxu-1', 'host fxu-2', 'registry'],
     });
     expect(await leftovers(stateDir, net.bridge, names.map((name) => ({ name, dir: `${stateDir}/hosts/${name}` })))).toEqual([]);
     expect(existsSync(stateDir)).toBe(false);
@@ -167,7 +192,7 @@ describe('sandbox up / status / down', () => {
   });
 });
 
-describe('sandbox down after a crash', () => {
+describe('sandbox down after a crash', { timeout: 300_000 }, () => {
   const dirs: string[] = [];
   afterAll(async () => {
     for (const d of dirs) await sandboxDown(d);
@@ -188,8 +213,8 @@ describe('sandbox down after a crash', () => {
     const script = `import { sandboxUp } from './src/sandbox/sandbox.ts'; await sandboxUp(${JSON.stringify(o)});`;
     const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: repoRoot, stdio: 'ignore' });
     const ready = when(dir);
-    // a bound, not a timing: up first sets up etcd's users and roles (bcrypt in etcd), slow on a loaded machine
-    const end = Date.now() + 60_000;
+    // a bound, not a timing: up first sets up etcd's users and roles (bcrypt in etcd) and packs the release (npm pack), slow on a loaded machine
+    const end = Date.now() + 180_000;
     while (!ready() && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));

@@ -7,7 +7,6 @@ import { loadValues } from '../../src/template/values.js';
 import { demoContainerfile } from '../../src/images/demo-images.js';
 import { lddPaths } from '../../src/images/rootfs.js';
 import { podmanGlobals } from '../../src/images/podman.js';
-import { containerHostFiles } from '../../src/sandbox/container-host.js';
 
 describe('images', () => {
   it('takes the libraries node needs from ldd output, vdso skipped', () => {
@@ -39,14 +38,6 @@ describe('images', () => {
       '--cgroup-manager=cgroupfs',
       '--events-backend=file',
     ]);
-  });
-
-  it('a container host: vfs, no cgroups, host network, the one insecure registry', () => {
-    const files = containerHostFiles({ registry: '10.213.0.1:5000' });
-    expect(Object.keys(files).sort()).toEqual(['/etc/containers/containers.conf', '/etc/containers/nodocker', '/etc/containers/registries.conf', '/etc/containers/storage.conf']);
-    expect(files['/etc/containers/storage.conf']).toContain('driver = "vfs"');
-    expect(files['/etc/containers/containers.conf']).toMatch(/cgroups = "disabled"\nnetns = "host"\nkeyring = false\n/);
-    expect(files['/etc/containers/registries.conf']).toContain('[[registry]]\nlocation = "10.213.0.1:5000"\ninsecure = true\n');
   });
 });
 

@@ -1,7 +1,5 @@
-/** The pure parts of what lets fleetx reach sandbox hosts over SSH, and the agent unit they run. */
-import { readFileSync } from 'node:fs';
+/** The pure parts of what lets fleetx reach sandbox hosts over SSH. */
 import { describe, expect, it } from 'vitest';
-import { agentUnit, renderAgentUnit } from '../../src/sandbox/agent-unit.js';
 import { knownHostsText, sshdDropIn } from '../../src/sandbox/sshd.js';
 import { envFileText, envValues } from '../../src/sandbox/state.js';
 
@@ -31,22 +29,5 @@ describe('sandbox SSH files', () => {
     expect(envFileText(['http://10.213.0.1:2379'], '/var/lib/s')).toContain(
       "export FLEETX_KNOWN_HOSTS_FILE='/var/lib/s/known_hosts'\nexport FLEETX_SSH_IDENTITY_FILE='/var/lib/s/id_ed25519'\nexport FLEETX_SSH_USERNAME='root'\n",
     );
-  });
-});
-
-describe('sandbox agent unit', () => {
-  const o = { repoRoot: process.cwd(), endpoints: ['http://10.213.0.1:2379', 'http://10.213.0.1:2381'], ip: '10.213.0.11' };
-
-  it('is the shipped template rendered with the host\'s values', () => {
-    const unit = agentUnit(o);
-    expect(unit).toBe(renderAgentUnit(readFileSync('units/fleetx-agent.service.hbs', 'utf8'), o));
-    expect(unit).toContain(`ExecStart=/usr/bin/node "${o.repoRoot}/bin/fleetx.mjs" agent \\\n  --endpoint "http://10.213.0.1:2379" \\\n  --endpoint "http://10.213.0.1:2381" \\\n  --ip "10.213.0.11" \\\n`);
-    expect(unit).toContain('Restart=always\n');
-    expect(unit).toContain('WantedBy=multi-user.target');
-  });
-
-  it('passes metadata as one --metadata k=v argument each', () => {
-    const unit = agentUnit({ ...o, repoRoot: process.cwd(), metadata: { role: 'web', zone: 'a b' } });
-    expect(unit).toContain('--metadata "role=web" \\\n  --metadata "zone=a b" \\\n');
   });
 });

@@ -4,7 +4,6 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { statusText } from '../../src/cli/commands/sandbox.js';
-import { agentUnit, execArg } from '../../src/sandbox/agent-unit.js';
 import { etcdArgs, etcdMembers } from '../../src/sandbox/etcd.js';
 import { netUnit } from '../../src/sandbox/layer.js';
 import { unmountAll } from '../../src/sandbox/mounts.js';
@@ -60,25 +59,6 @@ describe('CIDRs', () => {
 });
 
 describe('unit texts', () => {
-  it.each([
-    ['/work/main', '/work/main'],
-    ['/with space', '"/with space"'],
-    ['100%', '100%%'],
-    ['$HOME', '$$HOME'],
-    ['a"b', '"a\\"b"'],
-    ['', '""'],
-  ])('execArg(%j) is %s', (value, expected) => {
-    expect(execArg(value)).toBe(expected);
-  });
-
-  it('the agent unit runs the repo CLI against the sandbox etcd and restarts', () => {
-    const unit = agentUnit({ repoRoot: '/work/main', endpoints: ['http://10.213.0.1:2379'], ip: '10.213.0.11' });
-    // Rendered from units/fleetx-agent.service.hbs: one quoted argument per value.
-    expect(unit).toContain('ExecStart=/usr/bin/node "/work/main/bin/fleetx.mjs" agent \\\n  --endpoint "http://10.213.0.1:2379" \\\n  --ip "10.213.0.11" \\\n');
-    expect(unit).toContain('Restart=always\n');
-    expect(unit).toContain('After=network-online.target\n');
-  });
-
   it('the net unit puts the address on host0 and retries', () => {
     const unit = netUnit('10.213.0.11/24');
     expect(unit).toContain('ExecStart=/usr/sbin/ip addr replace 10.213.0.11/24 dev host0\n');
