@@ -24,6 +24,8 @@ const fc = useFaultCluster({ tag: 'etcd', hosts: 3, etcdMembers: 3 });
 const demo = fc.demo;
 const faults = () => new EtcdFaults(demo.sb.stateDir);
 const OUTAGE_MS = 30_000;
+// The first instance may drain for up to its drain timeout under load before the phases the faults aim at.
+const PHASE_WAIT_MS = 90_000;
 const RESTART = ['rolling-restart', `${DEMO_SERVICE}@`];
 
 /** host -> the agent's MainPID and NRestarts: unchanged means it never crashed or restarted. */
@@ -71,7 +73,7 @@ fc.cell('etcd leader member SIGKILLed mid rolling-restart', async (c) => {
   const f = faults();
   const before = await agents(c.sb);
   const cli = demo.start(RESTART);
-  await c.untilPhase(['stopping', 'starting', 'checking'], 60_000);
+  await c.untilPhase(['stopping', 'starting', 'checking'], PHASE_WAIT_MS);
   const leader = await f.leader();
   c.injected(`SIGKILL of etcd member ${leader.name} (the raft leader)`);
   await f.kill(leader);
@@ -89,7 +91,7 @@ fc.cell("one etcd member's space quota exceeded (NOSPACE alarm) mid rolling-rest
   const before = await agents(c.sb);
   const victim = f.members().find((m) => m.name !== 'fleetx-sandbox') ?? f.members()[0]!;
   const cli = demo.start(RESTART);
-  await c.untilPhase(['stopping', 'starting', 'checking']);
+  await c.untilPhase(['stopping', 'starting', 'checking'], PHASE_WAIT_MS);
   c.injected(`NOSPACE alarm raised by ${victim.name} (quota 1 byte): every write refused`);
   await f.armNoSpace(victim);
   // Writes fail with a clear error; reads and the running instances go on.
@@ -108,7 +110,7 @@ fc.cell('etcd quorum lost for 30 s (two members SIGSTOPped) mid rolling-restart,
   const f = faults();
   const before = await agents(c.sb);
   const cli = demo.start(RESTART);
-  await c.untilPhase(['starting', 'checking']);
+  await c.untilPhase(['starting', 'checking'], PHASE_WAIT_MS);
   const leader = await f.leader();
   const other = f.members().find((m) => m.name !== leader.name)!;
   c.injected(`SIGSTOP of etcd members ${leader.name} (leader) and ${other.name} for 30 s`);
@@ -121,7 +123,7 @@ fc.cell('etcd fully unreachable for 30 s (all members SIGSTOPped) mid rolling-re
   const f = faults();
   const before = await agents(c.sb);
   const cli = demo.start(RESTART);
-  await c.untilPhase(['starting', 'checking']);
+  await c.untilPhase(['starting', 'checking'], PHASE_WAIT_MS);
   const all = f.members();
   c.injected('SIGSTOP of every etcd member for 30 s');
   await frozenFor30s(c.sb, f, all);
@@ -132,7 +134,7 @@ fc.cell('etcd fully unreachable for 30 s (all members SIGSTOPped) mid rolling-re
 fc.cell('a watch compacted away under an agent (frozen, revisions compacted, connections reset)', async (c) => {
   const f = faults();
   const cli = demo.start(RESTART);
-  const r = await c.untilPhase(['leaving', 'draining', 'stopping']);
+  const r = await c.untilPhase(['leaving', 'draining', 'stopping'], PHASE_WAIT_MS);
   // The agent of an instance the rollout has yet to reach: it must learn of it after the compaction.
   const waiting = Object.values(r.instances).find((i) => i.phase === 'pending')?.unit ?? `${DEMO_SERVICE}@3.service`;
   const host: Host = (await hostRunning(c.sb, waiting)) ?? c.sb.runningHosts()[0]!;
