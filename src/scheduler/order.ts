@@ -4,7 +4,9 @@
  * units it must follow. Edges: a MachineOf target comes before the units that
  * name it; a unit with Replaces=X comes before X (so it can claim X's
  * machine). Among units free to go next, the smallest name goes first. A
- * cycle is broken by taking the smallest remaining name; a unit's MachineOf
+ * cycle is broken at the smallest name inside it (in a cycle nothing outside
+ * still waits to go first), never at a unit merely downstream of one: that
+ * unit waits for the cycle like any other follower. A unit's MachineOf
  * target that lands after it is then treated as unsatisfiable (see filters).
  */
 import type { SchedUnit } from './types.js';
@@ -24,7 +26,7 @@ export function processingOrder(units: readonly SchedUnit[]): UnitOrder {
   const after = new Map<string, string[]>(names.map((n) => [n, []]));
   const indegree = new Map<string, number>(names.map((n) => [n, 0]));
   const edge = (from: string, to: string) => {
-    if (!known.has(from) || from === to) return;
+    if (!known.has(from) || !known.has(to) || from === to) return;
     after.get(from)!.push(to);
     indegree.set(to, indegree.get(to)! + 1);
   };
@@ -32,18 +34,31 @@ export function processingOrder(units: readonly SchedUnit[]): UnitOrder {
     for (const target of new Set(u.xfleet.machineOf)) edge(target, u.name);
     for (const victim of new Set(u.xfleet.replaces)) edge(u.name, victim);
   }
+  // Edges still to be taken into each strongly connected component from
+  // outside it: a cycle may be broken only once its count is 0.
+  const component = components(names, after);
+  const waitingFromOutside = new Map<number, number>();
+  for (const [from, tos] of after) {
+    for (const to of tos) {
+      const c = component.get(to)!;
+      if (component.get(from) !== c) waitingFromOutside.set(c, (waitingFromOutside.get(c) ?? 0) + 1);
+    }
+  }
+  const breakable = (n: string) => (waitingFromOutside.get(component.get(n)!) ?? 0) === 0;
 
   const out: string[] = [];
   const done = new Set<string>();
   // A min-heap of names free to go next: 10,000 units with MachineOf pairs
   // made a sorted array (shift + sort on every step) the slowest part of a pass.
   const ready = new NameHeap(names.filter((n) => indegree.get(n) === 0));
-  let nextUnordered = 0; // cycle breaking scans `names` once in all
+  let firstUnordered = 0;
   while (out.length < names.length) {
     if (ready.size === 0) {
-      // Cycle: break it at the smallest name not yet ordered.
-      while (done.has(names[nextUnordered]!)) nextUnordered++;
-      ready.push(names[nextUnordered]!);
+      // Cycle: break it at the smallest name of a cycle nothing else waits on.
+      while (done.has(names[firstUnordered]!)) firstUnordered++;
+      let i = firstUnordered;
+      while (done.has(names[i]!) || !breakable(names[i]!)) i++;
+      ready.push(names[i]!);
     }
     const next = ready.pop()!;
     if (done.has(next)) continue;
@@ -52,10 +67,58 @@ export function processingOrder(units: readonly SchedUnit[]): UnitOrder {
     for (const to of after.get(next)!) {
       const d = indegree.get(to)! - 1;
       indegree.set(to, d);
+      const c = component.get(to)!;
+      if (component.get(next) !== c) waitingFromOutside.set(c, waitingFromOutside.get(c)! - 1);
       if (d === 0 && !done.has(to)) ready.push(to);
     }
   }
   return { names: out, index: new Map(out.map((n, i) => [n, i])) };
+}
+
+/**
+ * Strongly connected components (Tarjan's algorithm, iterative: a chain of
+ * 10,000 MachineOf units must not overflow the stack): name -> component id.
+ */
+function components(names: readonly string[], after: ReadonlyMap<string, readonly string[]>): Map<string, number> {
+  const index = new Map<string, number>();
+  const low = new Map<string, number>();
+  const onStack = new Set<string>();
+  const stack: string[] = [];
+  const component = new Map<string, number>();
+  let counter = 0;
+  let id = 0;
+  for (const root of names) {
+    if (index.has(root)) continue;
+    const frames: Array<{ n: string; edge: number }> = [{ n: root, edge: 0 }];
+    index.set(root, counter), low.set(root, counter++), stack.push(root), onStack.add(root);
+    while (frames.length > 0) {
+      const f = frames[frames.length - 1]!;
+      const tos = after.get(f.n)!;
+      if (f.edge < tos.length) {
+        const to = tos[f.edge++]!;
+        if (!index.has(to)) {
+          index.set(to, counter), low.set(to, counter++), stack.push(to), onStack.add(to);
+          frames.push({ n: to, edge: 0 });
+        } else if (onStack.has(to)) {
+          low.set(f.n, Math.min(low.get(f.n)!, index.get(to)!));
+        }
+        continue;
+      }
+      frames.pop();
+      const parent = frames[frames.length - 1];
+      if (parent) low.set(parent.n, Math.min(low.get(parent.n)!, low.get(f.n)!));
+      if (low.get(f.n) === index.get(f.n)) {
+        for (;;) {
+          const m = stack.pop()!;
+          onStack.delete(m);
+          component.set(m, id);
+          if (m === f.n) break;
+        }
+        id++;
+      }
+    }
+  }
+  return component;
 }
 
 /** Binary min-heap of strings (code-unit order, as byName). */

@@ -89,6 +89,15 @@ describe('processing order', () => {
       [unit('b.service', { machineOf: ['a.service'] }), unit('a.service', { machineOf: ['b.service'] }), unit('0.service')],
       ['0.service', 'a.service', 'b.service'],
     ],
+    [
+      'a unit downstream of a cycle waits for the whole cycle, though its name is smaller',
+      [
+        unit('a.service', { machineOf: ['z.service'] }),
+        unit('y.service', { machineOf: ['z.service'] }),
+        unit('z.service', { machineOf: ['y.service'] }),
+      ],
+      ['y.service', 'z.service', 'a.service'],
+    ],
     ['targets that do not exist are ignored', [unit('a.service', { machineOf: ['zz.service'] })], ['a.service']],
   ])('%s', (_name, units, want) => {
     expect(processingOrder(units).names).toEqual(want);

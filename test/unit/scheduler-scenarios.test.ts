@@ -187,6 +187,21 @@ const scenarios: [string, ScheduleInput, Expected][] = [
     },
   ],
   [
+    'a unit whose MachineOf target sits downstream of a Replaces/MachineOf cycle is still placed beside it (fast-check seed -847302069)',
+    {
+      units: [
+        unit('app.service', { machineOf: ['db.service'] }),
+        unit('db.service'),
+        unit('web.service', { replaces: ['db.service', 'g.service'], machineOf: ['g.service'] }, 'inactive'),
+        unit('g.service', { replaces: ['a.service'] }, 'inactive'),
+        unit('a.service', { machineOf: ['app.service'] }, 'inactive'),
+      ],
+      machines: machines('m1'),
+      current: [],
+    },
+    { place: ['app.service on m1', 'db.service on m1'] },
+  ],
+  [
     'MachineID pins a unit; an unknown id makes it unschedulable',
     { units: [unit('a.service', { machineId: 'm2' }), unit('b.service', { machineId: 'm9' })], machines: machines('m1', 'm2'), current: [] },
     {
