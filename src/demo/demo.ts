@@ -29,7 +29,7 @@ import { writeDemoService } from './service-file.js';
 import { ensureDemoImages } from '../images/demo-images.js';
 import { ensureSidecarImages } from '../images/sidecar-images.js';
 import { warmHosts } from '../images/warm.js';
-import { writeSidecarUnits } from './sidecars.js';
+import { sandboxApiKey, writeSidecarUnits } from './sidecars.js';
 import { sandboxConnection, sandboxPaths } from '../sandbox/state.js';
 
 export const DEMO_SERVICE = 'app';
@@ -126,6 +126,12 @@ export async function demoUp(sandbox: SandboxStatus, o: DemoUpOptions): Promise<
 
   // The sidecars on every host (global units; stand-in images under the vendors' names): not waited for here.
   await ensureSidecarImages({ dir: sandboxPaths(sandbox.stateDir).images, registry, repoRoot: o.repoRoot, base: images.base, progress: say });
+  // dd-agent needs its API key as a fleetx secret; the stand-in sends nothing, so the sandbox's key is a random placeholder
+  const keyFile = join(paths.dir, 'dd-api-key');
+  if (!existsSync(keyFile)) {
+    writeFileSync(keyFile, sandboxApiKey(), { mode: 0o600 });
+    await runFleetx(o.repoRoot, endpoint, etcdEnv(sandbox), ['secret', 'set', 'dd-api-key', '--from-file', keyFile]);
+  }
   await runFleetx(o.repoRoot, endpoint, etcdEnv(sandbox), ['start', '--no-block', ...writeSidecarUnits({ repoRoot: o.repoRoot, registry, dir: paths.dir })]);
   say('td-agent and dd-agent started as global units (stand-in images; docs/SIDECARS.md)');
 

@@ -6,6 +6,7 @@
  * names in the sandbox registry. Started with the real CLI (`fleetx start`),
  * so a host that joins later gets them from the engine within seconds.
  */
+import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Etcd3 } from 'etcd3';
@@ -56,4 +57,9 @@ export async function sidecarStates(client: Etcd3, keys: Keyspace): Promise<Reco
     out[unit] = { active, missing: machines.filter((m) => !active.includes(m)).sort() };
   }
   return out;
+}
+
+/** The sandbox's value of the `dd-api-key` secret: not a Datadog key (the stand-in sends nothing), random so tests can look for leaks. */
+export function sandboxApiKey(): string {
+  return `sandbox-not-a-datadog-key-${randomBytes(12).toString('hex')}`;
 }

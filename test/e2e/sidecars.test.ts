@@ -9,6 +9,8 @@
  *  - dd-agent has scraped the fleetx agent's /metrics on 127.0.0.1:9170
  *    (/var/lib/dd-agent/openmetrics.json on the host, and its log lines).
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { demoUp } from '../../src/demo/demo.js';
 import { sidecarStates, SIDECAR_UNITS } from '../../src/demo/sidecars.js';
@@ -89,8 +91,17 @@ describe('sidecars on the demo sandbox', () => {
     expect(last.values!.some((v) => v.metric.startsWith('fleetx.fleetx_etcd_request_duration_seconds_count{'))).toBe(true);
     const journal = (await demo.sb.host(host).exec(['journalctl', '-o', 'cat', 'CONTAINER_NAME=dd-agent'])).stdout;
     expect(journal).toMatch(/openmetrics check: scraped http:\/\/127\.0\.0\.1:9170\/metrics: \d+ samples/);
-    // the sandbox's stand-in key, from user-data's 0600 dd-agent.env (src/sandbox/seed.ts)
+    // the key (a fleetx secret; the sandbox's is a random placeholder) reached the container by name only
     expect(journal).toMatch(/api key set/);
+    const key = readFileSync(join(demo.sb.stateDir, 'demo', 'dd-api-key'), 'utf8').trim();
+    expect(key).toMatch(/^sandbox-not-a-datadog-key-/);
+    const cat = await demo.sb.cliOk(['cat', 'dd-agent.service']);
+    expect(cat.stdout).toContain('DD_API_KEY=dd-api-key');
+    expect(cat.stdout).not.toContain(key);
+    const everything = (await demo.sb.host(host).exec(['journalctl', '-o', 'cat', '--no-pager'])).stdout;
+    expect(everything).not.toContain(key);
+    const ps = (await demo.sb.host(host).exec(['ps', '-eo', 'args'])).stdout;
+    expect(ps).not.toContain(key);
   }, 120_000);
 
   it('sandbox up --demo --hosts 4: the sidecars start on the new host', async () => {

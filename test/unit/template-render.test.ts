@@ -290,15 +290,18 @@ describe('shipped templates', () => {
     const { text, unit } = renderTemplate(shipped(name), {}, { templateName: name });
     expect(parseXFleet(unit, name).global).toBe(true);
     expect(execArgv(value(unit, 'Service', 'ExecStart')!).slice(0, 4)).toEqual(['/usr/bin/docker', 'run', '--name', name.replace('.service', '')]);
-    expect(text).not.toMatch(/API_KEY=/);
+    // only the secret's name ([X-Fleet-Secrets] DD_API_KEY=dd-api-key), never a value
+    expect(text).not.toMatch(/API_KEY=(?!dd-api-key\n)/);
   });
 
-  it('dd-agent.service takes its key by name from the env file and mounts what Datadog documents', () => {
+  it('dd-agent.service takes its key as a fleetx secret, by name, and mounts what Datadog documents', () => {
     const { unit } = renderTemplate(shipped('dd-agent.service'), { site: 'datadoghq.eu', runtime: 'podman' }, { templateName: 'dd-agent.service' });
     const argv = execArgv(value(unit, 'Service', 'ExecStart')!);
-    expect(value(unit, 'Service', 'EnvironmentFile')).toBe('-/etc/fleetx/secrets/dd-agent.env');
+    // src/secrets/README.md: the agent writes this file before start; no "-": without the secret the unit does not start
+    expect(value(unit, 'Service', 'EnvironmentFile')).toBe('/run/fleetx/secrets/%n.env');
+    expect(value(unit, 'X-Fleet-Secrets', 'DD_API_KEY')).toBe('dd-api-key');
     // by name only: podman takes the value from the unit's environment, so it is in neither the unit nor ps
-    expect(argv.join(' ')).toContain('-e DD_API_KEY -e DD_SITE=datadoghq.eu -e DD_HOSTNAME=%H');
+    expect(argv.join(' ')).toContain('--env DD_API_KEY -e DD_SITE=datadoghq.eu -e DD_HOSTNAME=%H');
     expect(argv.join(' ')).toContain('--network host --cgroupns host --pid host -v /var/run/docker.sock:/var/run/docker.sock:ro -v /proc/:/host/proc/:ro -v /sys/fs/cgroup/:/host/sys/fs/cgroup:ro');
     expect(argv.join(' ')).toContain('-v /var/lib/dd-agent:/opt/datadog-agent/run:rw');
   });
