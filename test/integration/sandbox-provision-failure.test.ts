@@ -3,10 +3,16 @@
  * so, the agent's journal says why, and `sandbox up` names the host with
  * fleetx's reason (from cloud-init's output log) instead of a bare timeout.
  */
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createServer, type Server } from 'node:tls';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openHost } from '../../src/sandbox/host.js';
 import { sandboxDown, sandboxUp, type SandboxOptions } from '../../src/sandbox/sandbox.js';
+import { freePort } from '../helpers/etcd.js';
 import { leftovers, testNet, testStateDir } from '../helpers/hosts.js';
 
 const net = testNet();
@@ -16,6 +22,15 @@ const name = `${prefix}-1`;
 const opts: SandboxOptions = { hosts: 1, stateDir, repoRoot: process.cwd(), bridge: net.bridge, subnet: net.prefix, hostPrefix: prefix };
 // A CA file in PEM form; the sandbox etcd speaks plain http, so no TLS handshake completes whatever it holds.
 const CA = '-----BEGIN CERTIFICATE-----\nTm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n';
+
+/** A self-signed certificate and key for `ip` (openssl, P-256, one day). */
+function selfSigned(dir: string, stem: string, ip: string): { cert: string; key: string } {
+  const cert = join(dir, `${stem}.pem`);
+  const key = join(dir, `${stem}-key.pem`);
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
+    '-subj', `/CN=${stem}`, '-addext', `subjectAltName=IP:${ip}`, '-keyout', key, '-out', cert], { stdio: 'ignore' });
+  return { cert: readFileSync(cert, 'utf8'), key: readFileSync(key, 'utf8') };
+}
 
 describe('a sandbox host whose provisioning fails', { timeout: 400_000 }, () => {
   afterAll(async () => {
@@ -55,5 +70,35 @@ describe('a sandbox host whose provisioning fails', { timeout: 400_000 }, () => 
     // The CA is a secret file: 0600 in the 0700 secrets dir.
     const modes = await host.exec(['stat', '-c', '%a %n', '/etc/fleetx/secrets', '/etc/fleetx/secrets/etcd-ca.pem']);
     expect(modes.stdout.trim().split('\n')).toEqual(['700 /etc/fleetx/secrets', '600 /etc/fleetx/secrets/etcd-ca.pem']);
+  });
+
+  it('bad certificate: the endpoint speaks TLS with a certificate the given CA did not sign; the agent\'s verify error is quoted', async () => {
+    await sandboxDown(stateDir);
+    const dir = mkdtempSync(join(tmpdir(), 'fleetx-badcert-'));
+    let server: Server | undefined;
+    try {
+      const gateway = `${net.prefix}.1`;
+      const impostor = selfSigned(dir, 'impostor', gateway); // what the endpoint presents
+      const trusted = selfSigned(dir, 'trusted-ca', gateway); // what the host is told to trust
+      // Only handshakes: the host's agent must refuse the certificate before any request.
+      server = createServer({ cert: impostor.cert, key: impostor.key }, (socket) => socket.destroy());
+      server.on('tlsClientError', () => {});
+      const port = await freePort();
+      await new Promise<void>((done) => server!.listen(port, '0.0.0.0', done));
+      const up = sandboxUp({ ...opts, values: { etcd: { endpoints: [`https://${gateway}:${port}`] }, secrets: { etcdCa: trusted.cert }, registerTimeout: 10 } });
+      await expect(up).rejects.toMatchObject({
+        kind: 'failed',
+        message: expect.stringMatching(new RegExp(`^host ${name}: provisioning by cloud-init failed \\(status error: .*\\): the agent did not register in etcd within 10s`)),
+        hint: expect.stringMatching(/registering the machine failed; retrying: .*(self[- ]signed|verify|certificate)/i),
+      });
+      const host = openHost(`${stateDir}/hosts/${name}`)!;
+      const journal = await host.exec(['journalctl', '-u', 'fleetx-agent', '-o', 'cat', '--no-pager']);
+      expect(journal.stdout).toMatch(/self[- ]signed|unable to verify|certificate/i);
+      expect(journal.stdout).not.toContain('machine registered');
+      expect(journal.stdout).not.toContain('BEGIN CERTIFICATE');
+    } finally {
+      await new Promise<void>((done) => (server ? server.close(() => done()) : done()));
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
