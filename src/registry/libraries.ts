@@ -25,7 +25,10 @@ export const cockatiel = require('cockatiel') as typeof CockatielPackage;
 interface WatchManagerInternals {
   watchers: Array<{ id: string | null }>;
   handleResponse(res: { watch_id: string }): void;
+  handleCreatedResponse(res: { canceled?: boolean; cancel_reason?: string }): void;
   handleError(err: Error): void;
+  /** the Watch RPC client; its `client` is the connection pool holding the auth token */
+  client: { client?: { authenticator?: { invalidateMetadata(): void } } };
 }
 const { WatchManager } = require('etcd3/lib/watch') as { WatchManager: { prototype: WatchManagerInternals } };
 const handleResponse = WatchManager.prototype.handleResponse;
@@ -35,4 +38,24 @@ WatchManager.prototype.handleResponse = function (this: WatchManagerInternals, r
     return;
   }
   handleResponse.call(this, res);
+};
+
+/**
+ * etcd checks a watch stream's auth token when each watch is created on it.
+ * Once that token is invalid (etcd drops a user's tokens when its password is
+ * set, e.g. on a credential rotation), every watch created on the stream is
+ * cancelled with "invalid auth token", and etcd3 1.1.2 keeps the stream: the
+ * watch is re-created on it and cancelled again, for ever (seen as a host
+ * back from a partition that never saw its schedule again). Instead the token
+ * is dropped and the stream reset, so it is opened again with a fresh token
+ * and every watcher re-attaches.
+ */
+const handleCreatedResponse = WatchManager.prototype.handleCreatedResponse;
+WatchManager.prototype.handleCreatedResponse = function (this: WatchManagerInternals, res) {
+  if (res.canceled && /invalid auth token/i.test(res.cancel_reason ?? '')) {
+    this.client.client?.authenticator?.invalidateMetadata();
+    this.handleError(new etcd3.EtcdInvalidAuthTokenError(res.cancel_reason!));
+    return;
+  }
+  handleCreatedResponse.call(this, res);
 };

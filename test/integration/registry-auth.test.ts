@@ -1,11 +1,13 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FleetxError } from '../../src/errors/errors.js';
 import { resolveConnection, type ConnectionOptions } from '../../src/registry/connection.js';
+import { etcd3 } from '../../src/registry/libraries.js';
 import { openRegistry } from '../../src/registry/open.js';
 import type { Registry } from '../../src/registry/registry.js';
 import { etcdctlOn, type EtcdServer } from '../helpers/etcd.js';
 import { rejection } from '../helpers/errors.js';
 import { useEtcd } from '../helpers/etcd-fixture.js';
+import { waitFor } from '../helpers/wait.js';
 
 const fixture = useEtcd({ auth: true });
 let etcd: EtcdServer;
@@ -66,5 +68,28 @@ describe('etcd with authentication', () => {
     expect(await using(fleetx(), (r) => r.snapshot())).toEqual(before);
     // reading is allowed
     expect((await using(reader, (r) => r.listUnits())).map((u) => u.name)).toEqual(['auth.service']);
+  });
+
+  it('a watch created after etcd dropped the user\'s tokens (its password was set) is served on a fresh token, not cancelled for ever', async () => {
+    const hosts = etcd.endpoints;
+    const client = new etcd3.Etcd3({ hosts, auth: { username: etcd.username!, password: etcd.password! } });
+    const root = new etcd3.Etcd3({ hosts, auth: { username: 'root', password: etcd.rootPassword! } });
+    try {
+      const first = await client.watch().prefix('/fleetx/tok-a/').create(); // the stream, on the first token
+      await root.user(etcd.username!).setPassword(etcd.password!); // same password: etcd still drops the tokens
+      const seen: string[] = [];
+      const errors: string[] = [];
+      const second = client.watch().prefix('/fleetx/tok-b/').watcher();
+      second.on('put', (kv) => seen.push(kv.key.toString()));
+      second.on('error', (e) => errors.push(String(e)));
+      await new Promise<void>((done) => second.once('connected', () => done()));
+      await client.put('/fleetx/tok-b/x').value('1');
+      await waitFor('the put seen by the new watch', () => seen.includes('/fleetx/tok-b/x'), 10_000);
+      expect(errors).toEqual([]);
+      await Promise.all([first.cancel(), second.cancel()]);
+    } finally {
+      client.close();
+      root.close();
+    }
   });
 });
