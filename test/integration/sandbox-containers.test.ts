@@ -21,13 +21,13 @@ describe('sandbox container hosts', () => {
   let refs: Awaited<ReturnType<typeof ensureDemoImages>>;
 
   beforeAll(async () => {
-    status = await sandboxUp({ hosts: 1, stateDir, repoRoot: REPO, bridge: net.bridge, subnet: net.prefix, hostPrefix: 'fxr' });
-    host = openHost(`${stateDir}/hosts/fxr-1`)!;
+    status = await sandboxUp({ hosts: 1, stateDir, repoRoot: REPO, bridge: net.bridge, subnet: net.prefix, hostPrefix: 'fxk' });
+    host = openHost(`${stateDir}/hosts/fxk-1`)!;
     refs = await ensureDemoImages({ dir: sandboxPaths(stateDir).images, registry: status.registry!.address, script: `${REPO}/demo/web.mjs` });
   }, 400_000);
   afterAll(async () => {
     await sandboxDown(stateDir);
-    expect(await leftovers(stateDir, net.bridge, [{ name: 'fxr-1', dir: `${stateDir}/hosts/fxr-1` }])).toEqual([]);
+    expect(await leftovers(stateDir, net.bridge, [{ name: 'fxk-1', dir: `${stateDir}/hosts/fxk-1` }])).toEqual([]);
   });
 
   it('status names the registry on the bridge address', () => {
