@@ -132,6 +132,8 @@ describe('presence syncer with HAProxy', () => {
     const mine = history.slice(mark).filter((h) => h.unit === 'app@2.service').map((h) => h.state);
     expect(mine[0]).toBe('draining');
     expect(mine.at(-1)).toBe('out');
+    // DRAIN with no session already counts as out (it takes no new request); the syncer's next step puts it in MAINT
+    await waitFor('app-2 in MAINT', async () => ((await lb.servers()).get('app-2')!.status === 'MAINT' ? true : undefined), 3000);
     expect((await lb.servers()).get('app-2')).toMatchObject({ status: 'MAINT', scur: 0 });
     expect(await stateOf('app@1.service')).toBe('in');
   });
