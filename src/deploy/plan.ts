@@ -309,7 +309,7 @@ function rolloutRecord(a: {
       a.instances.map((i) => [
         i.unit,
         i.created
-          ? { unit: i.unit, phase: 'starting' as const, since: a.now, startedAt: a.now, targetHash: i.targetHash, ...(i.surge ? { surge: true } : {}) }
+          ? { unit: i.unit, phase: 'starting' as const, since: a.now, startedAt: a.now, healthAtStart: '', targetHash: i.targetHash, ...(i.surge ? { surge: true } : {}) }
           : { unit: i.unit, phase: 'pending' as const, since: a.now, targetHash: i.targetHash },
       ]),
     ),

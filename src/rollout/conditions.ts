@@ -3,7 +3,7 @@
  * for (docs/ROLLOUT.md, "An instance's way through a rollout"). Pure
  * predicates over an InstanceView; times are milliseconds since the epoch.
  */
-import type { InstanceView } from './types.js';
+import type { InstanceProgress, InstanceView } from './types.js';
 
 export const DEFAULT_DRAIN_TIMEOUT_MS = 30_000;
 
@@ -34,15 +34,46 @@ export function isStarted(v: InstanceView, targetHash: string): boolean {
 }
 
 /**
- * Healthy on the target body for minHealthyMs, counted from a status change
- * that happened after the instance was (re)started: a healthy record from
- * before the restart says nothing about the new process.
+ * The instance's health record as the controller sees it now: `p` with
+ * `health` set to the current record and the time it was first seen (kept
+ * while the record is the same one).
  */
-export function isHealthyEnough(v: InstanceView, targetHash: string, startedAt: number, now: number, minHealthyMs: number): boolean {
+export function observeHealth(p: InstanceProgress, v: InstanceView, nowIso: string): InstanceProgress {
   const h = v.health;
-  if (h === undefined || h.status !== 'healthy' || h.hash !== targetHash) return false;
-  const since = ms(h.since);
-  return since >= startedAt && now - since >= minHealthyMs;
+  const seen = p.health;
+  if (h === undefined || (seen !== undefined && seen.since === h.since && seen.status === h.status && seen.hash === h.hash)) return p;
+  return { ...p, health: { status: h.status, since: h.since, hash: h.hash, seenAt: nowIso } };
+}
+
+/**
+ * The health record counts for this run of the instance: it changed after
+ * the instance was (re)started (a record from before says nothing about the
+ * new process). Told by the record's identity, not by comparing the
+ * agent's clock with ours; a progress written before healthAtStart existed
+ * falls back to the clocks.
+ */
+export function isFresh(v: InstanceView, p: InstanceProgress, startedAt: number): boolean {
+  const h = v.health;
+  if (h === undefined) return false;
+  return p.healthAtStart !== undefined ? h.since !== p.healthAtStart : ms(h.since) >= startedAt;
+}
+
+/**
+ * When the controller first saw the current record (ms, its own clock), or
+ * the agent's `since` for a progress that has not recorded one.
+ */
+export function seenSince(v: InstanceView, p: InstanceProgress): number {
+  const h = v.health;
+  if (h === undefined) return Number.NEGATIVE_INFINITY;
+  const seen = p.health;
+  return seen !== undefined && seen.since === h.since && seen.status === h.status && seen.hash === h.hash ? ms(seen.seenAt) : ms(h.since);
+}
+
+/** Healthy on the target body, fresh, for minHealthyMs as the controller saw it. */
+export function isHealthyEnough(v: InstanceView, p: InstanceProgress, startedAt: number, now: number, minHealthyMs: number): boolean {
+  const h = v.health;
+  if (h === undefined || h.status !== 'healthy' || h.hash !== p.targetHash || !isFresh(v, p, startedAt)) return false;
+  return now - seenSince(v, p) >= minHealthyMs;
 }
 
 /**

@@ -6,7 +6,7 @@
  * they were applied emits nothing, and a lost action is emitted again.
  */
 import {
-  failedReport, hasDrained, hasJoined, hasLeft, isHealthyEnough, isStarted, isStopped, ms, pullOutcome,
+  failedReport, hasDrained, hasJoined, hasLeft, isFresh, isHealthyEnough, isStarted, isStopped, ms, observeHealth, pullOutcome, seenSince,
 } from './conditions.js';
 import type { InstancePhase, InstanceProgress, InstanceView, RolloutAction } from './types.js';
 import type { RolloutPolicy } from '../service/types.js';
@@ -70,15 +70,17 @@ function step(p: InstanceProgress, v: InstanceView, ctx: PhaseContext): Instance
       if (!ctx.presence || hasDrained(v, ms(p.since), ctx.now, ctx.drainTimeoutMs)) return enter(p, 'stopping', ctx);
       return p;
     case 'stopping':
-      return isStopped(v) ? enter(p, 'starting', ctx) : failIfStuck(p, v, ctx);
+      return isStopped(v) ? enter(p, 'starting', ctx, { healthAtStart: v.health?.since ?? '' }) : failIfStuck(p, v, ctx);
     case 'starting':
       if (isStarted(v, p.targetHash)) return enter(p, 'checking', ctx);
       return failIfDue(p, v, ctx);
-    case 'checking':
-      if (isHealthyEnough(v, p.targetHash, startedAt(p), ctx.now, ctx.policy.minHealthyMs)) {
-        return enter(p, ctx.presence ? 'joining' : p.surge ? 'serving' : 'done', ctx);
+    case 'checking': {
+      const seen = observeHealth(p, v, ctx.nowIso);
+      if (isHealthyEnough(v, seen, startedAt(seen), ctx.now, ctx.policy.minHealthyMs)) {
+        return enter(seen, ctx.presence ? 'joining' : p.surge ? 'serving' : 'done', ctx);
       }
-      return failIfDue(p, v, ctx);
+      return failIfDue(seen, v, ctx);
+    }
     case 'joining':
       return !ctx.presence || hasJoined(v) ? enter(p, p.surge ? 'serving' : 'done', ctx) : failIfStuck(p, v, ctx);
     case 'retiring':
@@ -110,15 +112,15 @@ export function wakeAt(p: InstanceProgress, v: InstanceView | undefined, ctx: Ph
     case 'done': {
       // unhealthy on its target: the deadline after which it fails the rollout (plan.ts, wentBad)
       const h = v?.health;
-      return h !== undefined && h.status === 'unhealthy' && h.hash === p.targetHash && !p.surge ? ms(h.since) + ctx.policy.deadlineMs + 1 : undefined;
+      return h !== undefined && h.status === 'unhealthy' && h.hash === p.targetHash && !p.surge ? seenSince(v!, p) + ctx.policy.deadlineMs + 1 : undefined;
     }
     case 'starting':
       return deadlineFrom(p, ctx) + ctx.policy.deadlineMs + 1;
     case 'checking': {
       const deadline = deadlineFrom(p, ctx) + ctx.policy.deadlineMs + 1;
       const h = v?.health;
-      const healthy = h !== undefined && h.status === 'healthy' && h.hash === p.targetHash && ms(h.since) >= startedAt(p);
-      return healthy ? Math.min(deadline, ms(h.since) + ctx.policy.minHealthyMs) : deadline;
+      const healthy = h !== undefined && h.status === 'healthy' && h.hash === p.targetHash && isFresh(v!, p, startedAt(p));
+      return healthy ? Math.min(deadline, seenSince(v!, p) + ctx.policy.minHealthyMs) : deadline;
     }
     default:
       return undefined;

@@ -5,7 +5,7 @@
  * README.md for the rules it follows.
  */
 import { alreadyOnTarget, budget, cmp, pickToStart } from './batch.js';
-import { DEFAULT_DRAIN_TIMEOUT_MS, isStopped, ms } from './conditions.js';
+import { DEFAULT_DRAIN_TIMEOUT_MS, isStopped, ms, observeHealth, seenSince } from './conditions.js';
 import { advance, ensure, enter, firstPhase, IN_FLIGHT, waitingFor, wakeAt, type PhaseContext } from './phases.js';
 import { standDown, startRevert } from './revert.js';
 import { isSurge, regular, retireSurge, settled } from './surge.js';
@@ -91,10 +91,16 @@ function moveOn(r: RolloutRecord, views: ReadonlyMap<string, InstanceView>, ctx:
     if (p.phase === 'pending' && alreadyOnTarget(r, v, p.targetHash)) {
       return enter(p, 'done', ctx, { note: 'already running the target body, healthy' });
     }
-    if (p.phase === 'done' && stuck && wentBad(r, p, v, ctx)) {
-      return enter(p, 'failed', ctx, {
-        error: `unhealthy on the target body for over ${ctx.policy.deadlineMs} ms after it joined${v.health?.message ? ` (${v.health.message})` : ''}`,
-      });
+    if (p.phase === 'done' && onTarget(r, p)) {
+      const q = relapsed(p, v, ctx);
+      const why = v.health?.message ? ` (${v.health.message})` : '';
+      if ((q.relapses ?? 0) >= FLAP_LIMIT) {
+        return enter(q, 'failed', ctx, { error: `turned unhealthy ${q.relapses} times after it joined: a flapping health check${why}` });
+      }
+      if (stuck && wentBad(q, v, ctx)) {
+        return enter(q, 'failed', ctx, { error: `unhealthy on the target body for over ${ctx.policy.deadlineMs} ms after it joined${why}` });
+      }
+      return q;
     }
     return IN_FLIGHT.has(p.phase) || p.phase === 'retiring' ? advance(p, v, ctx) : p;
   });
@@ -117,19 +123,39 @@ function gone(p: InstanceProgress, v: InstanceView | undefined, ctx: PhaseContex
 }
 
 /**
- * A done instance unhealthy on the new body for longer than the deadline
- * while the rollout runs, nothing is in flight and instances wait pending:
- * the body went bad after
- * it joined (a version failing some seconds in, a flapping check), and the
- * unhealthy instances use up the budget, so nothing else could ever start.
- * It fails the rollout (and triggers the revert) instead of waiting forever
- * with the service down to the bad body. A short blip does not count.
+ * Times a done instance may turn unhealthy on the new body while the
+ * rollout runs before the rollout fails: a check that flaps (healthy long
+ * enough to join, then down, then up again) never stays unhealthy for the
+ * deadline, yet a version that keeps dropping out is not one to finish on.
  */
-function wentBad(r: RolloutRecord, p: InstanceProgress, v: InstanceView, ctx: PhaseContext): boolean {
-  if (p.surge || (r.state !== 'running' && r.state !== 'paused') || p.targetHash !== r.toHash) return false;
+export const FLAP_LIMIT = 3;
+
+/** A done instance of the running rollout's own body (not a surge one). */
+function onTarget(r: RolloutRecord, p: InstanceProgress): boolean {
+  return !p.surge && (r.state === 'running' || r.state === 'paused') && p.targetHash === r.toHash;
+}
+
+/** Records the instance's health as seen now; a turn to unhealthy on the target body counts as a relapse. */
+function relapsed(p: InstanceProgress, v: InstanceView, ctx: PhaseContext): InstanceProgress {
+  const q = observeHealth(p, v, ctx.nowIso);
+  if (q === p) return p;
+  const h = q.health!;
+  const turned = h.status === 'unhealthy' && h.hash === p.targetHash && v.record?.hash === p.targetHash && p.health?.status !== 'unhealthy';
+  return turned ? { ...q, relapses: (p.relapses ?? 0) + 1 } : q;
+}
+
+/**
+ * A done instance unhealthy on the new body for longer than the deadline
+ * (as the controller saw it) while nothing is in flight and instances wait
+ * pending: the body went bad after it joined, and the unhealthy instances
+ * use up the budget, so nothing else could ever start. It fails the
+ * rollout (and triggers the revert) instead of waiting forever with the
+ * service down to the bad body. A short blip does not count.
+ */
+function wentBad(p: InstanceProgress, v: InstanceView, ctx: PhaseContext): boolean {
   const h = v.health;
   return v.record?.hash === p.targetHash && h !== undefined && h.hash === p.targetHash && h.status === 'unhealthy'
-    && ctx.now - ms(h.since) > ctx.policy.deadlineMs;
+    && ctx.now - seenSince(v, p) > ctx.policy.deadlineMs;
 }
 
 function finishIfSettled(

@@ -3,7 +3,7 @@
  * revision. The record lives in etcd ({p}/rollout/{svc}); the engine leader
  * moves it forward with nextSteps(), a pure function (see README.md).
  */
-import type { HealthRecord } from '../health/types.js';
+import type { HealthRecord, HealthStatus } from '../health/types.js';
 import type { PresenceStatusRecord } from '../presence/types.js';
 import type { UnitRecord, UnitStateRecord } from '../registry/records.js';
 import type { PipelineIdentity, RolloutPolicy } from '../service/types.js';
@@ -39,6 +39,28 @@ export interface InstanceProgress {
   note?: string;
   /** an extra instance created for the rollout (policy.surge); retired and destroyed before it finishes */
   surge?: boolean;
+  /**
+   * The instance's health record as the controller saw it, and when it first
+   * saw it by its own clock: minimum healthy time and how long it has been
+   * unhealthy count from `seenAt`, never from the agent's `since`, because a
+   * machine's clock may be minutes off (the fault matrix's clock jump). The
+   * agent's `since` only tells one record from the next.
+   */
+  health?: SeenHealth;
+  /** the agent's `since` of the health record when the instance (re)started ('' for none): a record with it predates the start */
+  healthAtStart?: string;
+  /** times the instance turned unhealthy on the target body after it was done (a flapping check fails the rollout at FLAP_LIMIT) */
+  relapses?: number;
+}
+
+/** A health record as the rollout controller saw it (InstanceProgress.health). */
+export interface SeenHealth {
+  status: HealthStatus;
+  /** the agent's `since`: an identity, not a time to compare with ours */
+  since: string;
+  hash: string;
+  /** when the controller first saw this record (ISO, the controller's clock) */
+  seenAt: string;
 }
 
 /** Who holds a rollout's lock: the pipeline's identity (deploy/holder.ts reads it). */

@@ -94,7 +94,7 @@ describe('deployWrites', () => {
       'app@1.service': { unit: 'app@1.service', phase: 'pending', since: ctx.now, targetHash: 'new' },
       // already on the new body: in the rollout to be verified (done without a restart when healthy)
       'app@2.service': { unit: 'app@2.service', phase: 'pending', since: ctx.now, targetHash: 'new' },
-      'app@3.service': { unit: 'app@3.service', phase: 'starting', since: ctx.now, startedAt: ctx.now, targetHash: 'new' },
+      'app@3.service': { unit: 'app@3.service', phase: 'starting', since: ctx.now, startedAt: ctx.now, healthAtStart: '', targetHash: 'new' },
       'app@4.service': { unit: 'app@4.service', phase: 'pending', since: ctx.now, targetHash: 'new' },
     });
   });
@@ -146,7 +146,7 @@ describe('surge', () => {
       ['app@5.service', 'new', 'launched', '0'],
       ['app@6.service', 'new', 'launched', '0'],
     ]);
-    expect(w.rollout!.instances['app@5.service']).toEqual({ unit: 'app@5.service', phase: 'starting', since: ctx.now, startedAt: ctx.now, targetHash: 'new', surge: true });
+    expect(w.rollout!.instances['app@5.service']).toEqual({ unit: 'app@5.service', phase: 'starting', since: ctx.now, startedAt: ctx.now, healthAtStart: '', targetHash: 'new', surge: true });
     expect(w.rollout!.instances['app@3.service']?.surge).toBeUndefined();
     expect(formatPlan(plan)).toContain('Surge instances (2, started first, destroyed when the rollout ends): app@5.service, app@6.service');
   });

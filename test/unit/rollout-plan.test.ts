@@ -27,6 +27,11 @@ interface Inst {
   states?: [string, string, number?][];
   /** [status, hash, since seconds]; null for none */
   health?: [string, string, number] | null;
+  /** seconds, the controller's clock: when the rollout record says the controller first saw that health record (default: its since, clocks agreeing); null: not seen yet */
+  seen?: number | null;
+  /** the agent's since (seconds) of the health record when it (re)started; null: none then */
+  healthAtStart?: number | null;
+  relapses?: number;
   /** [state, sessions]; null for none */
   lb?: ['in' | 'draining' | 'out', number?] | null;
   held?: boolean;
@@ -73,6 +78,9 @@ function build(s: Setup): { rollout: RolloutRecord; instances: InstanceView[]; n
         unit, phase: i.phase ?? 'pending', since: at(i.since ?? 0), targetHash: i.target ?? NEW,
         ...(i.startedAt !== undefined ? { startedAt: at(i.startedAt) } : {}), ...(i.error ? { error: i.error } : {}),
         ...(i.surge ? { surge: true } : {}),
+        ...(i.health && i.seen !== null ? { health: { status: i.health[0] as 'healthy', hash: i.health[1], since: at(i.health[2]), seenAt: at(i.seen ?? i.health[2]) } } : {}),
+        ...(i.healthAtStart !== undefined ? { healthAtStart: i.healthAtStart === null ? '' : at(i.healthAtStart) } : {}),
+        ...(i.relapses !== undefined ? { relapses: i.relapses } : {}),
       };
     }
     if (i.inView === false) continue;
@@ -156,6 +164,15 @@ describe('nextSteps: one instance through its phases', () => {
       { now: 10, insts: { a: { phase: 'checking', startedAt: 5, held: true, lb: ['out'], ...onNew(6) } } }, 'a:joining', ['release a']],
     ['checking, a healthy record from before the restart does not count',
       { now: 10, insts: { a: { phase: 'checking', startedAt: 5, held: true, lb: ['out'], ...onNew(6), health: ['healthy', NEW, 1] } } }, 'a:checking', []],
+    // Health timing runs on the controller's clock (InstanceProgress.health.seenAt): a machine's clock may be minutes off.
+    ['checking, the machine 5 min ahead: healthy long enough by when the controller saw it',
+      { now: 10, insts: { a: { phase: 'checking', startedAt: 5, held: true, lb: ['out'], ...onNew(306), healthAtStart: null, seen: 6 } } }, 'a:joining', ['release a']],
+    ['checking, the machine 5 min behind: not yet, the controller saw it healthy only 1 s ago',
+      { now: 10, insts: { a: { phase: 'checking', startedAt: 5, held: true, lb: ['out'], ...onNew(-294), healthAtStart: null, seen: 9 } } }, 'a:checking', []],
+    ['checking, the record it had when it started does not count, whatever its time says',
+      { now: 10, insts: { a: { phase: 'checking', startedAt: 5, held: true, lb: ['out'], ...onNew(306), healthAtStart: 306, seen: 1 } } }, 'a:checking', []],
+    ['checking, a healthy record seen for the first time now: the minimum healthy time starts now',
+      { now: 10, insts: { a: { phase: 'checking', startedAt: 5, held: true, lb: ['out'], ...onNew(6), healthAtStart: null, seen: null } } }, 'a:checking', []],
     ['checking, healthy on another body does not count',
       { now: 10, insts: { a: { phase: 'checking', startedAt: 5, held: true, lb: ['out'], ...onNew(6), health: ['healthy', OLD, 6] } } }, 'a:checking', []],
     ['checking without presence: done at once, revision marked healthy',
@@ -233,6 +250,12 @@ describe('nextSteps: failure, revert, control', () => {
       { autoRevert: false, now: 181, insts: { a: { phase: 'stopping', held: true, lb: ['out'], record: { hash: OLD, targetState: 'loaded' } } } }, 'failed', 'a:failed', ['release a', 'finish failed']],
     ['a done instance unhealthy on the new body past the deadline, nothing in flight: it fails, auto-revert restarts it on the old body',
       { now: 80, insts: { a: { phase: 'done', ...onNew(0), health: ['unhealthy', NEW, 15] }, b: {} } }, 'reverting', 'a:stopping@old b:done@old', ['hold a', 'set a loaded new']],
+    ['a done instance unhealthy past the deadline by its machine clock, seen unhealthy by the controller only 5 s ago: waited for',
+      { now: 80, insts: { a: { phase: 'done', ...onNew(0), health: ['unhealthy', NEW, 15], seen: 75 }, b: {} } }, 'running', 'a:done b:pending', []],
+    ['a done instance turning unhealthy for the third time after it joined (a flapping check): it fails, auto-revert',
+      { now: 20, insts: { a: { phase: 'done', ...onNew(0), health: ['unhealthy', NEW, 19], seen: null, relapses: 2 }, b: {} } }, 'reverting', 'a:stopping@old b:done@old', ['hold a', 'set a loaded new']],
+    ['a done instance turning unhealthy for the second time: counted, waited for',
+      { now: 20, insts: { a: { phase: 'done', ...onNew(0), health: ['unhealthy', NEW, 19], seen: null, relapses: 1 }, b: {} } }, 'running', 'a:done b:pending', []],
     ['a done instance unhealthy on the new body within the deadline: waited for (a blip)',
       { now: 20, insts: { a: { phase: 'done', ...onNew(0), health: ['unhealthy', NEW, 15] }, b: {} } }, 'running', 'a:done b:pending', []],
     ['a done instance unhealthy on the OLD body (a revert running) does not fail the revert',
