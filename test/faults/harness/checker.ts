@@ -14,6 +14,9 @@
  *   orphan    no unit with processes on a host whose schedule in etcd does
  *             not name it, for longer than `orphanGraceMs` (the agent's
  *             pass and the lease TTL make short ones normal);
+ *   double    no instance scheduled on two machines at once (etcd), nor
+ *             with processes on two hosts for longer than `orphanGraceMs`
+ *             (a host back from a partition stops its stale copy);
  *   requests  no request fails while HAProxy has a backend that serves
  *             (checked in cell.ts against the load generator's failures).
  *
@@ -45,11 +48,13 @@ export interface CheckerOptions {
   lostGraceMs?: number;
   orphanGraceMs?: number;
   heldGraceMs?: number;
+  /** how long one instance may be named by two machines' schedules (the engine moves it in one transaction: 0 would do; a sample reads keys in one range) */
+  doubleScheduleGraceMs?: number;
 }
 
 export interface Violation {
   at: string;
-  invariant: 'conflict' | 'lost' | 'held' | 'orphan' | 'requests';
+  invariant: 'conflict' | 'lost' | 'held' | 'orphan' | 'double' | 'requests';
   what: string;
   evidence: unknown;
 }
@@ -280,6 +285,25 @@ export class InvariantChecker {
         for (const u of units) {
           if (!named.has(u)) note(`orphan ${host} ${u}`, this.o.orphanGraceMs ?? 20_000, 'orphan', `${u} has processes on ${host}, whose schedule does not name it`, () => ({ host, units, schedule: [...named] }));
         }
+      }
+    }
+    // double: one instance on two machines (scheduled twice in etcd, or processes on two hosts not excused)
+    for (const svc of this.o.services) {
+      const re = instanceRe(svc.template);
+      if (s.schedules) {
+        const where = new Map<string, string[]>();
+        for (const [machine, units] of Object.entries(s.schedules)) for (const u of units) if (re.test(u)) where.set(u, [...(where.get(u) ?? []), machine]);
+        for (const [u, machines] of where) {
+          if (machines.length > 1) note(`scheduled-twice ${u}`, this.o.doubleScheduleGraceMs ?? 2_000, 'double', `${u} is scheduled on ${machines.length} machines`, () => ({ machines }));
+        }
+      }
+      const on = new Map<string, string[]>();
+      for (const [host, units] of Object.entries(s.hosts)) {
+        if (this.excused.has(host)) continue;
+        for (const u of units) if (re.test(u)) on.set(u, [...(on.get(u) ?? []), host]);
+      }
+      for (const [u, hosts] of on) {
+        if (hosts.length > 1) note(`twice ${u}`, this.o.orphanGraceMs ?? 20_000, 'double', `${u} has processes on ${hosts.join(' and ')}`, () => ({ hosts }));
       }
     }
     // conditions that ended start their grace anew next time
