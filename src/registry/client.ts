@@ -40,6 +40,9 @@ export interface ClientHooks {
   interceptors?: Interceptor[];
 }
 
+/** gRPC keepalive ping interval on every etcd connection. */
+export const KEEPALIVE_MS = 10_000;
+
 /**
  * Creates a client (connections are opened lazily, on the first call).
  * Callers must close() it so the process can exit.
@@ -59,8 +62,19 @@ export function connect(opts: ConnectionOptions, hooks: ClientHooks = {}): Etcd3
       // (etcd3 only calls .next() on it; its typings predate cockatiel 3.)
       watchBackoff: new ExponentialBackoff({ initialDelay: 200, maxDelay: 5000 }) as unknown as IBackoff<unknown>,
     },
-    // gRPC's reconnect backoff grows to 120 s by default; same reason.
-    grpcOptions: { 'grpc.max_reconnect_backoff_ms': 2000 },
+    grpcOptions: {
+      // gRPC's reconnect backoff grows to 120 s by default; same reason.
+      'grpc.max_reconnect_backoff_ms': 2000,
+      // A member that froze (SIGSTOP, a hung VM, a silent partition) sends no
+      // reset: without pings a watch stream on it stays open and silent for
+      // ever while the other members serve. Pings every 10 s while calls or
+      // streams are open (etcd's default --grpc-keepalive-min-time is 5 s,
+      // and it refuses pings with no stream open), 5 s to answer: a dead
+      // connection is closed and etcd3 moves its watches to another member.
+      'grpc.keepalive_time_ms': KEEPALIVE_MS,
+      'grpc.keepalive_timeout_ms': 5_000,
+      'grpc.keepalive_permit_without_calls': 0,
+    },
   };
   if (opts.caFile) {
     options.credentials = {

@@ -5,6 +5,8 @@
  * It counts the bytes clients sent (`sent`); with a `budget` it forwards
  * only that many of them and silently drops the rest, so a client stalls
  * part-way through its requests at a byte count the test chose.
+ * blackhole() makes it a peer that froze: connections stay open and
+ * nothing passes either way (no reset, no FIN), like a SIGSTOPped member.
  */
 import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net';
 import { freePort } from './etcd.js';
@@ -14,6 +16,7 @@ export class TcpProxy {
   private readonly sockets = new Set<Socket>();
   /** bytes clients sent (forwarded or, beyond the budget, dropped) */
   sent = 0;
+  private frozen = false;
 
   private constructor(
     readonly port: number,
@@ -44,16 +47,30 @@ export class TcpProxy {
       client.on('data', (chunk: Buffer) => {
         const room = Math.max(0, this.budget - this.sent);
         this.sent += chunk.length;
-        if (room > 0) upstream.write(chunk.length > room ? chunk.subarray(0, room) : chunk);
+        if (room > 0 && !this.frozen) upstream.write(chunk.length > room ? chunk.subarray(0, room) : chunk);
       });
       client.on('end', () => upstream.end());
-      upstream.pipe(client);
+      upstream.on('data', (chunk: Buffer) => {
+        if (!this.frozen) client.write(chunk);
+      });
+      upstream.on('end', () => client.end());
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(this.port, '127.0.0.1', () => resolve());
     });
     this.server = server;
+  }
+
+  /** From now on nothing passes on any connection, old or new, and nothing is closed. */
+  blackhole(): void {
+    this.frozen = true;
+  }
+
+  /** Ends a blackhole: the connections it swallowed bytes of are closed (their streams are broken), new ones flow. */
+  flow(): void {
+    this.frozen = false;
+    for (const s of this.sockets) s.destroy();
   }
 
   async cut(): Promise<void> {

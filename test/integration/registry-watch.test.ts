@@ -64,6 +64,24 @@ describe('PrefixWatch', () => {
     expect(c.watch.state).toBe('stopped');
   });
 
+  it('a peer that froze (no reset, no FIN) is noticed by gRPC keepalive pings: the watch stops watching, then converges once it flows again', async () => {
+    const c = copyOf(viaProxy, { prefix: '/w9/' });
+    try {
+      await c.watch.start();
+      await until('live', () => c.watch.live);
+      cluster.proxy.blackhole();
+      await direct.put('/w9/x').value('1').exec(); // etcd has it; the frozen stream never tells
+      // without keepalive the stream stays 'watching' for ever (the old behaviour: the test's timeout)
+      await until('the watch notices the frozen peer', () => c.watch.state !== 'watching', { timeoutMs: 45_000, intervalMs: 100 });
+      cluster.proxy.flow();
+      await until('the key written meanwhile arrives', () => c.items.get('/w9/x') === '1', { timeoutMs: 30_000, intervalMs: 100 });
+      expect(c.log.live).toContain(false);
+    } finally {
+      cluster.proxy.flow();
+      await c.watch.stop();
+    }
+  }, 90_000);
+
   it('an exact key does not match longer keys', async () => {
     await direct.put('/w2/app').value('1').exec();
     await direct.put('/w2/app2').value('2').exec();
