@@ -38,6 +38,9 @@ beforeAll(async () => {
   writeFileSync(serviceFile, text.replace(/^ {2}deadline: 60s$/m, '  deadline: 30s'));
 }, 300_000);
 
+/** The CLI's own line on why the rollout failed. */
+const why = (stderr: string) => stderr.split('\n').find((l) => l.startsWith('fleetx: ')) ?? '';
+
 const deploy = (tag: string) => demo.start(['deploy', '-f', serviceFile, '--set', `tag=${tag}`]);
 
 /** A second service from the demo's template: api@ (tag api listens on 8081), two instances, no load balancer. */
@@ -85,6 +88,7 @@ fc.cell('host power-off mid rolling-restart (an instance the rollout has yet to 
   const done = await cli.done;
   // the instance moved to the spare host: every instance in service (cell.ts) before the host is back
   await c.sb.until('every instance in service on the hosts left', async () => (await demo.instances()).every(inService), 120_000, 500);
+  c.recovered();
   await c.sb.up(HOSTS);
   return { rollout: `${end} (CLI exit ${done.code})`, note: `${victim.name} powered off${waiting ? ` with ${waiting}` : ''}; rebooted by sandbox up after the rollout` };
 }, 300_000);
@@ -196,7 +200,7 @@ fc.cell('a new version that becomes unhealthy after joining', async (c) => {
   expect(done.code, done.stdout + done.stderr).toBe(EXIT.reverted);
   const end = await c.rolloutEnd();
   expect(new Set(await demo.sampleVersions(6))).toEqual(new Set(['v5']));
-  return { rollout: `${end} (reverted)`, note: done.stderr.trim().split('\n').at(-1) ?? '' };
+  return { rollout: `${end} (reverted)`, note: why(done.stderr) };
 }, 300_000);
 
 fc.cell('a new version whose health check flaps', async (c) => {
@@ -206,5 +210,5 @@ fc.cell('a new version whose health check flaps', async (c) => {
   expect(done.code, done.stdout + done.stderr).toBe(EXIT.reverted);
   const end = await c.rolloutEnd();
   expect(new Set(await demo.sampleVersions(6))).toEqual(new Set(['v5']));
-  return { rollout: `${end} (reverted)`, note: done.stderr.trim().split('\n').at(-1) ?? '' };
+  return { rollout: `${end} (reverted)`, note: why(done.stderr) };
 }, 300_000);

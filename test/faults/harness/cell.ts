@@ -70,6 +70,8 @@ export interface CellContext {
   load: FaultLoad;
   /** marks the fault's injection: recovery time counts from here */
   injected(what: string): void;
+  /** marks recovery when the cell does more afterwards (e.g. reboots the host it powered off); otherwise the cell's end, healthy, is */
+  recovered(): void;
   /** waits until some instance of the running rollout has reached `phase` (or any of several); fails at once, with its output, when `cli` ended first */
   untilPhase(phase: string | string[], timeoutMs?: number, cli?: RunningCli): Promise<RolloutRecord>;
   /** waits for a CLI run to end, then for the rollout record to finish; its final state */
@@ -116,11 +118,15 @@ export function useFaultCluster(o: FaultClusterOptions): FaultCluster {
       const load = new FaultLoad({ url: demo.lbUrl, maxDurationMs: timeoutMs });
       const t0 = Date.now();
       let faultAt: number | undefined;
+      let recoveredAt: number | undefined;
       const ctx: CellContext = {
         demo, sb, checker, load,
         injected: (what) => {
           faultAt ??= Date.now();
           console.log(`[${name}] ${new Date().toISOString()} fault: ${what}`);
+        },
+        recovered: () => {
+          recoveredAt ??= Date.now();
         },
         untilPhase: (phase, ms = 60_000, cli) => {
           const want = Array.isArray(phase) ? phase : [phase];
@@ -147,7 +153,7 @@ export function useFaultCluster(o: FaultClusterOptions): FaultCluster {
         // and the checker sees nothing amiss that has yet to last its grace (an orphan, a held slot)
         await sb.until('no condition pending in the checker', () => checker.pending().length === 0, 40_000, 200)
           .catch(() => checker.record('lost', 'conditions still pending when the cluster was otherwise healthy', checker.pending()));
-        recoverMs = Date.now() - (faultAt ?? t0);
+        recoverMs = (recoveredAt ?? Date.now()) - (faultAt ?? t0);
       } finally {
         figures = await load.stop();
         await checker.stop();
@@ -158,7 +164,7 @@ export function useFaultCluster(o: FaultClusterOptions): FaultCluster {
       }
       const byKind = figures.failuresByKind;
       const result: CellFigures = {
-        cell: name, file, command: `npx vitest run --config vitest.faults.config.ts ${file} -t '${name.replace(/'/g, '')}'`,
+        cell: name, file, command: `npx vitest run --config vitest.faults.config.ts ${file} -t '${name.replace(/'/g, '.')}'`,
         at: new Date(t0).toISOString(), requests: figures.requests, failedRequests: figures.failures,
         failedWithBackend: withBackend.length, failuresByKind: byKind, violations: checker.violations, recoverMs,
         rollout: outcome.rollout, ...(outcome.note ? { note: outcome.note } : {}),
