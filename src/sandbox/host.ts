@@ -8,7 +8,7 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { FleetxError, conflictError, failedError, invalidError } from '../errors/errors.js';
 import { cgroupKey, cgroupPids, createHostCgroups, removeHostCgroups } from './cgroups.js';
@@ -135,9 +135,13 @@ function leaderOf(nspawnPid: number): number | undefined {
   return undefined;
 }
 
-function logTail(stateDir: string, lines = 15): string {
+/** The last lines of the host's log (nspawn's own output and the host's console), from byte `from` on. */
+function logTail(stateDir: string, lines = 15, from = 0): string {
   try {
-    return readFileSync(hostPaths(stateDir).log, 'utf8').split('\n').slice(-lines).join('\n');
+    const text = readFileSync(hostPaths(stateDir).log).subarray(from).toString('utf8');
+    // Colours of systemd's boot status would garble an error message.
+    const tail = text.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').split('\n').filter((l) => l.trim() !== '').slice(-lines);
+    return tail.length > 0 ? tail.join('\n') : '(no output)';
   } catch {
     return '(no nspawn log)';
   }
@@ -384,13 +388,34 @@ async function ensureSshd(host: Host): Promise<void> {
   throw failedError(`host ${host.name}: sshd is ${r.stdout.trim() || 'not running'}`, log.stdout.trim());
 }
 
-async function waitForLeader(nspawnPid: number, spec: HostSpec, timeoutMs: number): Promise<number> {
+/** How the process this one spawned ended, as its exit event tells (the booter is nspawn's parent during boot). */
+interface Booter {
+  pid: number;
+  /** Byte offset of this boot's first line in the host's log. */
+  logFrom: number;
+  /** "exit code N" / "killed by SIGX" / "cannot run: …" once it ended, else undefined. */
+  ended(): string | undefined;
+}
+
+/**
+ * Waits for the host's systemd to appear under nspawn. Whether nspawn ended
+ * comes from its exit event, not from /proc: a process in the middle of
+ * execve (our sh becoming nspawn) briefly shows an empty command line, which
+ * looks exactly like a zombie.
+ */
+async function waitForLeader(booter: Booter, spec: HostSpec, timeoutMs: number): Promise<number> {
   const until = Date.now() + timeoutMs;
   for (;;) {
-    const leader = leaderOf(nspawnPid);
+    const leader = leaderOf(booter.pid);
     if (leader !== undefined) return leader;
-    if (!isAlive(nspawnPid)) throw failedError(`systemd-nspawn for host ${spec.name} exited during boot`, logTail(spec.stateDir));
-    if (Date.now() >= until) throw failedError(`host ${spec.name}: no systemd after ${timeoutMs} ms`, logTail(spec.stateDir));
+    const ended = booter.ended();
+    if (ended !== undefined) {
+      // What nspawn said is the diagnosis: it goes into the message itself, which is all a test report shows.
+      const output = logTail(spec.stateDir, 12, booter.logFrom);
+      const kept = spec.reuseState ? `full log: ${hostPaths(spec.stateDir).log}` : undefined; // else removed with the half-made host
+      throw failedError(`systemd-nspawn for host ${spec.name} exited during boot (${ended}); its output ends:\n${output}`, kept);
+    }
+    if (Date.now() >= until) throw failedError(`host ${spec.name}: no systemd after ${timeoutMs} ms`, logTail(spec.stateDir, 15, booter.logFrom));
     await sleep(50);
   }
 }
@@ -435,13 +460,14 @@ export async function bootHost(spec: HostSpec): Promise<Host> {
   // point knows the host's name (its cgroup) and machine id.
   const rec: HostRecord = { name: spec.name, machineId, address, nspawnPid: 0, leaderPid: 0, sshHostKey };
   writeFileSync(paths.record, `${JSON.stringify(rec, null, 2)}\n`);
-  let nspawnPid: number | undefined;
+  let booter: Booter | undefined;
   try {
     await mountOverlay(paths.upper, paths.work, paths.merged);
     const st = statSync(paths.merged);
     const lockFile = `${NSPAWN_RUN}/locks/inode-${st.dev}:${st.ino}`;
     const log = openSync(paths.log, 'a');
     try {
+      const logFrom = fstatSync(log).size; // the log is kept across reboots
       // Detached with its output in a file: the host outlives the process
       // that booted it (the sandbox CLI) and its console stays out of test output.
       // A tiny sh joins the host's own cgroups, then execs nspawn (same pid);
@@ -454,16 +480,18 @@ export async function bootHost(spec: HostSpec): Promise<Host> {
         stdio: ['ignore', log, log],
         env: { PATH: SYSTEM_PATH, LANG: 'C.UTF-8' },
       });
-      child.on('error', () => undefined); // surfaces below as "exited during boot"
+      let ended: string | undefined;
+      child.on('error', (e) => (ended ??= `cannot run: ${e.message}`));
+      child.on('exit', (code, sig) => (ended ??= sig ? `killed by ${sig}` : `exit code ${code}`));
       child.unref();
-      nspawnPid = child.pid;
+      if (child.pid !== undefined) booter = { pid: child.pid, logFrom, ended: () => ended };
     } finally {
       closeSync(log);
     }
-    if (nspawnPid === undefined) throw failedError('cannot start systemd-nspawn', 'is systemd-container installed?');
-    Object.assign(rec, { nspawnPid, lockFile });
+    if (booter === undefined) throw failedError('cannot start systemd-nspawn', 'is systemd-container installed?');
+    Object.assign(rec, { nspawnPid: booter.pid, lockFile });
     writeFileSync(paths.record, `${JSON.stringify(rec, null, 2)}\n`);
-    rec.leaderPid = await waitForLeader(nspawnPid, spec, timeoutMs);
+    rec.leaderPid = await waitForLeader(booter, spec, timeoutMs);
     writeFileSync(paths.record, `${JSON.stringify(rec, null, 2)}\n`);
     const host = new NspawnHost(spec.stateDir, rec);
     if (spec.bridge) {

@@ -90,6 +90,15 @@ describe('sandbox host: real systemd in nspawn over an overlay', () => {
     expect((await a.exec(['findmnt', '-n', '-o', 'FSTYPE', '/tmp'])).stdout.trim()).toBe('tmpfs');
   });
 
+  it("a host whose nspawn exits at once: the error gives nspawn's exit status and quotes its output, and nothing is left", async () => {
+    const boot = bootHost({ name: 'fxt-c', stateDir: `${base}/c`, bindReadOnly: ['/nonexistent-fleetx-test'] });
+    await expect(boot).rejects.toMatchObject({
+      kind: 'failed',
+      message: expect.stringMatching(/^systemd-nspawn for host fxt-c exited during boot \(exit code [1-9]\d*\); its output ends:\n[^]*\/nonexistent-fleetx-test/),
+    });
+    expect(await leftovers(`${base}/c`, undefined, [{ name: 'fxt-c', dir: `${base}/c` }])).toEqual([]);
+  });
+
   it('poweroff kills the host hard; stop() then leaves no mount, process, link or dir', async () => {
     await a.poweroff();
     await expect(a.waitForSystemd(1_000)).rejects.toMatchObject({ kind: 'failed' });
