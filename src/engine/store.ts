@@ -3,7 +3,8 @@
  * deposed leader neither reads a view it would act on nor writes:
  *   readView    1 request: the five prefixes at one revision (a consistent snapshot)
  *   readBodies  1 request per 100 bodies not yet cached
- *   apply       1 request per 100 operations
+ *   apply       1 request per 100 operations, up to TXNS_IN_FLIGHT at once
+ *               in the order waves.ts gives (deletes committed before puts)
  * It counts its requests so a pass can report what it cost etcd. Reads
  * without a fence (`fleetx why`, which only looks) are plain snapshots.
  *
@@ -12,13 +13,23 @@
  * toFleetxError), by default FleetxError 'unavailable' (retryable).
  */
 import type { IKeyValue, IRequestOp } from 'etcd3';
-import type { Fence } from '../registry/fence.js';
+import PQueue from 'p-queue';
+import { isFencedOut, type Fence } from '../registry/fence.js';
 import { FencedStore } from '../registry/fenced-store.js';
 import type { EngineOp } from './plan.js';
 import type { RawKV, RawView } from './view.js';
+import { writeWaves } from './waves.js';
 
 /** etcd's default --max-txn-ops is 128; stay below it. */
 export const MAX_TXN_OPS = 100;
+
+/**
+ * Transactions of one pass in flight at once. etcd commits concurrent
+ * transactions in one raft round and WAL sync, so a pass of 10,000 schedule
+ * keys no longer waits on 100 commits in a row; a few are enough to fill
+ * etcd's batches, more only queue there.
+ */
+export const TXNS_IN_FLIGHT = 4;
 
 export class EngineStore extends FencedStore {
   protected readonly who = 'engine';
@@ -46,21 +57,30 @@ export class EngineStore extends FencedStore {
   /** Bodies by hash; a hash whose key does not exist is absent from the map. */
   async readBodies(fence: Fence | undefined, hashes: string[]): Promise<Map<string, string>> {
     const out = new Map<string, string>();
-    for (const part of chunks(hashes, MAX_TXN_OPS)) {
+    await bounded(chunks(hashes, MAX_TXN_OPS).map((part) => async () => {
       const res = await this.txn(fence, part.map((h) => this.client.get(this.keys.body(h))), 'read unit bodies');
       res.responses.forEach((r, i) => {
         const kv = r.response_range.kvs[0];
         if (kv !== undefined) out.set(part[i]!, kv.value.toString());
       });
-    }
+    }));
     return out;
   }
 
-  /** Writes the operations in fenced transactions of at most MAX_TXN_OPS. Returns how many transactions. */
+  /**
+   * Writes the operations in fenced transactions of at most MAX_TXN_OPS,
+   * wave after wave (waves.ts), the transactions of a wave side by side.
+   * Returns how many transactions. On a failure no further transaction
+   * starts; the ones in flight end first, then the error is thrown (a
+   * FencedOutError before any other), and the next pass reconciles.
+   */
   async apply(fence: Fence, ops: EngineOp[]): Promise<number> {
-    const parts = chunks(ops, MAX_TXN_OPS);
-    for (const part of parts) await this.txn(fence, part.map((op) => this.toRequest(op)), 'write the schedule');
-    return parts.length;
+    let n = 0;
+    for (const wave of writeWaves(ops, MAX_TXN_OPS)) {
+      n += wave.length;
+      await bounded(wave.map((part) => () => this.txn(fence, part.map((op) => this.toRequest(op)), 'write the schedule')));
+    }
+    return n;
   }
 
   private toRequest(op: EngineOp): IRequestOp {
@@ -84,6 +104,28 @@ export class EngineStore extends FencedStore {
 
 function toRaw(kv: IKeyValue): RawKV {
   return { key: kv.key.toString(), value: kv.value.toString() };
+}
+
+/**
+ * Runs the tasks, TXNS_IN_FLIGHT at a time. After a failure nothing more
+ * starts; it waits for the running ones and throws the first error, a
+ * FencedOutError in preference (the term is over: the pass must stop).
+ */
+async function bounded(tasks: Array<() => Promise<unknown>>): Promise<void> {
+  if (tasks.length === 1) {
+    await tasks[0]!();
+    return;
+  }
+  const queue = new PQueue({ concurrency: TXNS_IN_FLIGHT });
+  const failures: unknown[] = [];
+  for (const task of tasks) {
+    void queue.add(async () => {
+      if (failures.length > 0) return;
+      await task().catch((e: unknown) => void failures.push(e));
+    });
+  }
+  await queue.onIdle();
+  if (failures.length > 0) throw failures.find(isFencedOut) ?? failures[0];
 }
 
 function chunks<T>(xs: T[], n: number): T[][] {
