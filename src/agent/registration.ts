@@ -72,8 +72,25 @@ export class Registration {
     await lease.put(key).value(value).exec();
   }
 
-  async delete(key: string): Promise<void> {
-    await this.client.delete().key(key).exec();
+  /**
+   * Puts (under the current lease) and deletes in ONE transaction: a pass
+   * that started 40 units reports them in one request, not 40. Throws
+   * 'unavailable' when a put is asked for and no lease is live.
+   */
+  async write(changes: ReadonlyArray<{ key: string; value?: string }>): Promise<void> {
+    const puts = changes.some((c) => c.value !== undefined);
+    const lease = this.lease;
+    if (puts && (!lease || !this.live)) throw unavailableError('no live etcd lease (re-registering)');
+    const leaseId = puts ? await lease!.grant() : undefined;
+    await this.client.kv.txn({
+      compare: [],
+      success: changes.map((c) =>
+        c.value === undefined
+          ? { request_delete_range: { key: Buffer.from(c.key) } }
+          : { request_put: { key: Buffer.from(c.key), value: Buffer.from(c.value), lease: leaseId } },
+      ),
+      failure: [],
+    });
   }
 
   machineRecord(): MachineRecord {

@@ -3,18 +3,17 @@
  * manages on this host, under the machine's lease. Driven by systemd's
  * change signals (onUnitChange), never by polling. Bursts are coalesced: a
  * change marks the unit dirty and one flush shortly after writes every dirty
- * unit once. Unchanged records are not rewritten. A failed write stays dirty
- * and is retried; a new lease (`rewriteAll`) marks everything dirty again.
+ * unit once, in batches of one transaction each. Unchanged records are not
+ * rewritten. A failed write stays dirty and is retried; a new lease
+ * (`rewriteAll`) marks everything dirty again.
  */
-import { DirtyWriter } from '../registry/dirty-writer.js';
+import { DirtyWriter, type RecordChange, type RecordSink } from '../registry/dirty-writer.js';
 import type { Keyspace } from '../registry/keys.js';
 import type { PullReport, UnitStateRecord } from '../registry/records.js';
 import type { UnitStatus } from '../systemd/types.js';
 
-export interface StateSink {
-  put(key: string, value: string): Promise<void>;
-  delete(key: string): Promise<void>;
-}
+export type StateChange = RecordChange;
+export type StateSink = RecordSink;
 
 export interface ReporterOptions {
   machineId: string;
@@ -39,7 +38,8 @@ export class StateReporter {
 
   constructor(private readonly o: ReporterOptions) {
     this.writer = new DirtyWriter({
-      write: (name) => this.writeOne(name),
+      write: (name) => this.writeSome([name]),
+      writeBatch: (names) => this.writeSome(names),
       coalesceMs: o.coalesceMs ?? 50,
       retryMs: o.retryMs ?? 1000,
       onError: (name, err) => o.onError?.(`reporting state of ${name} failed; retrying until it works`, err),
@@ -128,22 +128,33 @@ export class StateReporter {
     this.writer.mark(name);
   }
 
-  private async writeOne(name: string): Promise<void> {
-    const key = this.o.keys.state(this.o.machineId, name);
-    const e = this.units.get(name);
-    if (!e) {
-      await this.o.sink.delete(key);
-      this.written.delete(name);
-      return;
+  /** Writes the records of these names that changed (deletes those no longer managed), in one transaction. */
+  private async writeSome(names: string[]): Promise<void> {
+    const changes: StateChange[] = [];
+    const written: Array<[string, string | undefined]> = [];
+    for (const name of names) {
+      const key = this.o.keys.state(this.o.machineId, name);
+      const e = this.units.get(name);
+      if (!e) {
+        changes.push({ key });
+        written.push([name, undefined]);
+        continue;
+      }
+      if (!e.status) continue; // no status yet: written when systemd reports one
+      const rec = this.record(name, e.hash, e.status);
+      if (e.pull !== undefined) rec.pull = e.pull;
+      const { updatedAt: _omit, ...stable } = rec;
+      const sig = JSON.stringify(stable);
+      if (this.written.get(name) === sig) continue;
+      changes.push({ key, value: JSON.stringify(rec) });
+      written.push([name, sig]);
     }
-    if (!e.status) return; // no status yet: written when systemd reports one
-    const rec = this.record(name, e.hash, e.status);
-    if (e.pull !== undefined) rec.pull = e.pull;
-    const { updatedAt: _omit, ...stable } = rec;
-    const sig = JSON.stringify(stable);
-    if (this.written.get(name) === sig) return;
-    await this.o.sink.put(key, JSON.stringify(rec));
-    this.written.set(name, sig);
+    if (changes.length === 0) return;
+    await this.o.sink.write(changes);
+    for (const [name, sig] of written) {
+      if (sig === undefined) this.written.delete(name);
+      else this.written.set(name, sig);
+    }
   }
 
   private record(name: string, hash: string, s: UnitStatus): UnitStateRecord {

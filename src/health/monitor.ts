@@ -18,7 +18,7 @@
  *   hash, message), coalesced, retried after a failed write; rewriteAll()
  *   after a new lease. A unit that leaves the machine has its record deleted.
  */
-import { DirtyWriter } from '../registry/dirty-writer.js';
+import { DirtyWriter, type RecordSink } from '../registry/dirty-writer.js';
 import type { Keyspace } from '../registry/keys.js';
 import type { HealthCheck } from '../service/types.js';
 import { templateOf } from '../unit/name.js';
@@ -27,10 +27,8 @@ import { startTracking, step, wantsChecks, type HealthInput, type TrackerState }
 import type { HealthRecord } from './types.js';
 
 /** Where records go: put under the machine's lease; put throws while there is none. */
-export interface HealthSink {
-  put(key: string, value: string): Promise<void>;
-  delete(key: string): Promise<void>;
-}
+/** Health records go out like state records: several in one transaction (registry/dirty-writer.ts). */
+export type HealthSink = RecordSink;
 
 /** The part of a systemd unit status health needs. */
 export interface UnitSignal {
@@ -79,7 +77,8 @@ export class HealthMonitor {
 
   constructor(private readonly o: HealthMonitorOptions) {
     this.writer = new DirtyWriter({
-      write: (name) => this.writeOne(name),
+      write: (name) => this.writeSome([name]),
+      writeBatch: (names) => this.writeSome(names),
       coalesceMs: o.coalesceMs ?? 20,
       retryMs: o.retryMs ?? 1000,
       onError: (name, err) => o.onError?.(`writing the health of ${name} failed; retrying until it works`, err),
@@ -255,10 +254,12 @@ export class HealthMonitor {
     this.writer.mark(name);
   }
 
-  private async writeOne(name: string): Promise<void> {
-    const key = this.o.keys.health(this.o.machineId, name);
-    const rec = this.records.get(name);
-    if (rec) await this.o.sink.put(key, JSON.stringify(rec));
-    else await this.o.sink.delete(key);
+  /** The records of these names (deleted when there is none), in one transaction. */
+  private async writeSome(names: string[]): Promise<void> {
+    await this.o.sink.write(names.map((name) => {
+      const rec = this.records.get(name);
+      const key = this.o.keys.health(this.o.machineId, name);
+      return rec ? { key, value: JSON.stringify(rec) } : { key };
+    }));
   }
 }

@@ -3,18 +3,38 @@
  * health records): mark a name dirty, and one flush shortly after writes
  * every dirty name once, up to `concurrency` writes in flight (p-queue; one
  * at a time, 40 state records after a pass took about a second under load).
+ * With `writeBatch`, a flush writes the dirty names in batches of up to
+ * `batchSize` (one etcd transaction each): a pass that starts 40 units is
+ * one or two requests instead of 40, which is what etcd pays for most when
+ * a thousand hosts report at once (issue 10's bench:scale).
  * A failed write keeps that name and every name not yet written dirty, and is
  * retried after `retryMs`; the first failure of a run of failures is
  * reported once, so an etcd outage is one log line.
  */
 import PQueue from 'p-queue';
 
+/** One record to write (under the machine's lease), or to delete (no value). */
+export interface RecordChange {
+  key: string;
+  value?: string;
+}
+
+/** Where an agent's per-name records go (registration.ts): all the changes or none, one etcd transaction. */
+export interface RecordSink {
+  /** throws when it could not; then nothing was written */
+  write(changes: RecordChange[]): Promise<void>;
+}
+
 export interface DirtyWriterOptions {
   /** writes (or deletes) one name's record; throws when it could not */
   write: (name: string) => Promise<void>;
   coalesceMs: number;
   retryMs: number;
-  /** writes in flight at once (default 16) */
+  /** writes (or deletes) the records of several names at once, all or none; throws when it could not */
+  writeBatch?: (names: string[]) => Promise<void>;
+  /** names per writeBatch call (default 100) */
+  batchSize?: number;
+  /** writes (or batches) in flight at once (default 16; 4 with writeBatch) */
   concurrency?: number;
   onError?: (name: string, err: unknown) => void;
 }
@@ -61,18 +81,24 @@ export class DirtyWriter {
   private async writeDirty(): Promise<void> {
     const names = [...this.dirty].sort();
     this.dirty.clear();
+    const batch = this.o.writeBatch;
+    const size = this.o.batchSize ?? 100;
+    const groups: string[][] = [];
+    if (batch === undefined) for (const name of names) groups.push([name]);
+    else for (let i = 0; i < names.length; i += size) groups.push(names.slice(i, i + size));
     let failed = false;
-    const queue = new PQueue({ concurrency: this.o.concurrency ?? 16 });
-    await queue.addAll(names.map((name) => async () => {
+    const queue = new PQueue({ concurrency: this.o.concurrency ?? (batch ? 4 : 16) });
+    await queue.addAll(groups.map((group) => async () => {
       if (failed) {
-        this.dirty.add(name); // etcd is failing: keep it for the retry
+        for (const name of group) this.dirty.add(name); // etcd is failing: keep them for the retry
         return;
       }
       try {
-        await this.o.write(name);
+        if (batch) await batch(group);
+        else await this.o.write(group[0]!);
       } catch (err) {
-        this.dirty.add(name);
-        if (!failed && !this.failing) this.o.onError?.(name, err);
+        for (const name of group) this.dirty.add(name);
+        if (!failed && !this.failing) this.o.onError?.(group.length > 1 ? `${group[0]} and ${group.length - 1} more` : group[0]!, err);
         failed = true;
       }
     }));

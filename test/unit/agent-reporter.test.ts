@@ -8,20 +8,21 @@ import type { UnitStatus } from '../../src/systemd/types.js';
 function memorySink() {
   const store = new Map<string, string>();
   const calls: string[] = [];
+  /** one entry per write (one etcd transaction): how many changes it carried */
+  const writes: number[] = [];
   let failing = false;
   const sink: StateSink = {
-    async put(k, v) {
-      calls.push(`put ${k}`);
+    async write(changes) {
+      for (const c of changes) calls.push(`${c.value === undefined ? 'delete' : 'put'} ${c.key}`);
+      writes.push(changes.length);
       if (failing) throw unavailableError('etcd down');
-      store.set(k, v);
-    },
-    async delete(k) {
-      calls.push(`delete ${k}`);
-      if (failing) throw unavailableError('etcd down');
-      store.delete(k);
+      for (const c of changes) {
+        if (c.value === undefined) store.delete(c.key);
+        else store.set(c.key, c.value);
+      }
     },
   };
-  return { sink, store, calls, fail: (f: boolean) => (failing = f) };
+  return { sink, store, calls, writes, fail: (f: boolean) => (failing = f) };
 }
 
 const keys = keyspace('/p');
@@ -73,6 +74,22 @@ describe('StateReporter', () => {
     expect(m.store.has('/p/state/m1/b.service')).toBe(false);
     r.unmanage('a.service');
     await r.flush();
+    expect(m.store.size).toBe(0);
+    r.close();
+  });
+
+  it('writes a burst of many units in transactions of up to 100 records', async () => {
+    const m = memorySink();
+    const r = reporter(m.sink);
+    const names = Array.from({ length: 250 }, (_, i) => `u${String(i).padStart(3, '0')}.service`);
+    r.setManaged(new Map(names.map((n) => [n, 'h1'])));
+    for (const n of names) r.observe(active(n));
+    await r.flush();
+    expect(m.writes).toEqual([100, 100, 50]);
+    expect(m.store.size).toBe(250);
+    r.setManaged(new Map());
+    await r.flush();
+    expect(m.writes.slice(3)).toEqual([100, 100, 50]);
     expect(m.store.size).toBe(0);
     r.close();
   });

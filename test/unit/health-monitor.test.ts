@@ -19,15 +19,17 @@ function setup(opts: { probeMs?: number } = {}) {
   const writes: string[] = [];
   let failing = false;
   const sink: HealthSink = {
-    async put(k, v) {
+    async write(changes) {
       if (failing) throw new Error('etcd down');
-      writes.push(`put ${k} ${(JSON.parse(v) as HealthRecord).status}`);
-      store.set(k, JSON.parse(v) as HealthRecord);
-    },
-    async delete(k) {
-      if (failing) throw new Error('etcd down');
-      writes.push(`delete ${k}`);
-      store.delete(k);
+      for (const { key: k, value: v } of changes) {
+        if (v === undefined) {
+          writes.push(`delete ${k}`);
+          store.delete(k);
+        } else {
+          writes.push(`put ${k} ${(JSON.parse(v) as HealthRecord).status}`);
+          store.set(k, JSON.parse(v) as HealthRecord);
+        }
+      }
     },
   };
   let ok = true;
