@@ -12,6 +12,13 @@
  * decision depends only on the unit's current record, running the same
  * command again finishes the rest.
  *
+ * etcd refusing a batch because it is overloaded ("too many requests": its
+ * raft log is 5,000 entries behind; "request timed out") is ridden out: the
+ * batch is sent again after a backoff, a few times. That is safe because of
+ * the guards: a batch that did land after all fails its compares on the
+ * second try and is re-decided from what is stored (seen with 1,000 agents
+ * reporting while a 10,000-unit start ran, bench:scale).
+ *
  * Errors: etcd3's, unconverted (Registry converts them); a FleetxError the
  * decide function throws (thrown while planning, before anything is
  * written, unless a unit changed under the command); 'conflict' when units
@@ -20,6 +27,7 @@
 import type { Etcd3, IRequestOp } from 'etcd3';
 import PQueue from 'p-queue';
 import { conflictError } from '../errors/errors.js';
+import { Backoff, sleep } from './backoff.js';
 import { decodeKv, encode, prefixEnd } from './codec.js';
 import type { Keyspace } from './keys.js';
 import { lastSegment } from './keys.js';
@@ -58,6 +66,10 @@ export interface AppliedChange {
 const CONCURRENCY = 4;
 /** Rounds of re-reading units that changed under the command before giving up. */
 const ROUNDS = 20;
+/** etcd's answers when it is behind, not broken: the batch is sent again. */
+const OVERLOADED = /too many requests|request timed out/;
+/** Sends of one batch to an overloaded etcd before its error stands (0.5 s doubling to 8 s: about 20 s in all). */
+const OVERLOAD_ATTEMPTS = 6;
 
 export async function readUnitSnapshot(client: Etcd3, keys: Keyspace): Promise<UnitSnapshot> {
   const range = (prefix: string, keysOnly: boolean): IRequestOp => ({
@@ -101,7 +113,7 @@ export async function changeUnits(client: Etcd3, keys: Keyspace, snapshot: UnitS
     const conflicted: string[] = [];
     await queue.addAll(
       packTxns(pending).map((batch) => async () => {
-        const res = await client.kv.txn({ compare: batch.map((p) => guard(keys, p)), success: bodiesOnce(batch.flatMap((p) => p.requests)), failure: [] });
+        const res = await ridingOutOverload(() => client.kv.txn({ compare: batch.map((p) => guard(keys, p)), success: bodiesOnce(batch.flatMap((p) => p.requests)), failure: [] }));
         if (!res.succeeded) return void conflicted.push(...batch.map((p) => p.name));
         for (const p of batch) {
           applied.push({ name: p.name, before: p.before?.record, change: p.change });
@@ -114,6 +126,19 @@ export async function changeUnits(client: Etcd3, keys: Keyspace, snapshot: UnitS
   }
   await deleteLeftovers(client, keys, leftovers, queue);
   return applied;
+}
+
+/** Runs `send` again after a backoff while etcd answers that it is overloaded (see the top of this file). */
+async function ridingOutOverload<T>(send: () => Promise<T>): Promise<T> {
+  const backoff = new Backoff({ initialMs: 500, maxMs: 8000 });
+  for (;;) {
+    try {
+      return await send();
+    } catch (e) {
+      if (backoff.attempts + 1 >= OVERLOAD_ATTEMPTS || !OVERLOADED.test(e instanceof Error ? e.message : String(e))) throw e;
+      await sleep(backoff.next());
+    }
+  }
 }
 
 function plan(keys: Keyspace, snapshot: UnitSnapshot, names: readonly string[], decide: DecideChange): Planned[] {
