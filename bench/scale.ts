@@ -40,7 +40,7 @@ import { keyspace } from '../src/registry/keys.js';
 import { PrefixWatch } from '../src/registry/watch.js';
 import { startEtcd } from '../test/helpers/etcd.js';
 import { BIN, fleetx } from '../test/helpers/cli.js';
-import { byMethodText, diff, metrics, sum, unaryByMethod } from './etcd-metrics.js';
+import { byMethodText, diff, diskText, metrics, sum, unaryByMethod } from './etcd-metrics.js';
 import type { FromHosts, HollowHostSpec, ToHosts } from './scale-hosts.js';
 import { summarize, timedProcess } from './timing.js';
 
@@ -183,10 +183,11 @@ async function main(): Promise<void> {
       engine: i >= MACHINES - ENGINES,
     }));
     for (let i = 0; i < MACHINES; i += PER_PROCESS) procs.push(new HostProcess(specs.slice(i, i + PER_PROCESS)));
+    const mUp = await metrics(endpoint);
     const tUp = performance.now();
     const started = await Promise.all(procs.map((p) => p.ask({ type: 'start', hosts: p.hosts, endpoint, prefix: PREFIX, ttlSec: TTL })));
     await until(() => machines.kv.size === MACHINES, kick, 1_800_000, `${MACHINES} machine records`);
-    log(`${MACHINES} machines registered in ${((performance.now() - tUp) / 1000).toFixed(1)} s`);
+    log(`${MACHINES} machines registered in ${((performance.now() - tUp) / 1000).toFixed(1)} s; etcd: ${diskText(diff(mUp, await metrics(endpoint)))}`);
 
     // idle before any unit: the cluster's own background
     const idle0 = await idleWindow(endpoint, 'idle, no units');
@@ -227,6 +228,7 @@ async function main(): Promise<void> {
     const launchDiff = diff(m0, await metrics(endpoint));
     const unary = unaryByMethod(launchDiff);
     log(`etcd requests per unit: ${(sum(unary) / names.length).toFixed(2)} (${sum(unary)} unary: ${byMethodText(unary)})`);
+    log(`etcd disk and raft from the start to 2 s after the last unit: ${diskText(launchDiff)}`);
 
     // idle with everything running
     await idleWindow(endpoint, `idle, ${names.length} units running`, idle0);
