@@ -66,8 +66,12 @@ export function buildProgram(io: Io, o: { jsonErrors?: boolean } = {}): Command 
   return program;
 }
 
+/** 128 + SIGPIPE: the status a shell shows for a tool whose reader went away (`| head -1`). */
+export const EXIT_OUTPUT_CLOSED = 141;
+
 /** Run the CLI with argv (without node and script) and exit the process with its code. */
 export async function runCli(argv: string[], io: Io = processIo()): Promise<never> {
+  exitQuietlyWhenOutputCloses();
   const code = await runCommand(argv, io);
   // Exit explicitly: gRPC and D-Bus handles may outlive a command by a few
   // seconds, and a CLI must return as soon as its work is done. But first
@@ -77,9 +81,29 @@ export async function runCli(argv: string[], io: Io = processIo()): Promise<neve
   process.exit(code);
 }
 
+/**
+ * `fleetx list-units | head -1`: once the reader is gone a write fails with
+ * EPIPE. A C tool would die of SIGPIPE, silently; Node ignores that signal,
+ * and the stream's unhandled error printed a stack. Exit at once, silently,
+ * with the status such a tool has. What a command started (a rollout it was
+ * following) goes on, as when the CLI is killed.
+ */
+function exitQuietlyWhenOutputCloses(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(EXIT_OUTPUT_CLOSED);
+      throw e;
+    });
+  }
+}
+
 /** Resolves once everything written to the stream so far has been handed to the OS. */
-function drained(stream: NodeJS.WriteStream): Promise<void> {
-  return new Promise((resolve) => stream.write('', () => resolve()));
+async function drained(stream: NodeJS.WriteStream): Promise<void> {
+  // A write that failed reports it a few ticks later (see exitQuietlyWhenOutputCloses): let it.
+  await new Promise((resolve) => setImmediate(resolve));
+  // Nothing pending: no empty write either, which fails on a closed pipe the command never wrote to.
+  if (stream.writableLength === 0) return;
+  await new Promise((resolve) => stream.write('', () => resolve(undefined)));
 }
 
 /** Run one command and return its exit code; never throws, never exits. */
