@@ -1,7 +1,7 @@
 /**
  * Pure: from checked values to what a host's user-data writes: the agent's
  * unit (rendered from units/fleetx-agent.service.hbs, the unit users get),
- * its environment file, TLS files, sidecar secrets, the container runtime's
+ * its environment file, TLS files, the container runtime's
  * settings. Every file's text is built here with the quoting of its own
  * format; the cloud-config template only places these strings.
  */
@@ -15,7 +15,6 @@ export const HOST_PATHS = {
   etcdCert: '/etc/fleetx/secrets/etcd-cert.pem',
   etcdKey: '/etc/fleetx/secrets/etcd-key.pem',
   agentEnv: '/etc/fleetx/secrets/fleetx-agent.env',
-  ddAgentEnv: '/etc/fleetx/secrets/dd-agent.env',
   agentUnit: '/etc/systemd/system/fleetx-agent.service',
   fleetxHome: '/opt/fleetx',
   node: '/usr/bin/node',
@@ -34,7 +33,6 @@ export interface Derived {
   };
   secretFiles: {
     agentEnv: string;
-    ddAgentEnv: string;
   };
 }
 
@@ -56,7 +54,6 @@ export function derive(v: ProvisionValues, agentTemplate: string): Derived {
         FLEETX_ETCD_USERNAME: v.etcd.username,
         FLEETX_ETCD_PASSWORD: v.secrets.etcdPassword,
       }),
-      ddAgentEnv: v.sidecars.includes('dd-agent') ? envFile({ DD_API_KEY: v.secrets.ddApiKey }) : '',
     },
   };
 }

@@ -84,10 +84,9 @@ export const provisionSchema = z
         etcdCert: pem.default(''),
         etcdKey: pem.default(''),
         etcdPassword: line.default(''),
-        ddApiKey: line.pipe(z.string().regex(/^[A-Za-z0-9]*$/, 'must be letters and digits')).default(''),
       })
       .strict()
-      .default({ etcdCa: '', etcdCert: '', etcdKey: '', etcdPassword: '', ddApiKey: '' }),
+      .default({ etcdCa: '', etcdCert: '', etcdKey: '', etcdPassword: '' }),
   })
   .strict();
 
@@ -100,13 +99,29 @@ export type ProvisionValues = z.infer<typeof provisionSchema>;
 export function parseProvisionValues(raw: Record<string, unknown>, source: string): ProvisionValues {
   const r = provisionSchema.safeParse(raw);
   if (!r.success) {
-    const list = r.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${/received undefined$/.test(i.message) ? 'required, not set' : i.message}`);
+    const list = r.error.issues.map((i) => retiredValue(i) ?? `${i.path.join('.') || '(top)'}: ${/received undefined$/.test(i.message) ? 'required, not set' : i.message}`);
     throw invalidError(`cloud-config ${source}: ${list.join('; ')}`, 'fix the values file or --set; see cloud-config/README.md');
   }
   const v = r.data;
   const problems = crossChecks(v);
   if (problems.length > 0) throw invalidError(`cloud-config ${source}: ${problems.join('; ')}`, 'see cloud-config/README.md');
   return v;
+}
+
+/**
+ * Values fleetx no longer reads, and what replaced them: an old values file
+ * is told what to do instead of "Unrecognized key" (and a secret in it is
+ * not carried to hosts for nothing).
+ */
+const RETIRED: Record<string, string> = {
+  'secrets.ddApiKey':
+    'dd-agent takes its API key as a fleetx secret: remove it here and run `printf %s "$DD_API_KEY" | fleetx secret set dd-api-key` once per cluster (docs/SIDECARS.md)',
+};
+
+function retiredValue(issue: z.core.$ZodIssue): string | undefined {
+  if (issue.code !== 'unrecognized_keys') return undefined;
+  const retired = issue.keys.map((k) => [...issue.path, k].join('.')).filter((p) => Object.hasOwn(RETIRED, p));
+  return retired.length > 0 ? retired.map((p) => `${p} is no longer used: ${RETIRED[p]}`).join('; ') : undefined;
 }
 
 /** Rules between values; the same ones the agent's connection settings enforce, caught at render time instead of at boot. */
@@ -119,7 +134,6 @@ export function crossChecks(v: ProvisionValues): string[] {
   if (!secure[0] && (s.etcdCa || s.etcdCert || s.etcdKey)) out.push('TLS material is set but etcd.endpoints are plain http');
   if (Boolean(s.etcdCert) !== Boolean(s.etcdKey)) out.push('a client certificate needs both secrets.etcdCert and secrets.etcdKey');
   if (Boolean(v.etcd.username) !== Boolean(s.etcdPassword)) out.push('etcd authentication needs both etcd.username and secrets.etcdPassword');
-  if (v.sidecars.includes('dd-agent') && s.ddApiKey === '') out.push('sidecar dd-agent needs secrets.ddApiKey');
   if (v.sidecars.length > 0 && v.runtime.engine === 'none') out.push(`sidecars ${v.sidecars.join(', ')} run in containers: set runtime.engine`);
   for (const k of ['role', 'zone', ...SIDECAR_KEYS]) if (Object.hasOwn(v.metadata, k)) out.push(`metadata.${k} is set by fleetx (from ${k === 'role' || k === 'zone' ? k : 'sidecars'})`);
   return out;

@@ -20,14 +20,6 @@ import type { Release } from './release.js';
 /** The role every sandbox host has (cloud-config/web.yaml.hbs: podman, sidecars td-agent and dd-agent). */
 export const SANDBOX_ROLE = 'web';
 
-/**
- * A stand-in for the Datadog API key the dd-agent sidecar needs (cloud-config
- * refuses the sidecar without one): no real key exists here, and the
- * sandbox's dd-agent is a stand-in that sends nothing (docs/SIDECARS.md).
- * It travels the way a real key does: user-data, then a 0600 env file.
- */
-export const STAND_IN_DD_API_KEY = 'sandboxStandInNotARealKey';
-
 export const SEED_DIR = '/var/lib/cloud/seed/nocloud';
 export const IMAGE_CONFIG = '/etc/cloud/cloud.cfg.d/90-fleetx-sandbox.cfg';
 /** cloud-init's four boot stages; the machine has them disabled (scripts/setup.sh), hosts enable them. */
@@ -56,7 +48,6 @@ export interface SeedOptions {
  *   disabled (read-only cgroup v1 tree), host network, no keyring (nspawn's
  *   seccomp filter refuses keyctl), the sandbox registry only, insecure for
  *   its one address (src/sandbox/registry.ts says why);
- * - a stand-in Datadog API key (STAND_IN_DD_API_KEY);
  * - the agent's etcd user and password when etcd has auth: cloud-config
  *   writes them to /etc/fleetx/secrets/fleetx-agent.env (0600 in a 0700 dir).
  */
@@ -75,8 +66,7 @@ export function sandboxValues(o: SeedOptions): Record<string, unknown> {
       insecureRegistries: [o.registry],
     },
     registerTimeout: 60,
-    secrets: { ddApiKey: STAND_IN_DD_API_KEY, ...(o.credentials ? { etcdPassword: o.credentials.password } : {}) },
-    ...(o.credentials ? { etcd: { endpoints: o.endpoints, username: o.credentials.username } } : {}),
+    ...(o.credentials ? { etcd: { endpoints: o.endpoints, username: o.credentials.username }, secrets: { etcdPassword: o.credentials.password } } : {}),
   };
 }
 

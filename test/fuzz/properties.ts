@@ -47,7 +47,7 @@ const yamlText = fc.array(fc.constantFrom(...YAML_ALPHABET), { maxLength: 30 }).
 const CLOUD_DIR = fileURLToPath(new URL('../fixtures/cloud-config/', import.meta.url));
 const ROLE = findRole('web', CLOUD_DIR);
 const CLUSTER_VALUES = loadValues({ files: [...(ROLE.valuesFile ? [ROLE.valuesFile] : []), 'cluster.yaml'], sets: [], cwd: CLOUD_DIR });
-const SLOTS = ['zone', 'metadata.tier', 'etcd.username', 'etcd.keyPrefix', 'fleetx.url', 'registerTimeout', 'secrets.etcdPassword', 'secrets.ddApiKey'] as const;
+const SLOTS = ['zone', 'metadata.tier', 'etcd.username', 'etcd.keyPrefix', 'fleetx.url', 'registerTimeout', 'secrets.etcdPassword'] as const;
 const CLOUD_ALPHABET = ['\n', '\r', '\u2028', '\u0085', '\0', ' ', '\t', ':', '- ', '#', '&a', '*a', '!!', '|', '>', '{', '}', '[', ']', ',', "'", '"', '\\', '$', '`', ';', '%', '=', '...', '---', 'runcmd:', 'write_files:', 'path: /etc/shadow', 'reboot', '/', 'a', '0600'];
 const cloudValue = fc.oneof(fc.string({ maxLength: 24 }), fc.array(fc.constantFrom(...CLOUD_ALPHABET), { minLength: 1, maxLength: 14 }).map((xs) => xs.join('')));
 

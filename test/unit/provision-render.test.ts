@@ -119,7 +119,6 @@ describe('renderRole: the shipped roles', () => {
       ['/etc/fleetx/secrets/etcd-ca.pem', '0600'],
       ['/etc/fleetx/secrets/etcd-cert.pem', '0600'],
       ['/etc/fleetx/secrets/etcd-key.pem', '0600'],
-      ['/etc/fleetx/secrets/dd-agent.env', '0600'],
     ]);
     expect(file(config, '/etc/fleetx/secrets/fleetx-agent.env')!.content).toBe(
       'FLEETX_ETCD_KEY_PREFIX="/fleetx"\nFLEETX_ETCD_USERNAME="fleetx-agent"\nFLEETX_ETCD_PASSWORD="pa\\$\\$ \\"word\\" \\`x\\`"\n',
@@ -130,7 +129,7 @@ describe('renderRole: the shipped roles', () => {
   it('web: no secret appears anywhere but in its 0600 file', () => {
     const { config } = web();
     const elsewhere = JSON.stringify({ ...config, write_files: files(config).filter((f) => f.permissions !== '0600') });
-    for (const secret of ['hunter2', 'dGVzdC1rZXktbm90LXJlYWwK', '0123456789abcdef0123456789abcdef', 'word']) expect(elsewhere).not.toContain(secret);
+    for (const secret of ['hunter2', 'dGVzdC1rZXktbm90LXJlYWwK', 'word']) expect(elsewhere).not.toContain(secret);
   });
 
   it('web: Node 20 from NodeSource, pinned; podman with docker compatibility; install, start, wait for registration', () => {
@@ -153,8 +152,7 @@ describe('renderRole: the shipped roles', () => {
 
   const NO_RUNTIME = new URL('../fixtures/cloud-config/no-runtime.yaml', import.meta.url).pathname;
   it.each([
-    ['worker: logs only, no dd-agent secret', 'worker', [], [], (c: Record<string, unknown>) => {
-      expect(file(c, '/etc/fleetx/secrets/dd-agent.env')).toBeUndefined();
+    ['worker: logs only', 'worker', [], [], (c: Record<string, unknown>) => {
       expect(file(c, '/etc/systemd/system/fleetx-agent.service')!.content).toContain('--metadata "logs=td-agent"');
       expect(file(c, '/etc/systemd/system/fleetx-agent.service')!.content).not.toContain('metrics=');
     }],
@@ -189,7 +187,7 @@ describe('renderRole: the shipped roles', () => {
     ['https without a CA', [CLUSTER], ['secrets.etcdCa='], /secrets\.etcdCa .* is required/],
     ['TLS files with http endpoints', [CLUSTER], ['etcd.endpoints[0]=http://10.0.0.11:2379', 'etcd.endpoints[1]=http://10.0.0.12:2379'], /plain http/],
     ['a user without a password', [CLUSTER], ['secrets.etcdPassword='], /needs both etcd\.username and secrets\.etcdPassword/],
-    ['dd-agent without its API key', [CLUSTER], ['secrets.ddApiKey='], /dd-agent needs secrets\.ddApiKey/],
+    ['secrets.ddApiKey, no longer used (dd-agent takes its key as a fleetx secret)', [CLUSTER], ['secrets.ddApiKey=0123456789abcdef'], /secrets\.ddApiKey is no longer used: .*fleetx secret set dd-api-key/],
     ['a bad checksum', [CLUSTER], ['fleetx.sha256=abc'], /fleetx\.sha256: must be 64/],
     ['a release URL that is not one', [CLUSTER], ['fleetx.url=releases/fleetx.tgz'], /fleetx\.url: must be/],
     ['an unknown runtime setting', [CLUSTER], ['runtime.storageDriver=btrfs'], /runtime\.storageDriver/],

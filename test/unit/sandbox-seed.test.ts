@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { fleetxLines, IMAGE_CONFIG, sandboxUserData, SEED_DIR, seedFiles, STAND_IN_DD_API_KEY } from '../../src/sandbox/seed.js';
+import { fleetxLines, IMAGE_CONFIG, sandboxUserData, SEED_DIR, seedFiles } from '../../src/sandbox/seed.js';
 import { newEtcdAuth } from '../../src/sandbox/etcd-auth.js';
 import { runTool } from '../helpers/tool.js';
 
@@ -23,9 +23,8 @@ describe('a sandbox host\'s user-data', () => {
     expect(unit).toContain('--metadata "role=web"');
     // what the td-agent and dd-agent global units match (docs/SIDECARS.md)
     expect(unit).toContain('--metadata "logs=td-agent" \\\n  --metadata "metrics=dd-agent"');
-    // the stand-in key goes where a real one does: a 0600 file, never the unit
-    expect(file('/etc/fleetx/secrets/dd-agent.env')).toMatchObject({ permissions: '0600', content: `DD_API_KEY="${STAND_IN_DD_API_KEY}"\n` });
-    expect(unit).not.toContain(STAND_IN_DD_API_KEY);
+    // dd-agent's API key is a fleetx secret (the demo sets one), not user-data
+    expect(text).not.toContain('DD_API_KEY');
     expect(config.runcmd).toContainEqual(['/usr/local/lib/fleetx/install-release', seed.release.url, seed.release.sha256]);
     expect(config.runcmd).toContainEqual(['systemctl', 'enable', '--now', 'fleetx-agent.service']);
   });
