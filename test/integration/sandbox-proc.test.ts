@@ -14,10 +14,10 @@ import { waitFor } from '../helpers/wait.js';
 const state = (pid: number) => readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0];
 
 describe('sandbox processes', () => {
-  it('a process is alive all through its exec (sh -c "exec sleep"), 40 times over', async () => {
+  it('a process is alive all through its exec (sh -c "exec sleep"), 100 times over', async () => {
     let lookedGone = 0;
     let execsSeen = 0;
-    for (let i = 0; i < 40; i++) {
+    for (let i = 0; i < 100; i++) {
       const child = spawn('/bin/sh', ['-c', 'exec /bin/sleep 60'], { stdio: 'ignore' });
       const pid = child.pid!;
       // Poll from the spawn until the exec has finished (sleep 60 cannot end on its own meanwhile).
@@ -27,7 +27,7 @@ describe('sandbox processes', () => {
       child.kill('SIGKILL');
       await new Promise((r) => child.once('exit', r));
     }
-    expect(execsSeen).toBe(40);
+    expect(execsSeen).toBe(100);
     expect(lookedGone).toBe(0);
   });
 
