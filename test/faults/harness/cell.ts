@@ -8,7 +8,7 @@
  *
  *   const fc = useFaultCluster({ tag: 'mtx', hosts: 4 });
  *   fc.cell('agent SIGKILL on another host', async (c) => {
- *     const cli = c.demo.start(['rolling-restart', 'web@']);
+ *     const cli = c.demo.start(['rolling-restart', 'app@']);
  *     await c.untilPhase('stopping');
  *     c.injected('agent SIGKILLed');       // recovery time counts from here
  *     await killAgent(...);
@@ -84,7 +84,7 @@ export interface FaultClusterOptions {
   instances?: number;
   /** etcd members of the sandbox (default 1; 3 for the etcd cells) */
   etcdMembers?: number;
-  /** extra services the checker watches (the demo's web is always watched) */
+  /** extra services the checker watches (the demo's app is always watched) */
   services?: WatchedService[];
 }
 
@@ -94,7 +94,7 @@ export interface FaultCluster {
   cell(name: string, body: (c: CellContext) => Promise<CellOutcome>, timeoutMs?: number): void;
 }
 
-// the demo's service (app@ on containers since the demo moved; it was web@)
+// the demo's service: app@ containers behind HAProxy
 const WEB: WatchedService = { name: DEMO_SERVICE, template: `${DEMO_SERVICE}@.service`, conflicts: true, backend: DEMO_SERVICE };
 
 const slug = (name: string) => name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 80);
@@ -183,7 +183,7 @@ export function useFaultCluster(o: FaultClusterOptions): FaultCluster {
 
 /** Every instance in service (active, healthy, UP in HAProxy) and no rollout running. */
 async function healthy(demo: DemoFixture, timeoutMs = 90_000): Promise<void> {
-  await demo.sb.until('the cluster healthy: no rollout running, every web instance in service', async () => {
+  await demo.sb.until('the cluster healthy: no rollout running, every app instance in service', async () => {
     if ((await demo.running()) !== undefined) return false;
     const all = await demo.instances();
     return all.length > 0 && all.every(inService);
