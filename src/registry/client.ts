@@ -26,14 +26,29 @@ import { usageError } from '../errors/errors.js';
 import type { ConnectionOptions } from './connection.js';
 import { cockatiel, etcd3 } from './libraries.js';
 
-const { circuitBreaker, ConsecutiveBreaker, ExponentialBackoff, handleType, noop, retry } = cockatiel;
+const { BrokenCircuitError, circuitBreaker, CircuitState, ConsecutiveBreaker, ExponentialBackoff, handleType, noop, retry } = cockatiel;
 
-/** A member that refused or dropped the connection, or did not answer in time: skip it for a while. */
-const memberBreaker = () =>
-  circuitBreaker(handleType(etcd3.GRPCUnavailableError).orType(etcd3.GRPCDeadlineExceededError), {
+/**
+ * A member that refused or dropped the connection, or did not answer in time:
+ * skip it for a while. After the pause one trial call goes to it; while that
+ * trial is out, other calls skip the member too (etcd3 tries the next one)
+ * instead of waiting for the trial as cockatiel's breaker has them do. The
+ * wait could be for ever: etcd3 retries a call whose auth token the member
+ * does not know (a restarted member forgets simple tokens) from inside that
+ * call, so when the trial was such a call, its retry waited for the trial,
+ * which waited for its retry, and every later call to the member queued
+ * behind them (an agent whose passes, registration and election all stopped
+ * for good in the fault matrix's NOSPACE cell).
+ */
+const memberBreaker = () => {
+  const breaker = circuitBreaker(handleType(etcd3.GRPCUnavailableError).orType(etcd3.GRPCDeadlineExceededError), {
     halfOpenAfter: 5_000,
     breaker: new ConsecutiveBreaker(3),
   });
+  const execute = breaker.execute.bind(breaker);
+  breaker.execute = (fn, signal) => (breaker.state === CircuitState.HalfOpen ? Promise.reject(new BrokenCircuitError()) : execute(fn, signal));
+  return breaker;
+};
 
 export interface ClientHooks {
   /** gRPC interceptors for every unary call (src/metrics/etcd.ts times them) */

@@ -2,11 +2,14 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { FleetxError } from '../../src/errors/errors.js';
 import { resolveConnection, type ConnectionOptions } from '../../src/registry/connection.js';
 import { etcd3 } from '../../src/registry/libraries.js';
+import { connect } from '../../src/registry/client.js';
 import { openRegistry } from '../../src/registry/open.js';
 import type { Registry } from '../../src/registry/registry.js';
 import { etcdctlOn, type EtcdServer } from '../helpers/etcd.js';
 import { rejection } from '../helpers/errors.js';
+import { TcpProxy } from '../helpers/tcp-proxy.js';
 import { useEtcd } from '../helpers/etcd-fixture.js';
+import { sleep } from '../../src/registry/backoff.js';
 import { waitFor } from '../helpers/wait.js';
 
 const fixture = useEtcd({ auth: true });
@@ -92,4 +95,46 @@ describe('etcd with authentication', () => {
       root.close();
     }
   });
+
+  it('a member back from an outage that no longer knows the token serves calls again after the pause, instead of hanging them for good (the token retry waited for the trial it ran in)', async () => {
+    // fleet's own client (client.ts): its per-member breaker opens after 3
+    // refused calls and lets one trial call through 5 s later. That trial
+    // meets a token the member no longer knows (a restarted member forgets
+    // simple tokens; here etcd drops them as its password is set), and etcd3
+    // retries it with a fresh token from inside the trial: the retry used to
+    // wait for the trial, which waited for the retry, and every later call to
+    // that member hung with them (found as an agent frozen for good in the
+    // fault matrix's NOSPACE cell).
+    const proxy = await TcpProxy.start(Number(new URL(etcd.endpoints[0]!).port));
+    const client = connect(resolveConnection({ endpoint: proxy.url, 'request-timeout': '3' }, { FLEETX_ETCD_USERNAME: etcd.username, FLEETX_ETCD_PASSWORD: etcd.password }));
+    const root = new etcd3.Etcd3({ hosts: etcd.endpoints, auth: { username: 'root', password: etcd.rootPassword! } });
+    try {
+      await client.put('/fleetx/trial/k').value('1'); // a token is taken
+      await proxy.cut();
+      for (let i = 0; i < 3; i++) await client.get('/fleetx/trial/k').catch(() => undefined); // refused 3 times: the member is skipped
+      await root.user(etcd.username!).setPassword(etcd.password!); // etcd forgets the token
+      await proxy.restore();
+      // calls fail fast while the member is skipped; the first one after the pause is the
+      // trial (with this one member, the trial's own token retry fails fast too: it is retried)
+      const outcomes: string[] = [];
+      let value: string | null = null;
+      while (value === null) {
+        const call = client.get('/fleetx/trial/k').string().then((v) => ({ v }), (e: unknown) => ({ e }));
+        const r = await Promise.race([call, sleep(15_000).then(() => 'hung' as const)]);
+        if (r === 'hung') throw new Error(`a call to the member never returned (after ${outcomes.join(', ')})`);
+        if ('v' in r) value = r.v;
+        else {
+          outcomes.push((r.e as Error).constructor.name);
+          await sleep(250);
+        }
+      }
+      expect(value).toBe('1');
+      // and the member serves every call after it
+      expect(await Promise.all([1, 2, 3].map(() => client.get('/fleetx/trial/k').string()))).toEqual(['1', '1', '1']);
+    } finally {
+      client.close();
+      root.close();
+      await proxy.cut();
+    }
+  }, 60_000);
 });
