@@ -298,11 +298,12 @@ export class Election extends EventEmitter<ElectionEvents> {
       return Promise.resolve();
     }
     return new Promise((resolve) => {
-      // With no poll the timer is only a far-off bound (setTimeout's maximum, 24.8 days).
-      // Observed, not understood: with no timer at all, engine-watch's test saw
-      // etcd3 re-open its watches after a compaction without the compaction
-      // error 4 times out of 4; with one, 3 out of 3 as before.
-      const timer = setTimeout(() => done(), ms > 0 ? ms : 2 ** 31 - 1);
+      // With no poll (ms 0) only a nudge ends the wait: no timer. (A far-off
+      // one, setTimeout's maximum of 24.8 days, was kept here for a while
+      // because engine-watch's compaction test failed without it; it passed
+      // 5 times out of 5 without it on 2026-12-05, after the registry's
+      // watch and keepalive fixes.)
+      const timer = ms > 0 ? setTimeout(() => done(), ms) : undefined;
       const done = () => {
         clearTimeout(timer);
         this.wake = undefined;
