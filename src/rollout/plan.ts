@@ -46,8 +46,9 @@ export function nextSteps(view: RolloutView): RolloutStep {
       return take.has(p.unit) && v !== undefined ? advance(enter(p, first, ctx, { note: undefined }), v, ctx) : p;
     });
   }
+  const stalled = revertStalledSince(r, ctx) !== undefined && ctx.now > revertStalledSince(r, ctx)! + ctx.policy.deadlineMs;
   // Surge instances go once the regular ones are settled (whatever the outcome).
-  if (settled(r, aborting)) r = retireSurge(r, views, ctx, aborting || hasFailed(r));
+  if (settled(r, aborting || stalled)) r = retireSurge(r, views, ctx, aborting || stalled || hasFailed(r));
 
   const perInstance: RolloutAction[] = [];
   for (const p of sortedInstances(r)) perInstance.push(...ensure(p, views.get(p.unit), ctx));
@@ -58,10 +59,14 @@ export function nextSteps(view: RolloutView): RolloutStep {
     ...perInstance.filter((a) => a.type === 'release'),
     ...perInstance.filter((a) => a.type !== 'release'),
   ];
-  r = finishIfSettled(r, aborting, views, ctx, actions);
+  r = finishIfSettled(r, aborting, stalled, views, ctx, actions);
 
   const changed = canonical({ ...r, updatedAt: '' }) !== canonical({ ...before, updatedAt: '' });
-  const wake = TERMINAL.has(r.state) ? undefined : earliest(sortedInstances(r).map((p) => wakeAt(p, views.get(p.unit), ctx)));
+  const stall = revertStalledSince(r, ctx);
+  const wake = TERMINAL.has(r.state) ? undefined : earliest([
+    ...sortedInstances(r).map((p) => wakeAt(p, views.get(p.unit), ctx)),
+    stall !== undefined ? stall + ctx.policy.deadlineMs + 1 : undefined,
+  ]);
   return { rollout: changed ? { ...r, updatedAt: ctx.nowIso } : before, actions, changed, ...(wake !== undefined ? { wakeAt: wake } : {}) };
 }
 
@@ -158,15 +163,30 @@ function wentBad(p: InstanceProgress, v: InstanceView, ctx: PhaseContext): boole
     && ctx.now - seenSince(v, p) > ctx.policy.deadlineMs;
 }
 
+/**
+ * A revert that cannot move: nothing in flight, instances pending, and the
+ * budget used up by instances down outside its hands (one whose new image
+ * never pulled and stayed down on the old body, one already down before
+ * the rollout): the time its last instance moved (or the controller
+ * regained etcd), else undefined. Past the deadline the revert ends failed
+ * and leaves the pending instances as they are, instead of never ending.
+ */
+function revertStalledSince(r: RolloutRecord, ctx: PhaseContext): number | undefined {
+  if (r.state !== 'reverting' || r.control?.command === 'abort') return undefined;
+  const all = regular(r);
+  if (all.some((p) => IN_FLIGHT.has(p.phase)) || !all.some((p) => p.phase === 'pending')) return undefined;
+  return Math.max(ctx.deadlineFloor ?? 0, ...all.map((p) => ms(p.since)));
+}
+
 function finishIfSettled(
-  r: RolloutRecord, aborting: boolean, views: ReadonlyMap<string, InstanceView>, ctx: PhaseContext, actions: RolloutAction[],
+  r: RolloutRecord, aborting: boolean, stalled: boolean, views: ReadonlyMap<string, InstanceView>, ctx: PhaseContext, actions: RolloutAction[],
 ): RolloutRecord {
   const all = regular(r);
   const inFlight = all.filter((p) => IN_FLIGHT.has(p.phase));
   const failed = all.filter((p) => p.phase === 'failed');
   const pending = all.filter((p) => p.phase === 'pending');
   const done = all.filter((p) => p.phase === 'done');
-  if (inFlight.length > 0 || (pending.length > 0 && failed.length === 0 && !aborting)) {
+  if (inFlight.length > 0 || (pending.length > 0 && failed.length === 0 && !aborting && !stalled)) {
     return { ...r, message: progress(r, done.length, inFlight, pending.length, aborting, views) };
   }
   // The rollout ends only once its surge instances are gone.
@@ -183,6 +203,11 @@ function finishIfSettled(
     const what = r.state === 'reverting' ? `revert to revision ${r.revertTo?.revision} failed` : 'rollout failed';
     const why = !r.autoRevert ? ' (auto-revert is off)' : r.revertTo === undefined && r.state !== 'reverting' ? ' (no healthy revision to revert to)' : '';
     return finish('failed', `${what}${why}: ${errors(failed)}; failed instances are kept out of the balancer by their health`);
+  }
+  if (pending.length > 0 && stalled) {
+    const b = budget(r, views);
+    return finish('failed', `revert to revision ${r.revertTo?.revision} stalled: ${pending.map((p) => p.unit).join(', ')} left as they were; `
+      + `${b.downIdle} instance(s) down outside the rollout used the maxUnavailable budget of ${b.maxUnavailable} for over ${ctx.policy.deadlineMs} ms`);
   }
   if (pending.length > 0) return finish('aborted', `aborted by ${r.control?.by ?? 'a user'}: ${done.length} of ${all.length} done, ${pending.length} left as they were`);
   if (r.state === 'reverting') {
