@@ -31,13 +31,14 @@ export function nextSteps(view: RolloutView): RolloutStep {
   let r: RolloutRecord = applyControl({ ...before, instances: { ...before.instances } }, view.control);
   const aborting = r.control?.command === 'abort';
 
-  r = moveOn(r, views, ctx);
+  r = moveOnFully(r, views, ctx);
   if (hasFailed(r) && (r.state === 'running' || r.state === 'paused') && r.autoRevert && r.revertTo !== undefined && !aborting) {
     r = moveOn(startRevert(r, views, ctx), views, ctx);
   }
 
-  if (aborting) r = standDown(r, 'rollout aborted', ctx);
-  else if (hasFailed(r)) r = standDown(r, 'rollout failed', ctx);
+  // Released instances already on their target are done now, not at the next call (idempotency).
+  if (aborting) r = moveOnFully(standDown(r, 'rollout aborted', ctx), views, ctx);
+  else if (hasFailed(r)) r = moveOnFully(standDown(r, 'rollout failed', ctx), views, ctx);
   else if (r.state === 'running' || r.state === 'reverting') {
     const take = new Set(pickToStart(r, views));
     const first = firstPhase(r.presence, r.prePull === true);
@@ -83,6 +84,22 @@ function applyControl(r: RolloutRecord, c: RolloutControl | undefined): RolloutR
   if (c.command === 'pause' && r.state === 'running') next.state = 'paused';
   if (c.command === 'resume' && r.state === 'paused') next.state = 'running';
   return next;
+}
+
+/**
+ * moveOn until nothing changes (a few rounds at most): one instance's move
+ * can make a rule about another hold (the last one in flight lands, and the
+ * rollout is now stuck on its budget), and a repeat call with the same
+ * reports must find nothing left to do.
+ */
+function moveOnFully(r: RolloutRecord, views: ReadonlyMap<string, InstanceView>, ctx: PhaseContext): RolloutRecord {
+  let cur = r;
+  for (let i = 0; i < 4; i++) {
+    const next = moveOn(cur, views, ctx);
+    if (canonical(next) === canonical(cur)) return next;
+    cur = next;
+  }
+  return cur;
 }
 
 /** Every instance as far as the reports allow; destroyed ones and ones already on their target are done. */
