@@ -136,8 +136,13 @@ describe('fleetx agent on a real systemd host', () => {
       expect(await agent.journal()).toMatch(/task failed; its unit is held back/);
       expect((await show('a-stuck.service')).MainPID).toBe(stuckPid); // held back: untouched, still the old body
     } finally {
-      await agent.host.exec(['umount', file]);
+      // Unmount every layer: with shared propagation a bind mount can be stacked (it once stayed mounted after one umount).
+      for (let i = 0; i < 5 && (await agent.host.exec(['findmnt', '-n', '--mountpoint', file])).code === 0; i++) {
+        const r = await agent.host.exec(['umount', file]);
+        if (r.code !== 0) console.error(`umount ${file}: ${r.stderr}`);
+      }
     }
+    expect((await agent.host.exec(['findmnt', '-n', '--mountpoint', file])).code, `${file} still a mount point`).not.toBe(0);
     await until('a-stuck rewritten once it can be', async () => (await agent.host.exec(['cat', file])).stdout.includes('stuck v2'), 20_000);
     for (const name of ['a-stuck.service', 'z-fresh.service']) await agent.etcd.delete().key(keys.schedule(agent.host.machineId, name));
     await until('test units removed', async () => (await agent.host.exec(['ls', '/run/systemd/system'])).stdout.match(/a-stuck|z-fresh/) === null);
