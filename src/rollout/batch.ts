@@ -5,7 +5,7 @@
  * that is down already costs no availability, so it is taken first and only
  * needs a free flight slot; a healthy one needs the whole budget free.
  */
-import { isStarted, isUnhealthy } from './conditions.js';
+import { isStarted, isUnhealthy, seenSince } from './conditions.js';
 import { IN_FLIGHT } from './phases.js';
 import type { InstanceProgress, InstanceView, RolloutRecord } from './types.js';
 
@@ -19,7 +19,21 @@ export interface Budget {
   surge: number;
 }
 
-export function budget(r: RolloutRecord, views: ReadonlyMap<string, InstanceView>): Budget {
+/**
+ * An instance that turned unhealthy after it joined (InstanceProgress.relapses)
+ * counts as down until the controller has seen it healthy for the deadline
+ * again: a flapping check looks up half the time, and taking the next
+ * instance in such a moment left none serving (the fault matrix's flapping
+ * cell: 503s while a revert restarted two instances and the third flapped).
+ */
+export function isShaky(r: RolloutRecord, p: InstanceProgress, v: InstanceView | undefined, now: number | undefined): boolean {
+  if ((p.relapses ?? 0) === 0 || now === undefined || v === undefined) return false;
+  if (v.health?.status !== 'healthy') return true;
+  return now - seenSince(v, p) < r.policy.deadlineMs;
+}
+
+/** The budget now; `now` (ms) lets a recently relapsed instance count as down (isShaky). */
+export function budget(r: RolloutRecord, views: ReadonlyMap<string, InstanceView>, now?: number): Budget {
   let inFlight = 0;
   let downIdle = 0;
   let surge = 0;
@@ -27,7 +41,7 @@ export function budget(r: RolloutRecord, views: ReadonlyMap<string, InstanceView
     if (p.surge) {
       if (surgeServes(r, p, views.get(p.unit))) surge++;
     } else if (IN_FLIGHT.has(p.phase)) inFlight++;
-    else if (isUnhealthy(views.get(p.unit))) downIdle++;
+    else if (isUnhealthy(views.get(p.unit)) || isShaky(r, p, views.get(p.unit), now)) downIdle++;
   }
   // A policy of 0 would never make progress; one instance at a time is the least a rollout can do.
   return { inFlight, downIdle, maxUnavailable: Math.max(1, Math.floor(r.policy.maxUnavailable)), surge };
@@ -47,8 +61,8 @@ export function isUp(v: InstanceView | undefined): boolean {
  * Pending instances to take now, in the order they are taken (down first,
  * then by name). Each serving surge instance widens the budget by one.
  */
-export function pickToStart(r: RolloutRecord, views: ReadonlyMap<string, InstanceView>): string[] {
-  const b = budget(r, views);
+export function pickToStart(r: RolloutRecord, views: ReadonlyMap<string, InstanceView>, now?: number): string[] {
+  const b = budget(r, views, now);
   const limit = b.maxUnavailable + b.surge;
   const pending = Object.values(r.instances)
     .filter((p) => p.phase === 'pending' && !p.surge)

@@ -112,7 +112,10 @@ export function wakeAt(p: InstanceProgress, v: InstanceView | undefined, ctx: Ph
     case 'done': {
       // unhealthy on its target: the deadline after which it fails the rollout (plan.ts, wentBad)
       const h = v?.health;
-      return h !== undefined && h.status === 'unhealthy' && h.hash === p.targetHash && !p.surge ? seenSince(v!, p) + ctx.policy.deadlineMs + 1 : undefined;
+      if (h === undefined || p.surge) return undefined;
+      // unhealthy: when it fails the rollout; healthy after a relapse: when it stops counting as down (batch.ts, isShaky)
+      if (h.status === 'unhealthy' && h.hash === p.targetHash) return seenSince(v!, p) + ctx.policy.deadlineMs + 1;
+      return h.status === 'healthy' && (p.relapses ?? 0) > 0 ? seenSince(v!, p) + ctx.policy.deadlineMs : undefined;
     }
     case 'starting':
       return deadlineFrom(p, ctx) + ctx.policy.deadlineMs + 1;

@@ -40,7 +40,7 @@ export function nextSteps(view: RolloutView): RolloutStep {
   if (aborting) r = moveOnFully(standDown(r, 'rollout aborted', ctx), views, ctx);
   else if (hasFailed(r)) r = moveOnFully(standDown(r, 'rollout failed', ctx), views, ctx);
   else if (r.state === 'running' || r.state === 'reverting') {
-    const take = new Set(pickToStart(r, views));
+    const take = new Set(pickToStart(r, views, ctx.now));
     const first = firstPhase(r.presence, r.prePull === true);
     r = mapInstances(r, (p) => {
       const v = views.get(p.unit);
@@ -204,7 +204,7 @@ function finishIfSettled(
   const pending = all.filter((p) => p.phase === 'pending');
   const done = all.filter((p) => p.phase === 'done');
   if (inFlight.length > 0 || (pending.length > 0 && failed.length === 0 && !aborting && !stalled)) {
-    return { ...r, message: progress(r, done.length, inFlight, pending.length, aborting, views) };
+    return { ...r, message: progress(r, done.length, inFlight, pending.length, aborting, views, ctx.now) };
   }
   // The rollout ends only once its surge instances are gone.
   const surging = sortedInstances(r).filter((p) => isSurge(p) && p.phase !== 'done');
@@ -222,7 +222,7 @@ function finishIfSettled(
     return finish('failed', `${what}${why}: ${errors(failed)}; failed instances are kept out of the balancer by their health`);
   }
   if (pending.length > 0 && stalled) {
-    const b = budget(r, views);
+    const b = budget(r, views, ctx.now);
     return finish('failed', `revert to revision ${r.revertTo?.revision} stalled: ${pending.map((p) => p.unit).join(', ')} left as they were; `
       + `${b.downIdle} instance(s) down outside the rollout used the maxUnavailable budget of ${b.maxUnavailable} for over ${ctx.policy.deadlineMs} ms`);
   }
@@ -242,7 +242,7 @@ function finishIfSettled(
 }
 
 function progress(
-  r: RolloutRecord, done: number, inFlight: InstanceProgress[], pending: number, aborting: boolean, views: ReadonlyMap<string, InstanceView>,
+  r: RolloutRecord, done: number, inFlight: InstanceProgress[], pending: number, aborting: boolean, views: ReadonlyMap<string, InstanceView>, now: number,
 ): string {
   const total = regular(r).length;
   const parts = [`${done}/${total} done`];
@@ -254,7 +254,7 @@ function progress(
   else if (r.state === 'paused') parts.push('paused');
   else if (r.state === 'reverting') parts.push(`reverting to revision ${r.revertTo?.revision}`);
   if (inFlight.length === 0 && pending > 0 && !aborting && r.state !== 'paused') {
-    const b = budget(r, views);
+    const b = budget(r, views, now);
     parts.push(`waiting: ${b.downIdle} instance(s) down outside the rollout use the maxUnavailable budget of ${b.maxUnavailable}`);
   }
   const surge = Object.values(r.instances).filter((p) => isSurge(p) && p.phase !== 'done');
