@@ -47,7 +47,8 @@ export function nextSteps(view: RolloutView): RolloutStep {
       return take.has(p.unit) && v !== undefined ? advance(enter(p, first, ctx, { note: undefined }), v, ctx) : p;
     });
   }
-  const stalled = revertStalledSince(r, ctx) !== undefined && ctx.now > revertStalledSince(r, ctx)! + ctx.policy.deadlineMs;
+  const stalledSince = revertStalledSince(r, ctx);
+  const stalled = stalledSince !== undefined && ctx.now > stalledSince + ctx.policy.deadlineMs;
   // Surge instances go once the regular ones are settled (whatever the outcome).
   if (settled(r, aborting || stalled)) r = retireSurge(r, views, ctx, aborting || stalled || hasFailed(r));
 
