@@ -14,7 +14,7 @@ import { DEMO_SERVICE } from '../../src/demo/demo.js';
 import { inService } from '../../src/demo/instances.js';
 import { EXIT } from '../../src/errors/errors.js';
 import { sleep } from '../helpers/wait.js';
-import { useFaultCluster } from './harness/cell.js';
+import { useFaultCluster, type CellContext } from './harness/cell.js';
 import { cutFromEtcd, healFromEtcd, hostRunning, jumpClock, killAgent, leaderHost, powerOff, realClock, underFaketime } from './harness/faults.js';
 import { pushMatrixTags } from './harness/tags.js';
 
@@ -170,16 +170,21 @@ fc.cell('deploys of two services at once', async (c) => {
   return { rollout: `${DEMO_SERVICE} ${end}, api succeeded` };
 });
 
-fc.cell('a new version that never becomes healthy', async (c) => {
-  const before = new Set(await demo.sampleVersions(6)); // v5 when the file runs in order
-  const cli = deploy('unhealthy');
-  c.injected('deploy of a version whose /healthz always fails');
-  const done = await cli.done;
-  expect(done.code, done.stdout + done.stderr).toBe(EXIT.reverted);
-  const end = await c.rolloutEnd();
-  expect(new Set(await demo.sampleVersions(6))).toEqual(before);
-  return { rollout: `${end} (reverted)` };
-});
+/** A deploy of a bad version `tag`: it must revert (exit 7) and leave the versions that served before. */
+function revertedDeploy(tag: string, fault: string) {
+  return async (c: CellContext) => {
+    const before = new Set(await demo.sampleVersions(6)); // v5 when the file runs in order
+    const cli = deploy(tag);
+    c.injected(fault);
+    const done = await cli.done;
+    expect(done.code, done.stdout + done.stderr).toBe(EXIT.reverted);
+    const end = await c.rolloutEnd();
+    expect(new Set(await demo.sampleVersions(6))).toEqual(before);
+    return { rollout: `${end} (reverted)`, note: why(done.stderr) };
+  };
+}
+
+fc.cell('a new version that never becomes healthy', revertedDeploy('unhealthy', 'deploy of a version whose /healthz always fails'));
 
 fc.cell('a deploy back to the running body after a revert (its revision is verified)', async (c) => {
   const cli = deploy('v5');
@@ -194,24 +199,6 @@ fc.cell('a deploy back to the running body after a revert (its revision is verif
   return { rollout: `${end}, revision ${last.toRevision} healthy` };
 });
 
-fc.cell('a new version that becomes unhealthy after joining', async (c) => {
-  const before = new Set(await demo.sampleVersions(6)); // v5 when the file runs in order
-  const cli = deploy('bad-after');
-  c.injected('deploy of a version whose /healthz fails from 4 s after it listens');
-  const done = await cli.done;
-  expect(done.code, done.stdout + done.stderr).toBe(EXIT.reverted);
-  const end = await c.rolloutEnd();
-  expect(new Set(await demo.sampleVersions(6))).toEqual(before);
-  return { rollout: `${end} (reverted)`, note: why(done.stderr) };
-}, 300_000);
+fc.cell('a new version that becomes unhealthy after joining', revertedDeploy('bad-after', 'deploy of a version whose /healthz fails from 4 s after it listens'), 300_000);
 
-fc.cell('a new version whose health check flaps', async (c) => {
-  const before = new Set(await demo.sampleVersions(6)); // v5 when the file runs in order
-  const cli = deploy('flap');
-  c.injected('deploy of a version whose /healthz alternates every 1.5 s');
-  const done = await cli.done;
-  expect(done.code, done.stdout + done.stderr).toBe(EXIT.reverted);
-  const end = await c.rolloutEnd();
-  expect(new Set(await demo.sampleVersions(6))).toEqual(before);
-  return { rollout: `${end} (reverted)`, note: why(done.stderr) };
-}, 300_000);
+fc.cell('a new version whose health check flaps', revertedDeploy('flap', 'deploy of a version whose /healthz alternates every 1.5 s'), 300_000);
