@@ -40,8 +40,7 @@ export function isStarted(v: InstanceView, targetHash: string): boolean {
  */
 export function observeHealth(p: InstanceProgress, v: InstanceView, nowIso: string): InstanceProgress {
   const h = v.health;
-  const seen = p.health;
-  if (h === undefined || (seen !== undefined && seen.since === h.since && seen.status === h.status && seen.hash === h.hash)) return p;
+  if (h === undefined || sameRecord(p, h)) return p;
   return { ...p, health: { status: h.status, since: h.since, hash: h.hash, seenAt: nowIso } };
 }
 
@@ -65,8 +64,13 @@ export function isFresh(v: InstanceView, p: InstanceProgress, startedAt: number)
 export function seenSince(v: InstanceView, p: InstanceProgress): number {
   const h = v.health;
   if (h === undefined) return Number.NEGATIVE_INFINITY;
+  return sameRecord(p, h) ? ms(p.health!.seenAt) : ms(h.since);
+}
+
+/** The progress's seen record is the agent's current one (same since, status and body). */
+function sameRecord(p: InstanceProgress, h: NonNullable<InstanceView['health']>): boolean {
   const seen = p.health;
-  return seen !== undefined && seen.since === h.since && seen.status === h.status && seen.hash === h.hash ? ms(seen.seenAt) : ms(h.since);
+  return seen !== undefined && seen.since === h.since && seen.status === h.status && seen.hash === h.hash;
 }
 
 /** Healthy on the target body, fresh, for minHealthyMs as the controller saw it. */
