@@ -79,7 +79,12 @@ export interface EngineOptions {
    * (fleet #1289). See absence.ts.
    */
   disruptionGraceMs?: number;
-  /** coalescing window for watch events, ms (default 50) */
+  /**
+   * wait after the first watch event before a pass starts, ms (default 0:
+   * the pass starts at once, with the events of the same watch message;
+   * events that arrive while it runs make one more pass right after it,
+   * so a burst costs at most one pass more than it would with a wait)
+   */
   debounceMs?: number;
   /**
    * full pass even without events, ms (default 0: none). Passes follow the
@@ -238,7 +243,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     return {
       client: this.opts.client,
       prefixes: [this.keys.units(), this.keys.machines(), this.keys.machineMetas()],
-      debounceMs: this.opts.debounceMs ?? 50,
+      debounceMs: this.opts.debounceMs ?? 0,
       resyncMs: this.opts.resyncMs ?? 0,
       retryMs: this.opts.retryMs ?? 1000,
       grace: {
