@@ -25,14 +25,21 @@ export interface SubmitOptions {
 
 export async function submitCommand(opts: SubmitOptions, ctx: CommandContext): Promise<void> {
   const { registry, io } = ctx;
-  // One read of the state; the writes go out in batched transactions (registry/bulk.ts).
-  const snapshot = await registry.readUnits();
+  // One read of the state; the writes go out in batched transactions
+  // (registry/bulk.ts). The unit files are read and checked meanwhile: the
+  // command's first etcd call authenticates (etcd's password check alone
+  // takes tens of ms).
+  const reading = registry.readUnits();
   const bodies = new Map<string, Promise<string | undefined>>();
-  const lookup: UnitLookup = {
+  const lookup = reading.then((snapshot): UnitLookup => ({
     unit: (name) => snapshot.units.get(name)?.record,
     body: (hash) => bodies.get(hash) ?? bodies.set(hash, registry.getBody(hash)).get(hash)!,
-  };
+  }));
+  // A bad file is reported even if the read fails later: that failure is then nobody's to report.
+  lookup.catch(() => undefined);
   const units = await resolveUnits(opts.units, lookup, io.cwd);
+  const snapshot = await reading;
+  const known = await lookup;
   const template = opts.target === 'inactive' ? undefined : units.find((u) => parseUnitName(u.name).isTemplate);
   if (template) {
     throw usageError(
@@ -52,7 +59,7 @@ export async function submitCommand(opts: SubmitOptions, ctx: CommandContext): P
 
   // Instances started from a registry template are stored with its body.
   const texts = new Map<string, string>();
-  for (const u of units) texts.set(u.name, u.text ?? (await lookup.body(u.hash)) ?? '');
+  for (const u of units) texts.set(u.name, u.text ?? (await known.body(u.hash)) ?? '');
   const byName = new Map(units.map((u) => [u.name, u]));
   const updatedAt = opts.now().toISOString();
   const applied = await registry.changeUnits(snapshot, units.map((u) => u.name), (name, current) => {

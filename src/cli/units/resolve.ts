@@ -34,10 +34,17 @@ export interface UnitLookup {
   body(hash: string): Promise<string | undefined>;
 }
 
-export async function resolveUnits(args: string[], lookup: UnitLookup, cwd: string): Promise<ResolvedUnit[]> {
+/**
+ * `lookup` may still be on its way: unit files are read and checked while
+ * the registry is read (a command's first etcd call authenticates, and
+ * etcd's password check alone takes tens of ms); only what needs the
+ * registry waits for it.
+ */
+export async function resolveUnits(args: string[], lookup: UnitLookup | Promise<UnitLookup>, cwd: string): Promise<ResolvedUnit[]> {
   const files = new LocalFiles(cwd);
+  const registry = Promise.resolve(lookup);
   // Arguments resolve concurrently (1,000 instances of one template read it once); results keep their order.
-  const settled = await Promise.allSettled(args.map((arg) => resolveOne(arg, lookup, files)));
+  const settled = await Promise.allSettled(args.map((arg) => resolveOne(arg, registry, files)));
   const problems: string[] = [];
   let allNotFound = true;
   const out: ResolvedUnit[] = [];
@@ -62,26 +69,28 @@ export async function resolveUnits(args: string[], lookup: UnitLookup, cwd: stri
   return out;
 }
 
-async function resolveOne(arg: string, lookup: UnitLookup, files: LocalFiles): Promise<ResolvedUnit> {
+async function resolveOne(arg: string, registry: Promise<UnitLookup>, files: LocalFiles): Promise<ResolvedUnit> {
   const fromFile = await files.read(arg);
-  if (fromFile !== undefined) return fromText(basename(arg), fromFile, arg, lookup);
+  if (fromFile !== undefined) return withExisting(fromText(basename(arg), fromFile, arg), await registry);
   // a path (./web.service, units/web.service) names a file, never a unit in the registry
   if (arg.includes('/')) throw notFoundError(`file ${arg} does not exist`);
 
   const name = parseUnitName(arg).full;
+  const parsed = parseUnitName(name);
+  // An instance's template file is read and checked while the registry is
+  // read; it is used only when the registry has no such unit.
+  const local = parsed.isInstance && parsed.template ? fromTemplateFile(name, parsed.template, files) : undefined;
+  local?.catch(() => undefined); // its error counts only when it is used (below)
+  const lookup = await registry;
   const existing = lookup.unit(name);
   if (existing) return { name, hash: existing.hash, template: existing.template, source: 'registry', existing };
 
-  const parsed = parseUnitName(name);
   if (parsed.isTemplate) throw notFoundError(`template ${name} is neither a file here nor in the registry`);
-  if (!parsed.isInstance || !parsed.template) {
+  if (!local || !parsed.template) {
     throw notFoundError(`unit ${name} is neither a file here nor in the registry`);
   }
-  const templateText = await files.read(parsed.template);
-  if (templateText !== undefined) {
-    const u = fromText(name, templateText, parsed.template, lookup);
-    return { ...u, template: parsed.template };
-  }
+  const fromTemplate = await local;
+  if (fromTemplate !== undefined) return { ...fromTemplate, template: parsed.template };
   const template = lookup.unit(parsed.template);
   if (!template) {
     throw notFoundError(`unit ${name} not found: neither ${name} nor its template ${parsed.template} is a file here or in the registry`);
@@ -93,14 +102,26 @@ async function resolveOne(arg: string, lookup: UnitLookup, files: LocalFiles): P
   return { name, hash: template.hash, template: parsed.template, source: `template ${parsed.template} in the registry` };
 }
 
-function fromText(name: string, text: string, source: string, lookup: UnitLookup): ResolvedUnit {
+/** An instance from its template's file next to the user (undefined: no such file). */
+async function fromTemplateFile(name: string, template: string, files: LocalFiles): Promise<ResolvedUnit | undefined> {
+  const text = await files.read(template);
+  return text === undefined ? undefined : fromText(name, text, template);
+}
+
+/** A unit from a file's text, checked; needs nothing from the registry. */
+function fromText(name: string, text: string, source: string): ResolvedUnit {
   const parsedName = parseUnitName(name);
   const unit = parseUnit(text, source);
   parseXFleet(unit, parsedName.full);
   checkRunnable(unit, parsedName.full, parsedName.type);
   secretReferences(unit, parsedName.full);
   const normalized = serializeUnit(unit);
-  return { name, text: normalized, hash: unitHash(unit), source, existing: lookup.unit(name) };
+  return { name, text: normalized, hash: unitHash(unit), source };
+}
+
+function withExisting(u: ResolvedUnit, lookup: UnitLookup): ResolvedUnit {
+  const existing = lookup.unit(u.name);
+  return existing ? { ...u, existing } : u;
 }
 
 /** Unit files next to the user, each read once per command (undefined: not a file). */
