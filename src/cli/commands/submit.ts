@@ -6,7 +6,7 @@
  * body.
  */
 import { conflictError, usageError } from '../../errors/errors.js';
-import type { AppliedChange, UnitChange } from '../../registry/bulk.js';
+import type { AppliedChange, UnitChange, UnitSnapshot } from '../../registry/bulk.js';
 import type { TargetState, UnitRecord } from '../../registry/records.js';
 import { parseUnitName } from '../../unit/name.js';
 import type { CommandContext } from '../context.js';
@@ -23,13 +23,13 @@ export interface SubmitOptions {
   now: () => Date;
 }
 
-export async function submitCommand(opts: SubmitOptions, ctx: CommandContext): Promise<void> {
+/** `reading`: the one read of the state, if the caller sent it already (default: sent here). */
+export async function submitCommand(opts: SubmitOptions, ctx: CommandContext, reading: Promise<UnitSnapshot> = ctx.registry.readUnits()): Promise<void> {
   const { registry, io } = ctx;
   // One read of the state; the writes go out in batched transactions
   // (registry/bulk.ts). The unit files are read and checked meanwhile: the
   // command's first etcd call authenticates (etcd's password check alone
   // takes tens of ms).
-  const reading = registry.readUnits();
   const bodies = new Map<string, Promise<string | undefined>>();
   const lookup = reading.then((snapshot): UnitLookup => ({
     unit: (name) => snapshot.units.get(name)?.record,

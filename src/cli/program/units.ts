@@ -47,13 +47,15 @@ export function registerUnitCommands(program: Command, io: Io): void {
       .option('--replace', 'replace a submitted unit whose contents differ', false);
     if (blocking) cmd = blockingOptions(cmd);
     cmd.action(async (units: string[], o, c: Command) => {
-      const { submitCommand } = await import('../commands/submit.js');
-      await withRegistry(globalFlags(c), io, (ctx) =>
-        submitCommand(
-          { units, target, replace: o.replace, block: blocking ? blockOf(o) : { block: false, attempts: 0 }, user: actor(io), now: () => new Date() },
-          ctx,
-        ),
-      );
+      const block = blocking ? blockOf(o) : { block: false, attempts: 0 };
+      await withRegistry(globalFlags(c), io, async (ctx) => {
+        // The command's first etcd call authenticates (etcd's bcrypt check,
+        // tens of ms): it goes out before the command's own code loads.
+        const reading = ctx.registry.readUnits();
+        reading.catch(() => undefined); // awaited (and reported) by submitCommand
+        const { submitCommand } = await import('../commands/submit.js');
+        await submitCommand({ units, target, replace: o.replace, block, user: actor(io), now: () => new Date() }, ctx, reading);
+      });
     });
   };
   submitLike('submit', 'inactive', 'upload units to the registry without scheduling them', false);
