@@ -23,17 +23,20 @@ import { Election, type ElectionState } from './election.js';
 import { isFencedOut, type Fence } from '../registry/fence.js';
 import { MachineAbsence } from './absence.js';
 import { planPass, type EngineOp, type ScheduleFn } from './plan.js';
-import { EngineStore } from './store.js';
-import { decodeView } from './view.js';
-import { ChangeFeed, describeChange } from '../registry/changes.js';
+import { EngineStore, type ApplyHooks } from './store.js';
+import { decodeView, type RawView } from './view.js';
+import type { ViewCache } from './view-cache.js';
+import { ViewFeed } from './view-feed.js';
 import { PassLoop, type PassOutcome } from '../registry/pass-loop.js';
 
 export type EngineState = ElectionState;
 
 /** What one leader pass did and cost. */
 export interface PassReport {
-  /** etcd revision the pass read at */
+  /** etcd revision the pass read at (from the cache: the highest its watches and writes reached) */
   revision: string;
+  /** where the view came from: the term's watches ('cache') or one fenced read of everything ('read') */
+  view: 'cache' | 'read';
   /** what triggered it (coalesced watch events, resync, retry ...) */
   triggers: string[];
   ops: EngineOp[];
@@ -182,13 +185,18 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   /**
    * Runs one pass with `fence` now and reports it. Exposed for tests and
-   * tools; throws FencedOutError or 'unavailable'. `absence` carries the
-   * hold clocks of one term (absence.ts; default: a fresh one).
+   * tools; throws FencedOutError, 'unavailable', or 'conflict' (a write's
+   * guard failed: the view was behind). `absence` carries the hold clocks of
+   * one term (absence.ts; default: a fresh one). With a term's `cache`
+   * (view-cache.ts) once it is ready, the pass plans from it and guards
+   * each write on the mod revisions of the units it concerns; without, it
+   * reads everything in one fenced transaction (a snapshot: no guards).
    */
-  async passOnce(fence: Fence, triggers: string[] = ['manual'], absence = new MachineAbsence(this.settings.grace)): Promise<PassReport> {
+  async passOnce(fence: Fence, triggers: string[] = ['manual'], absence = new MachineAbsence(this.settings.grace), cache?: ViewCache): Promise<PassReport> {
     const t0 = Date.now();
     const before = this.store.requests;
-    const raw = await this.store.readView(fence);
+    const cached = cache?.ready === true ? cache : undefined;
+    const raw = cached ? cached.raw() : await this.store.readView(fence);
     const { view, problems } = decodeView(this.keys, raw);
     const active = view.units.filter((u) => u.targetState !== 'inactive');
     const missing = this.cache.missing(active);
@@ -202,11 +210,12 @@ export class Engine extends EventEmitter<EngineEvents> {
     // wall clock on both sides: troubleAt is Date.now() too
     const { held, nextExpiryMs } = absence.observe(new Set(view.machines.map((m) => m.id)), view.schedules.map((p) => p.machine), Date.now(), this.election.troubleAt);
     const ops = planPass({ view, xfleet: this.cache.lookup(active), now, held }, this.opts.schedule ?? defaultSchedule);
-    const transactions = ops.length > 0 ? await this.store.apply(fence, ops) : 0;
+    const transactions = ops.length > 0 ? await this.store.apply(fence, ops, this.writeHooks(raw, cache, cached !== undefined)) : 0;
     this.cache.prune(view.units);
     return {
       revision: raw.revision,
       triggers,
+      view: cached ? 'cache' : 'read',
       ops,
       requests: this.store.requests - before,
       bodiesFetched,
@@ -218,9 +227,30 @@ export class Engine extends EventEmitter<EngineEvents> {
     };
   }
 
+  /**
+   * Writes planned from a cached view are guarded on the mod revision the
+   * view has for every unit their operations concern (0: absent), so a
+   * plan made from a unit record that changed since (a watch a few events
+   * behind) is refused (a full read is a snapshot: no guards). Every
+   * committed transaction is recorded in the term's cache, so the next pass
+   * sees its own writes before their watch events arrive.
+   */
+  private writeHooks(raw: RawView, cache: ViewCache | undefined, guarded: boolean): ApplyHooks {
+    const mods = new Map(raw.units.map((kv) => [kv.key, kv.modRevision ?? '0']));
+    return {
+      ...(guarded ? {
+        guards: (part: readonly EngineOp[]) => [...new Set(part.map(unitOf))].map((name) => {
+          const key = this.keys.unit(name);
+          return { key, modRevision: mods.get(key) ?? '0' };
+        }),
+      } : {}),
+      ...(cache ? { committed: (part: readonly EngineOp[], revision: string) => cache.wrote(part.map((op) => this.store.written(op)), revision) } : {}),
+    };
+  }
+
   /** @internal used by LeaderSession */
-  runPass(fence: Fence, triggers: string[], absence: MachineAbsence, recheck: (ms: number) => void): Promise<PassOutcome> {
-    return this.passOnce(fence, triggers, absence).then(
+  runPass(fence: Fence, triggers: string[], absence: MachineAbsence, recheck: (ms: number, why?: string) => void, feed?: ViewFeed): Promise<PassOutcome> {
+    return this.passOnce(fence, triggers, absence, feed?.cache).then(
       (report) => {
         this.emit('pass', report);
         if (report.recheckInMs !== undefined) recheck(report.recheckInMs);
@@ -232,6 +262,12 @@ export class Engine extends EventEmitter<EngineEvents> {
           this.election.recheck();
           return 'stop' as const;
         }
+        if (feed !== undefined && isFleetxError(e) && e.kind === 'conflict') {
+          // the view was behind (or wrong): list everything again; the re-lists kick the next pass
+          feed.resync();
+          recheck(this.settings.debounceMs, 'a write was refused: a unit changed since the view');
+          return 'ok' as const;
+        }
         this.emit('warning', isFleetxError(e) ? e : new FleetxError('internal', `engine pass failed: ${String(e)}`, { cause: e }));
         return 'retry' as const;
       },
@@ -242,7 +278,7 @@ export class Engine extends EventEmitter<EngineEvents> {
   get settings() {
     return {
       client: this.opts.client,
-      prefixes: [this.keys.units(), this.keys.machines(), this.keys.machineMetas()],
+      keys: this.keys,
       debounceMs: this.opts.debounceMs ?? 0,
       resyncMs: this.opts.resyncMs ?? 0,
       retryMs: this.opts.retryMs ?? 1000,
@@ -266,10 +302,10 @@ export class Engine extends EventEmitter<EngineEvents> {
   }
 }
 
-/** One leadership term: watches, the resync timer and the pass loop. */
+/** One leadership term: watches (feeding the view cache), the resync timer and the pass loop. */
 class LeaderSession {
   private readonly runner: PassLoop;
-  private readonly watches: ChangeFeed;
+  private readonly watches: ViewFeed;
   private resync: NodeJS.Timeout | undefined;
 
   constructor(
@@ -280,12 +316,12 @@ class LeaderSession {
     const backoff = { initialMs: s.retryMs, maxMs: Math.max(s.retryMs, 10_000) };
     // hold clocks start afresh with each term (absence.ts)
     const absence = new MachineAbsence(s.grace);
-    const recheck = (ms: number) => this.runner.kick('hold of a missing machine ends', ms + 1);
-    this.runner = new PassLoop((reasons) => engine.runPass(fence, reasons, absence, recheck), { debounceMs: s.debounceMs, backoff });
-    this.watches = new ChangeFeed(
+    const recheck = (ms: number, why = 'hold of a missing machine ends') => this.runner.kick(why, ms + 1);
+    this.runner = new PassLoop((reasons) => engine.runPass(fence, reasons, absence, recheck, this.watches), { debounceMs: s.debounceMs, backoff });
+    this.watches = new ViewFeed(
       s.client,
-      s.prefixes,
-      (c) => this.runner.kick(describeChange(c)),
+      s.keys,
+      (reason) => this.runner.kick(reason),
       (why, e) => engine.emit('warning', new FleetxError('unavailable', `engine: ${why}`, { cause: e })),
       { backoff },
     );
@@ -303,4 +339,9 @@ class LeaderSession {
     await this.watches.stop();
     await this.runner.stop();
   }
+}
+
+/** The unit an operation concerns. */
+function unitOf(op: EngineOp): string {
+  return op.type === 'put-schedule' || op.type === 'put-unschedulable' ? op.record.name : op.name;
 }

@@ -1,6 +1,7 @@
 /**
  * The engine's etcd adapter. Every call is one fenced transaction, so a
- * deposed leader neither reads a view it would act on nor writes:
+ * deposed leader cannot write (a pass's view usually comes from the term's
+ * watches instead, view-cache.ts; its writes are fenced all the same):
  *   readView    1 request: the five prefixes at one revision (a consistent snapshot)
  *   readBodies  1 request per 100 bodies not yet cached
  *   apply       1 request per 100 operations, up to TXNS_IN_FLIGHT at once
@@ -8,7 +9,8 @@
  * It counts its requests so a pass can report what it cost etcd. Reads
  * without a fence (`fleetx why`, which only looks) are plain snapshots.
  *
- * Errors: FencedOutError when the fence no longer holds; otherwise what
+ * Errors: FencedOutError when the fence no longer holds; 'conflict' when a
+ * write's guard (a unit's mod revision) failed; otherwise what
  * `convert` makes of etcd3's error (the engine passes the registry's
  * toFleetxError), by default FleetxError 'unavailable' (retryable).
  */
@@ -18,6 +20,7 @@ import { isFencedOut, type Fence } from '../registry/fence.js';
 import { FencedStore } from '../registry/fenced-store.js';
 import type { EngineOp } from './plan.js';
 import type { RawKV, RawView } from './view.js';
+import type { OwnWrite } from './view-cache.js';
 import { writeWaves } from './waves.js';
 
 /** etcd's default --max-txn-ops is 128; stay below it. */
@@ -70,40 +73,56 @@ export class EngineStore extends FencedStore {
   /**
    * Writes the operations in fenced transactions of at most MAX_TXN_OPS,
    * wave after wave (waves.ts), the transactions of a wave side by side.
-   * Returns how many transactions. On a failure no further transaction
-   * starts; the ones in flight end first, then the error is thrown (a
-   * FencedOutError before any other), and the next pass reconciles.
+   * `hooks.guards` adds, per transaction, keys that must still be at the
+   * mod revision the plan was made from (a failure is a retryable
+   * 'conflict'); `hooks.committed` hears of each transaction that
+   * committed, with its revision. Returns how many transactions. On a
+   * failure no further transaction starts; the ones in flight end first,
+   * then the error is thrown (a FencedOutError before any other), and the
+   * next pass reconciles.
    */
-  async apply(fence: Fence, ops: EngineOp[]): Promise<number> {
+  async apply(fence: Fence, ops: EngineOp[], hooks: ApplyHooks = {}): Promise<number> {
     let n = 0;
     for (const wave of writeWaves(ops, MAX_TXN_OPS)) {
       n += wave.length;
-      await bounded(wave.map((part) => () => this.txn(fence, part.map((op) => this.toRequest(op)), 'write the schedule')));
+      await bounded(wave.map((part) => async () => {
+        const res = await this.txn(fence, part.map((op) => this.toRequest(op)), 'write the schedule', hooks.guards?.(part) ?? []);
+        hooks.committed?.(part, res.header.revision);
+      }));
     }
     return n;
   }
 
-  private toRequest(op: EngineOp): IRequestOp {
+  /** The key an operation writes, and what it leaves there (undefined: deleted). */
+  written(op: EngineOp): OwnWrite {
     const k = this.keys;
-    const put = (key: string, value: unknown): IRequestOp => ({ request_put: { key: Buffer.from(key), value: Buffer.from(JSON.stringify(value)) } });
-    const del = (key: string): IRequestOp => ({ request_delete_range: { key: Buffer.from(key) } });
     switch (op.type) {
       case 'put-schedule':
-        return put(k.schedule(op.machine, op.record.name), op.record);
+        return { part: 'schedules', key: k.schedule(op.machine, op.record.name), value: JSON.stringify(op.record) };
       case 'delete-schedule':
-        return del(k.schedule(op.machine, op.name));
+        return { part: 'schedules', key: k.schedule(op.machine, op.name), value: undefined };
       case 'put-unschedulable':
-        return put(k.unschedulable(op.record.name), op.record);
+        return { part: 'unschedulable', key: k.unschedulable(op.record.name), value: JSON.stringify(op.record) };
       case 'delete-unschedulable':
-        return del(k.unschedulable(op.name));
+        return { part: 'unschedulable', key: k.unschedulable(op.name), value: undefined };
     }
   }
 
+  private toRequest(op: EngineOp): IRequestOp {
+    const w = this.written(op);
+    return w.value === undefined
+      ? { request_delete_range: { key: Buffer.from(w.key) } }
+      : { request_put: { key: Buffer.from(w.key), value: Buffer.from(w.value) } };
+  }
+}
 
+export interface ApplyHooks {
+  guards?: (part: readonly EngineOp[]) => Array<{ key: string; modRevision: string }>;
+  committed?: (part: readonly EngineOp[], revision: string) => void;
 }
 
 function toRaw(kv: IKeyValue): RawKV {
-  return { key: kv.key.toString(), value: kv.value.toString() };
+  return { key: kv.key.toString(), value: kv.value.toString(), modRevision: kv.mod_revision };
 }
 
 /**

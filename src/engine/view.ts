@@ -12,6 +12,8 @@ import { TARGET_STATES } from '../registry/records.js';
 export interface RawKV {
   key: string;
   value: string;
+  /** etcd revision of the key's last change (decimal), when known: writes are guarded on units' */
+  modRevision?: string;
 }
 
 /** The five prefixes one pass reads, in one consistent snapshot. */

@@ -9,6 +9,7 @@ import type { Etcd3, Lease } from 'etcd3';
 import type { Keyspace } from '../../src/registry/keys.js';
 import type { ScheduleRecord, UnitRecord, UnschedulableRecord } from '../../src/registry/records.js';
 import { Engine, type PassReport } from '../../src/engine/engine.js';
+import { ViewCache, VIEW_PARTS, type ViewPart } from '../../src/engine/view-cache.js';
 import { useEtcd } from '../helpers/etcd-fixture.js';
 import { announceMachine, submitUnit } from '../helpers/records.js';
 import { sleep, waitFor } from '../helpers/wait.js';
@@ -277,6 +278,38 @@ describe('engine scheduling', () => {
       `[engine] 200 units / 20 machines: ${busy.length} busy passes, ${totals.ops} ops in ${totals.req} requests, ` +
         `slowest pass ${totals.ms} ms; quiet pass: ${quiet.requests} request in ${quiet.durationMs} ms`,
     );
+  });
+});
+
+describe('engine view cache', () => {
+  /** A cache listed from etcd now, as the term's watches would have it. */
+  async function listedCache(keys: Keyspace): Promise<ViewCache> {
+    const prefixes: Record<ViewPart, string> = { units: keys.units(), machines: keys.machines(), machineMetas: keys.machineMetas(), schedules: keys.schedules(), unschedulable: keys.unschedulables() };
+    const cache = new ViewCache();
+    for (const part of VIEW_PARTS) {
+      const res = await client.getAll().prefix(prefixes[part]).exec();
+      cache.replace(part, res.kvs.map((kv) => ({ key: kv.key.toString(), value: kv.value.toString(), modRevision: kv.mod_revision })), res.header.revision);
+    }
+    return cache;
+  }
+
+  it('plans from the cache without a request, and a write planned from a stale unit record is refused whole', async () => {
+    const { keys, engine } = await cluster();
+    await machine(keys, 'm1');
+    await submit(keys, 'a.service', PLAIN);
+    await waitFor('a on m1', async () => (await placements(keys)).m1?.includes('a.service'));
+
+    const fresh = await listedCache(keys);
+    const quiet = await engine.passOnce(engine.fence!, ['test'], undefined, fresh);
+    expect(quiet).toMatchObject({ view: 'cache', ops: [], requests: 0 });
+
+    // a unit the view still has but etcd no longer does (destroyed; its watch event not yet delivered)
+    const stale = await listedCache(keys);
+    const ghost: UnitRecord = { name: 'ghost.service', hash: unitHash(parseUnit(PLAIN)), targetState: 'launched' };
+    const units = stale.raw().units.map((kv) => ({ key: kv.key, value: kv.value, modRevision: kv.modRevision! }));
+    stale.replace('units', [...units, { key: keys.unit('ghost.service'), value: JSON.stringify(ghost), modRevision: '2' }], stale.raw().revision);
+    await expect(engine.passOnce(engine.fence!, ['test'], undefined, stale)).rejects.toMatchObject({ kind: 'conflict' });
+    expect(flat(await placements(keys))).toEqual(['m1/a.service']);
   });
 });
 
