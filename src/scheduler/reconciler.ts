@@ -45,8 +45,9 @@ export class Reconciler {
     for (const name of this.order.names) {
       const u = this.active.get(name);
       for (const m of (u && current.get(name)) ?? []) {
-        const first = this.board.machinesOf(name)[0];
-        if (!u!.xfleet.global && first !== undefined) {
+        // a global unit keeps every machine: no need to list (and sort) where it is, 1,000 times over
+        const first = u!.xfleet.global ? undefined : this.board.machinesOf(name)[0];
+        if (first !== undefined) {
           this.unschedule.push({ unit: name, machine: m, reason: `duplicate assignment, kept on ${first}` });
           continue;
         }
