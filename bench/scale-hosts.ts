@@ -7,6 +7,7 @@
  *
  *   parent -> { type: 'start', hosts, endpoint, prefix, ttlSec }   reply { type: 'started' }
  *   parent -> { type: 'memory' }                                    reply { type: 'memory', ... }
+ *   parent -> { type: 'passes' }                                    reply { type: 'passes', passes } (since the last ask)
  *   parent -> { type: 'stop' }                                      stops every daemon, exits
  *
  * A hollow host's problems are counted (pino lines at level warn and up),
@@ -27,12 +28,23 @@ export interface HollowHostSpec {
 export type ToHosts =
   | { type: 'start'; hosts: HollowHostSpec[]; endpoint: string; prefix: string; ttlSec: number }
   | { type: 'memory' }
+  | { type: 'passes' }
   | { type: 'stop' };
 
 export type FromHosts =
   | { type: 'started'; baselineRssMb: number; baselineHeapMb: number }
   | { type: 'memory'; hosts: number; rssMb: number; heapMb: number; baselineRssMb: number; baselineHeapMb: number; warnings: number; jobs: number }
+  | { type: 'passes'; passes: EnginePass[] }
   | { type: 'failed'; error: string };
+
+/** An engine pass that wrote something, as its host logged it (src/daemon/logs.ts). */
+export interface EnginePass {
+  time: number;
+  ops: number;
+  view: string;
+  durationMs: number;
+  phases: { view: number; bodies: number; plan: number; write: number };
+}
 
 const send = (m: FromHosts) => process.send!(m);
 const mb = (b: number) => b / 1024 / 1024;
@@ -40,6 +52,13 @@ const stops: AbortController[] = [];
 const daemons: Promise<void>[] = [];
 const drivers: HollowSystemd[] = [];
 let warnings = 0;
+const passes: EnginePass[] = [];
+
+function engineLog(line: string): void {
+  const rec = JSON.parse(line) as { level: number; msg: string } & EnginePass;
+  if (rec.msg === 'engine pass') passes.push({ time: rec.time, ops: rec.ops, view: rec.view, durationMs: rec.durationMs, phases: rec.phases });
+  else if (rec.level >= 40) warnings++;
+}
 let baseline = { rss: 0, heap: 0 };
 
 function sample(): { rss: number; heap: number } {
@@ -62,8 +81,9 @@ function start(msg: Extract<ToHosts, { type: 'start' }>): void {
         ttlSec: msg.ttlSec,
         engine: h.engine,
         systemd,
-        logLevel: 'warn',
-        writeLog: () => void warnings++,
+        // engine hosts log at info for their 'engine pass' lines (passes that wrote), counted below
+        logLevel: h.engine ? 'info' : 'warn',
+        writeLog: h.engine ? engineLog : () => void warnings++,
         signal: stop.signal,
       }).catch((e: unknown) => {
         send({ type: 'failed', error: `${h.id}: ${String(e)}` });
@@ -82,6 +102,8 @@ process.on('message', (msg: ToHosts) => {
     const now = sample();
     const jobs = drivers.reduce((n, d) => n + d.jobs.start + d.jobs.stop + d.jobs.restart, 0);
     send({ type: 'memory', hosts: stops.length, rssMb: now.rss, heapMb: now.heap, baselineRssMb: baseline.rss, baselineHeapMb: baseline.heap, warnings, jobs });
+  } else if (msg.type === 'passes') {
+    send({ type: 'passes', passes: passes.splice(0) });
   } else if (msg.type === 'stop') {
     for (const s of stops) s.abort();
     void Promise.allSettled(daemons).then(() => process.exit(0));

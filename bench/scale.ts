@@ -5,7 +5,7 @@
  * many hosts per process, against one real etcd started here on free
  * loopback ports (removed at the end).
  *
- *   npm run bench:scale [-- --machines 1000 --units 10000 --per-process 100 --engines 3 --vanish 100 --ttl 10]
+ *   npm run bench:scale [-- --machines 1000 --units 10000 --per-process 100 --engines 3 --vanish 100 --ttl 10 --engine-cpu-prof DIR]
  *
  * Units (each a template instance, no [Install]): 5 global units, and the
  * rest split in four: Conflicts groups (instances of one template conflict
@@ -24,7 +24,9 @@
  * - rescheduling after --vanish machines vanish (one host process SIGKILLed:
  *   their leases lapse after the TTL): until each non-global unit they ran
  *   is active elsewhere.
- * Only --engines hosts run the engine (the others `--no-engine`): every
+ * Only --engines hosts run the engine (the others `--no-engine`), in a
+ * process of their own (an engine on a real machine shares its process with
+ * one agent, not with a hundred hollow ones): every
  * engine holds a lease and a watch, so a large cluster elects among a few.
  * Last line: `launched U units on M machines in T s (R units/s)`.
  */
@@ -41,7 +43,7 @@ import { PrefixWatch } from '../src/registry/watch.js';
 import { startEtcd } from '../test/helpers/etcd.js';
 import { BIN, fleetx } from '../test/helpers/cli.js';
 import { byMethodText, diff, diskText, metrics, sum, unaryByMethod } from './etcd-metrics.js';
-import type { FromHosts, HollowHostSpec, ToHosts } from './scale-hosts.js';
+import type { EnginePass, FromHosts, HollowHostSpec, ToHosts } from './scale-hosts.js';
 import { summarize, timedProcess } from './timing.js';
 
 const { values } = parseArgs({
@@ -53,6 +55,7 @@ const { values } = parseArgs({
     vanish: { type: 'string', default: '100' },
     ttl: { type: 'string', default: '10' },
     idle: { type: 'string', default: '10' },
+    'engine-cpu-prof': { type: 'string' },
   },
 });
 const MACHINES = Number(values.machines);
@@ -62,6 +65,8 @@ const ENGINES = Math.min(Number(values.engines), MACHINES);
 const VANISH = Number(values.vanish);
 const TTL = Number(values.ttl);
 const IDLE_MS = Number(values.idle) * 1000;
+/** a directory: the engine hosts' process writes a V8 CPU profile there when it exits */
+const PROFILE = values['engine-cpu-prof'];
 const GLOBALS = 5;
 const ZONES = 10;
 // instances per Conflicts group (at most one per machine): small enough to fit after machines vanish
@@ -107,7 +112,7 @@ class HostProcess {
   exited = false;
 
   constructor(readonly hosts: HollowHostSpec[]) {
-    this.child = fork(WORKER, [], { execArgv: ['--import', 'tsx', '--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    this.child = fork(WORKER, [], { execArgv: ['--import', 'tsx', '--expose-gc', ...(PROFILE && hosts.some((h) => h.engine) ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE}`] : [])], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     this.child.on('message', (m: FromHosts) => {
       if (m.type === 'failed') console.error(`hollow host failed: ${m.error}`);
       else this.waiting.shift()?.(m);
@@ -173,16 +178,19 @@ async function main(): Promise<void> {
   const schedules = mirror(client, keys.schedules(), () => kick.fn?.());
   const machines = mirror(client, keys.machines(), () => kick.fn?.());
   try {
-    log(`etcd at ${endpoint}; ${MACHINES} hollow machines in processes of ${PER_PROCESS}, ${ENGINES} of them run the engine; load average ${load()}`);
+    log(`etcd at ${endpoint}; ${MACHINES} hollow machines: ${MACHINES - ENGINES} in processes of ${PER_PROCESS}, the ${ENGINES} that run the engine in a process of their own; load average ${load()}`);
     await Promise.all([states.watch.start(), schedules.watch.start(), machines.watch.start()]);
 
-    // hosts: the engines run on the last machines, in the last process (never the one that vanishes)
+    // hosts: the engines run on the last machines, in a process of their own (as on real machines,
+    // where an engine shares its process with one agent, not a hundred; never the one that vanishes)
     const specs: HollowHostSpec[] = Array.from({ length: MACHINES }, (_, i) => ({
       id: `hollow${String(i).padStart(5, '0')}`,
       metadata: { zone: `z${i % ZONES}` },
       engine: i >= MACHINES - ENGINES,
     }));
-    for (let i = 0; i < MACHINES; i += PER_PROCESS) procs.push(new HostProcess(specs.slice(i, i + PER_PROCESS)));
+    const agentsOnly = specs.filter((h) => !h.engine);
+    for (let i = 0; i < agentsOnly.length; i += PER_PROCESS) procs.push(new HostProcess(agentsOnly.slice(i, i + PER_PROCESS)));
+    if (ENGINES > 0) procs.push(new HostProcess(specs.filter((h) => h.engine)));
     const mUp = await metrics(endpoint);
     const tUp = performance.now();
     const started = await Promise.all(procs.map((p) => p.ask({ type: 'start', hosts: p.hosts, endpoint, prefix: PREFIX, ttlSec: TTL })));
@@ -203,6 +211,7 @@ async function main(): Promise<void> {
     const env = { FLEETX_ENDPOINT: endpoint, FLEETX_ETCD_KEY_PREFIX: PREFIX, FLEETX_REQUEST_TIMEOUT: '60' };
     const m0 = await metrics(endpoint);
     const t0 = performance.now();
+    const wall0 = Date.now();
     let placedAt = 0;
     let cliMs = 0;
     let cliFailed: Error | undefined;
@@ -224,6 +233,12 @@ async function main(): Promise<void> {
     const launchS = (performance.now() - t0) / 1000;
     await res;
     log(`fleetx start --no-block of ${names.length} units: CLI ${cliMs.toFixed(0)} ms; every unit placed after ${((placedAt - t0) / 1000).toFixed(1)} s, launched (active on its machines: ${expectedInstances} state records) after ${launchS.toFixed(1)} s`);
+    if (ENGINES > 0) {
+      const reply = await procs[procs.length - 1]!.ask({ type: 'passes' });
+      const ps = reply.type === 'passes' ? reply.passes.filter((p) => p.time >= wall0) : [];
+      const total = (f: (p: EnginePass) => number) => ps.reduce((n, p) => n + f(p), 0).toFixed(0);
+      log(`engine: ${ps.length} passes wrote ${total((p) => p.ops)} operations (views: ${[...new Set(ps.map((p) => p.view))].join(', ') || 'none'}); summed over them: view ${total((p) => p.phases.view)} ms, bodies ${total((p) => p.phases.bodies)} ms, plan ${total((p) => p.phases.plan)} ms, write ${total((p) => p.phases.write)} ms; longest pass ${Math.max(0, ...ps.map((p) => p.durationMs))} ms`);
+    }
     await sleep(2000); // trailing state writes count
     const launchDiff = diff(m0, await metrics(endpoint));
     const unary = unaryByMethod(launchDiff);

@@ -33,8 +33,8 @@ export function logAgent(agent: Agent, log: Logger): void {
 export function logEngine(engine: Engine, log: Logger): void {
   engine.on('state', (state) => log.info({ state }, 'engine state'));
   engine.on('warning', (err) => log.warn({ err }, 'engine warning'));
-  // durationMs and triggers: where a start's time goes (bench:converge --trace)
-  engine.on('pass', (p) => p.ops.length > 0 && log.info({ ops: p.ops.length, revision: p.revision, durationMs: p.durationMs, requests: p.requests, triggers: p.triggers.length }, 'engine pass'));
+  // durationMs and triggers: where a start's time goes (bench:converge --trace); view and phases: where a pass's time goes (bench:scale)
+  engine.on('pass', (p) => p.ops.length > 0 && log.info({ ops: p.ops.length, revision: p.revision, durationMs: p.durationMs, requests: p.requests, triggers: p.triggers.length, view: p.view, phases: p.phasesMs }, 'engine pass'));
 }
 
 export function logRollouts(rollouts: RolloutController, log: Logger): void {

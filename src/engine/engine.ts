@@ -45,6 +45,8 @@ export interface PassReport {
   bodiesFetched: number;
   transactions: number;
   durationMs: number;
+  /** where the time went: the view (read and decode, or from the cache), body reads, planning (the scheduler), writes */
+  phasesMs: { view: number; bodies: number; plan: number; write: number };
   /** records that could not be decoded and were skipped */
   problems: string[];
   /** machines without a record whose units were left in place (see absence.ts) */
@@ -198,6 +200,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     const cached = cache?.ready === true ? cache : undefined;
     const raw = cached ? cached.raw() : await this.store.readView(fence);
     const { view, problems } = decodeView(this.keys, raw);
+    const tView = Date.now();
     const active = view.units.filter((u) => u.targetState !== 'inactive');
     const missing = this.cache.missing(active);
     let bodiesFetched = 0;
@@ -209,7 +212,9 @@ export class Engine extends EventEmitter<EngineEvents> {
     const now = (this.opts.now ?? (() => new Date()))().toISOString();
     // wall clock on both sides: troubleAt is Date.now() too
     const { held, nextExpiryMs } = absence.observe(new Set(view.machines.map((m) => m.id)), view.schedules.map((p) => p.machine), Date.now(), this.election.troubleAt);
+    const tBodies = Date.now();
     const ops = planPass({ view, xfleet: this.cache.lookup(active), now, held }, this.opts.schedule ?? defaultSchedule);
+    const tPlan = Date.now();
     const transactions = ops.length > 0 ? await this.store.apply(fence, ops, this.writeHooks(raw, cache, cached !== undefined)) : 0;
     this.cache.prune(view.units);
     return {
@@ -221,6 +226,7 @@ export class Engine extends EventEmitter<EngineEvents> {
       bodiesFetched,
       transactions,
       durationMs: Date.now() - t0,
+      phasesMs: { view: tView - t0, bodies: tBodies - tView, plan: tPlan - tBodies, write: Date.now() - tPlan },
       problems,
       held: [...held].sort(),
       ...(nextExpiryMs !== undefined ? { recheckInMs: nextExpiryMs } : {}),
