@@ -269,9 +269,12 @@ export class Engine extends EventEmitter<EngineEvents> {
           return 'stop' as const;
         }
         if (feed !== undefined && isFleetxError(e) && e.kind === 'conflict') {
-          // the view was behind (or wrong): list everything again; the re-lists kick the next pass
+          // the view was behind (or wrong): list everything again; the re-lists
+          // kick the next pass. The timer is only a safety net: at once
+          // (debounceMs is 0) the next pass would plan from the same stale
+          // view while the lists are out, and be refused again, in a loop.
           feed.resync();
-          recheck(this.settings.debounceMs, 'a write was refused: a unit changed since the view');
+          recheck(this.settings.retryMs, 'a write was refused: a unit changed since the view');
           return 'ok' as const;
         }
         this.emit('warning', isFleetxError(e) ? e : new FleetxError('internal', `engine pass failed: ${String(e)}`, { cause: e }));
