@@ -35,6 +35,12 @@ export class Reconciler {
     readonly machines: readonly SchedMachine[], // sorted by id
     readonly active: ReadonlyMap<string, SchedUnit>,
     readonly order: UnitOrder,
+    /**
+     * keep the verdicts of the machines a unit placed on the fast path was
+     * checked against (`fleetx why` reads them); schedule() does not, and
+     * 10,000 of those maps were a large share of a pass's garbage
+     */
+    private readonly traceFastPath = true,
   ) {
     this.byId = new Map(machines.map((m) => [m.id, m]));
     this.board = new Board(this.byId.keys());
@@ -135,14 +141,14 @@ export class Reconciler {
    * seconds instead of minutes).
    */
   private firstFit(u: SchedUnit): boolean {
-    const verdicts = new Map<string, Rejection | undefined>();
+    const verdicts = this.traceFastPath ? new Map<string, Rejection | undefined>() : undefined;
     const where = this.candidates(u);
     for (const id of where) {
       const m = this.byId.get(id)!;
       const v = this.check(u, m, 'place');
-      verdicts.set(id, v.ok ? undefined : v.rejection);
+      verdicts?.set(id, v.ok ? undefined : v.rejection);
       if (!v.ok) continue;
-      this.trace.set(u.name, verdicts);
+      if (verdicts !== undefined) this.trace.set(u.name, verdicts);
       this.placed.set(pairKey(u.name, id), { unit: u.name, machine: id, reason: placeReason(u, m, undefined, this.board.load(id), []) });
       this.board.add(u.name, id, 'placed');
       return true;

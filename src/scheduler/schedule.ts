@@ -23,14 +23,19 @@ export interface Reconciliation {
 
 /** Throws `invalid` on duplicate unit names or machine ids. */
 export function schedule(input: ScheduleInput): ScheduleResult {
-  return reconcile(input).result;
+  return reconcile(input, { traceFastPath: false }).result;
 }
 
 const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 const byUnitMachine = (a: Assignment, b: Assignment) => cmp(a.unit, b.unit) || cmp(a.machine, b.machine);
 
-/** The whole pass, with the working state `explain` reads. */
-export function reconcile(input: ScheduleInput): Reconciliation {
+/**
+ * The whole pass, with the working state `explain` reads. `traceFastPath:
+ * false` leaves out the verdicts of units placed on the fast path
+ * (reconciler.ts firstFit): only `fleetx why` reads them; the result is
+ * the same (an unschedulable unit's reasons come from a full scan).
+ */
+export function reconcile(input: ScheduleInput, opts: { traceFastPath?: boolean } = {}): Reconciliation {
   const units = [...input.units].sort((a, b) => cmp(a.name, b.name));
   const machines = [...input.machines].sort((a, b) => cmp(a.id, b.id));
   assertUnique(units.map((u) => u.name), 'unit');
@@ -40,7 +45,7 @@ export function reconcile(input: ScheduleInput): Reconciliation {
   const active = new Map(units.filter((u) => u.targetState !== 'inactive').map((u) => [u.name, u]));
   const live = new Set(machines.map((m) => m.id));
   const order = processingOrder(units);
-  const r = new Reconciler(machines, active, order);
+  const r = new Reconciler(machines, active, order, opts.traceFastPath ?? true);
 
   // Assignments that cannot stay whatever the filters say; the rest go to phase 1.
   const wanted = new Map<string, string[]>();

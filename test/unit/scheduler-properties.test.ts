@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { schedule } from '../../src/scheduler/schedule.js';
+import { reconcile, schedule } from '../../src/scheduler/schedule.js';
 import type { Assignment, ScheduleInput, SchedUnit } from '../../src/scheduler/types.js';
 import { metadataMatches, unitsConflict } from '../../src/unit/constraints.js';
 import { apply, expectFixedPoint } from '../helpers/scheduler.js';
@@ -232,6 +232,15 @@ describe('schedule: properties', () => {
     fc.assert(
       fc.property(permuted, ({ input, other }) => {
         expect(schedule(other)).toEqual(schedule(input));
+      }),
+      RUNS,
+    );
+  });
+
+  it('decides the same without the fast path trace (what schedule() leaves out) as with it (what fleetx why reads)', () => {
+    fc.assert(
+      fc.property(fc.oneof(inputArb, displacementArb), (input) => {
+        expect(schedule(input)).toEqual(reconcile(input, { traceFastPath: true }).result);
       }),
       RUNS,
     );
