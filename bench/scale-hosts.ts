@@ -7,7 +7,7 @@
  *
  *   parent -> { type: 'start', hosts, endpoint, prefix, ttlSec }   reply { type: 'started' }
  *   parent -> { type: 'memory' }                                    reply { type: 'memory', ... }
- *   parent -> { type: 'passes' }                                    reply { type: 'passes', passes } (since the last ask)
+ *   parent -> { type: 'passes' }                                    reply { type: 'passes', passes (since the last ask), cpuMs (this process's, so far) }
  *   parent -> { type: 'stop' }                                      stops every daemon, exits
  *
  * A hollow host's problems are counted (pino lines at level warn and up),
@@ -34,7 +34,7 @@ export type ToHosts =
 export type FromHosts =
   | { type: 'started'; baselineRssMb: number; baselineHeapMb: number }
   | { type: 'memory'; hosts: number; rssMb: number; heapMb: number; baselineRssMb: number; baselineHeapMb: number; warnings: number; jobs: number }
-  | { type: 'passes'; passes: EnginePass[] }
+  | { type: 'passes'; passes: EnginePass[]; cpuMs: number }
   | { type: 'failed'; error: string };
 
 /** An engine pass that wrote something, as its host logged it (src/daemon/logs.ts). */
@@ -43,7 +43,7 @@ export interface EnginePass {
   ops: number;
   view: string;
   durationMs: number;
-  phases: { view: number; bodies: number; plan: number; write: number };
+  phases?: { view: number; bodies: number; plan: number; write: number };
 }
 
 const send = (m: FromHosts) => process.send!(m);
@@ -103,7 +103,8 @@ process.on('message', (msg: ToHosts) => {
     const jobs = drivers.reduce((n, d) => n + d.jobs.start + d.jobs.stop + d.jobs.restart, 0);
     send({ type: 'memory', hosts: stops.length, rssMb: now.rss, heapMb: now.heap, baselineRssMb: baseline.rss, baselineHeapMb: baseline.heap, warnings, jobs });
   } else if (msg.type === 'passes') {
-    send({ type: 'passes', passes: passes.splice(0) });
+    const cpu = process.cpuUsage();
+    send({ type: 'passes', passes: passes.splice(0), cpuMs: (cpu.user + cpu.system) / 1000 });
   } else if (msg.type === 'stop') {
     for (const s of stops) s.abort();
     void Promise.allSettled(daemons).then(() => process.exit(0));
