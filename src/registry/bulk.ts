@@ -100,6 +100,8 @@ interface Planned {
   requests: IRequestOp[];
   /** schedule keys of a destroyed unit that did not fit in its transaction */
   leftover: string[];
+  /** the body put, which a transaction holds once for all its units (bodiesOnce) */
+  shared?: { key: string; ops: number; bytes: number };
 }
 
 /** Applies decide() to `names` as described above; returns what was written. */
@@ -163,9 +165,14 @@ function toPlanned(keys: Keyspace, name: string, before: StoredUnit | undefined,
     bytes += Buffer.byteLength(key);
   };
   let leftover: string[] = [];
+  let shared: Planned['shared'];
   if (change.type === 'put') {
     // The body is put with every unit that references it (gc.ts relies on it).
-    if (change.body) put(keys.body(change.body.hash), change.body.text);
+    if (change.body) {
+      const key = keys.body(change.body.hash);
+      put(key, change.body.text);
+      shared = { key, ops: 1, bytes: Buffer.byteLength(key) + Buffer.byteLength(change.body.text) };
+    }
     put(keys.unit(name), encode(change.record));
   } else {
     // A unit scheduled on more machines than fit in one transaction (a
@@ -177,7 +184,7 @@ function toPlanned(keys: Keyspace, name: string, before: StoredUnit | undefined,
     del(keys.unschedulable(name));
     for (const k of scheduled.slice(0, room)) del(k);
   }
-  return { name, before, change, compares: 1, ops: requests.length, bytes, requests, leftover };
+  return { name, before, change, compares: 1, ops: requests.length, bytes, requests, leftover, ...(shared ? { shared } : {}) };
 }
 
 /** etcd refuses a transaction that names a key twice: units sharing a body (instances of one template) put it once. */

@@ -10,6 +10,12 @@ export interface TxnItem {
   compares: number;
   ops: number;
   bytes: number;
+  /**
+   * The part of `ops` and `bytes` (a body that many instances of one
+   * template put) that a transaction holds once, however many of its items
+   * carry it: the sender puts each key once per transaction.
+   */
+  shared?: { key: string; ops: number; bytes: number };
 }
 
 export interface TxnLimits {
@@ -33,21 +39,32 @@ export const ETCD_TXN_LIMITS: TxnLimits = { maxCompares: 100, maxOps: 100, maxBy
 export function packTxns<T extends TxnItem>(items: readonly T[], limits: TxnLimits = ETCD_TXN_LIMITS): T[][] {
   const batches: T[][] = [];
   let current: T[] = [];
+  let shared = new Set<string>();
   let compares = 0;
   let ops = 0;
   let bytes = 0;
   for (const item of items) {
-    const fits = compares + item.compares <= limits.maxCompares && ops + item.ops <= limits.maxOps && bytes + item.bytes <= limits.maxBytes;
+    let add = addedBy(item, shared);
+    const fits = compares + item.compares <= limits.maxCompares && ops + add.ops <= limits.maxOps && bytes + add.bytes <= limits.maxBytes;
     if (!fits && current.length > 0) {
       batches.push(current);
       current = [];
+      shared = new Set();
       compares = ops = bytes = 0;
+      add = addedBy(item, shared);
     }
     current.push(item);
+    if (item.shared) shared.add(item.shared.key);
     compares += item.compares;
-    ops += item.ops;
-    bytes += item.bytes;
+    ops += add.ops;
+    bytes += add.bytes;
   }
   if (current.length > 0) batches.push(current);
   return batches;
+}
+
+/** What an item adds to a transaction that already holds the shared keys `held`. */
+function addedBy(item: TxnItem, held: ReadonlySet<string>): { ops: number; bytes: number } {
+  if (item.shared === undefined || !held.has(item.shared.key)) return { ops: item.ops, bytes: item.bytes };
+  return { ops: item.ops - item.shared.ops, bytes: item.bytes - item.shared.bytes };
 }
