@@ -25,8 +25,8 @@ export class JobTracker {
   private readonly early = new Map<string, JobResult>();
   private enqueuing = 0;
 
-  /** `ended` hears how every job this tracker waited for ended (the adapter learns from it). */
-  constructor(private readonly ended?: (job: PendingJob, result: JobResult) => void) {}
+  /** `enqueued` hears of every job systemd accepted, before it ends (the adapter learns from it). */
+  constructor(private readonly enqueued?: (job: PendingJob) => void) {}
 
   /**
    * Runs `enqueue` (a StartUnit-like call returning the job's object path)
@@ -41,13 +41,11 @@ export class JobTracker {
     } finally {
       this.enqueuing--;
     }
+    this.enqueued?.({ path, unit, kind });
     const known = this.early.get(path);
     this.early.delete(path);
     if (this.enqueuing === 0) this.early.clear(); // nobody can still be waiting for the rest
-    if (known !== undefined) {
-      this.ended?.({ path, unit, kind }, known);
-      return known;
-    }
+    if (known !== undefined) return known;
     return new Promise<JobResult>((resolve, reject) => {
       const timer = setTimeout(() => this.settle(path, 'timeout'), timeoutMs);
       this.waiters.set(path, {
@@ -87,7 +85,6 @@ export class JobTracker {
     const w = this.waiters.get(path);
     if (!w) return;
     this.waiters.delete(path);
-    this.ended?.(w.job, result);
     w.resolve(result);
   }
 }

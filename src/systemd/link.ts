@@ -12,8 +12,8 @@ import { toFleetxError } from './errors.js';
  * - rebuilds the connection when it errors or closes: the next call does it
  *   at once, a background retry (with backoff) does it otherwise, so signal
  *   listeners keep working without anyone calling;
- * - adds two fixed match rules per connection (all systemd signals, and
- *   systemd's bus name changing hands) and never removes any;
+ * - adds fixed match rules per connection (the systemd signals the adapter
+ *   reads, and systemd's bus name changing hands) and never removes any;
  * - calls Manager.Subscribe() on every new connection and whenever systemd
  *   re-executes (new bus name owner), then reports `onRestored` so users
  *   resync what they may have missed.
@@ -46,6 +46,22 @@ interface BusInternals {
   _methodReturnHandlers: Record<number, unknown>;
 }
 const internals = (bus: MessageBus) => bus as unknown as BusInternals;
+
+/**
+ * The systemd signals the adapter reads, as match rules (the bus daemon
+ * drops the rest before they reach us). Each unit start makes systemd send
+ * some ten signals (UnitNew, JobNew, the job's and the unit's
+ * PropertiesChanged for every interface it has, JobRemoved …), and dbus-next
+ * parses every message it receives in JavaScript: when 40 units start at
+ * once, that parsing is much of the agent's CPU and delays its view of the
+ * jobs it waits for. Only these are used: the states (Unit interface) and
+ * MainPID (Service interface) of units, JobRemoved, UnitRemoved, Reloading.
+ */
+const SYSTEMD_SIGNALS = [
+  `interface='org.freedesktop.DBus.Properties',member='PropertiesChanged',path_namespace='${MANAGER_PATH}/unit',arg0='org.freedesktop.systemd1.Unit'`,
+  `interface='org.freedesktop.DBus.Properties',member='PropertiesChanged',path_namespace='${MANAGER_PATH}/unit',arg0='org.freedesktop.systemd1.Service'`,
+  ...['JobRemoved', 'UnitRemoved', 'Reloading'].map((member) => `interface='${MANAGER_IFACE}',member='${member}',path='${MANAGER_PATH}'`),
+];
 
 const RETRY_MIN_MS = 100;
 const RETRY_MAX_MS = 5_000;
@@ -130,7 +146,7 @@ export class BusLink {
     const [owner] = await this.rawCall(bus, DBUS, { path: '/org/freedesktop/DBus', iface: DBUS, member: 'GetNameOwner', signature: 's', body: [SYSTEMD] });
     this.systemdOwner = owner as string;
     for (const rule of [
-      `type='signal',sender='${SYSTEMD}',path_namespace='${MANAGER_PATH}'`,
+      ...SYSTEMD_SIGNALS.map((match) => `type='signal',sender='${SYSTEMD}',${match}`),
       `type='signal',sender='${DBUS}',interface='${DBUS}',member='NameOwnerChanged',arg0='${SYSTEMD}'`,
     ]) {
       await this.rawCall(bus, DBUS, { path: '/org/freedesktop/DBus', iface: DBUS, member: 'AddMatch', signature: 's', body: [rule] });

@@ -118,10 +118,12 @@ export class UnitChanges {
   }
 
   /**
-   * A start or restart job of the unit ended 'done', so systemd has it
+   * systemd accepted a start or restart job of the unit, so it has the unit
    * loaded: LoadState (never signalled) need not be asked for. Saves a D-Bus
    * call per started unit before its first state is reported, one that
-   * waited behind systemd's other jobs when many units start at once.
+   * waited behind systemd's other jobs when many units start at once; known
+   * at the job's enqueue, the unit's `active` is reported as soon as it is
+   * signalled rather than after the job's JobRemoved.
    */
   loadedByJob(name: string): void {
     const k = this.known.get(name);

@@ -31,8 +31,10 @@ export async function connectSystemd(opts: ConnectOptions = {}): Promise<Systemd
 class DbusSystemd implements Systemd {
   private readonly link: BusLink;
   private readonly files: UnitFiles;
-  private readonly jobs = new JobTracker((job, result) => {
-    if (result === 'done' && job.kind !== 'stop') this.changes.loadedByJob(job.unit);
+  // systemd queues a start or restart job only for a unit it has loaded
+  // (bus_unit_queue_job refuses others), so an accepted job tells LoadState
+  private readonly jobs = new JobTracker((job) => {
+    if (job.kind !== 'stop') this.changes.loadedByJob(job.unit);
   });
   private readonly changes: UnitChanges;
   private readonly changeListeners = new Set<(s: UnitStatus) => void>();
