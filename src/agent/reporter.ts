@@ -56,10 +56,11 @@ export class StateReporter {
     }
     for (const [name, hash] of hashes) {
       const e = this.units.get(name);
-      if (!e) this.units.set(name, { hash });
-      else if (e.hash !== hash) e.hash = hash;
-      else continue;
-      this.markDirty(name);
+      if (!e) this.units.set(name, { hash }); // written once systemd reports a status
+      else if (e.hash !== hash) {
+        e.hash = hash;
+        if (e.status) this.markDirty(name);
+      }
     }
   }
 
@@ -67,9 +68,12 @@ export class StateReporter {
   manage(name: string, hash: string): void {
     const e = this.units.get(name);
     if (e?.hash === hash) return;
-    if (e) e.hash = hash;
-    else this.units.set(name, { hash });
-    this.markDirty(name);
+    if (!e) {
+      this.units.set(name, { hash }); // written once systemd reports a status
+      return;
+    }
+    e.hash = hash;
+    if (e.status) this.markDirty(name);
   }
 
   /** One unit's file was removed: its record is deleted. */
@@ -96,6 +100,10 @@ export class StateReporter {
   observe(s: UnitStatus): void {
     const e = this.units.get(s.name);
     if (!e) return;
+    // every pass re-observes every managed unit: an unchanged one is not a
+    // change, and must not start a (no-op) flush that would make the next
+    // real change wait out the coalescing window
+    if (e.status && sameRecordFields(e.status, s)) return;
     e.status = s;
     this.markDirty(s.name);
   }
@@ -170,4 +178,9 @@ export class StateReporter {
     if (s.mainPid !== undefined && s.mainPid > 0) rec.mainPid = s.mainPid;
     return rec;
   }
+}
+
+/** Whether two statuses give the same state record. */
+function sameRecordFields(a: UnitStatus, b: UnitStatus): boolean {
+  return a.loadState === b.loadState && a.activeState === b.activeState && a.subState === b.subState && (a.mainPid ?? 0) === (b.mainPid ?? 0);
 }

@@ -1,7 +1,7 @@
 /**
  * Coalesced, retried writes of per-name records (an agent's unit states and
- * health records): mark a name dirty, and one flush shortly after writes
- * every dirty name once, up to `concurrency` writes in flight (p-queue; one
+ * health records): mark a name dirty, and one flush shortly after (at once
+ * after a quiet spell, see mark()) writes every dirty name once, up to `concurrency` writes in flight (p-queue; one
  * at a time, 40 state records after a pass took about a second under load).
  * With `writeBatch`, a flush writes the dirty names in batches of up to
  * `batchSize` (one etcd transaction each): a pass that starts 40 units is
@@ -45,12 +45,21 @@ export class DirtyWriter {
   private flushing?: Promise<void>;
   private closed = false;
   private failing = false;
+  /** when the last flush started (performance.now()) */
+  private lastFlushAt = -Infinity;
 
   constructor(private readonly o: DirtyWriterOptions) {}
 
+  /**
+   * Leading edge: a change after a quiet spell (no write for coalesceMs) is
+   * written on the next turn of the event loop, so one unit's new state
+   * does not wait out the window; changes while a write is recent or under
+   * way gather for coalesceMs as before, so a burst is still a few batches.
+   */
   mark(name: string): void {
     this.dirty.add(name);
-    this.schedule(this.o.coalesceMs);
+    const quiet = this.flushing === undefined && performance.now() - this.lastFlushAt >= this.o.coalesceMs;
+    this.schedule(quiet ? 0 : this.o.coalesceMs);
   }
 
   /** Writes what is pending now; resolves when done (errors are reported, not thrown). */
@@ -59,6 +68,7 @@ export class DirtyWriter {
     this.timer = undefined;
     while (this.flushing) await this.flushing;
     if (this.dirty.size === 0) return;
+    this.lastFlushAt = performance.now();
     this.flushing = this.writeDirty().finally(() => (this.flushing = undefined));
     await this.flushing;
   }
