@@ -35,19 +35,19 @@ export async function readCurrent(
   const own = new Set(await sd.listUnitFiles());
   const foreign = new Set<string>();
   const texts = new Map<string, string>();
-  for (const name of own) {
+  // side by side: one after another, 40 new units' lookups were 40 round trips through libuv's pool
+  await Promise.all([...own].map(async (name) => {
     const t = await sd.readUnitFile(name);
     if (t !== undefined) texts.set(name, t);
-  }
-  for (const name of scheduled) {
-    if (own.has(name)) continue;
+  }));
+  await Promise.all([...scheduled].filter((name) => !own.has(name)).map(async (name) => {
     try {
       await sd.readUnitFile(name); // no file: undefined; someone else's file: 'conflict'
     } catch (e) {
       if (isFleetxError(e) && e.kind === 'conflict') foreign.add(name);
       else throw e;
     }
-  }
+  }));
 
   const names = [...new Set([...own, ...scheduled])].filter((n) => !foreign.has(n)).sort();
   const statuses = new Map((await sd.listUnits(names)).map((s) => [s.name, s]));
