@@ -77,10 +77,11 @@ async function main(): Promise<number> {
   try {
     await sb.up();
     if (values['node-options']) {
-      // The agent unit reads /etc/fleetx/secrets/fleetx-agent.env (EnvironmentFile=-).
+      // The agent unit reads /etc/fleetx/secrets/fleetx-agent.env (EnvironmentFile=-), which holds
+      // the etcd credentials: append (a later NODE_OPTIONS line wins), never overwrite.
       const line = `NODE_OPTIONS=${JSON.stringify(values['node-options'])}\n`;
       for (const h of sb.runningHosts()) {
-        const r = await h.exec(['sh', '-c', 'mkdir -p /etc/fleetx/secrets && printf %s "$1" > /etc/fleetx/secrets/fleetx-agent.env && systemctl restart fleetx-agent.service', 'sh', line]);
+        const r = await h.exec(['sh', '-c', 'mkdir -p /etc/fleetx/secrets && printf %s "$1" >> /etc/fleetx/secrets/fleetx-agent.env && systemctl restart fleetx-agent.service', 'sh', line]);
         if (r.code !== 0) throw new Error(`cannot set NODE_OPTIONS on ${h.name}: ${r.stderr}`);
       }
       await sb.waitForMachines(sb.runningHosts().map((h) => h.machineId));

@@ -1,13 +1,12 @@
 /**
  * Who this host is: machine id, IP, metadata. Parsing is pure
- * (parseMetadataFlag, parseAgentConfig, mergeMetadata); resolveIdentity does
- * the few reads (machine-id file, config file, network interfaces).
+ * (parseMetadataFlag, mergeMetadata; the config file's parseAgentConfig is in
+ * config.ts); resolveIdentity does the few reads (machine-id file, config
+ * file, network interfaces).
  */
 import { readFile } from 'node:fs/promises';
 import { hostname, networkInterfaces } from 'node:os';
-import { parse as parseYaml } from 'yaml';
-import { z } from 'zod';
-import { usageError, invalidError } from '../errors/errors.js';
+import { usageError } from '../errors/errors.js';
 
 export interface Identity {
   id: string;
@@ -28,7 +27,8 @@ export interface IdentityOptions {
   configFile?: string;
 }
 
-const META_KEY = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
+/** A metadata key (flags, config file). */
+export const META_KEY = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
 const MACHINE_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
 /** `k=v,k2=v2` → {k: v, k2: v2}. Throws 'usage' on a malformed pair. */
@@ -47,28 +47,8 @@ export function parseMetadataFlag(value: string): Record<string, string> {
   return out;
 }
 
-const configSchema = z.object({
-  ip: z.string().optional(),
-  metadata: z.record(z.string().regex(META_KEY), z.union([z.string(), z.number(), z.boolean()]).transform(String)).optional(),
-}).strict();
-
+/** The agent's config file, parsed by config.ts. */
 export type AgentConfig = { ip?: string; metadata?: Record<string, string> };
-
-/** Parses the YAML agent config. Throws 'invalid' naming the file and the problem. */
-export function parseAgentConfig(text: string, source: string): AgentConfig {
-  let doc: unknown;
-  try {
-    doc = parseYaml(text) ?? {};
-  } catch (e) {
-    throw invalidError(`${source}: not valid YAML (${(e as Error).message})`);
-  }
-  const r = configSchema.safeParse(doc);
-  if (!r.success) {
-    const issue = r.error.issues[0]!;
-    throw invalidError(`${source}: ${issue.path.join('.') || '(top)'}: ${issue.message}`, 'expected keys: ip, metadata (a map of key: value)');
-  }
-  return r.data;
-}
 
 /** Later sources win: config file < flags < etcd machine-meta. */
 export function mergeMetadata(...layers: Array<Record<string, string> | undefined>): Record<string, string> {
@@ -102,6 +82,8 @@ export async function resolveIdentity(opts: IdentityOptions): Promise<Identity> 
     } catch (e) {
       throw usageError(`--config ${opts.configFile} cannot be read (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
     }
+    // yaml and the config's schema are loaded only by an agent that has a config file (memory: issue 10)
+    const { parseAgentConfig } = await import('./config.js');
     config = parseAgentConfig(text, opts.configFile);
   }
   const flagMeta = (opts.metadata ?? []).map(parseMetadataFlag);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { firstIPv4, mergeMetadata, parseAgentConfig, parseMetadataFlag } from '../../src/agent/identity.js';
+import { parseAgentConfig } from '../../src/agent/config.js';
+import { firstIPv4, mergeMetadata, parseMetadataFlag } from '../../src/agent/identity.js';
 import { desiredFrom, hasInstallSection } from '../../src/agent/schedule.js';
 import { FleetxError } from '../../src/errors/errors.js';
 
