@@ -107,7 +107,7 @@ describe('renderRole: the shipped roles', () => {
     const { config } = web();
     const unit = parseUnit(file(config, '/etc/systemd/system/fleetx-agent.service')!.content, 'agent');
     const exec = execArgv(unit.options.find((o) => o.name === 'ExecStart')!.value);
-    expect(exec.slice(0, 3)).toEqual(['/usr/bin/node', '/opt/fleetx/bin/fleetx.mjs', 'agent']);
+    expect(exec.slice(0, 4)).toEqual(['/usr/bin/node', '$FLEETX_NODE_FLAGS', '/opt/fleetx/bin/fleetx.mjs', 'agent']);
     const metadata = exec.flatMap((a, i) => (exec[i - 1] === '--metadata' ? [a] : []));
     expect(metadata).toEqual(['role=web', 'zone=zone-a', 'logs=td-agent', 'metrics=dd-agent', 'tier=frontend']);
     expect(exec.join(' ')).toContain('--endpoint https://10.0.0.11:2379 --endpoint https://10.0.0.12:2379');

@@ -19,7 +19,7 @@ describe('a sandbox host\'s user-data', () => {
   it('is the web role\'s (both sidecars), with the sandbox etcd and the packed release', () => {
     expect(text.startsWith('#cloud-config\n')).toBe(true);
     const unit = file('/etc/systemd/system/fleetx-agent.service')!.content;
-    expect(unit).toContain('ExecStart=/usr/bin/node "/opt/fleetx/bin/fleetx.mjs" agent \\\n  --endpoint "http://10.213.0.1:2379" \\\n');
+    expect(unit).toContain('ExecStart=/usr/bin/node $FLEETX_NODE_FLAGS "/opt/fleetx/bin/fleetx.mjs" agent \\\n  --endpoint "http://10.213.0.1:2379" \\\n');
     expect(unit).toContain('--metadata "role=web"');
     // what the td-agent and dd-agent global units match (docs/SIDECARS.md)
     expect(unit).toContain('--metadata "logs=td-agent" \\\n  --metadata "metrics=dd-agent"');

@@ -333,7 +333,7 @@ describe('shipped templates', () => {
       { templateName: 'fleetx-agent.service' },
     );
     expect(execArgv(value(unit, 'Service', 'ExecStart')!)).toEqual([
-      '/usr/bin/node', '/opt/fleetx/bin/fleetx.mjs', 'agent',
+      '/usr/bin/node', '$FLEETX_NODE_FLAGS', '/opt/fleetx/bin/fleetx.mjs', 'agent',
       '--endpoint', 'https://10.0.0.1:2379', '--endpoint', 'https://10.0.0.2:2379',
       '--metadata', 'region=eu west', '--ca-file', '/etc/ssl/ca dir/ca.pem',
     ]);
