@@ -82,7 +82,7 @@ describe('status, journal and ssh over SSH to sandbox hosts', () => {
 
   it('installs the agent unit rendered from the shipped template (by cloud-init, running the packed release)', async () => {
     const unit = await host.exec(['systemctl', 'cat', 'fleetx-agent.service']);
-    expect(unit.stdout).toContain(`ExecStart=/usr/bin/node "/opt/fleetx/bin/fleetx.mjs" agent \\\n  --endpoint "http://${net.prefix}.1:2379" \\\n`);
+    expect(unit.stdout).toContain(`ExecStart=/usr/bin/node $FLEETX_NODE_FLAGS "/opt/fleetx/bin/fleetx.mjs" agent \\\n  --endpoint "http://${net.prefix}.1:2379" \\\n`);
     expect(unit.stdout).toContain('EnvironmentFile=-/etc/fleetx/secrets/fleetx-agent.env');
     expect((await host.exec(['systemctl', 'is-active', 'fleetx-agent.service'])).stdout.trim()).toBe('active');
   });
