@@ -5,6 +5,7 @@
  *
  *   npm run bench:agent [-- --units 333 --hosts 1 --idle 10]
  *   npm run bench:agent -- --node-options='--max-semi-space-size=1'   (an experiment: NODE_OPTIONS for the agents)
+ *   npm run bench:agent -- --node-flags='--lite-mode --no-expose-wasm'   (the unit's FLEETX_NODE_FLAGS: the lean setting)
  *
  * A sandbox on its own state dir, bridge and subnet (removed at the end).
  * Memory: VmRSS (and the peak, VmHWM) of the agent's main process, read
@@ -25,6 +26,7 @@ const { values } = parseArgs({
     hosts: { type: 'string', default: '1' },
     idle: { type: 'string', default: '10' },
     'node-options': { type: 'string' },
+    'node-flags': { type: 'string' },
   },
 });
 const PER_HOST = Number(values.units);
@@ -76,16 +78,20 @@ async function main(): Promise<number> {
   process.once('SIGINT', stop);
   try {
     await sb.up();
-    if (values['node-options']) {
+    const env = [
+      ...(values['node-options'] ? [`NODE_OPTIONS=${JSON.stringify(values['node-options'])}`] : []),
+      ...(values['node-flags'] ? [`FLEETX_NODE_FLAGS=${values['node-flags']}`] : []),
+    ];
+    if (env.length) {
       // The agent unit reads /etc/fleetx/secrets/fleetx-agent.env (EnvironmentFile=-), which holds
-      // the etcd credentials: append (a later NODE_OPTIONS line wins), never overwrite.
-      const line = `NODE_OPTIONS=${JSON.stringify(values['node-options'])}\n`;
+      // the etcd credentials: append (a later line wins), never overwrite.
+      const lines = env.map((l) => `${l}\n`).join('');
       for (const h of sb.runningHosts()) {
-        const r = await h.exec(['sh', '-c', 'mkdir -p /etc/fleetx/secrets && printf %s "$1" >> /etc/fleetx/secrets/fleetx-agent.env && systemctl restart fleetx-agent.service', 'sh', line]);
-        if (r.code !== 0) throw new Error(`cannot set NODE_OPTIONS on ${h.name}: ${r.stderr}`);
+        const r = await h.exec(['sh', '-c', 'mkdir -p /etc/fleetx/secrets && printf %s "$1" >> /etc/fleetx/secrets/fleetx-agent.env && systemctl restart fleetx-agent.service', 'sh', lines]);
+        if (r.code !== 0) throw new Error(`cannot set ${env.join(' ')} on ${h.name}: ${r.stderr}`);
       }
       await sb.waitForMachines(sb.runningHosts().map((h) => h.machineId));
-      console.log(`agents restarted with NODE_OPTIONS=${values['node-options']}`);
+      console.log(`agents restarted with ${env.join(' ')}`);
     }
     await sleep(3_000); // first passes, elections, presence
     await idleWindow(sb, 'no units');

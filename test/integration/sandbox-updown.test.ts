@@ -80,9 +80,9 @@ describe('sandbox up / status / down', { timeout: 300_000 }, () => {
       const unit = await host.exec(['systemctl', 'cat', 'fleetx-agent.service']);
       expect(unit.stdout).toContain(`ExecStart=/usr/bin/node $FLEETX_NODE_FLAGS "/opt/fleetx/bin/fleetx.mjs" agent \\\n  --endpoint "http://${net.prefix}.1:2379" \\\n`);
       expect((await host.exec(['systemctl', 'is-enabled', 'fleetx-agent.service'])).stdout.trim()).toBe('enabled');
-      // systemd split FLEETX_NODE_FLAGS into node's own arguments (V8's lite mode: the agent's memory, issue 10)
+      // FLEETX_NODE_FLAGS (node's own flags, empty by default) expands to no argument at all
       const pid = (await host.exec(['systemctl', 'show', '-p', 'MainPID', '--value', 'fleetx-agent.service'])).stdout.trim();
-      expect((await host.exec(['cat', `/proc/${pid}/cmdline`])).stdout.split('\0').slice(0, 3)).toEqual(['/usr/bin/node', '--lite-mode', '--no-expose-wasm']);
+      expect((await host.exec(['cat', `/proc/${pid}/cmdline`])).stdout.split('\0').slice(0, 3)).toEqual(['/usr/bin/node', '/opt/fleetx/bin/fleetx.mjs', 'agent']);
       const log = await host.exec(['cat', '/var/log/cloud-init-output.log']);
       expect(log.stdout).toContain(`fleetx: installed 0.1.0 from file://${stateDir}/release/fleetx-0.1.0.tgz`);
       // The host reaches etcd over the bridge.
