@@ -328,7 +328,6 @@ export class Agent extends EventEmitter<AgentEvents> {
       return true; // the list kicks the next pass
     }
     let tasks: Task[] = [];
-    let starts: string[] = [];
     try {
       const records = this.schedule.snapshot();
       const live = records.filter((r) => r.targetState !== 'inactive');
@@ -356,10 +355,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       await this.syncSecrets(desired);
       this.launched.annotate(desired, current);
       tasks = planTasks(desired, current);
-      starts = tasks.flatMap((t) => (t.type === 'start' ? [t.unit] : []));
-      for (const unit of starts) this.reporter.startPending(unit);
       const outcome = await runTasks(tasks, { systemd: this.o.systemd, bodyOf: (h) => this.bodies.get(h)?.text }, (t) => {
-        if (t.type === 'start') this.reporter.startEnded(t.unit);
         if (t.type === 'write-file') {
           this.reporter.manage(t.unit, t.hash);
           this.health.manage(t.unit, t.hash);
@@ -382,8 +378,6 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.emit('problem', 'reconcile pass failed', e);
       this.emit('pass', { tasks, durationMs: ms() });
       return false;
-    } finally {
-      for (const unit of starts) this.reporter.startEnded(unit); // failed or skipped starts: report what is there
     }
   }
 

@@ -35,8 +35,6 @@ export class StateReporter {
   private readonly written = new Map<string, string>();
   /** names whose record must be written (or deleted when no longer in units) */
   private readonly writer: DirtyWriter;
-  /** units whose start job this agent is running: their `inactive` before it is not reported */
-  private readonly starting = new Set<string>();
 
   constructor(private readonly o: ReporterOptions) {
     this.writer = new DirtyWriter({
@@ -119,21 +117,6 @@ export class StateReporter {
     this.markDirty(name);
   }
 
-  /**
-   * A start job of the unit is about to run. Until it ends, an `inactive`
-   * status is not written: it is the moment before the job (systemd signals
-   * the queued job with the old state), and one transaction of such records
-   * in flight made a burst's `active` records wait behind it.
-   */
-  startPending(name: string): void {
-    this.starting.add(name);
-  }
-
-  /** The start job ended (or never ran): the unit's status is written as it is. */
-  startEnded(name: string): void {
-    if (this.starting.delete(name) && this.units.get(name)?.status) this.markDirty(name);
-  }
-
   /** After a new lease: every record must be written again. */
   rewriteAll(): void {
     this.written.clear();
@@ -166,7 +149,6 @@ export class StateReporter {
         continue;
       }
       if (!e.status) continue; // no status yet: written when systemd reports one
-      if (e.status.activeState === 'inactive' && this.starting.has(name)) continue; // written when the start job ends (startEnded)
       const rec = this.record(name, e.hash, e.status);
       if (e.pull !== undefined) rec.pull = e.pull;
       const { updatedAt: _omit, ...stable } = rec;

@@ -32,28 +32,6 @@ const reporter = (sink: StateSink) =>
 const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('StateReporter', () => {
-  it("does not report a unit's inactive state while its start job runs; reports what is there when the job ends", async () => {
-    const m = memorySink();
-    const r = reporter(m.sink);
-    const inactive = (name: string): UnitStatus => ({ name, loadState: 'loaded', activeState: 'inactive', subState: 'dead' });
-    r.setManaged(new Map([['a.service', 'h1'], ['b.service', 'h1']]));
-    r.startPending('a.service');
-    r.startPending('b.service');
-    r.observe(inactive('a.service'));
-    r.observe(inactive('b.service'));
-    await r.flush();
-    expect(m.calls).toEqual([]);
-    r.observe(active('a.service', 7)); // the job made it run
-    await r.flush();
-    expect(m.calls).toEqual(['put /p/state/m1/a.service']);
-    r.startEnded('a.service');
-    r.startEnded('b.service'); // its job failed or never ran: inactive is what is there
-    await r.flush();
-    expect(m.calls).toEqual(['put /p/state/m1/a.service', 'put /p/state/m1/b.service']);
-    expect(JSON.parse(m.store.get('/p/state/m1/b.service')!)).toMatchObject({ activeState: 'inactive' });
-    r.close();
-  });
-
   it('coalesces a burst into one write per unit, for managed units only', async () => {
     const m = memorySink();
     const r = reporter(m.sink);
