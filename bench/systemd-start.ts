@@ -4,6 +4,7 @@
  * bench:converge, and the ways to start a unit compared.
  *
  *   npm run bench:systemd-start [-- --units 40 --rounds 5]
+ *   npm run bench:systemd-start -- --hosts 3   # the floor under bench:converge: 3 hosts at once
  *
  * Each round starts `--units` fresh `sleep infinity` services at once (32 in
  * flight, as the agent does) in three ways, in turn:
@@ -14,6 +15,15 @@
  * call to the last job's JobRemoved, and systemd's own span from the first
  * to the last ActiveEnterTimestamp. Units are stopped and removed after
  * each round. The host is booted for the run and removed at the end.
+ *
+ * With `--hosts N` (N > 1) it boots N hosts and, in each round, starts
+ * `--units` units on every host at once the agent's way (file, no reload),
+ * as bench:converge's 120 units on 3 hosts do: the hosts' systemd, their
+ * journald and the `sleep` processes then share the machine's cores. It
+ * prints the span from the first call to the last unit's
+ * ActiveEnterTimestamp on any host (CLOCK_MONOTONIC: nspawn hosts share
+ * the kernel's), the figure bench:converge's "systemd active" p99 compares
+ * with, minus fleetx's CLI, engine and agents.
  */
 import { parseArgs } from 'node:util';
 import { Message, MessageType, sessionBus, Variant, type MessageBus } from 'dbus-next';
@@ -23,8 +33,9 @@ import type { Systemd } from '../src/systemd/types.js';
 import { bootSystemdHost, type SystemdHost } from '../test/helpers/in-host.js';
 import { runBench } from './sandbox-run.js';
 
-const { values } = parseArgs({ options: { units: { type: 'string', default: '40' }, rounds: { type: 'string', default: '5' } } });
+const { values } = parseArgs({ options: { units: { type: 'string', default: '40' }, rounds: { type: 'string', default: '5' }, hosts: { type: 'string', default: '1' } } });
 const UNITS = Number(values.units);
+const HOSTS = Number(values.hosts);
 const ROUNDS = Number(values.rounds);
 const CONCURRENCY = 32;
 const body = (i: string) => `[Unit]\nDescription=systemd-start bench ${i}\n[Service]\nExecStart=/bin/sleep infinity\n`;
@@ -103,7 +114,50 @@ async function round(h: SystemdHost, sd: Systemd, tr: Transient, way: Way, names
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
 
+/** `UNITS` units on each host at once, file and no reload: first call → last active on any host, ms. */
+async function hostsRound(hs: Array<{ h: SystemdHost; sd: Systemd }>, r: number): Promise<{ wallMs: number; toActiveMs: number }> {
+  const t0us = Number(process.hrtime.bigint() / 1000n);
+  const t0 = performance.now();
+  const perHost = await Promise.all(
+    hs.map(async ({ h, sd }, k) => {
+      const names = Array.from({ length: UNITS }, (_, i) => `sdh-${r}-${k}-${i}.service`);
+      const q = new PQueue({ concurrency: CONCURRENCY });
+      await q.addAll(names.map((n) => () => sd.writeUnitFile(n, body(n))));
+      const results = await q.addAll(names.map((n) => () => sd.start(n)));
+      if (results.some((x) => x !== 'done')) throw new Error(`host ${k}: jobs ended ${[...new Set(results)].join(', ')}`);
+      return { h, sd, q, names };
+    }),
+  );
+  const wallMs = performance.now() - t0;
+  const last = Math.max(...(await Promise.all(perHost.map(({ h, names }) => activeTimes(h, names)))).flat());
+  await Promise.all(
+    perHost.map(async ({ sd, q, names }) => {
+      await q.addAll(names.map((n) => () => sd.stop(n)));
+      await q.addAll(names.map((n) => () => sd.removeUnitFile(n)));
+    }),
+  );
+  return { wallMs, toActiveMs: (last - t0us) / 1000 };
+}
+
+async function mainHosts(): Promise<number> {
+  const booted = await Promise.all(Array.from({ length: HOSTS }, (_, i) => bootSystemdHost(`sdstart${i + 1}`)));
+  const hs: Array<{ h: SystemdHost; sd: Systemd }> = [];
+  try {
+    for (const h of booted) hs.push({ h, sd: await connectSystemd({ busAddress: h.busAddress, unitDir: h.unitDir }) });
+    const rs: Array<{ wallMs: number; toActiveMs: number }> = [];
+    for (let r = 0; r < ROUNDS; r++) rs.push(await hostsRound(hs, r));
+    console.log(
+      `${HOSTS} hosts at once, ${UNITS} units each (file, no reload): first call → last systemd active median ${median(rs.map((x) => x.toActiveMs)).toFixed(0)} ms (${rs.map((x) => x.toActiveMs.toFixed(0)).join(', ')}); first call → last job done median ${median(rs.map((x) => x.wallMs)).toFixed(0)} ms`,
+    );
+    return 0;
+  } finally {
+    await Promise.all(hs.map(({ sd }) => sd.close()));
+    await Promise.all(booted.map((h) => h.stop()));
+  }
+}
+
 async function main(): Promise<number> {
+  if (HOSTS > 1) return mainHosts();
   const h = await bootSystemdHost('sdstart');
   const sd = await connectSystemd({ busAddress: h.busAddress, unitDir: h.unitDir });
   const tr = await Transient.open(h.busAddress);
