@@ -257,6 +257,9 @@ async function main(): Promise<void> {
       const cpu = reply.type === 'passes' && cpu0?.type === 'passes' ? (reply.cpuMs - cpu0.cpuMs).toFixed(0) : '?';
       const total = (f: (p: EnginePass) => number) => ps.reduce((n, p) => n + f(p), 0).toFixed(0);
       log(`engine: ${ps.length} passes wrote ${total((p) => p.ops)} operations (views: ${[...new Set(ps.map((p) => p.view))].join(', ') || 'none'}); summed over them: view ${total((p) => p.phases?.view ?? 0)} ms, bodies ${total((p) => p.phases?.bodies ?? 0)} ms, plan ${total((p) => p.phases?.plan ?? 0)} ms, write ${total((p) => p.phases?.write ?? 0)} ms; longest pass ${Math.max(0, ...ps.map((p) => p.durationMs))} ms; CPU of the engine hosts' process ${cpu} ms`);
+      // each pass on the launch's clock (time is when it ended), to see what overlapped the CLI
+      const at = (ms: number) => ((ms - wall0) / 1000).toFixed(1);
+      log(`engine passes (start-end s after the CLI was spawned: operations, plan/write ms): ${ps.map((p) => `${at(p.time - p.durationMs)}-${at(p.time)}: ${p.ops}, ${p.phases?.plan ?? '?'}/${p.phases?.write ?? '?'}`).join('; ')}`);
     }
     await sleep(2000); // trailing state writes count
     const launchDiff = diff(m0, await metrics(endpoint));

@@ -57,15 +57,21 @@ describe('a sandbox host whose provisioning fails', { timeout: 400_000 }, () => 
 
   it('TLS that etcd does not speak (https with a CA; the sandbox etcd is plain http): the same, with the agent\'s TLS error quoted', async () => {
     await sandboxDown(stateDir);
+    // etcd drops a TLS ClientHello on its plain port. Whether the agent's TLS
+    // client then sees the socket closed ("... before secure TLS connection
+    // was established") or reset (ECONNRESET: etcd closed it with the hello
+    // still unread, so the kernel sent a RST) is a race; both are the TLS
+    // failure, quoted from the agent (one CI run of 7bc8536 got the RST).
+    const tlsRefused = /secure TLS connection|ECONNRESET/;
     const up = sandboxUp({ ...opts, values: { etcd: { endpoints: [`https://${net.prefix}.1:2379`] }, secrets: { etcdCa: CA }, registerTimeout: 10 } });
     await expect(up).rejects.toMatchObject({
       kind: 'failed',
       message: expect.stringMatching(new RegExp(`^host ${name}: provisioning by cloud-init failed \\(status error: .*\\): the agent did not register in etcd within 10s`)),
-      hint: expect.stringMatching(/registering the machine failed; retrying: .*secure TLS connection/),
+      hint: expect.stringMatching(new RegExp(`registering the machine failed; retrying: .*(${tlsRefused.source})`)),
     });
     const host = openHost(`${stateDir}/hosts/${name}`)!;
     const journal = await host.exec(['journalctl', '-u', 'fleetx-agent', '-o', 'cat', '--no-pager']);
-    expect(journal.stdout).toContain('secure TLS connection');
+    expect(journal.stdout).toMatch(tlsRefused);
     expect(journal.stdout).not.toContain('machine registered');
     // The CA is a secret file: 0600 in the 0700 secrets dir.
     const modes = await host.exec(['stat', '-c', '%a %n', '/etc/fleetx/secrets', '/etc/fleetx/secrets/etcd-ca.pem']);
