@@ -32,7 +32,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { loadavg, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -44,7 +44,7 @@ import { startEtcd } from '../test/helpers/etcd.js';
 import { BIN, fleetx } from '../test/helpers/cli.js';
 import { byMethodText, diff, diskText, metrics, sum, unaryByMethod } from './etcd-metrics.js';
 import type { EnginePass, FromHosts, HollowHostSpec, ToHosts } from './scale-hosts.js';
-import { summarize, timedProcess } from './timing.js';
+import { etcdPid, procCpuMs, summarize, timedProcess } from './timing.js';
 
 const { values } = parseArgs({
   options: {
@@ -227,6 +227,14 @@ async function main(): Promise<void> {
     const env = { FLEETX_ENDPOINT: endpoint, FLEETX_ETCD_KEY_PREFIX: PREFIX, FLEETX_REQUEST_TIMEOUT: '60' };
     const enginesProc = ENGINES > 0 ? procs[procs.length - 1]! : undefined;
     const cpu0 = await enginesProc?.ask({ type: 'passes' });
+    const etcdProc = await etcdPid(`--listen-client-urls=${endpoint}`);
+    const cpuNow = async () => ({
+      etcd: etcdProc === undefined ? NaN : await procCpuMs(etcdProc),
+      agents: sumOf(await Promise.all(procs.filter((p) => p !== enginesProc).map((p) => procCpuMs(p.child.pid!)))),
+      engines: enginesProc === undefined ? 0 : await procCpuMs(enginesProc.child.pid!),
+      self: (process.cpuUsage().user + process.cpuUsage().system) / 1000,
+    });
+    const c0 = await cpuNow();
     const m0 = await metrics(endpoint);
     const t0 = performance.now();
     const wall0 = Date.now();
@@ -249,6 +257,7 @@ async function main(): Promise<void> {
       `${expectedInstances} active state records`,
     );
     const launchS = (performance.now() - t0) / 1000;
+    const c1 = await cpuNow();
     await res;
     log(`fleetx start --no-block of ${names.length} units: CLI ${cliMs.toFixed(0)} ms; every unit placed after ${((placedAt - t0) / 1000).toFixed(1)} s, launched (active on its machines: ${expectedInstances} state records) after ${launchS.toFixed(1)} s`);
     if (enginesProc !== undefined) {
@@ -261,6 +270,9 @@ async function main(): Promise<void> {
       const at = (ms: number) => ((ms - wall0) / 1000).toFixed(1);
       log(`engine passes (start-end s after the CLI was spawned: operations, plan/write ms): ${ps.map((p) => `${at(p.time - p.durationMs)}-${at(p.time)}: ${p.ops}, ${p.phases?.plan ?? '?'}/${p.phases?.write ?? '?'}`).join('; ')}`);
     }
+    // where the 2 cores went during the launch: is anything left idle?
+    const s = (k: keyof typeof c0) => ((c1[k] - c0[k]) / 1000).toFixed(1);
+    log(`CPU during the launch (${launchS.toFixed(1)} s, cores ${cpus().length}): etcd ${s('etcd')} s, hollow agents' processes ${s('agents')} s, engine hosts' process ${s('engines')} s, this process (CLI in-process, watches) ${s('self')} s`);
     await sleep(2000); // trailing state writes count
     const launchDiff = diff(m0, await metrics(endpoint));
     const unary = unaryByMethod(launchDiff);
@@ -342,6 +354,7 @@ async function idleWindow(endpoint: string, label: string, compare?: { perS: num
   return { perS };
 }
 
+const sumOf = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 await main();

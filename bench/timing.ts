@@ -1,6 +1,6 @@
 /** Whole-process timing and summaries of repeated measurements, for the benchmarks' printed lines. */
 import { spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 export interface ProcessRun {
@@ -43,4 +43,22 @@ export function summarize(xs: number[]): Summary {
   const mid = s.length >> 1;
   const median = s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
   return { min: s[0]!, median, max: s.at(-1)! };
+}
+
+/** CPU (user + system) a live process has used so far, ms, from /proc (10 ms resolution). */
+export async function procCpuMs(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  // fields after the command name, which is in parentheses and may hold spaces
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10; // utime, stime: clock ticks of 10 ms
+}
+
+/** The pid of the etcd whose command line holds `needle` (e.g. its client URL), if one runs. */
+export async function etcdPid(needle: string): Promise<number | undefined> {
+  for (const d of await readdir('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    const cmd = await readFile(`/proc/${d}/cmdline`, 'utf8').catch(() => '');
+    if (cmd.startsWith('/usr/bin/etcd') && cmd.includes(needle)) return Number(d);
+  }
+  return undefined;
 }
