@@ -21,6 +21,8 @@ import type { Keyspace } from '../registry/keys.js';
 import type { MachineRecord } from '../registry/records.js';
 import type { Identity } from './identity.js';
 import { Backoff } from '../registry/backoff.js';
+import type { RecordChange } from '../registry/dirty-writer.js';
+import { MergedWrites } from '../registry/merged-writes.js';
 import { metadataOf, withOverrides } from '../registry/metadata.js';
 import { PrefixWatch } from '../registry/watch.js';
 import { abortable, sleep, type Stopper } from './util.js';
@@ -44,6 +46,7 @@ export class Registration {
   private etcdMeta: Record<string, string> = {};
   private readonly retries = new Backoff({ initialMs: 250, maxMs: 5000 });
   private readonly metaWatch: PrefixWatch;
+  private readonly merged = new MergedWrites((changes) => this.commit(changes));
 
   constructor(
     private readonly client: Etcd3,
@@ -74,14 +77,18 @@ export class Registration {
 
   /**
    * Puts (under the current lease) and deletes in ONE transaction: a pass
-   * that started 40 units reports them in one request, not 40. Throws
+   * that started 40 units reports them in one request, not 40. Writes asked
+   * for in the same turn (the state reporter's and the health monitor's
+   * after one systemd signal) share a transaction (MergedWrites). Throws
    * 'unavailable' when a put is asked for and no lease is live.
    */
   async write(changes: ReadonlyArray<{ key: string; value?: string }>): Promise<void> {
-    const puts = changes.some((c) => c.value !== undefined);
-    const lease = this.lease;
-    if (puts && (!lease || !this.live)) throw unavailableError('no live etcd lease (re-registering)');
-    const leaseId = puts ? await lease!.grant() : undefined;
+    if (changes.some((c) => c.value !== undefined)) this.liveLease();
+    await this.merged.write([...changes]);
+  }
+
+  private async commit(changes: RecordChange[]): Promise<void> {
+    const leaseId = changes.some((c) => c.value !== undefined) ? await this.liveLease().grant() : undefined;
     await this.client.kv.txn({
       compare: [],
       success: changes.map((c) =>
@@ -91,6 +98,11 @@ export class Registration {
       ),
       failure: [],
     });
+  }
+
+  private liveLease(): Lease {
+    if (!this.lease || !this.live) throw unavailableError('no live etcd lease (re-registering)');
+    return this.lease;
   }
 
   machineRecord(): MachineRecord {
