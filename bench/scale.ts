@@ -252,17 +252,7 @@ async function main(): Promise<void> {
     await until(() => machines.kv.size === MACHINES, kick, 1_800_000, `${MACHINES} machine records`);
     log(`${MACHINES} machines registered in ${((performance.now() - tUp) / 1000).toFixed(1)} s; etcd: ${diskText(diff(mUp, await metrics(endpoint)))}`);
 
-    // idle before any unit: the cluster's own background
-    const idle0 = await idleWindow(endpoint, 'idle, no units');
-
-    const { files, names, global } = workload(UNITS);
-    for (const [f, text] of files) await writeFile(join(scratch, f), text);
-    const expectedInstances = names.length - global.size + global.size * MACHINES;
-    // launched: active on a machine it is placed on (a state left on a machine it moved from does not count)
-    const activeCount = () => launched.count;
-    const env = { FLEETX_ENDPOINT: endpoint, FLEETX_ETCD_KEY_PREFIX: PREFIX, FLEETX_REQUEST_TIMEOUT: '60' };
     const enginesProc = ENGINES > 0 ? procs[procs.length - 1]! : undefined;
-    const cpu0 = await enginesProc?.ask({ type: 'passes' });
     const etcdProc = await etcdPid(`--listen-client-urls=${endpoint}`);
     const cpuNow = async () => ({
       etcd: etcdProc === undefined ? NaN : await procCpuMs(etcdProc),
@@ -270,6 +260,21 @@ async function main(): Promise<void> {
       engines: enginesProc === undefined ? 0 : await procCpuMs(enginesProc.child.pid!),
       self: (process.cpuUsage().user + process.cpuUsage().system) / 1000,
     });
+    const cpuText = (a: Cpu, b: Cpu) => {
+      const d = (k: keyof Cpu) => ((b[k] - a[k]) / 1000).toFixed(1);
+      return `etcd ${d('etcd')} s, hollow agents' processes ${d('agents')} s, engine hosts' process ${d('engines')} s, this process ${d('self')} s`;
+    };
+
+    // idle before any unit: the cluster's own background
+    const idle0 = await idleWindow(endpoint, 'idle, no units', cpuNow, cpuText);
+
+    const { files, names, global } = workload(UNITS);
+    for (const [f, text] of files) await writeFile(join(scratch, f), text);
+    const expectedInstances = names.length - global.size + global.size * MACHINES;
+    // launched: active on a machine it is placed on (a state left on a machine it moved from does not count)
+    const activeCount = () => launched.count;
+    const env = { FLEETX_ENDPOINT: endpoint, FLEETX_ETCD_KEY_PREFIX: PREFIX, FLEETX_REQUEST_TIMEOUT: '60' };
+    const cpu0 = await enginesProc?.ask({ type: 'passes' });
     const c0 = await cpuNow();
     const m0 = await metrics(endpoint);
     const t0 = performance.now();
@@ -307,8 +312,7 @@ async function main(): Promise<void> {
       log(`engine passes (start-end s after the CLI was spawned: operations, plan/write ms): ${ps.map((p) => `${at(p.time - p.durationMs)}-${at(p.time)}: ${p.ops}, ${p.phases?.plan ?? '?'}/${p.phases?.write ?? '?'}`).join('; ')}`);
     }
     // where the 2 cores went during the launch: is anything left idle?
-    const s = (k: keyof typeof c0) => ((c1[k] - c0[k]) / 1000).toFixed(1);
-    log(`CPU during the launch (${launchS.toFixed(1)} s, cores ${cpus().length}): etcd ${s('etcd')} s, hollow agents' processes ${s('agents')} s, engine hosts' process ${s('engines')} s, this process (CLI in-process, watches) ${s('self')} s`);
+    log(`CPU during the launch (${launchS.toFixed(1)} s, cores ${cpus().length}; this process runs the CLI and the watches): ${cpuText(c0, c1)}`);
     await sleep(2000); // trailing state writes count
     const launchDiff = diff(m0, await metrics(endpoint));
     const unary = unaryByMethod(launchDiff);
@@ -316,7 +320,7 @@ async function main(): Promise<void> {
     log(`etcd disk and raft from the start to 2 s after the last unit: ${diskText(launchDiff)}`);
 
     // idle with everything running
-    await idleWindow(endpoint, `idle, ${names.length} units running`, idle0);
+    await idleWindow(endpoint, `idle, ${names.length} units running`, cpuNow, cpuText, idle0);
 
     // memory per hollow host
     const mem = (await Promise.all(procs.map((p) => p.ask({ type: 'memory' })))).filter((m) => m.type === 'memory');
@@ -368,18 +372,27 @@ async function main(): Promise<void> {
   }
 }
 
-/** Unary requests and stream messages etcd received over IDLE_MS. */
-async function idleWindow(endpoint: string, label: string, compare?: { perS: number }): Promise<{ perS: number }> {
+interface Cpu {
+  etcd: number;
+  agents: number;
+  engines: number;
+  self: number;
+}
+
+/** Unary requests, stream messages and CPU of every process over IDLE_MS. */
+async function idleWindow(endpoint: string, label: string, cpuNow: () => Promise<Cpu>, cpuText: (a: Cpu, b: Cpu) => string, compare?: { perS: number }): Promise<{ perS: number }> {
+  const c = await cpuNow();
   const a = await metrics(endpoint);
   const t = performance.now();
   await sleep(IDLE_MS);
   const d = diff(a, await metrics(endpoint));
   const s = (performance.now() - t) / 1000;
+  const cpu = cpuText(c, await cpuNow());
   const unary = unaryByMethod(d);
   let streamMsgs = 0;
   for (const [k, v] of d) if (k.startsWith('grpc_server_msg_received_total') && k.includes('stream')) streamMsgs += v;
   const perS = sum(unary) / s;
-  log(`${label}: ${sum(unary)} unary requests in ${s.toFixed(1)} s (${perS.toFixed(2)}/s${unary.size ? `: ${byMethodText(unary)}` : ''}), ${(streamMsgs / s).toFixed(0)} stream messages/s (keepalives, watches)${compare ? `; before the units ${compare.perS.toFixed(2)}/s` : ''}`);
+  log(`${label}: ${sum(unary)} unary requests in ${s.toFixed(1)} s (${perS.toFixed(2)}/s${unary.size ? `: ${byMethodText(unary)}` : ''}), ${(streamMsgs / s).toFixed(0)} stream messages/s (keepalives, watches)${compare ? `; before the units ${compare.perS.toFixed(2)}/s` : ''}; CPU: ${cpu}`);
   return { perS };
 }
 
