@@ -223,6 +223,28 @@ describe('why', () => {
       await lease.revoke();
     }
   });
+  it('finds unit files through symlinks and in other directories; a directory named like a unit is no unit file', async () => {
+    const e = env();
+    const fs = await import('node:fs/promises');
+    const dir = await fs.mkdtemp(`${REPO}test/fixtures/cli/.tmp-`);
+    try {
+      await fs.mkdir(`${dir}/units`);
+      await fs.mkdir(`${dir}/real`);
+      await fs.writeFile(`${dir}/real/web.txt`, '[Service]\nExecStart=/bin/sleep 5\n');
+      await fs.symlink('../real/web.txt', `${dir}/units/web.service`);
+      await fs.writeFile(`${dir}/d@.service`, '[Service]\nExecStart=/bin/sleep 6\n');
+      await fs.mkdir(`${dir}/d@1.service`); // listed in its directory, but not a file: the template's instance
+      const r = await fleetx(['start', '--no-block', 'units/web.service', 'd@1.service', 'd@2.service'], e, dir);
+      expect(r.code, r.stderr).toBe(0);
+      expect((await fleetx(['cat', 'web.service'], e, dir)).stdout).toContain('sleep 5');
+      expect((await fleetx(['cat', 'd@1.service'], e, dir)).stdout).toContain('sleep 6');
+      const missing = await fleetx(['start', '--no-block', 'units/none.service'], e, dir);
+      expect(missing.code).toBe(EXIT['not-found']);
+      expect(missing.stderr).toMatch(/file units\/none\.service does not exist/);
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('connection failures', () => {

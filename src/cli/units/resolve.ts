@@ -5,12 +5,13 @@
  * found next to the user (./app@.service) or in the registry. Every argument
  * is checked before anything is written, so one bad file changes nothing.
  */
-import { readFile, stat } from 'node:fs/promises';
-import { basename, resolve } from 'node:path';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { basename, dirname, resolve } from 'node:path';
 import { FleetxError, invalidError, notFoundError } from '../../errors/errors.js';
 import type { UnitRecord } from '../../registry/records.js';
 import { secretReferences } from '../../secrets/references.js';
 import { parseUnit } from '../../unit/parse.js';
+import type { UnitFile } from '../../unit/types.js';
 import { serializeUnit } from '../../unit/serialize.js';
 import { unitHash } from '../../unit/hash.js';
 import { parseUnitName } from '../../unit/name.js';
@@ -71,7 +72,7 @@ export async function resolveUnits(args: string[], lookup: UnitLookup | Promise<
 
 async function resolveOne(arg: string, registry: Promise<UnitLookup>, files: LocalFiles): Promise<ResolvedUnit> {
   const fromFile = await files.read(arg);
-  if (fromFile !== undefined) return withExisting(fromText(basename(arg), fromFile, arg), await registry);
+  if (fromFile !== undefined) return withExisting(fromText(basename(arg), files.parsed(fromFile, arg)), await registry);
   // a path (./web.service, units/web.service) names a file, never a unit in the registry
   if (arg.includes('/')) throw notFoundError(`file ${arg} does not exist`);
 
@@ -105,18 +106,24 @@ async function resolveOne(arg: string, registry: Promise<UnitLookup>, files: Loc
 /** An instance from its template's file next to the user (undefined: no such file). */
 async function fromTemplateFile(name: string, template: string, files: LocalFiles): Promise<ResolvedUnit | undefined> {
   const text = await files.read(template);
-  return text === undefined ? undefined : fromText(name, text, template);
+  return text === undefined ? undefined : fromText(name, files.parsed(text, template));
 }
 
-/** A unit from a file's text, checked; needs nothing from the registry. */
-function fromText(name: string, text: string, source: string): ResolvedUnit {
+/** A unit from a file's parsed text, checked as `name` (an instance expands its template's specifiers); needs nothing from the registry. */
+function fromText(name: string, file: ParsedText): ResolvedUnit {
   const parsedName = parseUnitName(name);
-  const unit = parseUnit(text, source);
-  parseXFleet(unit, parsedName.full);
-  checkRunnable(unit, parsedName.full, parsedName.type);
-  secretReferences(unit, parsedName.full);
-  const normalized = serializeUnit(unit);
-  return { name, text: normalized, hash: unitHash(unit), source };
+  parseXFleet(file.unit, parsedName.full);
+  checkRunnable(file.unit, parsedName.full, parsedName.type);
+  secretReferences(file.unit, parsedName.full);
+  return { name, text: file.normalized, hash: file.hash, source: file.source };
+}
+
+/** A unit file's text parsed, normalized and hashed. */
+interface ParsedText {
+  unit: UnitFile;
+  normalized: string;
+  hash: string;
+  source: string;
 }
 
 function withExisting(u: ResolvedUnit, lookup: UnitLookup): ResolvedUnit {
@@ -124,19 +131,52 @@ function withExisting(u: ResolvedUnit, lookup: UnitLookup): ResolvedUnit {
   return existing ? { ...u, existing } : u;
 }
 
-/** Unit files next to the user, each read once per command (undefined: not a file). */
+/**
+ * Unit files next to the user, each read, and each text parsed, once per
+ * command: 10,000 instances of a few templates are a few reads and parses.
+ * Every argument may name a file (an instance can have one of its own), so
+ * each directory is listed once and a name it does not list is no file:
+ * one readdir, not 10,000 failed stats.
+ */
 class LocalFiles {
   private readonly texts = new Map<string, Promise<string | undefined>>();
+  private readonly dirs = new Map<string, Promise<Set<string> | undefined>>();
+  private readonly parsedTexts = new Map<string, ParsedText>();
   constructor(private readonly cwd: string) {}
 
   read(arg: string): Promise<string | undefined> {
     const path = resolve(this.cwd, arg);
     let text = this.texts.get(path);
     if (text === undefined) {
-      text = isFile(path).then((yes) => (yes ? readFile(path, 'utf8') : undefined));
+      text = this.listed(path)
+        .then((maybe) => maybe && isFile(path))
+        .then((yes) => (yes ? readFile(path, 'utf8') : undefined));
       this.texts.set(path, text);
     }
     return text;
+  }
+
+  /** Parsed once per text and source; a text that does not parse throws each time it is asked for. */
+  parsed(text: string, source: string): ParsedText {
+    const key = `${source}\0${text}`;
+    let p = this.parsedTexts.get(key);
+    if (p === undefined) {
+      const unit = parseUnit(text, source);
+      p = { unit, normalized: serializeUnit(unit), hash: unitHash(unit), source };
+      this.parsedTexts.set(key, p);
+    }
+    return p;
+  }
+
+  /** false when the path's directory was listed and does not hold it; true when it does or could not be listed (then stat decides). */
+  private async listed(path: string): Promise<boolean> {
+    const dir = dirname(path);
+    let names = this.dirs.get(dir);
+    if (names === undefined) {
+      names = readdir(dir).then((n) => new Set(n), () => undefined);
+      this.dirs.set(dir, names);
+    }
+    return (await names)?.has(basename(path)) ?? true;
   }
 }
 
