@@ -311,6 +311,17 @@ export class Engine extends EventEmitter<EngineEvents> {
   }
 }
 
+/**
+ * A pass during which 100 or more changes came (a bulk command still
+ * submitting) is followed by one that waits until the changes pause for
+ * 50 ms, 2 s at most: one pass over the rest of the burst rather than one
+ * per pass length. Each pass that writes to a machine is one more round of
+ * work for its agent, and each pass plans the whole cluster: 10,000 units
+ * submitted over 6 s made four passes instead of three ("scale",
+ * docs/BENCHMARKS.md). A single change still starts a pass at once.
+ */
+const BURST_SETTLE = { afterKicks: 100, quietMs: 50, maxMs: 2000 };
+
 /** One leadership term: watches (feeding the view cache), the resync timer and the pass loop. */
 class LeaderSession {
   private readonly runner: PassLoop;
@@ -326,7 +337,7 @@ class LeaderSession {
     // hold clocks start afresh with each term (absence.ts)
     const absence = new MachineAbsence(s.grace);
     const recheck = (ms: number, why = 'hold of a missing machine ends') => this.runner.kick(why, ms + 1);
-    this.runner = new PassLoop((reasons) => engine.runPass(fence, reasons, absence, recheck, this.watches), { debounceMs: s.debounceMs, backoff });
+    this.runner = new PassLoop((reasons) => engine.runPass(fence, reasons, absence, recheck, this.watches), { debounceMs: s.debounceMs, backoff, settle: BURST_SETTLE });
     this.watches = new ViewFeed(
       s.client,
       s.keys,

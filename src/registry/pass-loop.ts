@@ -11,6 +11,9 @@
  *   with jitter (registry/backoff.ts) that grows while failures go on; kicks
  *   meanwhile ride on that retry rather than cutting it short, so a loop
  *   whose every pass fails can never spin;
+ * - with `settle`, a pass during which a burst of kicks came (a bulk
+ *   submission still under way) is followed by one that waits for the burst
+ *   to go quiet, within a bound, instead of one more per pass length;
  * - a pass that returns 'stop' ends the loop (e.g. the leader was fenced out);
  * - stop() ends the loop and waits for the running pass.
  */
@@ -31,6 +34,13 @@ export interface PassLoopOptions {
   problem?: (err: unknown) => void;
   /** monotonic clock, ms (default performance.now) */
   now?: () => number;
+  /**
+   * After a pass during which at least `afterKicks` kicks came, the next
+   * pass starts once no kick came for `quietMs`, and at most `maxMs` after
+   * that pass ended. Kicks that trickle in start passes as before. Default:
+   * none.
+   */
+  settle?: { afterKicks: number; quietMs: number; maxMs: number };
 }
 
 /** At most this many trigger reasons are kept per pass (they are for reports). */
@@ -46,6 +56,11 @@ export class PassLoop {
   private wantAt = Infinity;
   private reasons: string[] = [];
   private lastEnd = -Infinity;
+  /** kicks since the running pass started, and when the last kick came */
+  private kicksInPass = 0;
+  private lastKickAt = -Infinity;
+  /** while settling after a burst: the latest the next pass may start */
+  private settleUntil = Infinity;
   private readonly retries: Backoff;
   private readonly now: () => number;
 
@@ -71,7 +86,10 @@ export class PassLoop {
     if (this.current === 'stopped') return;
     if (this.reasons.length < MAX_REASONS) this.reasons.push(reason);
     this.dirty = true;
+    this.lastKickAt = this.now();
+    if (this.current === 'running') this.kicksInPass++;
     if (this.current === 'running') this.wantAt = Math.min(this.wantAt, this.now() + delayMs);
+    if (this.current === 'scheduled' && this.settleUntil !== Infinity) return this.settleLater();
     if (this.current === 'running' || this.current === 'backoff') return;
     this.schedule(delayMs, 'scheduled');
   }
@@ -94,9 +112,18 @@ export class PassLoop {
     this.timer = setTimeout(() => this.fire(), wait);
   }
 
+  /** The burst goes on: the pass waits for it to be quiet (never past settleUntil). */
+  private settleLater(): void {
+    const due = Math.max(Math.min(this.settleUntil, this.lastKickAt + this.o.settle!.quietMs), this.lastEnd + (this.o.minIntervalMs ?? 0));
+    clearTimeout(this.timer);
+    this.due = due;
+    this.timer = setTimeout(() => this.fire(), Math.max(0, due - this.now()));
+  }
+
   private fire(): void {
     this.timer = undefined;
     this.due = Infinity;
+    this.settleUntil = Infinity;
     if (this.current === 'stopped') return;
     const reasons = this.reasons;
     this.reasons = [];
@@ -114,6 +141,8 @@ export class PassLoop {
   private after(outcome: PassOutcome): void {
     this.running = undefined;
     this.lastEnd = this.now();
+    const burst = this.o.settle !== undefined && this.kicksInPass >= this.o.settle.afterKicks;
+    this.kicksInPass = 0;
     if (this.current === 'stopped') return;
     if (outcome === 'stop') {
       this.current = 'stopped';
@@ -126,6 +155,11 @@ export class PassLoop {
     }
     this.retries.reset();
     this.current = 'idle';
-    if (this.dirty) this.schedule(this.wantAt - this.now(), 'scheduled');
+    if (!this.dirty) return;
+    if (burst) {
+      this.current = 'scheduled';
+      this.settleUntil = this.now() + this.o.settle!.maxMs;
+      this.settleLater();
+    } else this.schedule(this.wantAt - this.now(), 'scheduled');
   }
 }

@@ -152,4 +152,54 @@ describe('PassLoop kicks with a delay', () => {
     await vi.advanceTimersByTimeAsync(200);
     expect(passes).toEqual([['a'], ['recheck later']]);
   });
+  describe('settle after a burst', () => {
+    const settle = { afterKicks: 3, quietMs: 50, maxMs: 400 };
+    /** A pass held open while `n` kicks arrive, then let go. */
+    async function burstDuringPass(loop: PassLoop, r: ReturnType<typeof recorder>, n: number) {
+      r.holdNext();
+      loop.kick('first');
+      await vi.advanceTimersByTimeAsync(1);
+      for (let i = 0; i < n; i++) loop.kick(`during-${i}`);
+      r.finish();
+      await vi.advanceTimersByTimeAsync(0);
+    }
+
+    it('waits until the kicks pause for quietMs before the next pass', async () => {
+      const r = recorder();
+      const loop = new PassLoop(r.fn, { ...opts, settle });
+      await burstDuringPass(loop, r, 3);
+      for (let t = 0; t < 5; t++) {
+        await vi.advanceTimersByTimeAsync(30);
+        loop.kick(`still-${t}`); // the burst goes on: 30 ms apart, never quiet for 50
+      }
+      expect(r.passes).toHaveLength(1);
+      await vi.advanceTimersByTimeAsync(49);
+      expect(r.passes).toHaveLength(1);
+      await vi.advanceTimersByTimeAsync(2);
+      expect(r.passes).toHaveLength(2);
+      expect(r.passes[1]).toEqual(['during-0', 'during-1', 'during-2', 'still-0', 'still-1', 'still-2', 'still-3', 'still-4']);
+    });
+
+    it('never waits longer than maxMs after the pass, however long the burst', async () => {
+      const r = recorder();
+      const loop = new PassLoop(r.fn, { ...opts, settle });
+      await burstDuringPass(loop, r, 3);
+      const passEnded = Date.now();
+      for (let t = 0; t < 30 && r.passes.length === 1; t++) {
+        await vi.advanceTimersByTimeAsync(20);
+        loop.kick('more');
+      }
+      expect(r.passes).toHaveLength(2);
+      expect(Date.now() - passEnded).toBeGreaterThanOrEqual(400);
+      expect(Date.now() - passEnded).toBeLessThanOrEqual(400 + 20);
+    });
+
+    it('a few kicks during a pass start the next pass at once, as without settle', async () => {
+      const r = recorder();
+      const loop = new PassLoop(r.fn, { ...opts, settle });
+      await burstDuringPass(loop, r, 2);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(r.passes).toHaveLength(2);
+    });
+  });
 });
