@@ -6,7 +6,7 @@
  * (client 2379, 2381, ...; peer 2380, 2382, ...): the machine reaches them
  * directly, the hosts over the bridge; nothing binds the machine's own addresses.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { failedError } from '../errors/errors.js';
 import { findProcs, isAlive, procArgv, sleep, spawnDaemon, terminate } from './proc.js';
 import { SYSTEM_PATH } from './run.js';
@@ -121,7 +121,8 @@ export async function startEtcdMembers(specs: EtcdSpec[], timeoutMs = 20_000, re
     const dead = specs.find((s, i) => pids[i] === undefined || !isAlive(pids[i]!));
     if (dead) {
       await Promise.all(specs.map((s) => stopEtcd(s.dataDir)));
-      throw failedError(`sandbox etcd ${dead.name ?? ETCD_NAME} exited at start`, `see ${dead.logFile}`);
+      // the log's last lines in the message: a test's sandbox, and its log, are gone by the time anyone reads it
+      throw failedError(`sandbox etcd ${dead.name ?? ETCD_NAME} exited at start${logTail(dead.logFile)}`, `see ${dead.logFile}`);
     }
     const healthy = await Promise.all(specs.map((s) => ready(s.clientUrl)));
     if (healthy.every(Boolean)) return pids as number[];
@@ -140,4 +141,14 @@ export async function startEtcdMembers(specs: EtcdSpec[], timeoutMs = 20_000, re
 /** Stops every etcd of this data dir: SIGTERM, then SIGKILL. Nothing running is fine. */
 export async function stopEtcd(dataDir: string): Promise<void> {
   await terminate(etcdPids(dataDir));
+}
+
+/** The last lines of a log file, indented, for an error message; empty when it cannot be read. */
+function logTail(file: string, lines = 6): string {
+  try {
+    const tail = readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines);
+    return tail.length > 0 && tail[0] !== '' ? `; its log ends:\n  ${tail.map((l) => l.slice(0, 300)).join('\n  ')}` : '';
+  } catch {
+    return '';
+  }
 }
