@@ -82,10 +82,15 @@ const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
  * (found by the fault matrix, all etcd members frozen 30 s). A host that
  * really died is still taken out when others stay in, and HAProxy's own
  * checks take out a backend that does not answer.
+ *
+ * Only instances the LB already has in count as left in: one a rollout
+ * puts back at that moment is not serving yet (HAProxy waits for its first
+ * check), so taking the others out left no backend for a moment (503s,
+ * found by the fault matrix: quorum lost 30 s mid rolling-restart).
  */
 export function everyRecordVanished(desired: readonly Desired[], observed: readonly Observed[]): boolean {
   const wasIn = new Set(observed.filter((o) => o.state === 'in').map((o) => o.unit));
-  if (wasIn.size === 0 || desired.some((d) => d.want === 'in')) return false;
+  if (wasIn.size === 0 || desired.some((d) => d.want === 'in' && wasIn.has(d.unit))) return false;
   const leaving = desired.filter((d) => wasIn.has(d.unit));
   return leaving.length > 0 && leaving.every((d) => /^(no health record|machine \S+ is gone)/.test(d.reason));
 }

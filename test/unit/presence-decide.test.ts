@@ -28,6 +28,9 @@ describe('every record vanished at once (an etcd outage longer than the TTL)', (
     ['both unhealthy: a real outage of the service', { observed: inLb, machines: M, health: [health('app@1.service', 'm1', 'unhealthy'), health('app@2.service', 'm2', 'unhealthy')] }, false],
     ['both held by a rollout', { observed: inLb, holds: [hold('app@1.service'), hold('app@2.service')] }, false],
     ['nothing was in', { observed: inLb.map((o) => ({ ...o, state: 'out' as const })) }, false],
+    // a rollout puts app@3 back as the others' records vanish: it is not serving yet, so it does not count as left in
+    ['every record vanished as a rollout puts another back', { observed: [...inLb, { unit: 'app@3.service', state: 'out', address: '10.0.0.3' }], machines: [machine('m3', '10.0.0.3')], health: [health('app@3.service', 'm3')] }, true],
+    ['one that was in stays in as another is put back', { observed: [...inLb, { unit: 'app@3.service', state: 'out', address: '10.0.0.3' }], machines: [M[1]!, machine('m3', '10.0.0.3')], health: [health('app@2.service', 'm2'), health('app@3.service', 'm3')] }, false],
   ])('%s: %s', (_name, p, vanished) => {
     expect(everyRecordVanished(decide(input(p)), p.observed ?? [])).toBe(vanished);
   });
@@ -37,6 +40,9 @@ describe('every record vanished at once (an etcd outage longer than the TTL)', (
     const kept = decide(input({ observed: inLb, keepVanished: true }));
     expect(kept.map((d) => [d.unit, d.want, d.address])).toEqual([['app@1.service', 'in', '10.0.0.1'], ['app@2.service', 'in', '10.0.0.2']]);
     expect(kept[0]!.reason).toMatch(/^no health record; kept in: every record vanished at once/);
+    // the one put back goes in beside them
+    const joining = decide(input({ observed: [...inLb, { unit: 'app@3.service', state: 'out', address: '10.0.0.3' }], machines: [machine('m3', '10.0.0.3')], health: [health('app@3.service', 'm3')], keepVanished: true }));
+    expect(joining.map((d) => [d.unit, d.want])).toEqual([['app@1.service', 'in'], ['app@2.service', 'in'], ['app@3.service', 'in']]);
     // a held one still goes out
     expect(decide(input({ observed: inLb, holds: [hold('app@1.service')], keepVanished: true })).map((d) => d.want)).toEqual(['out', 'in']);
   });
