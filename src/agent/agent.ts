@@ -161,7 +161,9 @@ export class Agent extends EventEmitter<AgentEvents> {
       changed: () => this.scheduleChanged(),
       connection: (live) => {
         this.emit('etcd', live);
-        if (live) this.kick();
+        if (!live) return;
+        this.registration.retryNow();
+        this.kick();
       },
       problem,
     });

@@ -20,12 +20,12 @@ import { unavailableError } from '../errors/errors.js';
 import type { Keyspace } from '../registry/keys.js';
 import type { MachineRecord } from '../registry/records.js';
 import type { Identity } from './identity.js';
-import { Backoff } from '../registry/backoff.js';
+import { Backoff, type BackoffOptions } from '../registry/backoff.js';
 import type { RecordChange } from '../registry/dirty-writer.js';
 import { MergedWrites } from '../registry/merged-writes.js';
 import { metadataOf, withOverrides } from '../registry/metadata.js';
 import { PrefixWatch } from '../registry/watch.js';
-import { abortable, sleep, type Stopper } from './util.js';
+import { abortable, sleep, StopSignal, type Stopper } from './util.js';
 
 export interface RegistrationEvents {
   /** a new lease is live and the machine record written: rewrite state records */
@@ -38,15 +38,19 @@ export interface RegistrationOptions {
   ttlSec: number;
   version: string;
   startedAt: string;
+  /** the backoff between failed registrations (default 250 ms doubling to 5 s) */
+  retry?: BackoffOptions;
 }
 
 export class Registration {
   private lease?: Lease;
   private live = false;
   private etcdMeta: Record<string, string> = {};
-  private readonly retries = new Backoff({ initialMs: 250, maxMs: 5000 });
+  private readonly retries: Backoff;
   private readonly metaWatch: PrefixWatch;
   private readonly merged = new MergedWrites((changes) => this.commit(changes));
+  /** ends the backoff sleep between failed registrations (retryNow) */
+  private wake?: StopSignal;
 
   constructor(
     private readonly client: Etcd3,
@@ -55,6 +59,7 @@ export class Registration {
     private readonly opts: RegistrationOptions,
     private readonly events: RegistrationEvents,
   ) {
+    this.retries = new Backoff(opts.retry ?? { initialMs: 250, maxMs: 5000 });
     const refresh = () => void this.refreshMeta().catch((e) => this.events.problem('updating machine metadata failed', e));
     this.metaWatch = new PrefixWatch(client, { key: keys.machineMeta(identity.id) }, {
       // every list (the first, and after a reconnection: a change may have been missed) and every change
@@ -138,9 +143,25 @@ export class Registration {
         if (stop.stopped) return; // keep the lease as it is: see release()/revoke()
         lease.release();
         if (this.retries.attempts === 0) this.events.problem('registering the machine failed; retrying', e);
-        await sleep(this.retries.next(), stop);
+        const wake = new StopSignal();
+        this.wake = wake;
+        const off = stop.onStop(() => wake.stop());
+        await sleep(this.retries.next(), wake);
+        off();
+        this.wake = undefined;
       }
     }
+  }
+
+  /**
+   * etcd answers again (a watch reconnected): a registration waiting out its
+   * backoff retries now. Without this, the machine, state and health
+   * records stayed gone for up to the 5 s backoff after etcd was back, and
+   * the presence syncer took those instances out of the balancer. The
+   * watches' own backoff already spreads the agents.
+   */
+  retryNow(): void {
+    this.wake?.stop();
   }
 
   /**
