@@ -28,6 +28,35 @@ export function isStopped(v: InstanceView): boolean {
   return v.states.every((s) => s.activeState === 'inactive' || s.activeState === 'failed');
 }
 
+/**
+ * How long an instance whose stop was asked must go without any reported
+ * state before it counts as stopped. States live under their machine's
+ * lease: an etcd outage longer than the TTL deletes them while the units
+ * run on, and the agents report again a moment after etcd is back. A
+ * machine that is gone stays silent. Counting silence as stopped at once
+ * skipped the stop (a rolling restart left one instance unrestarted; found
+ * by the fault matrix, quorum lost 30 s).
+ */
+export const SILENT_STOP_GRACE_MS = 10_000;
+
+/**
+ * When a stop asked of an instance nobody reports counts as done (ms), or
+ * undefined while a machine reports it or the record still says launched.
+ * Counted from `since` (the phase began), or later when the controller was
+ * blind to etcd since (`floor`).
+ */
+export function silentStopAt(v: InstanceView, since: number, floor = 0): number | undefined {
+  if (v.states.length > 0 || v.record?.targetState === 'launched') return undefined;
+  return Math.max(since, floor) + SILENT_STOP_GRACE_MS;
+}
+
+/** Stopped as the 'stopping' phase needs it: reported inactive or failed everywhere, or silent past the grace. */
+export function hasStopped(v: InstanceView, since: number, now: number, floor = 0): boolean {
+  if (v.states.length > 0) return isStopped(v);
+  const at = silentStopAt(v, since, floor);
+  return at !== undefined && now >= at;
+}
+
 /** Some machine reports it active on the target body. */
 export function isStarted(v: InstanceView, targetHash: string): boolean {
   return v.states.some((s) => s.activeState === 'active' && s.hash === targetHash);

@@ -6,7 +6,7 @@
  * they were applied emits nothing, and a lost action is emitted again.
  */
 import {
-  failedReport, hasDrained, hasJoined, hasLeft, isFresh, isHealthyEnough, isStarted, isStopped, ms, observeHealth, pullOutcome, seenSince,
+  failedReport, hasDrained, hasJoined, hasLeft, hasStopped, isFresh, isHealthyEnough, isStarted, ms, observeHealth, pullOutcome, seenSince, silentStopAt,
 } from './conditions.js';
 import type { InstancePhase, InstanceProgress, InstanceView, RolloutAction } from './types.js';
 import type { RolloutPolicy } from '../service/types.js';
@@ -70,7 +70,9 @@ function step(p: InstanceProgress, v: InstanceView, ctx: PhaseContext): Instance
       if (!ctx.presence || hasDrained(v, ms(p.since), ctx.now, ctx.drainTimeoutMs)) return enter(p, 'stopping', ctx);
       return p;
     case 'stopping':
-      return isStopped(v) ? enter(p, 'starting', ctx, { healthAtStart: v.health?.since ?? '' }) : failIfStuck(p, v, ctx);
+      return hasStopped(v, ms(p.since), ctx.now, ctx.deadlineFloor)
+        ? enter(p, 'starting', ctx, { healthAtStart: v.health?.since ?? '' })
+        : failIfStuck(p, v, ctx);
     case 'starting':
       if (isStarted(v, p.targetHash)) return enter(p, 'checking', ctx);
       return failIfDue(p, v, ctx);
@@ -105,8 +107,12 @@ export function wakeAt(p: InstanceProgress, v: InstanceView | undefined, ctx: Ph
     case 'draining':
     case 'retiring':
       return ctx.presence ? ms(p.since) + ctx.drainTimeoutMs : undefined;
+    case 'stopping': {
+      const limit = ms(p.since) + phaseLimit(p, ctx) + 1;
+      const silent = v === undefined ? undefined : silentStopAt(v, ms(p.since), ctx.deadlineFloor);
+      return silent === undefined ? limit : Math.min(limit, silent);
+    }
     case 'leaving':
-    case 'stopping':
     case 'joining':
       return ms(p.since) + phaseLimit(p, ctx) + 1;
     case 'done': {

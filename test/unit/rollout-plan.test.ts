@@ -142,7 +142,13 @@ describe('nextSteps: one instance through its phases', () => {
     ['pending without presence: straight to stopping', { presence: false, insts: { a: {} } }, 'a:stopping', ['set a loaded old']],
     ['pending, not running, no presence: stopping is skipped', { presence: false, insts: { a: { states: [['inactive', OLD]] } } }, 'a:starting', ['set a launched new']],
     ['pending, already out of the balancer: hold and stop at once', { insts: { a: { lb: ['out'] } } }, 'a:stopping', ['hold a', 'set a loaded old']],
-    ['pending, no reported state at all: counts as stopped', { presence: false, insts: { a: { states: [] } } }, 'a:starting', ['set a launched new']],
+    // states live under the machine's lease: none may mean an etcd outage deleted them while the unit runs on
+    ['pending, no reported state at all: the stop is asked all the same', { presence: false, insts: { a: { states: [] } } }, 'a:stopping', ['set a loaded old']],
+    ['stopping, stop asked, nobody reports it: wait for a report', { now: 14, insts: { a: { phase: 'stopping', since: 5, held: true, lb: ['out'], record: { hash: OLD, targetState: 'loaded' }, states: [] } } }, 'a:stopping', []],
+    ['stopping, stop asked, nobody reports it for 10 s: counts as stopped (its machine is gone)',
+      { now: 15, insts: { a: { phase: 'stopping', since: 5, held: true, lb: ['out'], record: { hash: OLD, targetState: 'loaded' }, states: [] } } }, 'a:starting', ['set a launched new']],
+    ['stopping, nobody reports it, the stop not asked yet: ask it, never count silence',
+      { now: 100, insts: { a: { phase: 'stopping', since: 5, held: true, lb: ['out'], states: [] } } }, 'a:stopping', ['set a loaded old']],
     ['leaving, balancer still sends traffic: wait', { insts: { a: { phase: 'leaving', held: true } } }, 'a:leaving', []],
     ['leaving, hold lost: hold again', { insts: { a: { phase: 'leaving' } } }, 'a:leaving', ['hold a']],
     ['leaving, balancer draining: draining', { insts: { a: { phase: 'leaving', held: true, lb: ['draining', 3] } } }, 'a:draining', []],
@@ -226,6 +232,28 @@ describe('nextSteps: deadlines and etcd outages', () => {
     expect(brief(step)).toMatchObject({ state: 'running', phases: 'b:checking' });
     expect(step.wakeAt).toBe(T0 + 100_001);
     expect(brief(nextSteps({ ...floored, now: T0 + 100_001 })).state).toBe('failed');
+  });
+});
+
+describe('nextSteps: a stop nobody reports (states gone with a lapsed lease)', () => {
+  const silent = (now: number): Setup => ({ now, insts: { a: { phase: 'stopping', since: 5, held: true, lb: ['out'], record: { hash: OLD, targetState: 'loaded' }, states: [] } } });
+
+  it('wakes when the silence counts as stopped, not only at the deadline', () => {
+    expect(nextSteps(build(silent(6))).wakeAt).toBe(T0 + 15_000);
+  });
+
+  it('the silence counts from when the controller could see etcd again (deadlineFloor)', () => {
+    const floored = { ...build(silent(16)), deadlineFloor: T0 + 12_000 };
+    const step = nextSteps(floored);
+    expect(brief(step).phases).toBe('a:stopping');
+    expect(step.wakeAt).toBe(T0 + 22_000);
+    expect(brief(nextSteps({ ...floored, now: T0 + 22_000 })).phases).toBe('a:starting');
+  });
+
+  it('the agent reports again: its state decides', () => {
+    const back: Setup = { now: 7, insts: { a: { phase: 'stopping', since: 5, held: true, lb: ['out'], record: { hash: OLD, targetState: 'loaded' }, states: [['active', OLD, 6]] } } };
+    expect(run(back).phases).toBe('a:stopping');
+    expect(run({ ...back, insts: { a: { ...back.insts.a, states: [['inactive', OLD, 7]] } } }).phases).toBe('a:starting');
   });
 });
 
