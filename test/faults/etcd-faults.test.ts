@@ -19,6 +19,7 @@ import { sleep } from '../helpers/wait.js';
 import { useFaultCluster, type CellContext } from './harness/cell.js';
 import type { RunningCli } from '../helpers/demo.js';
 import { hostRunning } from './harness/faults.js';
+import { expectEveryRestarted, instancePids } from './harness/restarts.js';
 
 const fc = useFaultCluster({ tag: 'etcd', hosts: 3, etcdMembers: 3 });
 const demo = fc.demo;
@@ -38,15 +39,6 @@ async function agents(sb: SandboxFixture): Promise<Record<string, string>> {
   return out;
 }
 
-/** host/unit -> MainPID of every active instance of the demo service, read from systemd. */
-async function instancePids(sb: SandboxFixture): Promise<Record<string, string>> {
-  const out: Record<string, string> = {};
-  for (const h of sb.runningHosts()) {
-    for (const u of await sb.runningUnits(h, `${DEMO_SERVICE}@*`)) out[`${h.name}/${u}`] = (await sb.show(h, u, ['MainPID'])).MainPID!;
-  }
-  return out;
-}
-
 /**
  * Freezes `members` for OUTAGE_MS; nothing that ran may be stopped meanwhile (same main PIDs).
  * An instance still starting when etcd froze (main PID 0: its start job had not reached ExecStart)
@@ -61,12 +53,13 @@ async function frozenFor30s(sb: SandboxFixture, f: EtcdFaults, members: Member[]
   expect(Object.fromEntries(Object.entries(still).filter(([k]) => k in serving))).toEqual(serving);
 }
 
-/** The rollout's end and the CLI's; then the cluster healthy again and no agent restarted. */
-async function settled(c: CellContext, cli: RunningCli, f: EtcdFaults, before: Record<string, string>) {
+/** The rollout's end and the CLI's; then the cluster healthy again, no agent restarted, every instance restarted. */
+async function settled(c: CellContext, cli: RunningCli, f: EtcdFaults, before: Record<string, string>, pids: Record<string, string>) {
   const end = await c.rolloutEnd(cli);
   const done = await cli.done;
   await f.waitHealthy();
   expect(await agents(c.sb)).toEqual(before);
+  await expectEveryRestarted(c.sb, pids, end);
   return { end, done };
 }
 
@@ -76,6 +69,7 @@ const exit = (r: { code: number; stderr: string }) => (r.code === 0 ? 'exit 0' :
 fc.cell('etcd leader member SIGKILLed mid rolling-restart', async (c) => {
   const f = faults();
   const before = await agents(c.sb);
+  const pids = await instancePids(c.sb);
   const cli = demo.start(RESTART);
   await c.untilPhase(['stopping', 'starting', 'checking'], PHASE_WAIT_MS);
   const leader = await f.leader();
@@ -86,6 +80,7 @@ fc.cell('etcd leader member SIGKILLed mid rolling-restart', async (c) => {
   await f.restart(leader);
   await f.waitHealthy();
   expect(await agents(c.sb)).toEqual(before);
+  await expectEveryRestarted(c.sb, pids, end);
   expect(done.code, done.stdout + done.stderr).toBe(0);
   return { rollout: `${end} (CLI ${exit(done)})`, note: `${leader.name} restarted after the rollout; it rejoined` };
 });
@@ -94,6 +89,7 @@ fc.cell("one etcd member's space quota exceeded (NOSPACE alarm) mid rolling-rest
   const f = faults();
   const before = await agents(c.sb);
   const victim = f.members().find((m) => m.name !== 'fleetx-sandbox') ?? f.members()[0]!;
+  const pids = await instancePids(c.sb);
   const cli = demo.start(RESTART);
   await c.untilPhase(['stopping', 'starting', 'checking'], PHASE_WAIT_MS);
   c.injected(`NOSPACE alarm raised by ${victim.name} (quota 1 byte): every write refused`);
@@ -106,37 +102,40 @@ fc.cell("one etcd member's space quota exceeded (NOSPACE alarm) mid rolling-rest
   await sleep(10_000);
   expect(await instancePids(c.sb)).toEqual(serving);
   await f.disarmNoSpace(victim);
-  const { end, done } = await settled(c, cli, f, before);
+  const { end, done } = await settled(c, cli, f, before, pids);
   return { rollout: `${end} (CLI ${exit(done)})`, note: `10 s of NOSPACE; a write meanwhile: ${exit(refused)}` };
 });
 
 fc.cell('etcd quorum lost for 30 s (two members SIGSTOPped) mid rolling-restart, then back', async (c) => {
   const f = faults();
   const before = await agents(c.sb);
+  const pids = await instancePids(c.sb);
   const cli = demo.start(RESTART);
   await c.untilPhase(['starting', 'checking'], PHASE_WAIT_MS);
   const leader = await f.leader();
   const other = f.members().find((m) => m.name !== leader.name)!;
   c.injected(`SIGSTOP of etcd members ${leader.name} (leader) and ${other.name} for 30 s`);
   await frozenFor30s(c.sb, f, [leader, other]);
-  const { end, done } = await settled(c, cli, f, before);
+  const { end, done } = await settled(c, cli, f, before, pids);
   return { rollout: `${end} (CLI ${exit(done)})`, note: 'leader and one more frozen; one member left without quorum' };
 });
 
 fc.cell('etcd fully unreachable for 30 s (all members SIGSTOPped) mid rolling-restart', async (c) => {
   const f = faults();
   const before = await agents(c.sb);
+  const pids = await instancePids(c.sb);
   const cli = demo.start(RESTART);
   await c.untilPhase(['starting', 'checking'], PHASE_WAIT_MS);
   const all = f.members();
   c.injected('SIGSTOP of every etcd member for 30 s');
   await frozenFor30s(c.sb, f, all);
-  const { end, done } = await settled(c, cli, f, before);
+  const { end, done } = await settled(c, cli, f, before, pids);
   return { rollout: `${end} (CLI ${exit(done)})`, note: 'instances kept serving, nothing stopped; agents and engine resumed by themselves' };
 });
 
 fc.cell('a watch compacted away under an agent (frozen, revisions compacted, connections reset)', async (c) => {
   const f = faults();
+  const pids = await instancePids(c.sb);
   const cli = demo.start(RESTART);
   const r = await c.untilPhase(['leaving', 'draining', 'stopping'], PHASE_WAIT_MS);
   // The agent of an instance the rollout has yet to reach: it must learn of it after the compaction.
@@ -155,5 +154,6 @@ fc.cell('a watch compacted away under an agent (frozen, revisions compacted, con
   const done = await cli.done;
   expect(await agents(c.sb)).toEqual(before);
   expect(done.code, done.stdout + done.stderr).toBe(0);
+  await expectEveryRestarted(c.sb, pids, end);
   return { rollout: `${end} (CLI ${exit(done)})`, note: `${host.name} (runs ${waiting}) frozen 3 s; compacted at revision ${compactedAt}; it was connected to ${used.map((m) => m.name).join(', ') || 'no member'}` };
 });

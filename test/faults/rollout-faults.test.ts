@@ -16,6 +16,7 @@ import { EXIT } from '../../src/errors/errors.js';
 import { sleep } from '../helpers/wait.js';
 import { useFaultCluster, type CellContext } from './harness/cell.js';
 import { cutFromEtcd, healFromEtcd, hostRunning, jumpClock, killAgent, leaderHost, powerOff, realClock, underFaketime } from './harness/faults.js';
+import { expectEveryRestarted, instancePids } from './harness/restarts.js';
 import { pushMatrixTags } from './harness/tags.js';
 
 const HOSTS = 4;
@@ -55,6 +56,7 @@ function apiServiceFile(dir: string): string {
 }
 
 fc.cell('agent SIGKILL on the engine leader host mid rolling-restart', async (c) => {
+  const pids = await instancePids(c.sb);
   const cli = demo.start(RESTART);
   await c.untilPhase(IN_FLIGHT, 60_000, cli);
   const host = await leaderHost(c.sb);
@@ -62,10 +64,12 @@ fc.cell('agent SIGKILL on the engine leader host mid rolling-restart', async (c)
   await killAgent(host);
   const end = await c.rolloutEnd(cli);
   expect((await cli.done).code).toBe(0);
+  await expectEveryRestarted(c.sb, pids, end);
   return { rollout: end };
 });
 
 fc.cell('agent SIGKILL on the host of the instance being restarted', async (c) => {
+  const pids = await instancePids(c.sb);
   const cli = demo.start(RESTART);
   const r = await c.untilPhase(['starting', 'checking'], 60_000, cli);
   const unit = Object.values(r.instances).find((i) => i.phase === 'starting' || i.phase === 'checking')!.unit;
@@ -74,6 +78,7 @@ fc.cell('agent SIGKILL on the host of the instance being restarted', async (c) =
   await killAgent(host);
   const end = await c.rolloutEnd(cli);
   expect((await cli.done).code).toBe(0);
+  await expectEveryRestarted(c.sb, pids, end);
   return { rollout: end, note: `agent of ${unit}'s host` };
 });
 
@@ -94,6 +99,7 @@ fc.cell('host power-off mid rolling-restart (an instance the rollout has yet to 
 }, 300_000);
 
 fc.cell('a host cut off etcd (still serving) mid rolling-restart, healed after 20 s', async (c) => {
+  const pids = await instancePids(c.sb);
   const cli = demo.start(RESTART);
   const r = await c.untilPhase(IN_FLIGHT, 60_000, cli);
   const waiting = Object.values(r.instances).find((i) => i.phase === 'pending')?.unit;
@@ -106,6 +112,7 @@ fc.cell('a host cut off etcd (still serving) mid rolling-restart, healed after 2
   c.checker.pardon(victim.name);
   const end = await c.rolloutEnd(cli);
   const done = await cli.done;
+  await expectEveryRestarted(c.sb, pids, end);
   return { rollout: `${end} (CLI exit ${done.code})`, note: `${victim.name}${waiting ? ` (runs ${waiting})` : ''} cut off for 20 s (lease TTL 10 s)` };
 }, 300_000);
 
@@ -113,6 +120,7 @@ fc.cell("one host's clock jumps 5 minutes ahead mid rolling-restart, then back",
   const victim = c.sb.runningHosts().at(-1)!;
   await underFaketime(victim);
   try {
+    const pids = await instancePids(c.sb);
     const cli = demo.start(RESTART);
     await c.untilPhase(IN_FLIGHT, 60_000, cli);
     c.injected(`${victim.name}'s wall clock +5 min as its agent sees it`);
@@ -122,6 +130,7 @@ fc.cell("one host's clock jumps 5 minutes ahead mid rolling-restart, then back",
     const end = await c.rolloutEnd(cli);
     const done = await cli.done;
     expect(done.code, done.stdout + done.stderr).toBe(0);
+    await expectEveryRestarted(c.sb, pids, end);
     return { rollout: `${end} (CLI exit ${done.code})`, note: `${victim.name} +300 s for 10 s (libfaketime in its agent), then back` };
   } finally {
     await realClock(victim);
