@@ -87,8 +87,10 @@ export class PassLoop {
     if (this.reasons.length < MAX_REASONS) this.reasons.push(reason);
     this.dirty = true;
     this.lastKickAt = this.now();
-    if (this.current === 'running') this.kicksInPass++;
-    if (this.current === 'running') this.wantAt = Math.min(this.wantAt, this.now() + delayMs);
+    if (this.current === 'running') {
+      this.kicksInPass++;
+      this.wantAt = Math.min(this.wantAt, this.now() + delayMs);
+    }
     if (this.current === 'scheduled' && this.settleUntil !== Infinity) return this.settleLater();
     if (this.current === 'running' || this.current === 'backoff') return;
     this.schedule(delayMs, 'scheduled');
