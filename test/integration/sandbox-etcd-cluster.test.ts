@@ -100,11 +100,13 @@ describe('a sandbox with a 3-member etcd', () => {
     });
     const victim = used[0]!;
     await f.kill(victim);
-    // Its lease is renewed through another member: the remaining TTL goes back up.
-    const lease = await machineLease(f, host.machineId);
-    let last = await leaseTtl(f, lease);
+    // Its lease is renewed through another member: the remaining TTL goes back up. The reads
+    // are retried: when the victim led, they wait for an election and may time out meanwhile.
+    const lease = await sb.until(`${host.name}'s machine record readable after the kill`, () => machineLease(f, host.machineId).catch(() => undefined), 30_000, 250);
+    let last = (await sb.until(`the TTL of ${host.name}'s lease readable`, () => leaseTtl(f, lease).then((ttl) => ({ ttl }), () => undefined), 30_000, 250)).ttl;
     await sb.until(`a renewal of ${host.name}'s lease after the kill`, async () => {
-      const ttl = await leaseTtl(f, lease);
+      const ttl = await leaseTtl(f, lease).catch(() => undefined);
+      if (ttl === undefined) return false;
       const renewed = ttl > last;
       last = ttl;
       return renewed;
